@@ -1,0 +1,141 @@
+"""Core types shared by every layer of tailor.
+
+Every plug point (stores, retrievers, backends, tasks, metrics) speaks in these types.
+They are frozen so that a value handed to a plug-in cannot be changed behind the
+caller's back, and plain so that they serialize to JSON without ceremony.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+__all__ = [
+    "GenerationRequest",
+    "GenerationResult",
+    "HistoryRecord",
+    "Profile",
+    "RetrievalHit",
+    "TaskExample",
+]
+
+Granularity = Literal["user", "persona", "global"]
+
+
+@dataclass(frozen=True)
+class HistoryRecord:
+    """One item of a user's history: a paper they wrote, a review, a tweet, an email.
+
+    ``fields`` holds the task-specific fields exactly as the data set names them
+    (LaMP-4: ``title`` and ``text``; LaMP-3: ``text`` and ``score``). ``date`` is the
+    item's date as the data set writes it (ISO ``YYYY-MM-DD`` where known), used by
+    recency retrieval; ``None`` when the data set has none.
+    """
+
+    id: str
+    fields: Mapping[str, str]
+    date: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.id, str) or not self.id:
+            raise ValueError(f"HistoryRecord.id must be a non-empty string, got {self.id!r}")
+        if not isinstance(self.fields, Mapping):
+            raise TypeError(f"HistoryRecord {self.id!r}: fields must be a mapping, got {type(self.fields).__name__}")
+        for key, value in self.fields.items():
+            if not isinstance(key, str) or not isinstance(value, str):
+                raise TypeError(
+                    f"HistoryRecord {self.id!r}: field {key!r} must map a string to a string, "
+                    f"got {type(value).__name__}"
+                )
+
+    def text(self, names: tuple[str, ...] | None = None) -> str:
+        """The record's fields joined by spaces: ``names`` in that order, or all of them."""
+        keys = names if names is not None else tuple(self.fields)
+        return " ".join(self.fields[k] for k in keys if self.fields.get(k))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record in LaMP's profile-item layout: ``id``, the fields, ``date`` if any."""
+        out: dict[str, Any] = {"id": self.id, **self.fields}
+        if self.date is not None:
+            out["date"] = self.date
+        return out
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Everything tailor holds about one user: their history records and attributes."""
+
+    user_id: str
+    records: tuple[HistoryRecord, ...] = ()
+    attributes: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.user_id, str) or not self.user_id:
+            raise ValueError(f"Profile.user_id must be a non-empty string, got {self.user_id!r}")
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+
+@dataclass(frozen=True)
+class TaskExample:
+    """One evaluation example: an input for a user, with that user's profile and the gold output."""
+
+    id: str
+    user_id: str
+    input: str
+    profile: Profile
+    gold: str | None = None
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """A prompt for a backend.
+
+    ``messages`` are chat turns (``{"role", "content"}``); the backend applies its own chat
+    template. ``candidates``, when given, asks the backend to score those outputs by
+    likelihood instead of generating free text. ``stop`` lists strings at which
+    generated text is cut. ``user_id`` lets a backend pick that user's adapter.
+    """
+
+    messages: tuple[Mapping[str, str], ...]
+    max_new_tokens: int = 64
+    stop: tuple[str, ...] = ()
+    candidates: tuple[str, ...] | None = None
+    user_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.messages:
+            raise ValueError("GenerationRequest.messages must hold at least one message")
+        for i, message in enumerate(self.messages):
+            if message.get("role") not in ("system", "user", "assistant"):
+                raise ValueError(f"message {i}: role must be system, user or assistant, got {message.get('role')!r}")
+            if not isinstance(message.get("content"), str):
+                raise ValueError(f"message {i}: content must be a string")
+        if self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be at least 1, got {self.max_new_tokens}")
+        if self.candidates is not None and not self.candidates:
+            raise ValueError("candidates, when given, must not be empty")
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    """A backend's answer to one request.
+
+    ``text`` is the generated text after stop rules (or the best candidate when the
+    request had candidates); ``scores`` maps each candidate to its log-likelihood.
+    """
+
+    text: str
+    scores: Mapping[str, float] | None = None
+    tokens: int = 0
+
+
+@dataclass(frozen=True)
+class RetrievalHit:
+    """A record retrieved from one user's profile, with its score and rank (0 = best)."""
+
+    record: HistoryRecord
+    score: float
+    rank: int
