@@ -1,1 +1,34 @@
+"""Task specs by name: the LaMP tasks and tailor's own packaged real-data tasks."""
 
+from __future__ import annotations
+
+from tailor.metrics.labels import normalize_task_name
+from tailor.tasks.base import TaskKind, TaskSpec
+from tailor.tasks.lamp import LAMP_TASKS, TitledTextTask
+
+# tailor's own tasks, built from packaged real data by ``tailor data build``.
+OWN_TASKS: dict[str, TaskSpec] = {
+    "news-headlines": TitledTextTask(
+        name="news-headlines", kind="generation", max_new_tokens=24, data_format="LaMP-4",
+        instruction="Answer with the headline only, on one line, without quotes or explanation.",
+        query_marker="article:", document_fields=("title", "text"),
+        title_noun="headline", turn_prompt="Generate a headline for the following article: ",
+        context_header="Headlines this outlet wrote for earlier articles:",
+    ),
+}
+
+TASKS: dict[str, TaskSpec] = {**LAMP_TASKS, **OWN_TASKS}
+
+
+def get_task(name: str) -> TaskSpec:
+    """The task spec for ``name`` (``LaMP-4``, ``LaMP_4`` and ``lamp-4`` alike)."""
+    if name in OWN_TASKS:
+        return OWN_TASKS[name]
+    try:
+        canonical = normalize_task_name(name)
+    except ValueError:
+        raise ValueError(f"unknown task {name!r}; valid tasks: {', '.join(TASKS)}") from None
+    return TASKS[canonical]
+
+
+__all__ = ["OWN_TASKS", "TASKS", "TaskKind", "TaskSpec", "get_task"]

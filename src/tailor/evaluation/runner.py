@@ -1,0 +1,257 @@
+"""``tailor eval``: several personalization methods over the same examples, scored with
+bootstrap intervals and a paired comparison against the non-personalized baseline.
+
+The flow is the one every tailor run follows: the data set's profiles go into a profile
+store, each method's personalizer reads the user's profile from the store and builds the
+prompt, the backend answers, the task parses the answer, and the metrics score it.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from tailor import __version__
+from tailor.backends import Backend, load_backend
+from tailor.data.lamp import load_split, write_outputs
+from tailor.evaluation.checkpoint import Checkpoint, safe_name
+from tailor.evaluation.scoring import score_predictions
+from tailor.metrics import bootstrap_ci, paired_comparison
+from tailor.metrics.scores import PerExampleScores
+from tailor.personalizers import build_personalizer, parse_methods
+from tailor.profiles import InMemoryProfileStore, ProfileStore, SQLiteProfileStore, ingest_examples
+from tailor.prompting.builder import PromptBudget
+from tailor.tasks import TaskSpec, get_task
+from tailor.types import GenerationRequest, Profile, TaskExample
+
+Scoring = Literal["generate", "likelihood"]
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Everything that defines an evaluation run (the keyword arguments of :func:`evaluate`)."""
+
+    task: str
+    data: str
+    split: str = "dev"
+    methods: tuple[str, ...] = ("none", "bm25")
+    backend: str = "default"
+    k: int = 1
+    limit: int | None = None
+    out: str | None = None
+    batch_size: int = 8
+    seed: int = 0
+    scoring: Scoring = "generate"
+    input_tokens: int = 384
+    context_tokens: int = 384
+    n_resamples: int = 1000
+
+    def __post_init__(self) -> None:
+        if self.k < 1:
+            raise ValueError(f"k must be at least 1, got {self.k}")
+        if self.limit is not None and self.limit < 1:
+            raise ValueError(f"limit must be at least 1, got {self.limit}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
+        if self.scoring not in ("generate", "likelihood"):
+            raise ValueError(f"scoring must be 'generate' or 'likelihood', got {self.scoring!r}")
+        parse_methods(",".join(self.methods))
+
+    def fingerprint(self) -> dict[str, Any]:
+        """The settings that must match for saved predictions to be reused."""
+        keys = ("task", "split", "backend", "k", "seed", "scoring", "input_tokens", "context_tokens")
+        return {key: getattr(self, key) for key in keys} | {"data": str(Path(self.data).resolve())}
+
+
+@dataclass
+class MethodResult:
+    method: str
+    n: int
+    metrics: dict[str, float]
+    ci95: dict[str, list[float]]
+    seconds: float
+    versus_none: dict[str, dict[str, float]] = field(default_factory=dict)
+    granularity: dict[str, int] = field(default_factory=dict)
+    predictions_file: str | None = None
+
+
+@dataclass
+class EvalReport:
+    task: str
+    split: str
+    n: int
+    results: list[MethodResult]
+    config: dict[str, Any]
+    model: str
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``--json`` object of the command-line contract."""
+        return {
+            "task": self.task,
+            "split": self.split,
+            "n": self.n,
+            "results": [
+                {"method": r.method, "metrics": r.metrics, "ci95": r.ci95, "seconds": round(r.seconds, 3),
+                 "versus_none": r.versus_none, "granularity": r.granularity}
+                for r in self.results
+            ],
+        }
+
+
+def git_commit() -> str | None:
+    """The commit of the tailor checkout that is running, when it is one."""
+    try:
+        result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
+                                capture_output=True, text=True, timeout=5, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return result.stdout.strip() or None if result.returncode == 0 else None
+
+
+def _profile_for(example: TaskExample, store: ProfileStore, cache: dict[str, Profile]) -> Profile:
+    """The example's user's profile, read from the store.
+
+    LaMP gives each question its own profile; when several questions share a user, the
+    store holds the union, and the example's own record ids restrict it back.
+    """
+    if example.user_id not in cache:
+        cache.clear()  # examples come grouped by file order; keep one user's profile at a time
+        cache[example.user_id] = store.get_profile(example.user_id)
+    stored = cache[example.user_id]
+    if example.profile.records and len(example.profile.records) != len(stored.records):
+        wanted = {r.id for r in example.profile.records}
+        return Profile(stored.user_id, tuple(r for r in stored.records if r.id in wanted), stored.attributes)
+    return stored
+
+
+ProgressFactory = Callable[[int, str], Any]
+
+
+def _default_progress(total: int, description: str) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=description, unit="ex", leave=False, dynamic_ncols=True)
+
+
+def evaluate(config: EvalConfig, *, backend: Backend | None = None, store: ProfileStore | None = None,
+             progress: ProgressFactory | None = _default_progress) -> EvalReport:
+    """Run every method of ``config`` over the same examples and score them.
+
+    ``backend`` and ``store`` may be passed in (tests pass an echo backend); otherwise
+    they are built from the config. With ``config.out`` set, predictions are saved as they
+    are made and a rerun with the same settings resumes from them.
+    """
+    task = get_task(config.task)
+    examples = load_split(config.data, config.split, task.lamp_format, limit=config.limit)
+    if not examples:
+        raise ValueError(f"{config.data}: split {config.split!r} holds no examples")
+    out = Path(config.out) if config.out else None
+    if out is not None:
+        _claim_out_dir(out, config)
+    if store is None:
+        store = SQLiteProfileStore(out / "profiles.sqlite") if out is not None else InMemoryProfileStore()
+    ingest_examples(store, examples)
+    if backend is None:
+        backend = load_backend(config.backend, batch_size=config.batch_size)
+    budget = PromptBudget(config.input_tokens, config.context_tokens)
+    methods = parse_methods(",".join(config.methods))
+    has_golds = all(e.gold is not None for e in examples)
+
+    results: list[MethodResult] = []
+    scores: dict[str, PerExampleScores] = {}
+    for method in methods:
+        personalizer = build_personalizer(method, task, k=config.k, count_tokens=backend.count_tokens,
+                                          budget=budget, seed=config.seed)
+        checkpoint = Checkpoint(out / "predictions" / f"{safe_name(str(method))}.jsonl") if out else None
+        rows = _run_method(task, examples, personalizer, backend, store, config, checkpoint, progress)
+        predictions = [rows[e.id]["output"] for e in examples]
+        result = MethodResult(method=str(method), n=len(examples), metrics={}, ci95={},
+                              seconds=sum(float(rows[e.id].get("seconds", 0.0)) for e in examples))
+        for example in examples:
+            level = rows[example.id].get("granularity", "global")
+            result.granularity[level] = result.granularity.get(level, 0) + 1
+        if out is not None:
+            path = out / f"{safe_name(str(method))}_outputs.json"
+            write_outputs(path, task.lamp_format, [(e.id, p) for e, p in zip(examples, predictions)])
+            result.predictions_file = str(path)
+        if has_golds:
+            golds = [e.gold or "" for e in examples]
+            scored = score_predictions(task, predictions, golds, ids=[e.id for e in examples])
+            scores[str(method)] = scored
+            result.metrics = scored.aggregate()
+            result.ci95 = {k: list(v) for k, v in bootstrap_ci(scored, n_resamples=config.n_resamples,
+                                                               seed=config.seed).items()}
+        results.append(result)
+    if "none" in scores:
+        for result in results:
+            if result.method != "none" and result.method in scores:
+                result.versus_none = paired_comparison(scores["none"], scores[result.method],
+                                                       n_resamples=config.n_resamples, seed=config.seed)
+    report = EvalReport(task=task.name, split=config.split, n=len(examples), results=results,
+                        config=asdict(config), model=getattr(backend, "model_id", getattr(backend, "name", "?")))
+    if out is not None:
+        _write_json(out / "results.json", report.to_json() | {
+            "config": report.config, "model": report.model, "tailor_version": __version__, "git_commit": git_commit(),
+        })
+    return report
+
+
+def _run_method(task: TaskSpec, examples: Sequence[TaskExample], personalizer: Any, backend: Backend,
+                store: ProfileStore, config: EvalConfig, checkpoint: Checkpoint | None,
+                progress: ProgressFactory | None) -> dict[str, dict[str, Any]]:
+    rows: dict[str, dict[str, Any]] = dict(checkpoint.rows) if checkpoint else {}
+    todo = [e for e in examples if e.id not in rows]
+    bar = progress(len(examples), personalizer.name) if progress else None
+    if bar is not None:
+        bar.update(len(examples) - len(todo))
+    cache: dict[str, Profile] = {}
+    candidates = task.labels if config.scoring == "likelihood" and task.uses_candidates else None
+    for start in range(0, len(todo), config.batch_size):
+        batch = todo[start:start + config.batch_size]
+        began = time.perf_counter()
+        decided = [personalizer.personalize(task, e.input, _profile_for(e, store, cache)) for e in batch]
+        requests = [GenerationRequest(messages=d.messages, max_new_tokens=task.max_new_tokens, stop=task.stop,
+                                      candidates=candidates, user_id=e.user_id) for e, d in zip(batch, decided)]
+        generated = backend.generate(requests)
+        seconds = (time.perf_counter() - began) / len(batch)
+        new_rows = [
+            {"id": e.id, "output": task.parse(g.text), "raw": g.text, "retrieved": list(d.retrieved),
+             "granularity": d.granularity, "seconds": round(seconds, 4)}
+            for e, d, g in zip(batch, decided, generated)
+        ]
+        if checkpoint is not None:
+            checkpoint.append(new_rows)
+        rows.update((row["id"], row) for row in new_rows)
+        if bar is not None:
+            bar.update(len(batch))
+    if bar is not None:
+        bar.close()
+    return rows
+
+
+def _claim_out_dir(out: Path, config: EvalConfig) -> None:
+    """Create ``out``, or check that the run saved there used the same settings."""
+    out.mkdir(parents=True, exist_ok=True)
+    marker = out / "run.json"
+    fingerprint = config.fingerprint()
+    if marker.exists():
+        saved = json.loads(marker.read_text(encoding="utf-8"))
+        if saved != fingerprint:
+            changed = sorted(k for k in set(saved) | set(fingerprint) if saved.get(k) != fingerprint.get(k))
+            raise ValueError(
+                f"{out} holds predictions made with other settings ({', '.join(changed)} differ); "
+                "use another --out, or delete that folder to start over"
+            )
+    else:
+        _write_json(marker, fingerprint)
+
+
+def _write_json(path: Path, data: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp.replace(path)

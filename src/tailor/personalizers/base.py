@@ -1,0 +1,74 @@
+"""Personalizers: for one user's input, decide what the model sees.
+
+A personalizer reads the user's profile (handed to it, already scoped to that user),
+retrieves, and builds the chat messages. The same personalizer serves an offline
+evaluation and a live request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from tailor.prompting.builder import Layout, PromptBudget, TokenCounter, build_messages
+from tailor.retrieval.base import Retriever
+from tailor.tasks.base import TaskSpec
+from tailor.types import Granularity, Profile
+
+
+@dataclass(frozen=True)
+class Personalized:
+    """What a personalizer decided for one input: the messages, the record ids it used,
+    and the granularity it worked at (``global`` = no personalization)."""
+
+    messages: tuple[dict[str, str], ...]
+    retrieved: tuple[str, ...] = ()
+    granularity: Granularity = "global"
+    notes: dict[str, str] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Personalizer(Protocol):
+    name: str
+
+    def personalize(self, task: TaskSpec, text: str, profile: Profile) -> Personalized: ...
+
+
+class NoPersonalization:
+    """The non-personalized baseline: the task input alone."""
+
+    name = "none"
+
+    def __init__(self, *, count_tokens: TokenCounter, budget: PromptBudget = PromptBudget()) -> None:
+        self.count_tokens = count_tokens
+        self.budget = budget
+
+    def personalize(self, task: TaskSpec, text: str, profile: Profile) -> Personalized:
+        messages = build_messages(task, text, (), count_tokens=self.count_tokens, budget=self.budget)
+        return Personalized(messages=messages, granularity="global")
+
+
+class RetrievalPersonalizer:
+    """Retrieve the ``k`` best items of the user's profile and show them with the input."""
+
+    def __init__(self, name: str, retriever: Retriever, *, k: int, layout: Layout,
+                 count_tokens: TokenCounter, budget: PromptBudget = PromptBudget()) -> None:
+        if k < 1:
+            raise ValueError(f"k must be at least 1 for a retrieval method, got {k}")
+        self.name = name
+        self.retriever = retriever
+        self.k = k
+        self.layout = layout
+        self.count_tokens = count_tokens
+        self.budget = budget
+
+    def personalize(self, task: TaskSpec, text: str, profile: Profile) -> Personalized:
+        hits = self.retriever.retrieve(task.query(text), profile, self.k)
+        records = [hit.record for hit in hits]
+        messages = build_messages(task, text, records, layout=self.layout,
+                                  count_tokens=self.count_tokens, budget=self.budget)
+        return Personalized(
+            messages=messages,
+            retrieved=tuple(r.id for r in records),
+            granularity="user" if records else "global",
+        )

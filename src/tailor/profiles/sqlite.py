@@ -1,0 +1,363 @@
+"""The default profile store: one SQLite file, safe for several threads and processes.
+
+Schema version 1 (the version lives in ``PRAGMA user_version``; ``_MIGRATIONS`` brings an
+older file up to date when it is opened)::
+
+    users(user_id TEXT PRIMARY KEY, created_at TEXT)
+    attributes(user_id -> users ON DELETE CASCADE, key, value, PRIMARY KEY (user_id, key))
+    records(user_id -> users ON DELETE CASCADE, record_id, position INTEGER,
+            fields TEXT (a JSON object), date TEXT, PRIMARY KEY (user_id, record_id))
+
+Derived data rule
+-----------------
+Every table that holds data derived from a user (embeddings, summaries, memories, adapter
+index rows, ...) must reference ``users(user_id)`` with ``ON DELETE CASCADE``, directly or
+through ``records(user_id, record_id)`` (which cascades from users in turn), and should
+index its ``user_id`` column so the cascade is cheap. :meth:`SQLiteProfileStore.delete_user`
+deletes the ``users`` row and SQLite removes everything else in the same transaction.
+
+Why a schema rule rather than a registry of tables to clear: the rule is stored in the
+file, so it holds for every process that opens it, survives restarts without anyone
+re-registering anything, cannot be skipped by a code path that forgets to call a hook, and
+carries over to PostgreSQL unchanged. Features create their tables through
+:meth:`SQLiteProfileStore.transaction`; their tests can assert that
+:meth:`SQLiteProfileStore.tables_missing_cascade` is empty. Cascades need
+``PRAGMA foreign_keys=ON``, which this store sets on its connection; a raw ``sqlite3``
+connection that deletes users without it would leave orphans, so go through the store.
+Data outside the database (adapter weight files) is its owner's to delete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from tailor.profiles._batch import UserBatch, check_attributes, check_records, check_user_id, user_batches
+from tailor.profiles.base import UnknownUserError
+from tailor.types import HistoryRecord, Profile
+
+if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self needs 3.11; annotations are never evaluated here
+
+__all__ = ["SCHEMA_VERSION", "SQLiteProfileStore"]
+
+SCHEMA_VERSION = 1
+
+# Long enough to ride out another process's large batch; short enough that a stuck
+# writer surfaces as an error instead of a hang.
+_BUSY_TIMEOUT_SECONDS = 30.0
+
+_SCHEMA_V1 = (
+    """CREATE TABLE IF NOT EXISTS users (
+        user_id TEXT PRIMARY KEY NOT NULL,
+        created_at TEXT NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS attributes (
+        user_id TEXT NOT NULL REFERENCES users(user_id) ON DELETE CASCADE,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (user_id, key)
+    )""",
+    """CREATE TABLE IF NOT EXISTS records (
+        user_id TEXT NOT NULL REFERENCES users(user_id) ON DELETE CASCADE,
+        record_id TEXT NOT NULL,
+        position INTEGER NOT NULL,
+        fields TEXT NOT NULL,
+        date TEXT,
+        PRIMARY KEY (user_id, record_id)
+    )""",
+    "CREATE INDEX IF NOT EXISTS records_by_position ON records (user_id, position)",
+)
+
+# _MIGRATIONS[n] holds the statements that turn a version n-1 file into version n.
+_MIGRATIONS: dict[int, tuple[str, ...]] = {1: _SCHEMA_V1}
+
+_INSERT_USER = "INSERT INTO users (user_id, created_at) VALUES (?, ?) ON CONFLICT (user_id) DO NOTHING"
+_UPSERT_ATTRIBUTE = (
+    "INSERT INTO attributes (user_id, key, value) VALUES (?, ?, ?) "
+    "ON CONFLICT (user_id, key) DO UPDATE SET value = excluded.value"
+)
+# A re-added record keeps its position, so re-ingesting data never reorders a profile.
+_UPSERT_RECORD = (
+    "INSERT INTO records (user_id, record_id, position, fields, date) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (user_id, record_id) DO UPDATE SET fields = excluded.fields, date = excluded.date"
+)
+
+
+class SQLiteProfileStore:
+    """A :class:`~tailor.profiles.base.ProfileStore` kept in one SQLite file (or ``":memory:"``).
+
+    The file runs in WAL mode with ``synchronous=NORMAL``: readers never block the writer,
+    and a commit survives a process crash (an OS crash may lose the last commits, never
+    corrupt the file). One connection is shared by all threads under a lock; other
+    processes open their own store on the same path and wait up to 30 s for the write lock.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self._path = os.fspath(path)
+        if not isinstance(self._path, str) or not self._path:
+            raise ValueError(f"SQLiteProfileStore: path must be a non-empty str or os.PathLike, got {path!r}")
+        if self._path != ":memory:":
+            parent = Path(self._path).resolve().parent
+            if not parent.is_dir():
+                raise FileNotFoundError(f"SQLiteProfileStore: directory {str(parent)!r} does not exist")
+        self._lock = threading.RLock()
+        # isolation_level=None: the module never opens transactions behind our back;
+        # this class issues BEGIN/COMMIT itself, so a batch is exactly one transaction.
+        connection = sqlite3.connect(
+            self._path, timeout=_BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False
+        )
+        try:
+            connection.execute(f"PRAGMA busy_timeout = {int(_BUSY_TIMEOUT_SECONDS * 1000)}")
+            self._journal_mode: str = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            connection.execute("PRAGMA synchronous = NORMAL")
+            connection.execute("PRAGMA foreign_keys = ON")
+            self._connection: sqlite3.Connection | None = connection
+            self._migrate()
+        except sqlite3.DatabaseError as error:
+            connection.close()
+            self._connection = None
+            raise type(error)(f"SQLiteProfileStore: cannot open {self._path!r}: {error}") from error
+
+    @property
+    def path(self) -> str:
+        return self._path
+
+    @property
+    def journal_mode(self) -> str:
+        """SQLite's journal mode for this file: ``"wal"``, or ``"memory"`` for ``":memory:"``."""
+        return self._journal_mode
+
+    def __repr__(self) -> str:
+        return f"SQLiteProfileStore({self._path!r})"
+
+    # -- transactions -------------------------------------------------------------------
+
+    def _open_connection(self) -> sqlite3.Connection:
+        if self._connection is None:
+            raise RuntimeError(f"{self!r} is closed")
+        return self._connection
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction on the store's connection, held under the store's lock.
+
+        Commits when the block ends and rolls back if it raises. For features that keep
+        derived data in the same file (see the module's derived data rule). Nested use,
+        including store methods called inside the block, joins the outer transaction
+        through a savepoint, so an inner failure undoes only the inner part.
+        """
+        with self._lock:
+            connection = self._open_connection()
+            if connection.in_transaction:
+                connection.execute("SAVEPOINT tailor_nested")
+                try:
+                    yield connection
+                except BaseException:
+                    connection.execute("ROLLBACK TO tailor_nested")
+                    connection.execute("RELEASE tailor_nested")
+                    raise
+                connection.execute("RELEASE tailor_nested")
+                return
+            # IMMEDIATE takes the write lock up front: a transaction that starts as a reader
+            # and later writes can fail at once (SQLITE_BUSY, no waiting) if another process
+            # committed in between.
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                yield connection
+                connection.execute("COMMIT")
+            except BaseException:
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
+                raise
+
+    @contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        """One read snapshot, so a profile's attributes and records come from the same commit."""
+        with self._lock:
+            connection = self._open_connection()
+            if connection.in_transaction:
+                yield connection
+                return
+            connection.execute("BEGIN")
+            try:
+                yield connection
+            finally:
+                connection.execute("ROLLBACK")
+
+    def _migrate(self) -> None:
+        connection = self._open_connection()
+        version = connection.execute("PRAGMA user_version").fetchone()[0]
+        if version == SCHEMA_VERSION:
+            return
+        with self.transaction():
+            # Re-read under the write lock: another process may have migrated meanwhile.
+            version = connection.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise sqlite3.DatabaseError(
+                    f"schema version {version} is newer than this tailor's ({SCHEMA_VERSION}); upgrade tailor"
+                )
+            for target in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in _MIGRATIONS[target]:
+                    connection.execute(statement)
+            connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    # -- writes ---------------------------------------------------------------------------
+
+    def add_records(self, user_id: str, records: Iterable[HistoryRecord]) -> int:
+        """Store ``records`` under ``user_id`` (creating the user); return how many were new."""
+        where = f"add_records(user_id={user_id!r})"
+        batch = UserBatch(check_user_id(user_id, where), check_records(records, where), {})
+        return self._write([batch])
+
+    def add_profiles(self, profiles: Iterable[Profile]) -> int:
+        """Store many users' records and attributes in one transaction; return how many records were new."""
+        return self._write(user_batches(profiles, "add_profiles"))
+
+    def set_attributes(self, user_id: str, attributes: Mapping[str, str]) -> None:
+        """Merge ``attributes`` into the user's attributes (creating the user)."""
+        where = f"set_attributes(user_id={user_id!r})"
+        self._write([UserBatch(check_user_id(user_id, where), (), check_attributes(attributes, where))])
+
+    def _write(self, batches: Sequence[UserBatch]) -> int:
+        # Serialize before taking the lock: it is the slowest part and needs no database.
+        fields = [[json.dumps(dict(record.fields), ensure_ascii=False) for record in b.records] for b in batches]
+        created_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        with self.transaction() as connection:
+            connection.executemany(_INSERT_USER, [(b.user_id, created_at) for b in batches])
+            attribute_rows = [(b.user_id, key, value) for b in batches for key, value in b.attributes.items()]
+            if attribute_rows:
+                connection.executemany(_UPSERT_ATTRIBUTE, attribute_rows)
+            counts_before: dict[str, int] = {}
+            record_rows: list[tuple[str, str, int, str, str | None]] = []
+            for batch, batch_fields in zip(batches, fields):
+                if not batch.records:
+                    continue
+                count, last_position = connection.execute(
+                    "SELECT COUNT(*), COALESCE(MAX(position), -1) FROM records WHERE user_id = ?", (batch.user_id,)
+                ).fetchone()
+                counts_before[batch.user_id] = count
+                record_rows.extend(
+                    (batch.user_id, record.id, last_position + 1 + offset, record_fields, record.date)
+                    for offset, (record, record_fields) in enumerate(zip(batch.records, batch_fields))
+                )
+            if not record_rows:
+                return 0
+            connection.executemany(_UPSERT_RECORD, record_rows)
+            # An upsert reports inserts and updates alike, so "new" is the growth in count.
+            return sum(
+                connection.execute("SELECT COUNT(*) FROM records WHERE user_id = ?", (user_id,)).fetchone()[0] - before
+                for user_id, before in counts_before.items()
+            )
+
+    def delete_user(self, user_id: str) -> bool:
+        """Delete the user and everything derived from them; return whether they existed.
+
+        Attributes, records and every table that follows the derived data rule go with the
+        ``users`` row, through ``ON DELETE CASCADE``, in one transaction.
+        """
+        check_user_id(user_id, "delete_user")
+        with self.transaction() as connection:
+            return connection.execute("DELETE FROM users WHERE user_id = ?", (user_id,)).rowcount > 0
+
+    # -- reads ----------------------------------------------------------------------------
+
+    def get_profile(self, user_id: str) -> Profile:
+        """The user's profile, records in insertion order; raises :class:`UnknownUserError`."""
+        check_user_id(user_id, "get_profile")
+        with self._reading() as connection:
+            self._require_user(connection, user_id)
+            attributes = dict(
+                connection.execute("SELECT key, value FROM attributes WHERE user_id = ? ORDER BY key", (user_id,))
+            )
+            rows = connection.execute(
+                "SELECT record_id, fields, date FROM records WHERE user_id = ? ORDER BY position", (user_id,)
+            ).fetchall()
+        records = tuple(HistoryRecord(record_id, json.loads(fields), date) for record_id, fields, date in rows)
+        return Profile(user_id, records, attributes)
+
+    def has_user(self, user_id: str) -> bool:
+        check_user_id(user_id, "has_user")
+        with self._reading() as connection:
+            return connection.execute("SELECT 1 FROM users WHERE user_id = ?", (user_id,)).fetchone() is not None
+
+    def list_users(self) -> list[str]:
+        """All user ids, sorted (SQLite's byte order on UTF-8 equals Python's code-point order)."""
+        with self._reading() as connection:
+            return [row[0] for row in connection.execute("SELECT user_id FROM users ORDER BY user_id")]
+
+    def count_records(self, user_id: str) -> int:
+        """How many records the user holds; raises :class:`UnknownUserError`."""
+        check_user_id(user_id, "count_records")
+        with self._reading() as connection:
+            self._require_user(connection, user_id)
+            return int(connection.execute("SELECT COUNT(*) FROM records WHERE user_id = ?", (user_id,)).fetchone()[0])
+
+    def export_user(self, user_id: str) -> dict[str, Any]:
+        """``{"user_id", "attributes", "records"}``, records in LaMP's profile-item layout."""
+        profile = self.get_profile(user_id)
+        return {
+            "user_id": profile.user_id,
+            "attributes": dict(profile.attributes),
+            "records": [record.to_dict() for record in profile.records],
+        }
+
+    @staticmethod
+    def _require_user(connection: sqlite3.Connection, user_id: str) -> None:
+        if connection.execute("SELECT 1 FROM users WHERE user_id = ?", (user_id,)).fetchone() is None:
+            raise UnknownUserError(user_id)
+
+    # -- derived data -----------------------------------------------------------------------
+
+    def tables_missing_cascade(self) -> list[str]:
+        """Tables with a ``user_id`` column that break the derived data rule, sorted.
+
+        A table follows the rule when one of its foreign keys references ``users`` or
+        ``records`` with ``ON DELETE CASCADE``.
+        """
+        with self._reading() as connection:
+            tables = [
+                row[0]
+                for row in connection.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
+                )
+            ]
+            missing = []
+            for table in tables:
+                if table == "users":
+                    continue
+                columns = {row[1] for row in connection.execute("SELECT * FROM pragma_table_info(?)", (table,))}
+                if "user_id" not in columns:
+                    continue
+                cascades = any(
+                    row[2] in ("users", "records") and row[6].upper() == "CASCADE"
+                    for row in connection.execute("SELECT * FROM pragma_foreign_key_list(?)", (table,))
+                )
+                if not cascades:
+                    missing.append(table)
+            return missing
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the connection; further calls raise RuntimeError. Closing twice is harmless."""
+        with self._lock:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.close()

@@ -1,0 +1,40 @@
+"""The LaMP paper's non-semantic baselines: the most recent items, and random items."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+
+from tailor.retrieval.base import check_k
+from tailor.types import Profile, RetrievalHit
+
+
+class RecencyRetriever:
+    """The ``k`` most recent records: latest ``date`` first; records without a date count
+    as oldest; among equal dates, the record added later to the profile comes first."""
+
+    name = "recency"
+
+    def retrieve(self, query: str, profile: Profile, k: int) -> list[RetrievalHit]:
+        check_k(k)
+        indexed = list(enumerate(profile.records))
+        indexed.sort(key=lambda pair: (pair[1].date is not None, pair[1].date or "", pair[0]), reverse=True)
+        return [RetrievalHit(record=record, score=float(len(indexed) - rank), rank=rank)
+                for rank, (_, record) in enumerate(indexed[:k])]
+
+
+class RandomRetriever:
+    """``k`` records drawn at random, reproducibly: the draw depends on the seed, the user
+    and the query, so reruns and resumed runs pick the same items."""
+
+    name = "random"
+
+    def __init__(self, seed: int = 0) -> None:
+        self.seed = seed
+
+    def retrieve(self, query: str, profile: Profile, k: int) -> list[RetrievalHit]:
+        check_k(k)
+        digest = hashlib.sha256(f"{self.seed}\x00{profile.user_id}\x00{query}".encode()).digest()
+        generator = random.Random(int.from_bytes(digest[:8], "big"))
+        picked = generator.sample(range(len(profile.records)), min(k, len(profile.records)))
+        return [RetrievalHit(record=profile.records[i], score=0.0, rank=rank) for rank, i in enumerate(picked)]

@@ -1,0 +1,130 @@
+"""The contract every retriever keeps, run over every implementation.
+
+Written against the Retriever protocol only: a new retriever joins by adding a factory to
+``_FACTORIES`` (a test below fails until every registered retriever is listed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from tailor.retrieval import RETRIEVERS, Retriever
+from tailor.retrieval.bm25 import BM25Retriever
+from tailor.retrieval.simple import RandomRetriever, RecencyRetriever
+from tailor.types import HistoryRecord, Profile, RetrievalHit
+
+_FACTORIES: dict[str, Callable[[], Retriever]] = {
+    "bm25": BM25Retriever,
+    "recency": RecencyRetriever,
+    "random": lambda: RandomRetriever(seed=7),
+}
+
+_QUERY = "river trees planted by volunteers"
+
+
+def record(id: str, text: str, date: str | None = None, **fields: str) -> HistoryRecord:
+    return HistoryRecord(id=id, fields={"text": text, **fields}, date=date)
+
+
+def profile(user_id: str, *records: HistoryRecord) -> Profile:
+    return Profile(user_id=user_id, records=tuple(records))
+
+
+def _alice() -> Profile:
+    return profile(
+        "alice",
+        record("r1", "Volunteers planted trees along the river", "2020-03-01"),
+        record("r2", "The city council passed the budget", "2021-07-15"),
+        record("r3", "River cleanup drew hundreds of volunteers", "2019-11-30"),
+        record("r4", "Local team wins the football final", None),
+        record("r5", "New library opens downtown", "2022-01-02"),
+        record("r6", "Trees and parks make cities cooler", "2018-05-20"),
+    )
+
+
+def _bob() -> Profile:
+    # The same record ids as alice's, and overlapping texts: only object identity tells them apart.
+    return profile(
+        "bob",
+        record("r1", "Volunteers planted trees along the river", "2020-03-01"),
+        record("r2", "Stock markets fell sharply on Monday", "2023-02-02"),
+        record("r3", "River trees volunteers river trees", "2017-01-01"),
+        record("r7", "Quarterly earnings beat expectations", None),
+    )
+
+
+@pytest.fixture(params=list(_FACTORIES.values()), ids=list(_FACTORIES))
+def make_retriever(request: pytest.FixtureRequest) -> Callable[[], Retriever]:
+    return request.param  # type: ignore[no-any-return]
+
+
+def _ids(hits: list[RetrievalHit]) -> list[str]:
+    return [hit.record.id for hit in hits]
+
+
+def test_every_registered_retriever_is_under_contract() -> None:
+    assert sorted(_FACTORIES) == RETRIEVERS.names()
+
+
+def test_implements_the_protocol_under_its_registry_name(make_retriever: Callable[[], Retriever]) -> None:
+    retriever = make_retriever()
+    assert isinstance(retriever, Retriever)
+    assert RETRIEVERS.load(retriever.name) is type(retriever)
+
+
+@pytest.mark.parametrize("k", [1, 2, 5, 6, 7, 50])
+def test_k_is_honoured(make_retriever: Callable[[], Retriever], k: int) -> None:
+    user = _alice()
+    hits = make_retriever().retrieve(_QUERY, user, k)
+    assert len(hits) == min(k, len(user))
+    assert [hit.rank for hit in hits] == list(range(len(hits)))
+    assert all(isinstance(hit, RetrievalHit) for hit in hits)
+
+
+def test_k_zero_gives_nothing(make_retriever: Callable[[], Retriever]) -> None:
+    assert make_retriever().retrieve(_QUERY, _alice(), 0) == []
+
+
+@pytest.mark.parametrize("k", [-1, -10, 1.5])
+def test_invalid_k_is_rejected(make_retriever: Callable[[], Retriever], k: float) -> None:
+    with pytest.raises(ValueError, match="k must be"):
+        make_retriever().retrieve(_QUERY, _alice(), k)  # type: ignore[arg-type]
+
+
+def test_empty_profile_gives_nothing(make_retriever: Callable[[], Retriever]) -> None:
+    assert make_retriever().retrieve(_QUERY, profile("carol"), 3) == []
+
+
+def test_order_is_deterministic_across_calls_and_instances(make_retriever: Callable[[], Retriever]) -> None:
+    retriever = make_retriever()
+    first = retriever.retrieve(_QUERY, _alice(), 4)
+    again = retriever.retrieve(_QUERY, _alice(), 4)
+    fresh = make_retriever().retrieve(_QUERY, _alice(), 4)
+    assert _ids(first) == _ids(again) == _ids(fresh)
+    assert [hit.score for hit in first] == [hit.score for hit in fresh]
+
+
+def test_scores_do_not_increase_with_rank(make_retriever: Callable[[], Retriever]) -> None:
+    hits = make_retriever().retrieve(_QUERY, _alice(), 6)
+    scores = [hit.score for hit in hits]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_hits_are_the_records_of_the_profile_passed_in(make_retriever: Callable[[], Retriever]) -> None:
+    retriever = make_retriever()
+    alice, bob = _alice(), _bob()
+    # Interleave users so that any state kept between calls (an index cache) is exercised.
+    for user, other in [(alice, bob), (bob, alice), (alice, bob), (bob, alice)]:
+        hits = retriever.retrieve(_QUERY, user, 10)
+        assert len(hits) == len(user)
+        for hit in hits:
+            assert any(hit.record is mine for mine in user.records)
+            assert not any(hit.record is theirs for theirs in other.records)
+
+
+def test_no_record_is_returned_twice(make_retriever: Callable[[], Retriever]) -> None:
+    hits = make_retriever().retrieve(_QUERY, _alice(), 6)
+    assert len(set(_ids(hits))) == len(hits) == 6
+    assert len({id(hit.record) for hit in hits}) == 6
