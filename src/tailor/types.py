@@ -15,6 +15,7 @@ __all__ = [
     "GenerationRequest",
     "GenerationResult",
     "HistoryRecord",
+    "Persona",
     "Profile",
     "RetrievalHit",
     "TaskExample",
@@ -139,3 +140,40 @@ class RetrievalHit:
     record: HistoryRecord
     score: float
     rank: int
+
+
+@dataclass(frozen=True)
+class Persona:
+    """A group of users who write or behave alike, and the text that describes them.
+
+    Personas are the survey's persona-level granularity: built across users (clustered
+    from their profile embeddings, or given), they condition a model for a user whose own
+    profile is empty or too small. ``centroid`` is the group's mean embedding (empty when
+    the persona was given rather than clustered); ``size`` is how many users it was built
+    from; ``metadata`` holds JSON-ready extras (the model and prompt that wrote the
+    description, the clustering settings).
+    """
+
+    persona_id: str
+    description: str
+    centroid: tuple[float, ...] = ()
+    size: int = 0
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.persona_id, str) or not self.persona_id:
+            raise ValueError(f"Persona.persona_id must be a non-empty string, got {self.persona_id!r}")
+        if not isinstance(self.description, str):
+            raise TypeError(f"Persona {self.persona_id!r}: description must be a string")
+        if isinstance(self.centroid, (str, bytes)):
+            raise TypeError(f"Persona {self.persona_id!r}: centroid must be a sequence of numbers")
+        try:
+            centroid = tuple(float(value) for value in self.centroid)
+        except (TypeError, ValueError) as error:
+            raise TypeError(f"Persona {self.persona_id!r}: centroid must be a sequence of numbers ({error})") from None
+        # Accept a numpy vector or a list; keep plain floats so a persona compares equal after a round trip.
+        object.__setattr__(self, "centroid", centroid)
+        if isinstance(self.size, bool) or not isinstance(self.size, int) or self.size < 0:
+            raise ValueError(f"Persona {self.persona_id!r}: size must be a non-negative integer, got {self.size!r}")
+        if not isinstance(self.metadata, Mapping):
+            raise TypeError(f"Persona {self.persona_id!r}: metadata must be a mapping")

@@ -85,9 +85,9 @@ def test_the_echo_is_cut_at_the_first_stop_string() -> None:
 
 
 def test_candidate_scoring_prefers_the_candidate_the_prompt_mentions_most() -> None:
-    prompt = request("Earlier tags: comedy, comedy, action, dark comedy. Which tag fits?", system="Tag movies.")
-    result = EchoBackend().generate([prompt.__class__(messages=prompt.messages,
-                                                      candidates=("action", "comedy", "romance"))])[0]
+    prompt = request("Earlier tags: comedy, comedy, action, dark comedy. Which tag fits?", system="Tag movies.",
+                     candidates=("action", "comedy", "romance"))
+    result = EchoBackend().generate([prompt])[0]
     assert result.text == "comedy"
     assert result.scores is not None
     assert set(result.scores) == {"action", "comedy", "romance"}

@@ -62,44 +62,38 @@ def test_data_format() -> None:
 _TAGS = "[sci-fi, based on a book, comedy, action, twist ending, dystopia, dark comedy, classic]"
 _CATEGORIES = "[travel, education, parents, style & beauty, entertainment, food & drink, business]"
 
-# Inputs in the official LaMP phrasing, each with the part retrieval should match.
-OFFICIAL_INPUTS = {
-    "LaMP-1": ('For an author who has written the paper with the title "Sparse retrieval", which reference is '
-               'related? Just answer with [1] or [2] without explanation. [1]: "Okapi at TREC-3" [2]: "Protein folding"',
-               None),
+# The official LaMP phrasing of each task's input, up to where the content starts.
+OFFICIAL_PREFIXES = {
     "LaMP-2": ("Which tag does this movie relate to among the following tags? Just answer with the tag name without "
-               f"further explanation. tags: {_TAGS} description: A robot falls in love with a violinist.",
-               "A robot falls in love with a violinist."),
+               f"further explanation. tags: {_TAGS} description: "),
     "LaMP-2M": ("Which tag does this movie relate to among the following tags? Just answer with the tag name without "
-                f"further explanation. tags: {_TAGS} description: Two detectives chase a forger.",
-                "Two detectives chase a forger."),
+                f"further explanation. tags: {_TAGS} description: "),
     "LaMP-2N": ("Which category does this article relate to among the following categories? Just answer with the "
-                f"category name without further explanation. categories: {_CATEGORIES} article: Markets rallied today.",
-                "Markets rallied today."),
+                f"category name without further explanation. categories: {_CATEGORIES} article: "),
     "LaMP-3": ("What is the score of the following review on a scale of 1 to 5? just answer with 1, 2, 3, 4, or 5 "
-               "without further explanation. review: Arrived broken and support never answered.",
-               "Arrived broken and support never answered."),
-    "LaMP-4": ("Generate a headline for the following article: Volunteers planted trees along the river.",
-               "Volunteers planted trees along the river."),
-    "LaMP-5": ("Generate a title for the following abstract of a paper: We show that small models match large ones.",
-               "We show that small models match large ones."),
-    "LaMP-6": ("Generate a subject for the following email: Please send the signed contract by Friday.",
-               "Please send the signed contract by Friday."),
-    "LaMP-7": ("Paraphrase the following tweet without any explanation before or after it: cant believe its raining",
-               "cant believe its raining"),
-    "news-headlines": ("Generate a headline for the following article: The council approved the budget.",
-                       "The council approved the budget."),
+               "without further explanation. review: "),
+    "LaMP-4": "Generate a headline for the following article: ",
+    "LaMP-5": "Generate a title for the following abstract of a paper: ",
+    "LaMP-6": "Generate a subject for the following email: ",
+    "LaMP-7": "Paraphrase the following tweet without any explanation before or after it: ",
+    "news-headlines": "Generate a headline for the following article: ",
 }
+CONTENT = "Volunteers planted trees along the river."
 
 
-def test_every_task_has_an_official_input_here() -> None:
-    assert set(OFFICIAL_INPUTS) == set(TASKS)
+def test_every_task_but_citation_has_an_official_prefix_here() -> None:
+    assert set(OFFICIAL_PREFIXES) | {"LaMP-1"} == set(TASKS)
 
 
-@pytest.mark.parametrize("name", list(OFFICIAL_INPUTS))
+@pytest.mark.parametrize("name", list(OFFICIAL_PREFIXES))
 def test_query_is_the_text_after_the_marker(name: str) -> None:
-    text, expected = OFFICIAL_INPUTS[name]
-    assert TASKS[name].query(text) == (expected if expected is not None else text)
+    assert TASKS[name].query(OFFICIAL_PREFIXES[name] + CONTENT + " \n") == CONTENT
+
+
+def test_citation_query_is_the_whole_input() -> None:
+    text = ('For an author who has written the paper with the title "Sparse retrieval", which reference is related? '
+            'Just answer with [1] or [2] without explanation. [1]: "Okapi at TREC-3" [2]: "Protein folding"')
+    assert TASKS["LaMP-1"].query(text) == text
 
 
 @pytest.mark.parametrize(("name", "content"), [
@@ -109,9 +103,7 @@ def test_query_is_the_text_after_the_marker(name: str) -> None:
     ("LaMP-2", "A film whose description: fits no genre."),
 ])
 def test_query_keeps_a_marker_that_occurs_inside_the_content(name: str, content: str) -> None:
-    template, expected = OFFICIAL_INPUTS[name]
-    assert expected is not None
-    assert TASKS[name].query(template.replace(expected, content)) == content
+    assert TASKS[name].query(OFFICIAL_PREFIXES[name] + content) == content
 
 
 def test_query_without_a_marker_is_the_whole_stripped_input() -> None:

@@ -1,6 +1,7 @@
 """Backends: the models that answer generation requests.
 
-``load_backend("default")``, ``load_backend("echo")``, ``load_backend("transformers:/path")``.
+``load_backend("default")``, ``load_backend("echo")``, ``load_backend("transformers:/path")``,
+``load_backend("openai:http://127.0.0.1:8000/v1")``, ``load_backend("llamacpp:/path/model.gguf")``.
 """
 
 from __future__ import annotations
@@ -17,13 +18,18 @@ BACKENDS = Registry(
         "default": "tailor.backends.hf:DefaultBackend",
         "echo": "tailor.backends.echo:EchoBackend",
         "transformers": "tailor.backends.hf:TransformersBackend",
+        "openai": "tailor.backends.openai:OpenAIBackend",
+        "llamacpp": "tailor.backends.llamacpp:LlamaCppBackend",
     },
     group="tailor.backends",
-    extras={"default": "hf", "transformers": "hf"},
+    extras={"default": "hf", "transformers": "hf", "openai": "openai", "llamacpp": "llamacpp"},
 )
 
 # Backends whose spec carries an argument after the colon (a path or a URL).
-_NEEDS_ARGUMENT = {"transformers": "a model directory, as in transformers:/path/to/model"}
+_NEEDS_ARGUMENT = {
+    "transformers": "a model directory, as in transformers:/path/to/model",
+    "openai": "the server's base URL, as in openai:http://127.0.0.1:8000/v1",
+}
 
 
 def load_backend(spec: str, **options: Any) -> Backend:

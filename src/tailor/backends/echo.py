@@ -59,7 +59,7 @@ class EchoBackend:
 
     def _score(self, request: GenerationRequest) -> GenerationResult:
         prompt = " ".join(m["content"] for m in request.messages).lower()
-        counts = {}
+        counts: dict[str, int] = {}
         for word in _WORD.findall(prompt):
             counts[word] = counts.get(word, 0) + 1
         candidates = request.candidates or ()

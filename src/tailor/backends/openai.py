@@ -1,0 +1,374 @@
+"""A backend for any OpenAI-compatible chat server: vLLM, llama.cpp's server, tailor's own.
+
+``load_backend("openai:http://127.0.0.1:8000/v1")``. Requests go to
+``POST {base_url}/chat/completions`` with greedy settings (temperature 0), at most
+``concurrency`` at a time, and come back in request order. Connection errors, timeouts,
+HTTP 429 and 5xx are retried with exponential backoff and jitter (a ``Retry-After``
+header is honoured); other 4xx answers fail at once.
+
+Candidate scoring is approximate, because chat servers do not expose the likelihood of a
+given continuation uniformly. Where the server returns ``logprobs``, a candidate's score
+is the log-probability mass of the first-position tokens (among the top 20) that begin
+it, ignoring case and surrounding spaces: candidates that share their first token tie,
+and a candidate whose first token is not among the top 20 scores ``-inf``. Ties are
+broken by the generated text, then by candidate order. Where the server returns no
+log-probabilities, the generated text is mapped to a candidate (exact, then
+case-insensitive, then the earliest candidate found in it as a whole word); that
+candidate scores 0.0 and the others ``-inf``; when the text names no candidate the
+result's text is the reply itself, so the task's parser judges it.
+
+``count_tokens`` is an estimate (:func:`approximate_token_count`): the server's tokenizer
+is not reachable through the chat API.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import math
+import os
+import random
+import re
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from tailor.backends.base import apply_stop, approximate_token_count
+from tailor.registry import require
+from tailor.types import GenerationRequest, GenerationResult
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["OpenAIBackend", "OpenAIBackendError", "OpenAIConfig", "first_token_scores", "match_candidate"]
+
+MAX_STOP_STRINGS = 4  # the OpenAI API (and servers copying it) reject more than four
+TOP_LOGPROBS = 20  # the most the OpenAI API allows
+MAX_RETRY_AFTER = 120.0  # seconds; a longer Retry-After is cut to this
+_RETRYABLE_STATUS = frozenset({429}) | frozenset(range(500, 600))
+
+
+class OpenAIBackendError(RuntimeError):
+    """A request to an OpenAI-compatible server failed; names the URL, status and server message."""
+
+    def __init__(self, message: str, *, url: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.url = url
+        self.status = status
+
+
+@dataclass(frozen=True)
+class OpenAIConfig:
+    """Keyword arguments of :class:`OpenAIBackend`, less the API key (configs are saved beside results)."""
+
+    base_url: str
+    model: str | None = None
+    concurrency: int = 4
+    max_retries: int = 4
+    timeout: float = 60.0
+    backoff: float = 0.5
+
+
+class OpenAIBackend:
+    """Chat completions from an OpenAI-compatible server at ``base_url`` (ending in ``/v1``).
+
+    ``model`` defaults to ``$TAILOR_OPENAI_MODEL``, else the first model the server lists
+    at ``GET {base_url}/models`` (asked once, on first use). ``api_key`` defaults to
+    ``$TAILOR_OPENAI_API_KEY``, then ``$OPENAI_API_KEY``; it is sent as a bearer token.
+    At most ``concurrency`` requests are in flight at once, across all callers of this
+    backend. A failed request is tried again up to ``max_retries`` times, waiting
+    ``backoff * 2**attempt`` seconds (with jitter) or the server's ``Retry-After``.
+    """
+
+    name = "openai"
+
+    def __init__(self, base_url: str, *, model: str | None = None, api_key: str | None = None,
+                 concurrency: int = 4, max_retries: int = 4, timeout: float = 60.0, backoff: float = 0.5) -> None:
+        if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
+            raise ValueError(f"base_url must be an http:// or https:// URL such as http://127.0.0.1:8000/v1, "
+                             f"got {base_url!r}")
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+        if max_retries < 0:
+            raise ValueError(f"max_retries must be 0 or more, got {max_retries}")
+        if timeout <= 0:
+            raise ValueError(f"timeout must be positive, got {timeout}")
+        if backoff < 0:
+            raise ValueError(f"backoff must be 0 or more, got {backoff}")
+        httpx = require("httpx", "openai")
+        self._httpx = httpx
+        self.base_url = base_url.rstrip("/")
+        self.config = OpenAIConfig(self.base_url, model or os.environ.get("TAILOR_OPENAI_MODEL") or None,
+                                   concurrency, max_retries, timeout, backoff)
+        key = api_key or os.environ.get("TAILOR_OPENAI_API_KEY") or os.environ.get("OPENAI_API_KEY")
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self._client = httpx.Client(
+            headers=headers,
+            timeout=httpx.Timeout(timeout),
+            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
+        )
+        self._slots = threading.BoundedSemaphore(concurrency)
+        self._model = self.config.model
+        self._model_lock = threading.Lock()
+        self._logprobs_supported = True
+        self._random = random.Random()
+
+    # -- identity and lifecycle --------------------------------------------------------------
+
+    @property
+    def model(self) -> str:
+        """The model name sent with every request (discovered from the server when not given)."""
+        if self._model is None:
+            with self._model_lock:
+                if self._model is None:
+                    self._model = self._discover_model()
+        return self._model
+
+    @property
+    def model_id(self) -> str:
+        return f"{self.model} at {self.base_url}"
+
+    def close(self) -> None:
+        """Close the HTTP connections."""
+        self._client.close()
+
+    def __enter__(self) -> OpenAIBackend:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def count_tokens(self, text: str) -> int:
+        """An estimate: the chat API does not expose the server's tokenizer."""
+        return approximate_token_count(text)
+
+    # -- generation ----------------------------------------------------------------------------
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+        if not requests:
+            return []
+        model = self.model  # discovered once, before the fan-out
+        if len(requests) == 1 or self.config.concurrency == 1:
+            return [self._answer(request, model) for request in requests]
+        workers = min(self.config.concurrency, len(requests))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tailor-openai") as pool:
+            futures = [pool.submit(self._answer, request, model) for request in requests]
+            try:
+                return [future.result() for future in futures]
+            except BaseException:
+                for future in futures:
+                    future.cancel()  # requests not yet sent are not sent
+                raise
+
+    def _answer(self, request: GenerationRequest, model: str) -> GenerationResult:
+        payload: dict[str, Any] = {
+            "model": model,
+            "messages": [{"role": m["role"], "content": m["content"]} for m in request.messages],
+            "max_tokens": request.max_new_tokens,
+            "temperature": 0,
+        }
+        stops = [s for s in request.stop if s]
+        if stops:
+            payload["stop"] = stops[:MAX_STOP_STRINGS]  # the rest are applied below
+        if request.user_id is not None:
+            payload["user"] = request.user_id
+        if request.candidates is None:
+            reply = self._post("/chat/completions", payload)
+            text, tokens, _ = _read_choice(reply, self._url("/chat/completions"))
+            return GenerationResult(text=apply_stop(text, stops).strip(), tokens=tokens)
+        return self._score(request, payload, stops)
+
+    def _score(self, request: GenerationRequest, payload: dict[str, Any], stops: list[str]) -> GenerationResult:
+        candidates = request.candidates or ()
+        reply: dict[str, Any] | None = None
+        if self._logprobs_supported:
+            try:
+                reply = self._post("/chat/completions", {**payload, "logprobs": True, "top_logprobs": TOP_LOGPROBS})
+            except OpenAIBackendError as error:
+                if error.status != 400:
+                    raise
+                # Some servers reject the logprobs fields outright; fall back to matching text.
+                logger.warning("%s rejected a logprobs request (%s); scoring candidates by their text", self.base_url,
+                               error)
+                self._logprobs_supported = False
+        if reply is None:
+            reply = self._post("/chat/completions", payload)
+        raw, _, top = _read_choice(reply, self._url("/chat/completions"))
+        text = apply_stop(raw, stops).strip()
+        matched = match_candidate(text, candidates)
+        if top:
+            scores = first_token_scores(top, candidates)
+            best_score = max(scores.values())
+            if best_score == -math.inf:
+                return GenerationResult(text=matched or text, scores=scores)
+            tied = [c for c in candidates if scores[c] == best_score]
+            best = matched if matched in tied else tied[0]
+            return GenerationResult(text=best, scores=scores)
+        scores = {c: (0.0 if c == matched else -math.inf) for c in candidates}
+        return GenerationResult(text=matched or text, scores=scores)
+
+    # -- HTTP ---------------------------------------------------------------------------------
+
+    def _url(self, path: str) -> str:
+        return f"{self.base_url}{path}"
+
+    def _discover_model(self) -> str:
+        listing = self._send("GET", "/models", None)
+        data = listing.get("data") if isinstance(listing, dict) else None
+        names = [item.get("id") for item in data or [] if isinstance(item, dict)]
+        names = [n for n in names if isinstance(n, str) and n]
+        if not names:
+            raise OpenAIBackendError(
+                f"{self._url('/models')} lists no models; pass model=... or set TAILOR_OPENAI_MODEL",
+                url=self._url("/models"))
+        return names[0]
+
+    def _post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
+        return self._send("POST", path, payload)
+
+    def _send(self, method: str, path: str, payload: dict[str, Any] | None) -> dict[str, Any]:
+        httpx = self._httpx
+        url = self._url(path)
+        attempts = self.config.max_retries + 1
+        last = ""
+        status: int | None = None
+        for attempt in range(attempts):
+            retry_after: float | None = None
+            try:
+                with self._slots:
+                    response = self._client.request(method, url, json=payload)
+            except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as error:
+                last, status = f"{type(error).__name__}: {error or 'no detail'}", None
+            else:
+                if response.status_code < 400:
+                    try:
+                        body = response.json()
+                    except ValueError as error:
+                        raise OpenAIBackendError(f"{method} {url} answered HTTP {response.status_code} with a body "
+                                                 f"that is not JSON: {response.text[:200]!r}", url=url,
+                                                 status=response.status_code) from error
+                    if not isinstance(body, dict):
+                        raise OpenAIBackendError(f"{method} {url} answered with JSON that is not an object",
+                                                 url=url, status=response.status_code)
+                    return body
+                status = response.status_code
+                last = f"HTTP {status}: {_server_message(response)}"
+                if status not in _RETRYABLE_STATUS:
+                    raise OpenAIBackendError(f"{method} {url} failed with {last}", url=url, status=status)
+                retry_after = _retry_after(response.headers.get("Retry-After"))
+            if attempt + 1 == attempts:
+                break
+            delay = self.config.backoff * (2 ** attempt) * (0.5 + self._random.random())
+            if retry_after is not None:
+                delay = max(delay, min(retry_after, MAX_RETRY_AFTER))
+            logger.warning("%s %s: %s; retrying in %.2f s (%d of %d)", method, url, last, delay, attempt + 1,
+                           self.config.max_retries)
+            time.sleep(delay)
+        raise OpenAIBackendError(f"{method} {url} failed after {attempts} attempt(s); last error: {last}",
+                                 url=url, status=status)
+
+
+# -- reading replies ------------------------------------------------------------------------------
+
+
+def _read_choice(reply: Mapping[str, Any], url: str) -> tuple[str, int, list[tuple[str, float]]]:
+    """The first choice's text, its completion-token count, and its first position's top log-probs."""
+    choices = reply.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        raise OpenAIBackendError(f"POST {url} answered without choices: {str(reply)[:200]}", url=url)
+    choice = choices[0]
+    message = choice.get("message") or {}
+    text = message.get("content") if isinstance(message, dict) else None
+    text = text if isinstance(text, str) else ""
+    usage = reply.get("usage") or {}
+    tokens = usage.get("completion_tokens") if isinstance(usage, dict) else None
+    if not isinstance(tokens, int):
+        tokens = approximate_token_count(text)
+    top: list[tuple[str, float]] = []
+    logprobs = choice.get("logprobs")
+    content = logprobs.get("content") if isinstance(logprobs, dict) else None
+    if isinstance(content, list) and content and isinstance(content[0], dict):
+        for entry in content[0].get("top_logprobs") or []:
+            token, value = entry.get("token"), entry.get("logprob")
+            if isinstance(token, str) and isinstance(value, (int, float)):
+                top.append((token, float(value)))
+    return text, tokens, top
+
+
+def _server_message(response: Any) -> str:
+    """The error message in an error body (OpenAI, vLLM, llama.cpp and FastAPI layouts), else its text."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict) and error.get("message"):
+            return str(error["message"])
+        for key in ("message", "detail", "error"):
+            if body.get(key):
+                return str(body[key])
+    text = response.text.strip()
+    return text[:500] if text else "(empty body)"
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (seconds, or an HTTP date)."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+# -- candidate scoring without prompt log-probs ------------------------------------------------
+
+
+def first_token_scores(top: Sequence[tuple[str, float]], candidates: Sequence[str]) -> dict[str, float]:
+    """Each candidate's log-probability mass among the top first-position tokens that begin it.
+
+    A token counts for a candidate when, stripped of spaces, it is a non-empty prefix of
+    the candidate, ignoring case. A candidate no token begins scores ``-inf``.
+    """
+    scores = {}
+    for candidate in candidates:
+        folded = candidate.strip().casefold()
+        matched = [value for token, value in top if token.strip() and folded.startswith(token.strip().casefold())]
+        scores[candidate] = _logsumexp(matched) if matched else -math.inf
+    return scores
+
+
+def match_candidate(text: str, candidates: Sequence[str]) -> str | None:
+    """The candidate ``text`` names: exactly, then ignoring case, then the earliest one it holds as a whole word."""
+    stripped = text.strip()
+    for candidate in candidates:
+        if candidate.strip() == stripped:
+            return candidate
+    folded = stripped.casefold()
+    for candidate in candidates:
+        if candidate.strip().casefold() == folded:
+            return candidate
+    best: tuple[int, int] | None = None
+    found = None
+    for candidate in candidates:
+        needle = candidate.strip().casefold()
+        if not needle:
+            continue
+        hit = re.search(rf"(?<!\w){re.escape(needle)}(?!\w)", folded)
+        # Earliest wins; at the same place the longer candidate ("sci-fi" over "sci").
+        if hit is not None and (best is None or (hit.start(), -len(needle)) < best):
+            best, found = (hit.start(), -len(needle)), candidate
+    return found
+
+
+def _logsumexp(values: Sequence[float]) -> float:
+    peak = max(values)
+    return peak + math.log(sum(math.exp(v - peak) for v in values))
