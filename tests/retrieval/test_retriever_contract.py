@@ -64,8 +64,10 @@ def _ids(hits: list[RetrievalHit]) -> list[str]:
     return [hit.record.id for hit in hits]
 
 
-def test_every_registered_retriever_is_under_contract() -> None:
-    assert sorted(_FACTORIES) == RETRIEVERS.names()
+def test_every_lexical_retriever_is_under_contract() -> None:
+    # The embedding-based retrievers have their own contract file (test_dense_contract.py),
+    # which checks that the two files together cover the whole registry.
+    assert set(_FACTORIES) <= set(RETRIEVERS.names())
 
 
 def test_implements_the_protocol_under_its_registry_name(make_retriever: Callable[[], Retriever]) -> None:

@@ -77,6 +77,10 @@ OFFICIAL_PREFIXES = {
     "LaMP-6": "Generate a subject for the following email: ",
     "LaMP-7": "Paraphrase the following tweet without any explanation before or after it: ",
     "news-headlines": "Generate a headline for the following article: ",
+    "tweets": "Complete the following tweet: ",
+    "movielens-ratings": ("What rating from 1 to 5 would this user give the following movie? Answer with a single "
+                          "number. movie: "),
+    "debates": "Give this speaker's reply to the following debate turn: ",
 }
 CONTENT = "Volunteers planted trees along the river."
 

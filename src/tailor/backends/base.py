@@ -26,6 +26,10 @@ class Backend(Protocol):
         ...
 
 
+class BackendError(RuntimeError):
+    """A backend could not answer (a server error after retries, a model that failed to run)."""
+
+
 def apply_stop(text: str, stop: Sequence[str]) -> str:
     """``text`` cut before the first occurrence of any stop string."""
     cut = len(text)

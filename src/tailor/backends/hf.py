@@ -15,14 +15,19 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from tailor.backends.base import apply_stop
 from tailor.registry import require
 from tailor.types import GenerationRequest, GenerationResult
+
+if TYPE_CHECKING:
+    from tailor.adapters.runtime import AdaptedBackend, LoRAChoice, LoRARuntime
+    from tailor.adapters.store import AdapterStore
 
 logger = logging.getLogger(__name__)
 
@@ -101,13 +106,16 @@ class TransformersConfig:
     max_input_tokens: int = 2048
     candidate_score: Literal["mean", "sum"] = "mean"
     threads: int | None = None
+    adapter_capacity: int = 8
+    """How many LoRA adapters stay loaded at once (least recently used go first)."""
 
 
 class TransformersBackend:
     """A causal language model from a local Hugging Face directory, run with PyTorch.
 
     Greedy decoding over left-padded batches; each request's stop strings end its own
-    sequence. Candidate outputs are scored by their log-likelihood after the prompt
+    sequence. Per-user LoRA adapters and soft prompts apply through :meth:`with_adapters`
+    and the ``lora``/``prefixes`` arguments of :meth:`generate`. Candidate outputs are scored by their log-likelihood after the prompt
     (``candidate_score="mean"`` per token, so long labels are not penalized; ``"sum"``
     for the total).
     """
@@ -115,7 +123,8 @@ class TransformersBackend:
     name = "transformers"
 
     def __init__(self, path: str, *, batch_size: int = 8, max_input_tokens: int = 2048,
-                 candidate_score: Literal["mean", "sum"] = "mean", threads: int | None = None) -> None:
+                 candidate_score: Literal["mean", "sum"] = "mean", threads: int | None = None,
+                 adapter_capacity: int = 8) -> None:
         if candidate_score not in ("mean", "sum"):
             raise ValueError(f"candidate_score must be 'mean' or 'sum', got {candidate_score!r}")
         if batch_size < 1:
@@ -126,7 +135,8 @@ class TransformersBackend:
         transformers = require("transformers", "hf")
         if threads:
             self.torch.set_num_threads(threads)
-        self.config = TransformersConfig(path, batch_size, max_input_tokens, candidate_score, threads)
+        self.config = TransformersConfig(path, batch_size, max_input_tokens, candidate_score, threads,
+                                         adapter_capacity)
         self.model_id = str(path)
         self.tokenizer = transformers.AutoTokenizer.from_pretrained(path, local_files_only=True)
         self.tokenizer.padding_side = "left"
@@ -137,6 +147,9 @@ class TransformersBackend:
         )
         self.model.eval()
         self._lock = threading.Lock()
+        self.adapter_capacity = adapter_capacity
+        self._runtime: LoRARuntime | None = None
+        self._identity: dict[str, str] | None = None
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -153,13 +166,32 @@ class TransformersBackend:
 
     # -- generation ------------------------------------------------------------------------
 
-    def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+    def generate(self, requests: Sequence[GenerationRequest], *, lora: Sequence[LoRAChoice | None] | None = None,
+                 prefixes: Sequence[Any | None] | None = None) -> list[GenerationResult]:
+        """Answer ``requests``; ``lora`` and ``prefixes``, when given, hold one entry per request.
+
+        ``lora[i]`` is the adapter request ``i`` runs with (``None``: the base model); rows
+        with different adapters share a batch (PEFT's mixed-adapter inference).
+        ``prefixes[i]`` is a ``(n, hidden)`` tensor of soft-prompt vectors placed before the
+        request's prompt embeddings (``None``: no prefix). See :meth:`with_adapters`.
+        """
+        for argument, values in (("lora", lora), ("prefixes", prefixes)):
+            if values is not None and len(values) != len(requests):
+                raise ValueError(f"{argument} must hold one entry per request ({len(requests)}), got {len(values)}")
         results: list[GenerationResult | None] = [None] * len(requests)
         free = [i for i, r in enumerate(requests) if r.candidates is None]
         scored = [i for i, r in enumerate(requests) if r.candidates is not None]
         with self._lock, self.torch.inference_mode():
+            names = self._adapter_runtime().ensure(lora) if lora is not None and any(lora) else None
+
+            def name(i: int) -> str | None:
+                return names[i] if names is not None else None
+
+            def prefix(i: int) -> Any | None:
+                return prefixes[i] if prefixes is not None else None
+
             for i in scored:
-                results[i] = self._score_candidates(requests[i])
+                results[i] = self._score_candidates(requests[i], name(i), prefix(i))
             encoded = {i: self.prompt_ids(requests[i]) for i in free}
             # Similar lengths batch together, so padding wastes little compute.
             order = sorted(free, key=lambda i: len(encoded[i]))
@@ -167,31 +199,103 @@ class TransformersBackend:
             for start in range(0, len(order), size):
                 batch = order[start:start + size]
                 for i, result in zip(batch, self._generate_batch([requests[i] for i in batch],
-                                                                 [encoded[i] for i in batch])):
+                                                                 [encoded[i] for i in batch],
+                                                                 [name(i) for i in batch],
+                                                                 [prefix(i) for i in batch])):
                     results[i] = result
         return [r for r in results if r is not None]
 
-    def _generate_batch(self, requests: list[GenerationRequest], prompts: list[list[int]]) -> list[GenerationResult]:
+    # -- adapters --------------------------------------------------------------------------
+
+    @property
+    def identity(self) -> dict[str, str]:
+        """The base model's identity, as adapters record it (:mod:`tailor.adapters.identity`)."""
+        if self._identity is None:
+            from tailor.adapters.identity import base_model_identity
+
+            self._identity = base_model_identity(self.config.path)
+        return self._identity
+
+    def _adapter_runtime(self) -> LoRARuntime:
+        if self._runtime is None:
+            from tailor.adapters.runtime import LoRARuntime
+
+            self._runtime = LoRARuntime(self.model, capacity=self.adapter_capacity)
+        return self._runtime
+
+    @property
+    def adapter_runtime(self) -> LoRARuntime | None:
+        """The loaded adapters and their cache statistics (``None`` until one is used)."""
+        return self._runtime
+
+    def with_adapters(self, store: AdapterStore, task: str, *,
+                      personas: Mapping[str, str] | None = None) -> AdaptedBackend:
+        """A view of this backend that applies each request's user adapter from ``store``.
+
+        Requests carrying a ``user_id`` run with that user's adapter for ``task``, or their
+        persona's, or the global one (see :class:`~tailor.adapters.runtime.AdapterResolver`);
+        the base model is shared, never reloaded. This backend itself stays plain.
+        """
+        from tailor.adapters.runtime import AdaptedBackend, AdapterResolver
+
+        return AdaptedBackend(self, AdapterResolver(store, task, personas=personas, identity=self.identity))
+
+    @contextmanager
+    def _applied(self, names: Sequence[str | None]) -> Iterator[tuple[Any, dict[str, Any]]]:
+        if self._runtime is None:
+            yield self.model, {}
+            return
+        from tailor.adapters.runtime import BASE
+
+        with self._runtime.applied([n or BASE for n in names]) as applied:
+            yield applied
+
+    def _embed_with_prefixes(self, prompts: list[list[int]], prefixes: Sequence[Any | None]) -> tuple[Any, Any]:
+        """Left-padded input embeddings with each row's soft prefix right before its prompt."""
+        torch = self.torch
+        pad = self.tokenizer.pad_token_id
+        lengths = [len(p) + (0 if q is None else int(q.shape[0])) for p, q in zip(prompts, prefixes)]
+        width = max(lengths)
+        input_ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts])
+        embeds = self.model.get_input_embeddings()(input_ids).clone()
+        attention = torch.tensor([[0] * (width - n) + [1] * n for n in lengths])
+        for row, (prompt, prefix) in enumerate(zip(prompts, prefixes)):
+            if prefix is not None:
+                start = width - len(prompt) - int(prefix.shape[0])
+                embeds[row, start:width - len(prompt)] = prefix.to(embeds.dtype)
+        return embeds, attention
+
+    def _generate_batch(self, requests: list[GenerationRequest], prompts: list[list[int]],
+                        names: Sequence[str | None] | None = None,
+                        prefixes: Sequence[Any | None] | None = None) -> list[GenerationResult]:
         torch = self.torch
         pad = self.tokenizer.pad_token_id
         width = max(len(p) for p in prompts)
-        input_ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts])
-        attention = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
         stops = sorted({s for r in requests for s in r.stop if s})
         kwargs: dict[str, Any] = {}
         if stops:
             kwargs.update(stop_strings=stops, tokenizer=self.tokenizer)
-        output = self.model.generate(
-            input_ids=input_ids,
-            attention_mask=attention,
-            max_new_tokens=max(r.max_new_tokens for r in requests),
-            do_sample=False,
-            temperature=None,
-            top_p=None,
-            top_k=None,
-            pad_token_id=pad,
-            **kwargs,
-        )
+        if prefixes is not None and any(p is not None for p in prefixes):
+            embeds, attention = self._embed_with_prefixes(prompts, prefixes)
+            # Given embeddings only, generate returns the new tokens alone.
+            inputs: dict[str, Any] = {"inputs_embeds": embeds, "attention_mask": attention}
+            width = 0
+        else:
+            input_ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts])
+            attention = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
+            inputs = {"input_ids": input_ids, "attention_mask": attention}
+        with self._applied(names or [None] * len(requests)) as (model, adapter_kwargs):
+            output = model.generate(
+                **inputs,
+                max_new_tokens=max(r.max_new_tokens for r in requests),
+                do_sample=False,
+                temperature=None,
+                top_p=None,
+                top_k=None,
+                pad_token_id=pad,
+                **kwargs,
+                **adapter_kwargs,
+            )
         results = []
         eos = {self.tokenizer.eos_token_id, pad}
         for request, row in zip(requests, output[:, width:].tolist()):
@@ -206,7 +310,8 @@ class TransformersBackend:
             results.append(GenerationResult(text=text, tokens=len(kept)))
         return results
 
-    def _score_candidates(self, request: GenerationRequest) -> GenerationResult:
+    def _score_candidates(self, request: GenerationRequest, name: str | None = None,
+                          prefix: Any | None = None) -> GenerationResult:
         torch = self.torch
         candidates = request.candidates or ()
         prompt = self.prompt_ids(request)
@@ -222,7 +327,17 @@ class TransformersBackend:
         # Right padding here: positions of the prompt stay identical across candidates.
         input_ids = torch.tensor([s + [pad] * (width - len(s)) for s in sequences])
         attention = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in sequences])
-        logits = self.model(input_ids=input_ids, attention_mask=attention).logits
+        shift = 0
+        inputs: dict[str, Any] = {"input_ids": input_ids, "attention_mask": attention}
+        if prefix is not None:
+            # The soft prefix goes first; every position after it moves right by its length.
+            shift = int(prefix.shape[0])
+            embeds = self.model.get_input_embeddings()(input_ids)
+            embeds = torch.cat([prefix.to(embeds.dtype).unsqueeze(0).expand(len(sequences), -1, -1), embeds], dim=1)
+            attention = torch.cat([torch.ones(len(sequences), shift, dtype=attention.dtype), attention], dim=1)
+            inputs = {"inputs_embeds": embeds, "attention_mask": attention}
+        with self._applied([name] * len(sequences)) as (model, adapter_kwargs):
+            logits = model(**inputs, **adapter_kwargs).logits[:, shift:]
         log_probs = torch.log_softmax(logits.float(), dim=-1)
         scores = {}
         for row, (candidate, (begin, end)) in enumerate(zip(candidates, spans)):
@@ -240,7 +355,9 @@ class DefaultBackend(TransformersBackend):
     name = "default"
 
     def __init__(self, *, cache_dir: str | None = None, batch_size: int = 8, max_input_tokens: int = 2048,
-                 candidate_score: Literal["mean", "sum"] = "mean", threads: int | None = None) -> None:
+                 candidate_score: Literal["mean", "sum"] = "mean", threads: int | None = None,
+                 adapter_capacity: int = 8) -> None:
         super().__init__(str(default_model_dir(cache_dir)), batch_size=batch_size,
-                         max_input_tokens=max_input_tokens, candidate_score=candidate_score, threads=threads)
+                         max_input_tokens=max_input_tokens, candidate_score=candidate_score, threads=threads,
+                         adapter_capacity=adapter_capacity)
         self.model_id = f"{DEFAULT_MODEL_NAME} ({DEFAULT_MODEL_FILE}, dequantized to float32)"

@@ -139,6 +139,8 @@ class LlamaCppBackend:
         return bytes(raw).decode("utf-8", errors="replace")
 
     def _prompt_ids(self, request: GenerationRequest) -> list[int]:
+        if self._formatter is None:
+            raise ValueError("this model has no chat template to score candidates with")
         formatted = self._formatter(messages=[{"role": m["role"], "content": m["content"]} for m in request.messages])
         added_special = bool(getattr(formatted, "added_special", False))
         ids = list(self.llm.tokenize(formatted.prompt.encode("utf-8"), add_bos=not added_special, special=True))

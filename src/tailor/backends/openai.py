@@ -34,11 +34,14 @@ import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tailor.backends.base import apply_stop, approximate_token_count
+from tailor.backends.base import BackendError, apply_stop, approximate_token_count
 from tailor.registry import require
 from tailor.types import GenerationRequest, GenerationResult
+
+if TYPE_CHECKING:
+    from typing import Self
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +53,7 @@ MAX_RETRY_AFTER = 120.0  # seconds; a longer Retry-After is cut to this
 _RETRYABLE_STATUS = frozenset({429}) | frozenset(range(500, 600))
 
 
-class OpenAIBackendError(RuntimeError):
+class OpenAIBackendError(BackendError):
     """A request to an OpenAI-compatible server failed; names the URL, status and server message."""
 
     def __init__(self, message: str, *, url: str, status: int | None = None) -> None:
@@ -134,7 +137,7 @@ class OpenAIBackend:
         """Close the HTTP connections."""
         self._client.close()
 
-    def __enter__(self) -> OpenAIBackend:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -217,8 +220,8 @@ class OpenAIBackend:
     def _discover_model(self) -> str:
         listing = self._send("GET", "/models", None)
         data = listing.get("data") if isinstance(listing, dict) else None
-        names = [item.get("id") for item in data or [] if isinstance(item, dict)]
-        names = [n for n in names if isinstance(n, str) and n]
+        ids = [item.get("id") for item in data or [] if isinstance(item, dict)]
+        names = [name for name in ids if isinstance(name, str) and name]
         if not names:
             raise OpenAIBackendError(
                 f"{self._url('/models')} lists no models; pass model=... or set TAILOR_OPENAI_MODEL",

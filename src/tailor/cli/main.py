@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from tailor import __version__
+from tailor.backends.base import BackendError
+from tailor.cli.serve import add_serve_verbs, run_keys, run_serve
 
 
 class UsageError(Exception):
@@ -46,9 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--task", required=True, help="LaMP-1 .. LaMP-7, LaMP-2M, LaMP-2N, or a tailor task")
     ev.add_argument("--data", required=True, help="folder holding {split}_questions.json (and _outputs.json)")
     ev.add_argument("--split", default="dev")
-    ev.add_argument("--method", default="none,bm25", help="comma-separated: none, bm25, recency, random; "
-                    "append :lamp or :dialogue to pick a prompt layout (default none,bm25)")
-    ev.add_argument("--backend", default="default", help="default | echo | transformers:PATH")
+    ev.add_argument("--method", default="none,bm25", help="comma-separated: none, bm25, recency, random, dense, "
+                    "hybrid, recency+dense; append :lamp or :dialogue to pick a prompt layout (default none,bm25)")
+    ev.add_argument("--backend", default="default", help="default | echo | transformers:PATH | openai:URL | llamacpp[:PATH]")
     ev.add_argument("--k", type=_positive, default=1, help="profile items retrieved per input (default 1)")
     ev.add_argument("--limit", type=_positive, default=None, help="first N examples in file order")
     ev.add_argument("--out", default=None, help="folder for predictions and results.json (resumable)")
@@ -58,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--input-tokens", type=_positive, default=384, help="token budget for the task input")
     ev.add_argument("--context-tokens", type=_positive, default=384, help="token budget for retrieved items")
     ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--embedder", default="minilm",
+                    help="embedder of the dense methods: minilm (all-MiniLM-L6-v2) or hashing (default minilm)")
     ev.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
     score = verbs.add_parser("score", help="score a predictions file against golds (official LaMP rules)")
@@ -69,9 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
     data = verbs.add_parser("data", help="packaged real data sets")
     data_verbs = data.add_subparsers(dest="data_verb", metavar="ACTION")
     build = data_verbs.add_parser("build", help="build a packaged data set into LaMP-format files")
-    build.add_argument("name", help="data set name (news-headlines)")
+    build.add_argument("name", help="data set name (see: tailor data list)")
     build.add_argument("--out", required=True)
     data_verbs.add_parser("list", help="list the packaged data sets")
+    add_serve_verbs(verbs)
     return parser
 
 
@@ -84,12 +89,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("bm25s").setLevel(logging.WARNING)
     try:
-        handler = {"demo": _demo, "eval": _eval, "score": _score, "data": _data}[args.verb]
+        handler = {"demo": _demo, "eval": _eval, "score": _score, "data": _data, "serve": run_serve, "keys": run_keys}[args.verb]
         return handler(args)
     except UsageError as error:
         print(f"tailor {args.verb}: {error}", file=sys.stderr)
         return 2
-    except (ValueError, FileNotFoundError, ImportError) as error:
+    except (ValueError, FileNotFoundError, ImportError, BackendError) as error:
         print(f"tailor {args.verb}: error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -123,7 +128,8 @@ def _eval(args: argparse.Namespace) -> int:
     methods = tuple(str(m) for m in parse_methods(args.method))
     config = EvalConfig(task=args.task, data=args.data, split=args.split, methods=methods, backend=args.backend,
                         k=args.k, limit=args.limit, out=args.out, batch_size=args.batch_size, seed=args.seed,
-                        scoring=args.scoring, input_tokens=args.input_tokens, context_tokens=args.context_tokens)
+                        scoring=args.scoring, input_tokens=args.input_tokens, context_tokens=args.context_tokens,
+                        embedder=args.embedder)
     _quiet_libraries()
     report = evaluate(config)
     if args.json:

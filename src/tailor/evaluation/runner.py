@@ -19,11 +19,12 @@ from typing import Any, Literal
 from tailor import __version__
 from tailor.backends import Backend, load_backend
 from tailor.data.lamp import load_split, write_outputs
+from tailor.embeddings import EMBEDDERS, Embedder, embed_profiles, load_embedder
 from tailor.evaluation.checkpoint import Checkpoint, safe_name
 from tailor.evaluation.scoring import score_predictions
 from tailor.metrics import bootstrap_ci, paired_comparison
 from tailor.metrics.scores import PerExampleScores
-from tailor.personalizers import build_personalizer, parse_methods
+from tailor.personalizers import DENSE_METHODS, build_personalizer, parse_methods
 from tailor.profiles import InMemoryProfileStore, ProfileStore, SQLiteProfileStore, ingest_examples
 from tailor.prompting.builder import PromptBudget
 from tailor.tasks import TaskSpec, get_task
@@ -50,6 +51,8 @@ class EvalConfig:
     input_tokens: int = 384
     context_tokens: int = 384
     n_resamples: int = 1000
+    embedder: str = "minilm"
+    """The embedder of the dense methods (``dense``, ``hybrid``, ``recency+dense``)."""
 
     def __post_init__(self) -> None:
         if self.k < 1:
@@ -61,10 +64,12 @@ class EvalConfig:
         if self.scoring not in ("generate", "likelihood"):
             raise ValueError(f"scoring must be 'generate' or 'likelihood', got {self.scoring!r}")
         parse_methods(",".join(self.methods))
+        if self.embedder not in EMBEDDERS:
+            raise ValueError(f"unknown embedder {self.embedder!r}; valid embedders: {', '.join(EMBEDDERS.names())}")
 
     def fingerprint(self) -> dict[str, Any]:
         """The settings that must match for saved predictions to be reused."""
-        keys = ("task", "split", "backend", "k", "seed", "scoring", "input_tokens", "context_tokens")
+        keys = ("task", "split", "backend", "k", "seed", "scoring", "input_tokens", "context_tokens", "embedder")
         return {key: getattr(self, key) for key in keys} | {"data": str(Path(self.data).resolve())}
 
 
@@ -160,13 +165,20 @@ def evaluate(config: EvalConfig, *, backend: Backend | None = None, store: Profi
         backend = load_backend(config.backend, batch_size=config.batch_size)
     budget = PromptBudget(config.input_tokens, config.context_tokens)
     methods = parse_methods(",".join(config.methods))
+    embedder: Embedder | None = None
+    if any(method.name in (*DENSE_METHODS, "persona") for method in methods):
+        embedder = load_embedder(config.embedder)
+        # Once per record, at ingestion: every dense method then reads the stored vectors.
+        embed_profiles(store, embedder, dict.fromkeys(e.user_id for e in examples), document=task.document,
+                       progress=progress is not None)
     has_golds = all(e.gold is not None for e in examples)
 
     results: list[MethodResult] = []
     scores: dict[str, PerExampleScores] = {}
     for method in methods:
         personalizer = build_personalizer(method, task, k=config.k, count_tokens=backend.count_tokens,
-                                          budget=budget, seed=config.seed)
+                                          budget=budget, seed=config.seed, embedder=embedder, store=store,
+                                          backend=backend)
         checkpoint = Checkpoint(out / "predictions" / f"{safe_name(str(method))}.jsonl") if out else None
         rows = _run_method(task, examples, personalizer, backend, store, config, checkpoint, progress)
         predictions = [rows[e.id]["output"] for e in examples]
@@ -211,18 +223,36 @@ def _run_method(task: TaskSpec, examples: Sequence[TaskExample], personalizer: A
         bar.update(len(examples) - len(todo))
     cache: dict[str, Profile] = {}
     candidates = task.labels if config.scoring == "likelihood" and task.uses_candidates else None
+    # Methods that ask the LLM first (summaries, personas) do it once, in batches, up front;
+    # the time is shared among the examples it serves.
+    overhead = 0.0
+    prepare = getattr(personalizer, "prepare", None)
+    if todo and prepare is not None:
+        began = time.perf_counter()
+        users = len(dict.fromkeys(e.user_id for e in todo))
+        prepare_bar = progress(users, f"{personalizer.name}: preparing") if progress else None
+        prepare(task, todo, prepare_bar)
+        if prepare_bar is not None:
+            prepare_bar.close()
+        overhead = (time.perf_counter() - began) / len(todo)
+    batch_personalize = getattr(personalizer, "personalize_batch", None)
     for start in range(0, len(todo), config.batch_size):
         batch = todo[start:start + config.batch_size]
         began = time.perf_counter()
-        decided = [personalizer.personalize(task, e.input, _profile_for(e, store, cache)) for e in batch]
+        inputs = [(e.input, _profile_for(e, store, cache)) for e in batch]
+        if batch_personalize is not None:
+            decided = batch_personalize(task, inputs)
+        else:
+            decided = [personalizer.personalize(task, text, profile) for text, profile in inputs]
         requests = [GenerationRequest(messages=d.messages, max_new_tokens=task.max_new_tokens, stop=task.stop,
                                       candidates=candidates, user_id=e.user_id) for e, d in zip(batch, decided)]
         generated = backend.generate(requests)
-        seconds = (time.perf_counter() - began) / len(batch)
+        seconds = (time.perf_counter() - began) / len(batch) + overhead
         new_rows = [
             {"id": e.id, "output": task.parse(g.text), "raw": g.text, "retrieved": list(d.retrieved),
-             "granularity": d.granularity, "seconds": round(seconds, 4)}
-            for e, d, g in zip(batch, decided, generated)
+             "granularity": d.granularity, "profile_size": len(profile.records), "seconds": round(seconds, 4),
+             **({"notes": d.notes} if d.notes else {})}
+            for e, d, g, (_, profile) in zip(batch, decided, generated, inputs)
         ]
         if checkpoint is not None:
             checkpoint.append(new_rows)
@@ -241,6 +271,11 @@ def _claim_out_dir(out: Path, config: EvalConfig) -> None:
     fingerprint = config.fingerprint()
     if marker.exists():
         saved = json.loads(marker.read_text(encoding="utf-8"))
+        # A setting added to the fingerprint after the folder was made (the embedder) cannot
+        # have shaped its predictions: no method then used it. Take today's value for it.
+        if set(fingerprint) - set(saved):
+            saved = {**fingerprint, **saved}
+            _write_json(marker, saved)
         if saved != fingerprint:
             changed = sorted(k for k in set(saved) | set(fingerprint) if saved.get(k) != fingerprint.get(k))
             raise ValueError(

@@ -7,14 +7,26 @@ A method spec is a name, optionally followed by ``:`` and a prompt layout:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from tailor.personalizers.base import NoPersonalization, Personalized, Personalizer, RetrievalPersonalizer
 from tailor.prompting.builder import LAYOUTS, Layout, PromptBudget, TokenCounter
 from tailor.retrieval.base import Retriever
 from tailor.tasks.base import TaskSpec
 
-RETRIEVAL_METHODS = ("bm25", "recency", "random")
-METHODS = ("none", *RETRIEVAL_METHODS)
+if TYPE_CHECKING:
+    from tailor.backends.base import Backend
+    from tailor.embeddings.base import Embedder
+    from tailor.profiles.base import ProfileStore
+
+# Methods that rank by embeddings: they need an embedder, and profit from a store of vectors.
+DENSE_METHODS = ("dense", "hybrid", "recency+dense")
+RETRIEVAL_METHODS = ("bm25", "recency", "random", *DENSE_METHODS)
+# Methods that call the LLM before answering (a profile summary, a persona description, a style note).
+LLM_METHODS = ("summary", "summary+bm25", "persona", "refine")
+METHODS = ("none", *RETRIEVAL_METHODS, *LLM_METHODS)
+
+_DEFAULT_BUDGET = PromptBudget()
 
 
 @dataclass(frozen=True)
@@ -51,7 +63,13 @@ def parse_methods(text: str) -> list[MethodSpec]:
     return specs
 
 
-def make_retriever(name: str, task: TaskSpec, *, seed: int = 0) -> Retriever:
+def make_retriever(name: str, task: TaskSpec, *, seed: int = 0, embedder: Embedder | None = None,
+                   store: ProfileStore | None = None) -> Retriever:
+    """The retriever for a method name on ``task``.
+
+    The dense methods embed with ``embedder`` (all-MiniLM-L6-v2, loaded once per process,
+    when ``None``) and keep record vectors in ``store`` when one is given.
+    """
     if name == "bm25":
         from tailor.retrieval.bm25 import BM25Retriever
 
@@ -64,28 +82,73 @@ def make_retriever(name: str, task: TaskSpec, *, seed: int = 0) -> Retriever:
         from tailor.retrieval.simple import RandomRetriever
 
         return RandomRetriever(seed=seed)
+    if name in DENSE_METHODS:
+        from tailor.embeddings import load_embedder
+        from tailor.retrieval.dense import DenseRetriever, RecencyDenseRetriever
+        from tailor.retrieval.hybrid import HybridRetriever
+
+        chosen = embedder if embedder is not None else load_embedder()
+        kinds: dict[str, type[DenseRetriever | HybridRetriever | RecencyDenseRetriever]] = {
+            "dense": DenseRetriever, "hybrid": HybridRetriever, "recency+dense": RecencyDenseRetriever}
+        return kinds[name](chosen, store, document=task.document)
     raise ValueError(f"unknown retriever {name!r}; valid retrievers: {', '.join(RETRIEVAL_METHODS)}")
 
 
 def build_personalizer(spec: MethodSpec | str, task: TaskSpec, *, k: int = 1, count_tokens: TokenCounter,
-                       budget: PromptBudget = PromptBudget(), seed: int = 0) -> Personalizer:
-    """The personalizer for a method spec on ``task``."""
+                       budget: PromptBudget = _DEFAULT_BUDGET, seed: int = 0, embedder: Embedder | None = None,
+                       store: ProfileStore | None = None, backend: Backend | None = None) -> Personalizer:
+    """The personalizer for a method spec on ``task``; ``embedder`` and ``store`` serve the
+    dense methods (see :func:`make_retriever`); the LLM methods also need ``backend``."""
     method = parse_method(spec) if isinstance(spec, str) else spec
     if method.name == "none":
         return NoPersonalization(count_tokens=count_tokens, budget=budget)
+    if method.name in LLM_METHODS:
+        return _build_llm_method(method, task, k=k, count_tokens=count_tokens, budget=budget, seed=seed,
+                                 embedder=embedder, store=store, backend=backend)
     layout = method.layout or task.layout
-    return RetrievalPersonalizer(str(method), make_retriever(method.name, task, seed=seed), k=k, layout=layout,
-                                 count_tokens=count_tokens, budget=budget)
+    retriever = make_retriever(method.name, task, seed=seed, embedder=embedder, store=store)
+    return RetrievalPersonalizer(str(method), retriever, k=k, layout=layout, count_tokens=count_tokens, budget=budget)
+
+
+def _build_llm_method(method: MethodSpec, task: TaskSpec, *, k: int, count_tokens: TokenCounter,
+                      budget: PromptBudget, seed: int, embedder: Embedder | None, store: ProfileStore | None,
+                      backend: Backend | None) -> Personalizer:
+    if backend is None or store is None:
+        raise ValueError(f"method {method} needs a backend and a profile store to write its "
+                         "summaries, personas or style notes")
+    from tailor.personalizers.llm_methods import PersonaPersonalizer, RefinePersonalizer, SummaryPersonalizer
+
+    layout = method.layout or task.layout
+    if method.name in ("summary", "summary+bm25"):
+        from tailor.prompting.summary import ProfileSummarizer
+
+        retriever = make_retriever("bm25", task) if method.name == "summary+bm25" else None
+        return SummaryPersonalizer(str(method), ProfileSummarizer(backend, task, store), retriever=retriever, k=k,
+                                   layout=layout, count_tokens=count_tokens, budget=budget)
+    if method.name == "persona":
+        from tailor.embeddings import load_embedder
+
+        return PersonaPersonalizer(store, embedder if embedder is not None else load_embedder(), backend,
+                                   count_tokens=count_tokens, budget=budget, seed=seed)
+    from tailor.prompting.refine import StyleNoteWriter
+
+    # A style note needs a few examples to generalize from, whatever --k says for pasting items.
+    return RefinePersonalizer(make_retriever("bm25", task), StyleNoteWriter(backend, task), k=max(k, 4),
+                              count_tokens=count_tokens, budget=budget)
 
 
 __all__ = [
+    "DENSE_METHODS",
+    "LLM_METHODS",
     "METHODS",
+    "RETRIEVAL_METHODS",
     "MethodSpec",
     "NoPersonalization",
     "Personalized",
     "Personalizer",
     "RetrievalPersonalizer",
     "build_personalizer",
+    "make_retriever",
     "parse_method",
     "parse_methods",
 ]

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import os
 
-from tailor.profiles.base import ProfileStore, UnknownUserError
+from tailor.profiles.base import Artifact, ProfileStore, UnknownUserError
 from tailor.profiles.ingest import IngestReport, ingest_examples
 from tailor.profiles.memory import InMemoryProfileStore
 from tailor.profiles.sqlite import SQLiteProfileStore
 
 __all__ = [
+    "Artifact",
     "InMemoryProfileStore",
     "IngestReport",
     "ProfileStore",

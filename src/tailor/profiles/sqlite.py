@@ -1,12 +1,7 @@
 """The default profile store: one SQLite file, safe for several threads and processes.
 
-Schema version 1 (the version lives in ``PRAGMA user_version``; ``_MIGRATIONS`` brings an
-older file up to date when it is opened)::
-
-    users(user_id TEXT PRIMARY KEY, created_at TEXT)
-    attributes(user_id -> users ON DELETE CASCADE, key, value, PRIMARY KEY (user_id, key))
-    records(user_id -> users ON DELETE CASCADE, record_id, position INTEGER,
-            fields TEXT (a JSON object), date TEXT, PRIMARY KEY (user_id, record_id))
+The schema and its migrations live in :mod:`tailor.profiles._schema` (the version is kept
+in ``PRAGMA user_version``; an older file is brought up to date when it is opened).
 
 Derived data rule
 -----------------
@@ -41,7 +36,10 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from tailor.profiles._batch import UserBatch, check_attributes, check_records, check_user_id, user_batches
+from tailor.profiles._derived import export_derived
+from tailor.profiles._schema import INSERT_USER, MIGRATIONS, SCHEMA_VERSION, UPSERT_ATTRIBUTE, UPSERT_RECORD
 from tailor.profiles.base import UnknownUserError
+from tailor.profiles.sqlite_derived import SQLiteDerivedData
 from tailor.types import HistoryRecord, Profile
 
 if TYPE_CHECKING:
@@ -49,50 +47,12 @@ if TYPE_CHECKING:
 
 __all__ = ["SCHEMA_VERSION", "SQLiteProfileStore"]
 
-SCHEMA_VERSION = 1
-
 # Long enough to ride out another process's large batch; short enough that a stuck
 # writer surfaces as an error instead of a hang.
 _BUSY_TIMEOUT_SECONDS = 30.0
 
-_SCHEMA_V1 = (
-    """CREATE TABLE IF NOT EXISTS users (
-        user_id TEXT PRIMARY KEY NOT NULL,
-        created_at TEXT NOT NULL
-    )""",
-    """CREATE TABLE IF NOT EXISTS attributes (
-        user_id TEXT NOT NULL REFERENCES users(user_id) ON DELETE CASCADE,
-        key TEXT NOT NULL,
-        value TEXT NOT NULL,
-        PRIMARY KEY (user_id, key)
-    )""",
-    """CREATE TABLE IF NOT EXISTS records (
-        user_id TEXT NOT NULL REFERENCES users(user_id) ON DELETE CASCADE,
-        record_id TEXT NOT NULL,
-        position INTEGER NOT NULL,
-        fields TEXT NOT NULL,
-        date TEXT,
-        PRIMARY KEY (user_id, record_id)
-    )""",
-    "CREATE INDEX IF NOT EXISTS records_by_position ON records (user_id, position)",
-)
 
-# _MIGRATIONS[n] holds the statements that turn a version n-1 file into version n.
-_MIGRATIONS: dict[int, tuple[str, ...]] = {1: _SCHEMA_V1}
-
-_INSERT_USER = "INSERT INTO users (user_id, created_at) VALUES (?, ?) ON CONFLICT (user_id) DO NOTHING"
-_UPSERT_ATTRIBUTE = (
-    "INSERT INTO attributes (user_id, key, value) VALUES (?, ?, ?) "
-    "ON CONFLICT (user_id, key) DO UPDATE SET value = excluded.value"
-)
-# A re-added record keeps its position, so re-ingesting data never reorders a profile.
-_UPSERT_RECORD = (
-    "INSERT INTO records (user_id, record_id, position, fields, date) VALUES (?, ?, ?, ?, ?) "
-    "ON CONFLICT (user_id, record_id) DO UPDATE SET fields = excluded.fields, date = excluded.date"
-)
-
-
-class SQLiteProfileStore:
+class SQLiteProfileStore(SQLiteDerivedData):
     """A :class:`~tailor.profiles.base.ProfileStore` kept in one SQLite file (or ``":memory:"``).
 
     The file runs in WAL mode with ``synchronous=NORMAL``: readers never block the writer,
@@ -206,7 +166,7 @@ class SQLiteProfileStore:
                     f"schema version {version} is newer than this tailor's ({SCHEMA_VERSION}); upgrade tailor"
                 )
             for target in range(version + 1, SCHEMA_VERSION + 1):
-                for statement in _MIGRATIONS[target]:
+                for statement in MIGRATIONS[target]:
                     connection.execute(statement)
             connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
@@ -232,31 +192,31 @@ class SQLiteProfileStore:
         fields = [[json.dumps(dict(record.fields), ensure_ascii=False) for record in b.records] for b in batches]
         created_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
         with self.transaction() as connection:
-            connection.executemany(_INSERT_USER, [(b.user_id, created_at) for b in batches])
+            connection.executemany(INSERT_USER, [(b.user_id, created_at) for b in batches])
             attribute_rows = [(b.user_id, key, value) for b in batches for key, value in b.attributes.items()]
             if attribute_rows:
-                connection.executemany(_UPSERT_ATTRIBUTE, attribute_rows)
-            counts_before: dict[str, int] = {}
-            record_rows: list[tuple[str, str, int, str, str | None]] = []
+                connection.executemany(UPSERT_ATTRIBUTE, attribute_rows)
+            new = 0
             for batch, batch_fields in zip(batches, fields):
                 if not batch.records:
                     continue
                 count, last_position = connection.execute(
                     "SELECT COUNT(*), COALESCE(MAX(position), -1) FROM records WHERE user_id = ?", (batch.user_id,)
                 ).fetchone()
-                counts_before[batch.user_id] = count
-                record_rows.extend(
+                written = connection.executemany(UPSERT_RECORD, [
                     (batch.user_id, record.id, last_position + 1 + offset, record_fields, record.date)
                     for offset, (record, record_fields) in enumerate(zip(batch.records, batch_fields))
-                )
-            if not record_rows:
-                return 0
-            connection.executemany(_UPSERT_RECORD, record_rows)
-            # An upsert reports inserts and updates alike, so "new" is the growth in count.
-            return sum(
-                connection.execute("SELECT COUNT(*) FROM records WHERE user_id = ?", (user_id,)).fetchone()[0] - before
-                for user_id, before in counts_before.items()
-            )
+                ]).rowcount
+                # rowcount counts inserts and real updates; an identical re-add is neither.
+                if written > 0:
+                    connection.execute(
+                        "UPDATE users SET profile_version = profile_version + 1 WHERE user_id = ?", (batch.user_id,)
+                    )
+                # An upsert reports inserts and updates alike, so "new" is the growth in count.
+                new += connection.execute(
+                    "SELECT COUNT(*) FROM records WHERE user_id = ?", (batch.user_id,)
+                ).fetchone()[0] - count
+            return new
 
     def delete_user(self, user_id: str) -> bool:
         """Delete the user and everything derived from them; return whether they existed.
@@ -302,13 +262,27 @@ class SQLiteProfileStore:
             return int(connection.execute("SELECT COUNT(*) FROM records WHERE user_id = ?", (user_id,)).fetchone()[0])
 
     def export_user(self, user_id: str) -> dict[str, Any]:
-        """``{"user_id", "attributes", "records"}``, records in LaMP's profile-item layout."""
-        profile = self.get_profile(user_id)
+        """``{"user_id", "attributes", "records"}``, records in LaMP's profile-item layout,
+        plus ``embeddings``, ``artifacts`` and ``persona_id`` where the store holds any."""
+        with self._reading():  # one snapshot for the profile and what is derived from it
+            profile = self.get_profile(user_id)
+            derived = export_derived(self._embedding_counts(user_id), self.list_artifacts(user_id),
+                                     self.persona_of(user_id))
         return {
             "user_id": profile.user_id,
             "attributes": dict(profile.attributes),
             "records": [record.to_dict() for record in profile.records],
+            **derived,
         }
+
+    def profile_version(self, user_id: str) -> int:
+        """Grows whenever the user's records change; raises :class:`UnknownUserError`."""
+        check_user_id(user_id, "profile_version")
+        with self._reading() as connection:
+            row = connection.execute("SELECT profile_version FROM users WHERE user_id = ?", (user_id,)).fetchone()
+        if row is None:
+            raise UnknownUserError(user_id)
+        return int(row[0])
 
     @staticmethod
     def _require_user(connection: sqlite3.Connection, user_id: str) -> None:

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections.abc import Sequence
 
 from tailor.retrieval.base import check_k
-from tailor.types import Profile, RetrievalHit
+from tailor.types import HistoryRecord, Profile, RetrievalHit
+
+
+def recency_order(records: Sequence[HistoryRecord]) -> list[int]:
+    """Indices of ``records``, most recent first: latest ``date`` first, undated records
+    last, and among equal dates the record added later first."""
+    return sorted(range(len(records)), key=lambda i: (records[i].date is not None, records[i].date or "", i),
+                  reverse=True)
 
 
 class RecencyRetriever:
@@ -17,10 +25,9 @@ class RecencyRetriever:
 
     def retrieve(self, query: str, profile: Profile, k: int) -> list[RetrievalHit]:
         check_k(k)
-        indexed = list(enumerate(profile.records))
-        indexed.sort(key=lambda pair: (pair[1].date is not None, pair[1].date or "", pair[0]), reverse=True)
-        return [RetrievalHit(record=record, score=float(len(indexed) - rank), rank=rank)
-                for rank, (_, record) in enumerate(indexed[:k])]
+        records = profile.records
+        return [RetrievalHit(record=records[i], score=float(len(records) - rank), rank=rank)
+                for rank, i in enumerate(recency_order(records)[:k])]
 
 
 class RandomRetriever:

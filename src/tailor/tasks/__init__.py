@@ -5,6 +5,7 @@ from __future__ import annotations
 from tailor.metrics.labels import normalize_task_name
 from tailor.tasks.base import TaskKind, TaskSpec
 from tailor.tasks.lamp import LAMP_TASKS, TitledTextTask
+from tailor.tasks.own import PACKAGED_TASKS
 
 # tailor's own tasks, built from packaged real data by ``tailor data build``.
 OWN_TASKS: dict[str, TaskSpec] = {
@@ -15,6 +16,7 @@ OWN_TASKS: dict[str, TaskSpec] = {
         title_noun="headline", turn_prompt="Generate a headline for the following article: ",
         context_header="Headlines this outlet wrote for earlier articles:",
     ),
+    **PACKAGED_TASKS,  # tweets, movielens-ratings, debates
 }
 
 TASKS: dict[str, TaskSpec] = {**LAMP_TASKS, **OWN_TASKS}

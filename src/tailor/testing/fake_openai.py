@@ -22,13 +22,16 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from typing import Self
 
 __all__ = ["FakeOpenAIServer", "RecordedRequest"]
 
-Reply = Union[str, Sequence[str], Callable[[dict[str, Any]], str]]
-TopLogprobs = Union[Mapping[str, float], Callable[[dict[str, Any]], Mapping[str, float]], None]
-Delay = Union[float, Callable[[dict[str, Any]], float]]
+Reply = str | Sequence[str] | Callable[[dict[str, Any]], str]
+TopLogprobs = Mapping[str, float] | Callable[[dict[str, Any]], Mapping[str, float]] | None
+Delay = float | Callable[[dict[str, Any]], float]
 
 
 @dataclass(frozen=True)
@@ -76,21 +79,16 @@ class FakeOpenAIServer:
         self._turn = 0
         self._failures: deque[_Failure] = deque()
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
+        self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
 
-    def start(self) -> FakeOpenAIServer:
+    def start(self) -> Self:
         if self._server is not None:
             return self
-        fake = self
-
-        class Handler(_Handler):
-            server_fake = fake
-
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        server.daemon_threads = True
+        server = _Server(("127.0.0.1", 0), _Handler)
+        server.fake = self
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
                                         name="fake-openai", daemon=True)
@@ -106,7 +104,7 @@ class FakeOpenAIServer:
             self._thread.join(timeout=5)
         self._server, self._thread = None, None
 
-    def __enter__(self) -> FakeOpenAIServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:
@@ -214,21 +212,26 @@ def _error(message: str, kind: str = "invalid_request_error") -> dict[str, Any]:
     return {"error": {"message": message, "type": kind, "param": None, "code": None}}
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    fake: FakeOpenAIServer
+
+
 class _Handler(BaseHTTPRequestHandler):
-    server_fake: FakeOpenAIServer
+    server: _Server
     protocol_version = "HTTP/1.0"  # one request per connection: a dropped connection stays dropped
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
+    def log_message(self, format: str, *args: Any) -> None:
         pass  # keep test output clean
 
-    def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+    def do_GET(self) -> None:
         self._handle("GET")
 
-    def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+    def do_POST(self) -> None:
         self._handle("POST")
 
     def _handle(self, method: str) -> None:
-        fake = self.server_fake
+        fake = self.server.fake
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
         try:

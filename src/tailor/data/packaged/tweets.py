@@ -8,7 +8,7 @@ the posting time, so ids give both the order and the ``date`` (ISO, UTC).
 Cleaning: retweets (``RT @...``, other people's words) and tweets cut short with "…" are
 dropped; links are removed (with the ":" or "-" that introduced them), HTML entities
 decoded, whitespace collapsed, and an account's repeated texts kept once (the first).
-About 55,000 tweets remain.
+About 53,000 tweets remain (900 to 6,300 per account).
 
 Why completion. LaMP-7 asks the model to paraphrase a tweet given the tweet: the gold is
 in the input, so copying scores well and a profile adds little. Generating a tweet from
@@ -24,7 +24,7 @@ Splits, per account, in time order: the latest ``questions_per_user`` qualifying
 are the ``dev`` questions, the ones before them the ``train`` questions. Each question's
 profile is the account's tweets posted before every question of its split (at most
 ``profile_size``, the latest), whole. With the defaults (20 questions, 100 profile tweets)
-every account qualifies: 320 questions per split, about 6 MB per questions file.
+every account qualifies: 320 questions per split, about 4.5 MB per questions file.
 Questions are interleaved across accounts, so the first 16 of a split cover every one.
 """
 

@@ -1,0 +1,218 @@
+"""Serving benchmark: personalization overhead per request, and requests/s, on loopback.
+
+    python benchmarks/serve.py [--users 1000] [--records 1000] [--store PATH] [--requests 2000]
+                               [--concurrency 32] [--seconds 20]
+
+It fills a SQLite profile store with synthetic users (through the store's API directly,
+then indexes them as the server's record API would), starts ``tailor serve`` with the
+echo backend (generation costs ~0) on a free loopback port, and measures:
+
+- overhead: the server's own timing headers for requests from one client, to users drawn
+  at random: ``X-Tailor-Personalize-Ms`` (user lookup, BM25 over the user's records,
+  memory search, prompt building) and ``X-Tailor-Overhead-Ms`` (everything in the
+  handler except generation, storing the conversation included);
+- cold: the first request for users whose records were written without the index
+  (as ``tailor ingest`` would), which indexes them on the spot;
+- throughput: requests/s with ``--concurrency`` clients for ``--seconds``.
+
+A populated store is reused when it already holds the requested users.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import random
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+from tailor.profiles.sqlite import SQLiteProfileStore
+from tailor.server.record_index import RecordIndex
+from tailor.types import HistoryRecord, Profile
+
+VOCABULARY_SIZE = 30_000
+STOP_WORDS = ["the", "a", "of", "and", "to", "in", "is", "it", "that", "for", "on", "with", "as", "was", "at", "by"]
+
+
+def vocabulary(seed: int = 0) -> list[str]:
+    generator = random.Random(seed)
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    words: set[str] = set()
+    while len(words) < VOCABULARY_SIZE:
+        words.add("".join(generator.choice(letters) for _ in range(generator.randint(3, 10))))
+    return sorted(words)
+
+
+def sentence(words: list[str], generator: np.random.Generator, length: int) -> str:
+    # Zipf-distributed content words with stop words mixed in, as in real text.
+    picks = np.minimum(generator.zipf(1.3, size=length), len(words)) - 1
+    tokens = [words[i] if generator.random() > 0.3 else STOP_WORDS[i % len(STOP_WORDS)] for i in picks]
+    return " ".join(tokens)
+
+
+def populate(store: SQLiteProfileStore, users: int, records: int, *, index: bool, prefix: str = "user") -> float:
+    words = vocabulary()
+    generator = np.random.default_rng(0 if index else 1)
+    record_index = RecordIndex(store, cache_size=0)
+    began = time.perf_counter()
+    chunk = 20
+    for start in range(0, users, chunk):
+        profiles = []
+        for number in range(start, min(start + chunk, users)):
+            items = tuple(HistoryRecord(f"r{i}", {"text": sentence(words, generator, int(generator.integers(15, 45)))},
+                                        f"20{10 + i % 15}-01-01") for i in range(records))
+            profiles.append(Profile(f"{prefix}{number}", items, {"plan": "free"}))
+        store.add_profiles(profiles)
+        if index:
+            for profile in profiles:
+                record_index.refresh(profile.user_id)
+        done = min(start + chunk, users)
+        if done % 100 == 0 or done == users:
+            print(f"  {prefix}: {done}/{users} users ({time.perf_counter() - began:.0f} s)", file=sys.stderr)
+    return time.perf_counter() - began
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_server(store: Path, port: int) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "tailor.cli.main", "serve", "--store", str(store), "--backend", "echo",
+               "--port", str(port), "--log-level", "warning"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=1).status_code == 200:
+                return process
+        except httpx.TransportError:
+            time.sleep(0.2)
+    process.kill()
+    raise RuntimeError("the server did not start")
+
+
+def ask(client: httpx.Client, user: str, text: str) -> httpx.Response:
+    body = {"model": "echo", "user": user, "messages": [{"role": "user", "content": text}], "max_tokens": 64}
+    response = client.post("/v1/chat/completions", json=body)
+    response.raise_for_status()
+    return response
+
+
+def percentiles(values: list[float]) -> tuple[float, float]:
+    array = np.asarray(values)
+    return float(np.percentile(array, 50)), float(np.percentile(array, 99))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--users", type=int, default=1000)
+    parser.add_argument("--records", type=int, default=1000)
+    parser.add_argument("--store", default=None, help="default: $TMPDIR/tailor-bench/serve-USERSxRECORDS.db")
+    parser.add_argument("--requests", type=int, default=2000, help="sequential requests for the overhead")
+    parser.add_argument("--cold-users", type=int, default=20)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    args = parser.parse_args()
+
+    default = Path(os.environ.get("TMPDIR", "/tmp")) / "tailor-bench" / f"serve-{args.users}x{args.records}.db"
+    path = Path(args.store) if args.store else default
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with SQLiteProfileStore(path) as store:
+        have = len(store.list_users())
+        if have < args.users + args.cold_users:
+            if have:
+                raise SystemExit(f"{path} holds {have} users, not the {args.users} + {args.cold_users} asked; "
+                                 "remove it or pass another --store")
+            print(f"populating {path}: {args.users} users x {args.records} records", file=sys.stderr)
+            seconds = populate(store, args.users, args.records, index=True)
+            print(f"  ingested and indexed in {seconds:.0f} s", file=sys.stderr)
+            populate(store, args.cold_users, args.records, index=False, prefix="cold")
+        # A rerun must find the cold users cold again: drop what their first requests indexed.
+        RecordIndex(store)  # makes sure the index tables exist
+        with store.transaction() as connection:
+            for table in ("serve_record_terms", "serve_record_index"):
+                connection.execute(f"DELETE FROM {table} WHERE user_id LIKE 'cold%'")
+    size_mb = sum(p.stat().st_size for p in path.parent.glob(path.name + "*")) / 1e6
+
+    words = vocabulary()
+    generator = np.random.default_rng(42)
+    queries = [sentence(words, generator, int(generator.integers(6, 16))) for _ in range(args.requests + 100)]
+    picker = random.Random(42)
+    port = free_port()
+    server = start_server(path, port)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        with httpx.Client(base_url=base, timeout=30) as client:
+            for query in queries[:100]:  # warm-up: imports, caches, connection
+                ask(client, f"user{picker.randrange(args.users)}", query)
+            personalize, overhead, latency, granular = [], [], [], 0
+            for query in queries[100:]:
+                began = time.perf_counter()
+                response = ask(client, f"user{picker.randrange(args.users)}", query)
+                latency.append((time.perf_counter() - began) * 1000)
+                personalize.append(float(response.headers["x-tailor-personalize-ms"]))
+                overhead.append(float(response.headers["x-tailor-overhead-ms"]))
+                granular += response.headers["x-tailor-granularity"] == "user"
+            cold = [float(ask(client, f"cold{n}", queries[n]).headers["x-tailor-personalize-ms"])
+                    for n in range(args.cold_users)]
+
+        served, errors, loaded = [0], [0], []
+        lock = threading.Lock()
+        stop_at = time.monotonic() + args.seconds
+
+        def worker(number: int) -> None:
+            local = random.Random(number)
+            with httpx.Client(base_url=base, timeout=30) as client:
+                while time.monotonic() < stop_at:
+                    try:
+                        response = ask(client, f"user{local.randrange(args.users)}", queries[local.randrange(len(queries))])
+                        with lock:
+                            served[0] += 1
+                            loaded.append(float(response.headers["x-tailor-overhead-ms"]))
+                    except httpx.HTTPError:
+                        with lock:
+                            errors[0] += 1
+
+        threads = [threading.Thread(target=worker, args=(n,)) for n in range(args.concurrency)]
+        began = time.monotonic()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        elapsed = time.monotonic() - began
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(30)
+
+    p50, p99 = percentiles(personalize)
+    o50, o99 = percentiles(overhead)
+    l50, l99 = percentiles(latency)
+    c50, c99 = percentiles(cold)
+    u50, u99 = percentiles(loaded) if loaded else (float("nan"), float("nan"))
+    print(f"\nstore: {path} ({args.users} users x {args.records} records, {size_mb:.0f} MB); "
+          f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, Python {platform.python_version()}; "
+          f"{granular}/{len(personalize)} requests personalized\n")
+    print("| measure | p50 | p99 |")
+    print("| --- | --- | --- |")
+    print(f"| personalization overhead, server-side (`X-Tailor-Personalize-Ms`), 1 client | {p50:.2f} ms | {p99:.2f} ms |")
+    print(f"| all non-generation work in the handler (`X-Tailor-Overhead-Ms`), 1 client | {o50:.2f} ms | {o99:.2f} ms |")
+    print(f"| round trip seen by the client (echo backend), 1 client | {l50:.2f} ms | {l99:.2f} ms |")
+    print(f"| first request of a user ingested without the index ({args.cold_users} users) | {c50:.1f} ms | {c99:.1f} ms |")
+    print(f"| `X-Tailor-Overhead-Ms` under {args.concurrency} concurrent clients | {u50:.2f} ms | {u99:.2f} ms |")
+    print(f"\n| clients | requests | errors | seconds | requests/s |\n| --- | --- | --- | --- | --- |\n"
+          f"| {args.concurrency} | {served[0]} | {errors[0]} | {elapsed:.1f} | {served[0] / elapsed:.0f} |")
+
+
+if __name__ == "__main__":
+    main()

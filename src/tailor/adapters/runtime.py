@@ -1,0 +1,229 @@
+"""Serving adapters: which adapter a user gets, and keeping adapters loaded on one model.
+
+:class:`AdapterResolver` picks, for a ``user_id``, the adapter stack to apply, falling
+back from the user's own adapter to their persona's, then to the global one, then to none
+(the base model); the granularity it settled on is recorded per prediction.
+
+:class:`LoRARuntime` wraps a backend's already-loaded model with PEFT once and loads
+adapters into it lazily, keeping the most recently used ``capacity`` of them (an LRU
+cache). Switching users never reloads the base model: a cached adapter is selected per
+request (PEFT's mixed-adapter batches, ``adapter_names=``), and a cold one costs a read
+from the store and a small tensor copy.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from tailor.adapters.identity import check_same_base
+from tailor.adapters.lora import LoRAWeights, compose, from_bytes
+from tailor.adapters.store import AdapterKey, AdapterStore
+from tailor.registry import require
+from tailor.types import GenerationRequest, GenerationResult, Granularity
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["AdaptedBackend", "AdapterResolver", "LoRAChoice", "LoRARuntime", "Resolution"]
+
+BASE = "__base__"
+"""PEFT's name for "no adapter" in a mixed batch."""
+
+
+@dataclass(frozen=True)
+class LoRAChoice:
+    """An adapter to apply: a stable name (the stacked adapters' digests) and how to load it."""
+
+    name: str
+    load: Callable[[], LoRAWeights] = field(compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """What a user gets: the granularity, the stacked adapters (bottom first), the choice."""
+
+    granularity: Granularity
+    stack: tuple[AdapterKey, ...] = ()
+    choice: LoRAChoice | None = None
+
+    @property
+    def label(self) -> str:
+        """``"user"``, ``"persona:ID"``, ``"global"`` or ``"none"``, for prediction records."""
+        if not self.stack:
+            return "none"
+        top = self.stack[-1]
+        return f"persona:{top.owner}" if top.scope == "persona" else top.scope
+
+
+class AdapterResolver:
+    """For one task, the adapter stack of each user: user -> persona -> global -> none.
+
+    A user or persona adapter trained on top of a global adapter is used only with that
+    same global adapter (its digest is recorded at training); if the global adapter was
+    retrained or deleted since, the stale adapter is skipped, with a warning, until
+    ``tailor train-adapter`` retrains it. ``personas`` maps user ids to persona ids where
+    the store holds no personas (a groups file); the store's own personas come first.
+    """
+
+    def __init__(self, store: AdapterStore, task: str, *, personas: Mapping[str, str] | None = None,
+                 identity: Mapping[str, str] | None = None) -> None:
+        self.store = store
+        self.task = task
+        self.personas = dict(personas or {})
+        self.identity = dict(identity) if identity is not None else None
+        self._warned: set[str] = set()
+
+    def persona_of(self, user_id: str) -> str | None:
+        try:
+            found = self.store.persona_of(user_id)
+        except (AttributeError, NotImplementedError):  # a store without personas
+            found = None
+        return found or self.personas.get(user_id)
+
+    def resolve(self, user_id: str | None) -> Resolution:
+        global_key = AdapterKey.global_(self.task)
+        global_info = self.store.info(global_key)
+        candidates: list[tuple[Granularity, AdapterKey]] = []
+        if user_id is not None:
+            candidates.append(("user", AdapterKey("user", user_id, self.task)))
+            persona = self.persona_of(user_id)
+            if persona is not None:
+                candidates.append(("persona", AdapterKey("persona", persona, self.task)))
+        for granularity, key in candidates:
+            info = self.store.info(key)
+            if info is None:
+                continue
+            below = info.metadata.get("on_top_of")
+            if below is None:
+                return self._resolution(granularity, ((key, info.digest),))
+            if global_info is not None and below == global_info.digest:
+                return self._resolution(granularity, ((global_key, global_info.digest), (key, info.digest)))
+            if str(key) not in self._warned:
+                self._warned.add(str(key))
+                logger.warning("adapter %s was trained on top of global adapter %s, which the store no longer "
+                               "holds; skipping it (retrain with tailor train-adapter)", key, below)
+        if global_info is not None:
+            return self._resolution("global", ((global_key, global_info.digest),))
+        return Resolution("global")
+
+    def _resolution(self, granularity: Granularity, stack: tuple[tuple[AdapterKey, str], ...]) -> Resolution:
+        keys = tuple(key for key, _ in stack)
+        name = "lora_" + "_".join(digest for _, digest in stack)
+        return Resolution(granularity, keys, LoRAChoice(name, lambda: self.load_stack(keys)))
+
+    def load_stack(self, keys: Sequence[AdapterKey]) -> LoRAWeights:
+        """The stacked adapters' weights summed into one LoRA."""
+        parts = []
+        for key in keys:
+            stored = self.store.load(key)
+            if stored is None:
+                raise LookupError(f"adapter {key} vanished from {self.store}")
+            if self.identity is not None:
+                check_same_base(str(key), dict(stored.base_model), dict(self.identity))
+            parts.append(from_bytes(stored.weights, stored.config["lora"]))
+        return compose(parts)
+
+
+@dataclass
+class RuntimeStats:
+    loads: int = 0
+    hits: int = 0
+    evictions: int = 0
+    load_seconds: float = 0.0
+
+
+class LoRARuntime:
+    """PEFT LoRA adapters on an already-loaded model, with an LRU cache of ``capacity``.
+
+    Not thread-safe by itself: the backend calls it under its own lock.
+    """
+
+    def __init__(self, model: Any, *, capacity: int = 8) -> None:
+        if capacity < 1:
+            raise ValueError(f"capacity must be at least 1, got {capacity}")
+        self.model = model
+        self.capacity = capacity
+        self.peft: Any = None
+        self.loaded: OrderedDict[str, None] = OrderedDict()
+        self.stats = RuntimeStats()
+
+    def ensure(self, choices: Sequence[LoRAChoice | None]) -> list[str]:
+        """Load what ``choices`` need (evicting the least recently used beyond capacity);
+        return PEFT adapter names, ``__base__`` for no adapter."""
+        needed = {c.name: c for c in choices if c is not None}
+        for name, choice in needed.items():
+            if name in self.loaded:
+                self.loaded.move_to_end(name)
+                self.stats.hits += 1
+            else:
+                self._load(name, choice.load())
+        # Evict only adapters this batch does not use: a batch may need more than capacity.
+        while len(self.loaded) > max(self.capacity, len(needed)):
+            oldest = next(name for name in self.loaded if name not in needed)
+            self._evict(oldest)
+        return [c.name if c is not None else BASE for c in choices]
+
+    def _load(self, name: str, weights: LoRAWeights) -> None:
+        peft = require("peft", "peft")
+        began = time.perf_counter()
+        config = weights.shape.peft_config(inference=True)
+        if self.peft is None:
+            self.peft = peft.PeftModel(self.model, config, adapter_name=name)
+        else:
+            self.peft.add_adapter(name, config)
+        result = peft.set_peft_model_state_dict(self.peft, weights.to_peft(), adapter_name=name)
+        unexpected = getattr(result, "unexpected_keys", None)
+        if unexpected:
+            raise ValueError(f"adapter {name} holds weights for modules this model lacks: {unexpected[:3]}")
+        self.peft.eval()
+        self.loaded[name] = None
+        self.stats.loads += 1
+        self.stats.load_seconds += time.perf_counter() - began
+
+    def _evict(self, name: str) -> None:
+        self.peft.delete_adapter(name)
+        del self.loaded[name]
+        self.stats.evictions += 1
+
+    @contextmanager
+    def applied(self, names: Sequence[str]) -> Iterator[tuple[Any, dict[str, Any]]]:
+        """Within the block: the model to call and the keyword arguments that apply
+        ``names`` per row (PEFT's ``adapter_names``). With no adapter in the batch the
+        LoRA layers are bypassed and the plain model is returned."""
+        if self.peft is None:
+            yield self.model, {}
+            return
+        if all(name == BASE for name in names):
+            with self.peft.disable_adapter():
+                yield self.model, {}
+            return
+        yield self.peft, {"adapter_names": list(names)}
+
+
+class AdaptedBackend:
+    """A backend view that runs each request with its user's adapter (see
+    :meth:`tailor.backends.hf.TransformersBackend.with_adapters`).
+
+    ``last_resolutions`` holds, for the latest batch, what each request resolved to.
+    """
+
+    def __init__(self, backend: Any, resolver: AdapterResolver) -> None:
+        self.backend = backend
+        self.resolver = resolver
+        self.name = f"{backend.name}+adapters"
+        self.model_id = getattr(backend, "model_id", backend.name)
+        self.last_resolutions: list[Resolution] = []
+
+    def count_tokens(self, text: str) -> int:
+        return int(self.backend.count_tokens(text))
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+        resolutions = [self.resolver.resolve(r.user_id) for r in requests]
+        self.last_resolutions = resolutions
+        results: list[GenerationResult] = self.backend.generate(requests, lora=[r.choice for r in resolutions])
+        return results

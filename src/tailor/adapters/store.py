@@ -1,0 +1,353 @@
+"""The adapter store: adapter weights kept inside the profile store's SQLite file.
+
+Three tables, created through :meth:`SQLiteProfileStore.transaction` and following the
+store's derived data rule (see :mod:`tailor.profiles.sqlite`)::
+
+    adapters(user_id -> users ON DELETE CASCADE, task, kind, config, base_model,
+             metadata, weights BLOB, created_at, PRIMARY KEY (user_id, task, kind))
+    shared_adapters(scope 'persona'|'global', owner, task, kind, config, base_model,
+                    metadata, weights BLOB, created_at, PRIMARY KEY (scope, owner, task, kind))
+    adapter_contributors((scope, owner, task, kind) -> shared_adapters ON DELETE CASCADE,
+                         user_id -> users ON DELETE CASCADE)
+
+Why the database and not a folder of files: ``delete_user`` then removes a user's adapter
+in the same transaction as their records, by cascade, in every process that opens the
+file, with no hook to forget; an adapter is small (hundreds of KB) so a BLOB costs
+nothing; and a saved adapter is atomic with its config and base-model identity.
+
+Persona and global adapters are trained on many users' histories, so they are not rows of
+one user. Their contributors are listed, and a trigger deletes a shared adapter as soon as
+one contributor is deleted: deleting a user deletes everything derived from them,
+pooled adapters included. ``tailor train-adapter`` then retrains it (and, since user
+adapters record the adapter they were trained on top of, those too).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+from tailor.profiles.sqlite import SQLiteProfileStore
+
+__all__ = [
+    "GLOBAL_OWNER",
+    "AdapterInfo",
+    "AdapterKey",
+    "AdapterKind",
+    "AdapterStore",
+    "Scope",
+    "StoredAdapter",
+    "open_adapter_store",
+]
+
+Scope = Literal["user", "persona", "global"]
+AdapterKind = Literal["lora", "soft-prompt"]
+SCOPES: tuple[Scope, ...] = ("user", "persona", "global")
+KINDS: tuple[AdapterKind, ...] = ("lora", "soft-prompt")
+GLOBAL_OWNER = "all"
+"""The owner name of a global adapter (the one for every user)."""
+DEFAULT_MAX_BYTES = 5_000_000
+STORE_FILE = "profiles.sqlite"
+
+_TABLES = (
+    """CREATE TABLE IF NOT EXISTS adapters (
+        user_id TEXT NOT NULL REFERENCES users(user_id) ON DELETE CASCADE,
+        task TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        config TEXT NOT NULL,
+        base_model TEXT NOT NULL,
+        metadata TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        weights BLOB NOT NULL,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (user_id, task, kind)
+    )""",
+    """CREATE TABLE IF NOT EXISTS shared_adapters (
+        scope TEXT NOT NULL CHECK (scope IN ('persona', 'global')),
+        owner TEXT NOT NULL,
+        task TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        config TEXT NOT NULL,
+        base_model TEXT NOT NULL,
+        metadata TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        weights BLOB NOT NULL,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (scope, owner, task, kind)
+    )""",
+    """CREATE TABLE IF NOT EXISTS adapter_contributors (
+        scope TEXT NOT NULL,
+        owner TEXT NOT NULL,
+        task TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        user_id TEXT NOT NULL REFERENCES users(user_id) ON DELETE CASCADE,
+        PRIMARY KEY (scope, owner, task, kind, user_id),
+        FOREIGN KEY (scope, owner, task, kind) REFERENCES shared_adapters(scope, owner, task, kind)
+            ON DELETE CASCADE
+    )""",
+    "CREATE INDEX IF NOT EXISTS adapter_contributors_by_user ON adapter_contributors (user_id)",
+    # A pooled adapter learned from the deleted user's history: it goes with them.
+    """CREATE TRIGGER IF NOT EXISTS adapter_contributor_deleted AFTER DELETE ON adapter_contributors
+    BEGIN
+        DELETE FROM shared_adapters WHERE scope = old.scope AND owner = old.owner
+            AND task = old.task AND kind = old.kind;
+    END""",
+)
+
+
+@dataclass(frozen=True)
+class AdapterKey:
+    """Which adapter: its scope, whose it is (a user id, a persona id, or ``"all"``), the
+    task it was trained for, and its kind (a LoRA delta or a soft-prompt projector)."""
+
+    scope: Scope
+    owner: str
+    task: str
+    kind: AdapterKind = "lora"
+
+    def __post_init__(self) -> None:
+        if self.scope not in SCOPES:
+            raise ValueError(f"adapter scope must be one of {', '.join(SCOPES)}, got {self.scope!r}")
+        if self.kind not in KINDS:
+            raise ValueError(f"adapter kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
+        for name in ("owner", "task"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value:
+                raise ValueError(f"adapter {name} must be a non-empty string, got {value!r}")
+        if self.scope == "global" and self.owner != GLOBAL_OWNER:
+            raise ValueError(f"a global adapter's owner is {GLOBAL_OWNER!r}, got {self.owner!r}")
+
+    @classmethod
+    def global_(cls, task: str, kind: AdapterKind = "lora") -> AdapterKey:
+        return cls("global", GLOBAL_OWNER, task, kind)
+
+    def __str__(self) -> str:
+        return f"{self.scope}/{self.owner}/{self.task}/{self.kind}"
+
+
+@dataclass(frozen=True)
+class AdapterInfo:
+    """A stored adapter without its weights: what listing and resuming need."""
+
+    key: AdapterKey
+    config: Mapping[str, Any]
+    base_model: Mapping[str, str]
+    metadata: Mapping[str, Any]
+    size: int
+    digest: str
+    """The first 16 hex digits of the weights' SHA-256: names this exact adapter."""
+    created_at: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"scope": self.key.scope, "owner": self.key.owner, "task": self.key.task, "kind": self.key.kind,
+                "config": dict(self.config), "base_model": dict(self.base_model), "metadata": dict(self.metadata),
+                "bytes": self.size, "digest": self.digest, "created_at": self.created_at}
+
+
+@dataclass(frozen=True)
+class StoredAdapter(AdapterInfo):
+    weights: bytes = field(default=b"", repr=False)
+
+
+def _digest(weights: bytes) -> str:
+    return hashlib.sha256(weights).hexdigest()[:16]
+
+
+def _dumps(value: Mapping[str, Any], what: str) -> str:
+    try:
+        return json.dumps(dict(value), sort_keys=True, ensure_ascii=False)
+    except TypeError as error:
+        raise TypeError(f"adapter {what} must be JSON-ready: {error}") from None
+
+
+_COLUMNS = "config, base_model, metadata, digest, weights, created_at"
+_INFO_COLUMNS = "config, base_model, metadata, digest, length(weights), created_at"
+
+
+class AdapterStore:
+    """Per-user, per-persona and global adapters kept in a :class:`SQLiteProfileStore`.
+
+    A user adapter needs the user in the profile store (it cascades from them); deleting
+    the user through the store deletes it. ``max_bytes`` refuses adapters larger than the
+    budget (5 MB by default), so a misconfigured rank fails at save time, not in production.
+    """
+
+    def __init__(self, profiles: SQLiteProfileStore, *, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        if not isinstance(profiles, SQLiteProfileStore):
+            raise TypeError(f"AdapterStore keeps adapters in a SQLiteProfileStore, got {type(profiles).__name__}")
+        if max_bytes < 1:
+            raise ValueError(f"max_bytes must be positive, got {max_bytes}")
+        self.profiles = profiles
+        self.max_bytes = max_bytes
+        with profiles.transaction() as connection:
+            for statement in _TABLES:
+                connection.execute(statement)
+
+    def __repr__(self) -> str:
+        return f"AdapterStore({self.profiles.path!r})"
+
+    # -- writes ---------------------------------------------------------------------------
+
+    def save(self, key: AdapterKey, weights: bytes, *, config: Mapping[str, Any], base_model: Mapping[str, str],
+             metadata: Mapping[str, Any] | None = None, contributors: Iterable[str] = ()) -> AdapterInfo:
+        """Store (or replace) the adapter ``key``; return it as stored, without weights.
+
+        ``contributors`` (persona and global adapters) are the users whose histories it
+        was trained on: deleting any of them deletes the adapter. A user adapter's user
+        must be in the profile store.
+        """
+        if not isinstance(weights, (bytes, bytearray)) or not weights:
+            raise ValueError(f"adapter {key}: weights must be non-empty bytes")
+        if len(weights) > self.max_bytes:
+            raise ValueError(f"adapter {key} is {len(weights):,} bytes, over the store's limit of "
+                             f"{self.max_bytes:,}; lower the rank or the number of adapted layers")
+        row = (_dumps(config, "config"), _dumps(base_model, "base_model"), _dumps(metadata or {}, "metadata"),
+               _digest(bytes(weights)), bytes(weights), datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        with self.profiles.transaction() as connection:
+            if key.scope == "user":
+                if connection.execute("SELECT 1 FROM users WHERE user_id = ?", (key.owner,)).fetchone() is None:
+                    raise ValueError(f"adapter {key}: user {key.owner!r} is not in the profile store {self.profiles.path}")
+                connection.execute(
+                    f"INSERT OR REPLACE INTO adapters (user_id, task, kind, {_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (key.owner, key.task, key.kind, *row))
+            else:
+                ident = (key.scope, key.owner, key.task, key.kind)
+                # Delete first: REPLACE would not cascade to the old contributor rows.
+                connection.execute("DELETE FROM shared_adapters WHERE scope = ? AND owner = ? AND task = ? AND kind = ?",
+                                   ident)
+                connection.execute(
+                    f"INSERT INTO shared_adapters (scope, owner, task, kind, {_COLUMNS}) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", (*ident, *row))
+                connection.executemany(
+                    "INSERT OR IGNORE INTO adapter_contributors (scope, owner, task, kind, user_id) "
+                    "SELECT ?, ?, ?, ?, user_id FROM users WHERE user_id = ?",
+                    [(*ident, user_id) for user_id in dict.fromkeys(contributors)])
+        info = self.info(key)
+        if info is None:  # pragma: no cover - the row was written in the transaction above
+            raise RuntimeError(f"adapter {key} vanished after saving")
+        return info
+
+    def delete(self, key: AdapterKey) -> bool:
+        """Delete one adapter; return whether it existed."""
+        with self.profiles.transaction() as connection:
+            if key.scope == "user":
+                cursor = connection.execute("DELETE FROM adapters WHERE user_id = ? AND task = ? AND kind = ?",
+                                            (key.owner, key.task, key.kind))
+            else:
+                cursor = connection.execute(
+                    "DELETE FROM shared_adapters WHERE scope = ? AND owner = ? AND task = ? AND kind = ?",
+                    (key.scope, key.owner, key.task, key.kind))
+            return cursor.rowcount > 0
+
+    def delete_user_adapters(self, user_id: str) -> int:
+        """Delete the user's own adapters and the pooled ones they contributed to; return how many went."""
+        with self.profiles.transaction() as connection:
+            shared = connection.execute("SELECT COUNT(DISTINCT scope || '/' || owner || '/' || task || '/' || kind) "
+                                        "FROM adapter_contributors WHERE user_id = ?", (user_id,)).fetchone()[0]
+            connection.execute("DELETE FROM adapter_contributors WHERE user_id = ?", (user_id,))
+            own = connection.execute("DELETE FROM adapters WHERE user_id = ?", (user_id,)).rowcount
+            return int(own) + int(shared)
+
+    # -- reads ----------------------------------------------------------------------------
+
+    def _select(self, key: AdapterKey, columns: str) -> tuple[Any, ...] | None:
+        # The store's read snapshot: reads take no write lock, so they never wait on a trainer.
+        with self.profiles._reading() as connection:
+            if key.scope == "user":
+                row = connection.execute(f"SELECT {columns} FROM adapters WHERE user_id = ? AND task = ? AND kind = ?",
+                                         (key.owner, key.task, key.kind)).fetchone()
+            else:
+                row = connection.execute(
+                    f"SELECT {columns} FROM shared_adapters WHERE scope = ? AND owner = ? AND task = ? AND kind = ?",
+                    (key.scope, key.owner, key.task, key.kind)).fetchone()
+        return tuple(row) if row is not None else None
+
+    def load(self, key: AdapterKey) -> StoredAdapter | None:
+        """The adapter with its weights, or ``None`` when the store has none under ``key``."""
+        row = self._select(key, _COLUMNS)
+        if row is None:
+            return None
+        config, base_model, metadata, digest, weights, created_at = row
+        return StoredAdapter(key, json.loads(config), json.loads(base_model), json.loads(metadata), len(weights),
+                             digest, created_at, weights=bytes(weights))
+
+    def info(self, key: AdapterKey) -> AdapterInfo | None:
+        """The adapter without its weights, or ``None``."""
+        row = self._select(key, _INFO_COLUMNS)
+        if row is None:
+            return None
+        config, base_model, metadata, digest, size, created_at = row
+        return AdapterInfo(key, json.loads(config), json.loads(base_model), json.loads(metadata), int(size), digest,
+                           created_at)
+
+    def list(self, *, scope: Scope | None = None, task: str | None = None,
+             kind: AdapterKind | None = None) -> list[AdapterInfo]:
+        """Stored adapters (without weights), sorted by scope, owner, task and kind."""
+        with self.profiles._reading() as connection:
+            rows = [("user", *row) for row in connection.execute(
+                f"SELECT user_id, task, kind, {_INFO_COLUMNS} FROM adapters")]
+            rows += list(connection.execute(f"SELECT scope, owner, task, kind, {_INFO_COLUMNS} FROM shared_adapters"))
+        found = []
+        for row_scope, owner, row_task, row_kind, config, base_model, metadata, digest, size, created_at in rows:
+            if (scope and row_scope != scope) or (task and row_task != task) or (kind and row_kind != kind):
+                continue
+            key = AdapterKey(row_scope, owner, row_task, row_kind)
+            found.append(AdapterInfo(key, json.loads(config), json.loads(base_model), json.loads(metadata),
+                                     int(size), digest, created_at))
+        order = {scope_name: i for i, scope_name in enumerate(SCOPES)}
+        return sorted(found, key=lambda a: (order[a.key.scope], a.key.owner, a.key.task, a.key.kind))
+
+    def contributors(self, key: AdapterKey) -> list[str]:
+        """The users a persona or global adapter was trained on, sorted."""
+        with self.profiles._reading() as connection:
+            return [row[0] for row in connection.execute(
+                "SELECT user_id FROM adapter_contributors WHERE scope = ? AND owner = ? AND task = ? AND kind = ? "
+                "ORDER BY user_id", (key.scope, key.owner, key.task, key.kind))]
+
+    def persona_of(self, user_id: str) -> str | None:
+        """The user's persona in the profile store, or ``None``."""
+        return self.profiles.persona_of(user_id)
+
+    # -- the server's adapter hook (tailor.server.hooks.AdapterHook) ---------------------------
+
+    def hook(self) -> AdapterStoreHook:
+        """This store as the server's per-user adapter hook (export and delete)."""
+        return AdapterStoreHook(self)
+
+
+class AdapterStoreHook:
+    """:class:`~tailor.server.hooks.AdapterHook` over an :class:`AdapterStore`.
+
+    Deleting the user through the profile store already deletes their adapters by
+    cascade; ``delete`` is for a server that wants to drop adapters and keep the user.
+    """
+
+    def __init__(self, store: AdapterStore) -> None:
+        self.store = store
+
+    def metadata(self, user_id: str) -> Mapping[str, Any] | None:
+        own = [a.to_dict() for a in self.store.list(scope="user") if a.key.owner == user_id]
+        if not own:
+            return None
+        return {"adapters": own}
+
+    def delete(self, user_id: str) -> int:
+        return self.store.delete_user_adapters(user_id)
+
+
+def open_adapter_store(location: str | os.PathLike[str], *, create: bool = False) -> AdapterStore:
+    """The adapter store in a folder (its ``profiles.sqlite``) or a SQLite file."""
+    path = Path(location)
+    if path.is_dir() or (create and not path.suffix):
+        path.mkdir(parents=True, exist_ok=True)
+        path = path / STORE_FILE
+    if not create and not path.is_file():
+        raise FileNotFoundError(f"no adapter store at {location}: expected a folder made by tailor train-adapter "
+                                f"(holding {STORE_FILE}) or a SQLite file")
+    return AdapterStore(SQLiteProfileStore(path))

@@ -1,0 +1,106 @@
+"""``tailor serve`` and ``tailor keys``: the server, and the API keys that guard it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from tailor.server.config import SERVE_METHODS, ServeConfig
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
+    return value
+
+
+def add_serve_verbs(verbs: Any) -> None:
+    """Add ``serve`` and ``keys`` to the ``tailor`` command's verbs."""
+    serve = verbs.add_parser("serve", help="serve an OpenAI-compatible chat API personalized per user")
+    serve.add_argument("--store", required=True, help="the SQLite profile store (created if missing)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; any other "
+                       "needs an API key to exist)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--backend", default="default", help="default | echo | transformers:PATH | openai:URL")
+    serve.add_argument("--method", choices=SERVE_METHODS, default="bm25",
+                       help="how the user's records are retrieved (default bm25)")
+    serve.add_argument("--k", type=_count, default=3, help="records retrieved per request (default 3)")
+    serve.add_argument("--k-memories", type=_count, default=3, help="memories retrieved per request (default 3)")
+    serve.add_argument("--no-memory", action="store_true", help="keep no conversations and extract no facts")
+    serve.add_argument("--embedder", default="hashing",
+                       help="embedder for memory search: hashing (fast) or minilm, or 'none' for BM25 alone")
+    serve.add_argument("--memory-backend", default=None, help="model for fact extraction (default: --backend)")
+    serve.add_argument("--model", default=None, help="model id reported by /v1/models (default: the backend's)")
+    serve.add_argument("--auto-create-users", action="store_true",
+                       help="create a user on their first chat (by default only users made with PUT are kept)")
+    serve.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
+
+    keys = verbs.add_parser("keys", help="create, list and revoke the server's API keys")
+    key_verbs = keys.add_subparsers(dest="keys_verb", metavar="ACTION")
+    create = key_verbs.add_parser("create", help="create a key and print it (once: only its hash is kept)")
+    create.add_argument("--store", required=True)
+    who = create.add_mutually_exclusive_group(required=True)
+    who.add_argument("--tenant", help="a key that sees only this tenant's users")
+    who.add_argument("--admin", action="store_true", help="a key that sees every user")
+    create.add_argument("--json", action="store_true")
+    listing = key_verbs.add_parser("list", help="list the keys (ids, tenants, never the keys)")
+    listing.add_argument("--store", required=True)
+    listing.add_argument("--json", action="store_true")
+    revoke = key_verbs.add_parser("revoke", help="revoke a key by its id")
+    revoke.add_argument("key_id")
+    revoke.add_argument("--store", required=True)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    import logging
+
+    from tailor.server.run import serve
+
+    logging.getLogger("tailor").setLevel(logging.INFO)
+    config = ServeConfig(
+        store=args.store, host=args.host, port=args.port, backend=args.backend, method=args.method, k=args.k,
+        k_memories=args.k_memories, memory=not args.no_memory,
+        embedder=None if args.embedder in ("none", "") else args.embedder, memory_backend=args.memory_backend,
+        model=args.model, auto_create_users=args.auto_create_users)
+    serve(config, log_level=args.log_level)
+    return 0
+
+
+def run_keys(args: argparse.Namespace) -> int:
+    from tailor.profiles.sqlite import SQLiteProfileStore
+    from tailor.server.keys import KeyStore
+
+    if args.keys_verb is None:
+        print("tailor keys: choose an action: create, list, revoke", file=sys.stderr)
+        return 2
+    with SQLiteProfileStore(args.store) as store:
+        keys = KeyStore(store)
+        if args.keys_verb == "create":
+            info, key = keys.create(tenant=args.tenant, admin=args.admin)
+            if args.json:
+                print(json.dumps({"key": key, "key_id": info.key_id, "tenant": info.tenant, "admin": info.admin}))
+            else:
+                scope = "admin (all users)" if info.admin else f"tenant {info.tenant!r}"
+                print(key)
+                print(f"key id {info.key_id}, {scope}; shown once, only its hash is stored", file=sys.stderr)
+            return 0
+        if args.keys_verb == "list":
+            rows = keys.list()
+            if args.json:
+                print(json.dumps([vars(row) for row in rows]))
+            for row in rows if not args.json else []:
+                scope = "admin" if row.admin else f"tenant={row.tenant}"
+                state = f"revoked {row.revoked_at}" if row.revoked_at else "active"
+                print(f"{row.key_id}\t{scope}\t{row.created_at}\t{state}")
+            return 0
+        if not keys.revoke(args.key_id):
+            print(f"tailor keys: error: no active key {args.key_id!r}", file=sys.stderr)
+            return 1
+        print(f"revoked {args.key_id}")
+        return 0
+
+
+__all__ = ["add_serve_verbs", "run_keys", "run_serve"]

@@ -1,0 +1,47 @@
+"""Text embedders: ``minilm`` (all-MiniLM-L6-v2, offline, the ``dense`` extra) and
+``hashing`` (numpy only, for tests), and the ingestion step that stores record vectors.
+
+``load_embedder(name)`` builds an embedder once per process and hands out the same one
+after, so several retrievers (``dense``, ``hybrid``, ``recency+dense``) share one model.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from tailor.embeddings.base import Embedder, normalize_rows
+from tailor.embeddings.ingest import EmbedReport, embed_profiles
+from tailor.registry import Registry
+
+EMBEDDERS = Registry(
+    "embedder",
+    {
+        "minilm": "tailor.embeddings.minilm:MiniLMEmbedder",
+        "hashing": "tailor.embeddings.hashing:HashingEmbedder",
+    },
+    group="tailor.embedders",
+    extras={"minilm": "dense"},
+)
+
+DEFAULT_EMBEDDER = "minilm"
+
+_loaded: dict[str, Embedder] = {}
+_loading = threading.Lock()
+
+
+def load_embedder(name: str = DEFAULT_EMBEDDER, **options: Any) -> Embedder:
+    """The embedder registered as ``name``, built on first use and reused after.
+
+    With ``options`` (constructor keyword arguments) a fresh embedder is built each time.
+    """
+    if options:
+        return EMBEDDERS.load(name)(**options)  # type: ignore[no-any-return]
+    with _loading:  # a model loads once even when threads ask for it together
+        if name not in _loaded:
+            _loaded[name] = EMBEDDERS.load(name)()
+        return _loaded[name]
+
+
+__all__ = ["DEFAULT_EMBEDDER", "EMBEDDERS", "EmbedReport", "Embedder", "embed_profiles", "load_embedder",
+           "normalize_rows"]

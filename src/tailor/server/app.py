@@ -1,0 +1,223 @@
+"""The HTTP API: OpenAI-compatible chat completions, personalized per user, and the user
+data API (profiles, records, export, deletion, memories). See docs/serving.md.
+
+Each route reads its body (refusing more than ``Limits.max_body_bytes`` before parsing),
+then runs the work, authentication included, in a worker thread, so a slow write never
+stalls the event loop. Every error, ours or the framework's, is answered in OpenAI's
+shape ``{"error": {"message", "type", "param", "code"}}``; malformed input is a 4xx.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from tailor.registry import require
+
+require("fastapi", "serve")  # fails with the "pip install 'tailor[serve]'" hint
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+
+from tailor.backends.base import Backend
+from tailor.profiles.sqlite import SQLiteProfileStore
+from tailor.server.config import ServeConfig, is_loopback
+from tailor.server.generation import completion, stream_events
+from tailor.server.hooks import AdapterHook
+from tailor.server.keys import Principal
+from tailor.server.service import ChatOutcome, TailorService
+from tailor.server.validation import (
+    APIError,
+    check_text,
+    invalid,
+    parse_attributes,
+    parse_chat,
+    parse_json,
+    parse_records,
+)
+
+logger = logging.getLogger("tailor.server")
+
+_STATUS_TYPES = {401: "authentication_error", 403: "permission_error", 404: "not_found_error",
+                 405: "invalid_request_error", 413: "invalid_request_error", 415: "invalid_request_error"}
+
+
+class OpenServerRefused(ValueError):
+    """The store holds no API keys and the server was asked to listen beyond loopback."""
+
+
+def create_app(config: ServeConfig, *, backend: Backend | None = None, store: SQLiteProfileStore | None = None,
+               adapters: AdapterHook | None = None, memory_backend: Backend | None = None) -> FastAPI:
+    """The FastAPI application for ``config`` (``backend`` and ``store`` override the ones
+    the config names; tests pass an echo backend). Raises :class:`OpenServerRefused`
+    when no API key exists and ``config.host`` is not a loopback address."""
+    service = TailorService(config, backend=backend, store=store, adapters=adapters, memory_backend=memory_backend)
+    if not service.keys.any_active():
+        if not is_loopback(config.host):
+            service.close()
+            raise OpenServerRefused(
+                f"refusing to listen on {config.host}: the store {config.store!r} holds no API keys, and without "
+                "keys tailor serves only on loopback (127.0.0.1, ::1). Create one with: "
+                f"tailor keys create --admin --store {config.store}")
+        logger.warning("no API keys in %s: serving WITHOUT authentication on %s (loopback only); "
+                       "create a key with `tailor keys create` to require one", config.store, config.host)
+    limits = config.limits
+
+    @asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[None]:
+        yield
+        service.close()
+
+    # No /docs or /openapi.json: every route of this server needs a key once keys exist.
+    app = FastAPI(title="tailor", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.service = service
+
+    def error_response(error: APIError) -> Any:
+        headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
+        return JSONResponse(error.body(), status_code=error.status, headers=headers)
+
+    @app.exception_handler(APIError)
+    async def api_error(request: Any, error: APIError) -> Any:
+        return error_response(error)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Any, error: Any) -> Any:
+        status = int(error.status_code)
+        message = "no such route" if status == 404 else str(error.detail)
+        return error_response(APIError(status, message, type=_STATUS_TYPES.get(status, "invalid_request_error")))
+
+    @app.exception_handler(Exception)
+    async def server_error(request: Any, error: Exception) -> Any:
+        logger.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(APIError(500, "internal server error", type="server_error"))
+
+    async def read_body(request: Any) -> bytes:
+        declared = request.headers.get("content-length")
+        if declared is not None:
+            if not declared.isdigit():
+                raise invalid("the Content-Length header is not a number")
+            if int(declared) > limits.max_body_bytes:
+                raise too_large()
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limits.max_body_bytes:
+                raise too_large()
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def too_large() -> APIError:
+        return APIError(413, f"the request body is larger than {limits.max_body_bytes} bytes",
+                        code="request_too_large")
+
+    async def run(request: Any, work: Callable[[Principal, Any], Any], *, body: bool = False) -> Any:
+        """Authenticate and do ``work(principal, parsed body)`` in a worker thread."""
+        raw = await read_body(request) if body else b""
+        authorization = request.headers.get("authorization")
+        tenant = request.headers.get("x-tailor-tenant")
+
+        def call() -> Any:
+            principal = service.authenticate(authorization, tenant)
+            return work(principal, parse_json(raw) if body else None)
+
+        return await run_in_threadpool(call)
+
+    @app.get("/v1/models")
+    async def models(request: Request) -> Any:
+        return await run(request, lambda principal, _: service.models())
+
+    @app.post("/v1/chat/completions")
+    async def chat_completions(request: Request) -> Any:
+        def work(principal: Principal, body: Any) -> tuple[ChatOutcome, bool, bool]:
+            chat = parse_chat(body, limits, config.default_max_tokens)
+            return service.chat(principal, chat), chat.stream, chat.include_usage
+
+        outcome, stream, include_usage = await run(request, work, body=True)
+        headers = {"X-Tailor-Personalize-Ms": f"{outcome.personalize_ms:.3f}",
+                   "X-Tailor-Overhead-Ms": f"{outcome.overhead_ms:.3f}",
+                   "X-Tailor-Granularity": outcome.granularity}
+        if not stream:
+            return JSONResponse(completion(outcome.completion_id, outcome.model, outcome.created, outcome.text,
+                                           outcome.finish_reason, outcome.usage), headers=headers)
+        events: Iterator[bytes] = stream_events(outcome.completion_id, outcome.model, outcome.created, outcome.text,
+                                                outcome.finish_reason, outcome.usage if include_usage else None)
+        return StreamingResponse(events, media_type="text/event-stream",
+                                           headers={**headers, "Cache-Control": "no-cache"})
+
+    @app.put("/v1/users/{user_id}")
+    async def put_user(request: Request, user_id: str) -> Any:
+        return await run(request, lambda principal, body: service.put_user(
+            principal, user_id, parse_attributes(body, limits)), body=True)
+
+    @app.get("/v1/users/{user_id}")
+    async def get_user(request: Request, user_id: str) -> Any:
+        return await run(request, lambda principal, _: service.get_user(principal, user_id))
+
+    @app.delete("/v1/users/{user_id}")
+    async def delete_user(request: Request, user_id: str) -> Any:
+        return await run(request, lambda principal, _: service.delete_user(principal, user_id))
+
+    @app.post("/v1/users/{user_id}/records")
+    async def add_records(request: Request, user_id: str) -> Any:
+        return await run(request, lambda principal, body: service.add_records(
+            principal, user_id, parse_records(body, limits)), body=True)
+
+    @app.get("/v1/users/{user_id}/export")
+    async def export_user(request: Request, user_id: str) -> Any:
+        return await run(request, lambda principal, _: service.export_user(principal, user_id))
+
+    @app.get("/v1/users/{user_id}/memories")
+    async def list_memories(request: Request, user_id: str) -> Any:
+        parameters = request.query_params
+
+        def work(principal: Principal, _: Any) -> dict[str, Any]:
+            include = _flag(parameters.get("include_superseded"), "include_superseded")
+            k = _count(parameters.get("k"), "k", default=10, high=100)
+            query = parameters.get("query")
+            if query is not None:
+                query = check_text(query, "query", max_chars=limits.max_message_chars)
+            data = service.list_memories(principal, user_id, include_superseded=include, query=query, k=k)
+            return {"object": "list", "data": data}
+
+        return await run(request, work)
+
+    @app.post("/v1/users/{user_id}/memories:flush")
+    async def flush_memories(request: Request, user_id: str) -> Any:
+        value = request.query_params.get("timeout")
+
+        def work(principal: Principal, _: Any) -> dict[str, Any]:
+            timeout = _count(value, "timeout", default=30, high=300)
+            return service.flush_memories(principal, user_id, float(timeout))
+
+        return await run(request, work)
+
+    @app.delete("/v1/users/{user_id}/memories/{memory_id}")
+    async def delete_memory(request: Request, user_id: str, memory_id: str) -> Any:
+        return await run(request, lambda principal, _: service.delete_memory(principal, user_id, memory_id))
+
+    return app
+
+
+def _flag(value: str | None, name: str) -> bool:
+    if value is None:
+        return False
+    if value.lower() in ("true", "1", "yes"):
+        return True
+    if value.lower() in ("false", "0", "no"):
+        return False
+    raise invalid(f"{name} must be true or false, got {value[:40]!r}", name)
+
+
+def _count(value: str | None, name: str, *, default: int, high: int) -> int:
+    if value is None:
+        return default
+    if not value.isdigit() or not 1 <= int(value) <= high:
+        raise invalid(f"{name} must be an integer from 1 to {high}, got {value[:40]!r}", name)
+    return int(value)
+
+
+__all__ = ["OpenServerRefused", "create_app"]

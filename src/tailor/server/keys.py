@@ -1,0 +1,138 @@
+"""API keys and tenants: who may call the server, and which users they can see.
+
+A key is ``tailor-<key id>.<secret>``: the public id finds the row, the 256-bit random
+secret proves possession. Only ``sha256(salt || secret)`` is stored, with a random salt
+per key, and it is compared in constant time. A slow password hash (scrypt) buys nothing
+for a random 256-bit secret, and would cost every request milliseconds.
+
+A key is either an *admin* key (sees every user) or a *tenant* key (sees only its
+tenant's users). Tenants are namespaces: the user ``alice`` of tenant ``acme`` is kept
+in the profile store as ``"acme\\x1falice"`` (the unit separator can never occur in an id
+the API accepts), so two tenants' ``alice`` never collide and a tenant key cannot even
+name another tenant's user. Users outside any tenant (written by an admin, or by
+``tailor ingest``) keep their plain id.
+
+The table ``api_keys`` lives in the profile store's file and holds no user data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+
+from tailor.profiles._derived import utc_now
+from tailor.profiles.sqlite import SQLiteProfileStore
+
+SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS api_keys (
+        key_id TEXT PRIMARY KEY NOT NULL,
+        tenant TEXT,
+        admin INTEGER NOT NULL,
+        salt BLOB NOT NULL,
+        digest BLOB NOT NULL,
+        created_at TEXT NOT NULL,
+        revoked_at TEXT
+    )""",
+)
+
+TENANT_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+TENANT_SEPARATOR = "\x1f"
+_KEY = re.compile(r"^tailor-([0-9a-f]{16})\.([A-Za-z0-9_-]{20,100})$")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: an admin (``tenant`` ``None`` unless they chose one), or a tenant's key.
+    ``key_id`` is ``None`` when the server runs open (no keys exist)."""
+
+    key_id: str | None
+    tenant: str | None
+    admin: bool
+
+    def store_user_id(self, user_id: str) -> str:
+        """The profile store's id for the API's ``user_id`` in this principal's namespace."""
+        return user_id if self.tenant is None else f"{self.tenant}{TENANT_SEPARATOR}{user_id}"
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    key_id: str
+    tenant: str | None
+    admin: bool
+    created_at: str
+    revoked_at: str | None
+
+
+def check_tenant(tenant: str) -> str:
+    if not isinstance(tenant, str) or not TENANT_PATTERN.match(tenant):
+        raise ValueError(f"tenant names are 1-64 characters of letters, digits, '.', '_' and '-', "
+                         f"starting with a letter or digit; got {tenant!r}")
+    return tenant
+
+
+def _digest(salt: bytes, secret: str) -> bytes:
+    return hashlib.sha256(salt + secret.encode("ascii")).digest()
+
+
+class KeyStore:
+    """Creates, verifies, lists and revokes API keys kept in the profile store's file."""
+
+    def __init__(self, store: SQLiteProfileStore) -> None:
+        self.store = store
+        with store.transaction() as connection:
+            for statement in SCHEMA:
+                connection.execute(statement)
+
+    def create(self, *, tenant: str | None = None, admin: bool = False) -> tuple[KeyInfo, str]:
+        """A new key; returns its info and the key itself (shown once, never stored)."""
+        if admin == (tenant is not None):
+            raise ValueError("a key is either for one tenant (tenant=NAME) or an admin key (admin=True)")
+        if tenant is not None:
+            check_tenant(tenant)
+        key_id = secrets.token_hex(8)
+        secret = secrets.token_urlsafe(32)
+        salt = secrets.token_bytes(16)
+        created = utc_now()
+        with self.store.transaction() as connection:
+            connection.execute("INSERT INTO api_keys VALUES (?, ?, ?, ?, ?, ?, NULL)",
+                               (key_id, tenant, int(admin), salt, _digest(salt, secret), created))
+        return KeyInfo(key_id, tenant, admin, created, None), f"tailor-{key_id}.{secret}"
+
+    def any_active(self) -> bool:
+        """Whether any unrevoked key exists (then every request must carry one)."""
+        with self.store.transaction() as connection:
+            return connection.execute("SELECT 1 FROM api_keys WHERE revoked_at IS NULL LIMIT 1").fetchone() is not None
+
+    def verify(self, key: str) -> Principal | None:
+        """The principal of a valid, unrevoked key; ``None`` otherwise."""
+        match = _KEY.match(key)
+        if match is None:
+            return None
+        key_id, secret = match.groups()
+        with self.store.transaction() as connection:
+            row = connection.execute("SELECT tenant, admin, salt, digest FROM api_keys "
+                                     "WHERE key_id = ? AND revoked_at IS NULL", (key_id,)).fetchone()
+        if row is None:
+            return None
+        tenant, admin, salt, digest = row
+        if not hmac.compare_digest(_digest(salt, secret), digest):
+            return None
+        return Principal(key_id=key_id, tenant=tenant, admin=bool(admin))
+
+    def list(self) -> list[KeyInfo]:
+        with self.store.transaction() as connection:
+            rows = connection.execute("SELECT key_id, tenant, admin, created_at, revoked_at FROM api_keys "
+                                      "ORDER BY created_at, key_id").fetchall()
+        return [KeyInfo(key_id, tenant, bool(admin), created, revoked) for key_id, tenant, admin, created, revoked in rows]
+
+    def revoke(self, key_id: str) -> bool:
+        """Revoke a key; return whether an active key of that id existed."""
+        with self.store.transaction() as connection:
+            return connection.execute("UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL",
+                                      (utc_now(), key_id)).rowcount > 0
+
+
+__all__ = ["SCHEMA", "TENANT_PATTERN", "TENANT_SEPARATOR", "KeyInfo", "KeyStore", "Principal", "check_tenant"]

@@ -1,0 +1,292 @@
+"""What the server does, without the web framework: authenticate, read and write a user's
+data, personalize and answer a chat. :mod:`tailor.server.app` maps routes onto it.
+
+Every method takes the calling :class:`~tailor.server.keys.Principal` and turns the API's
+``user_id`` into the store's id in the principal's namespace, so a tenant's key can only
+ever reach its tenant's users. A user the caller cannot see is answered 404, exactly as
+one that does not exist.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass, replace
+from typing import Any
+
+from tailor.backends import load_backend
+from tailor.backends.base import Backend
+from tailor.memory.store import MemoryStore
+from tailor.memory.worker import ExtractionWorker
+from tailor.profiles import open_store
+from tailor.profiles.base import UnknownUserError
+from tailor.profiles.sqlite import SQLiteProfileStore
+from tailor.server.config import ServeConfig, is_loopback
+from tailor.server.generation import BackendGate, count_prompt_tokens, finish_reason, now
+from tailor.server.hooks import AdapterHook, default_adapters
+from tailor.server.keys import KeyStore, Principal, check_tenant
+from tailor.server.personalize import ChatContext, ChatPersonalizer
+from tailor.server.record_index import RecordIndex
+from tailor.server.validation import MEMORY_ID_PATTERN, APIError, ChatRequest, check_user_id, invalid, not_found
+from tailor.types import GenerationRequest, HistoryRecord
+
+logger = logging.getLogger(__name__)
+
+# A user message longer than this is cut before it is sent for fact extraction.
+MAX_EXTRACTION_CHARS = 8000
+EXTRACTION_TOKENS = 160
+
+
+@dataclass(frozen=True)
+class ChatOutcome:
+    """A finished reply, and what it cost around generation (milliseconds)."""
+
+    completion_id: str
+    model: str
+    created: int
+    text: str
+    finish_reason: str
+    usage: dict[str, int]
+    granularity: str
+    personalize_ms: float
+    overhead_ms: float
+
+
+def _open_sqlite(target: str) -> SQLiteProfileStore:
+    if target in (":memory:", "memory"):  # a throwaway server (tests): SQLite in memory
+        return SQLiteProfileStore(":memory:")
+    opened = open_store(target)
+    if not isinstance(opened, SQLiteProfileStore):
+        opened.close()
+        # A configuration mistake (the CLI reports ValueErrors as such), not a caller's type error.
+        raise ValueError(  # noqa: TRY004
+            f"tailor serve needs a SQLite store (a file path or sqlite:///path), got {target!r}")
+    return opened
+
+
+def unauthorized(message: str) -> APIError:
+    return APIError(401, message, type="authentication_error", code="invalid_api_key")
+
+
+class TailorService:
+    """The store, keys, index, memory and model behind one server."""
+
+    def __init__(self, config: ServeConfig, *, backend: Backend | None = None,
+                 store: SQLiteProfileStore | None = None, adapters: AdapterHook | None = None,
+                 memory_backend: Backend | None = None) -> None:
+        if store is not None and not isinstance(store, SQLiteProfileStore):
+            raise TypeError(f"tailor serve keeps keys and memories beside the profiles and needs a "
+                            f"SQLiteProfileStore, got {type(store).__name__}")
+        self.config = config
+        self._owns_store = store is None
+        self.store = store if store is not None else _open_sqlite(config.store)
+        self.keys = KeyStore(self.store)
+        self.index = RecordIndex(self.store)
+        self.backend = backend if backend is not None else load_backend(config.backend)
+        self.gate = BackendGate(self.backend)
+        self.adapters: AdapterHook = adapters if adapters is not None else default_adapters(self.store)
+        self.model = config.model or str(getattr(self.backend, "name", "tailor"))
+        self.memory: MemoryStore | None = None
+        self.worker: ExtractionWorker | None = None
+        if config.memory:
+            embedder = None
+            if config.embedder:
+                from tailor.embeddings import load_embedder
+
+                embedder = load_embedder(config.embedder)
+            self.memory = MemoryStore(self.store, embedder=embedder)
+            if memory_backend is None and config.memory_backend:
+                memory_backend = load_backend(config.memory_backend)
+            self._memory_gate = self.gate if memory_backend is None else BackendGate(memory_backend)
+            self.worker = ExtractionWorker(self.memory, self._extract, min_confidence=config.min_confidence)
+        self.personalizer = ChatPersonalizer(
+            self.store, self.index, self.memory, method=config.method, k=config.k, k_memories=config.k_memories,
+            count_tokens=self.backend.count_tokens, context_tokens=config.context_tokens)
+
+    def _extract(self, messages: Any) -> str:
+        cut = [{**message, "content": message["content"][:MAX_EXTRACTION_CHARS]} for message in messages]
+        request = GenerationRequest(tuple(cut), max_new_tokens=EXTRACTION_TOKENS)
+        return self._memory_gate.generate(request, background=True).text
+
+    def close(self) -> None:
+        if self.worker is not None:
+            self.worker.close()
+        if self._owns_store:
+            self.store.close()
+
+    # -- who is calling -------------------------------------------------------------------------
+
+    def authenticate(self, authorization: str | None, tenant: str | None = None) -> Principal:
+        """The caller of a request with these ``Authorization`` and ``X-Tailor-Tenant`` headers."""
+        if not self.keys.any_active():
+            if not is_loopback(self.config.host):
+                raise unauthorized("this server has no API keys and is not bound to loopback, so it serves no one; "
+                                   "create a key with `tailor keys create`")
+            principal = Principal(key_id=None, tenant=None, admin=True)
+        else:
+            scheme, _, token = (authorization or "").partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                raise unauthorized("this server needs an API key: send the header 'Authorization: Bearer KEY'")
+            verified = self.keys.verify(token.strip())
+            if verified is None:
+                raise unauthorized("the API key is invalid or revoked")
+            principal = verified
+        if tenant is not None:
+            if not principal.admin:
+                if tenant != principal.tenant:
+                    raise APIError(403, "a tenant key cannot act for another tenant", type="permission_error",
+                                   param="X-Tailor-Tenant", code="forbidden")
+            else:
+                try:
+                    principal = replace(principal, tenant=check_tenant(tenant))
+                except ValueError as error:
+                    raise invalid(str(error), "X-Tailor-Tenant") from None
+        return principal
+
+    @staticmethod
+    def store_id(principal: Principal, user_id: str) -> str:
+        return principal.store_user_id(check_user_id(user_id))
+
+    def _require(self, principal: Principal, user_id: str) -> str:
+        store_id = self.store_id(principal, user_id)
+        if not self.store.has_user(store_id):
+            raise not_found(f"unknown user {user_id!r}", "user_id")
+        return store_id
+
+    # -- users ----------------------------------------------------------------------------------
+
+    def put_user(self, principal: Principal, user_id: str, attributes: dict[str, str]) -> dict[str, Any]:
+        store_id = self.store_id(principal, user_id)
+        with self.store.transaction():
+            created = not self.store.has_user(store_id)
+            self.store.set_attributes(store_id, attributes)
+            profile_attributes = dict(self.store.get_profile(store_id).attributes)
+        return {"user_id": user_id, "created": created, "attributes": profile_attributes}
+
+    def get_user(self, principal: Principal, user_id: str) -> dict[str, Any]:
+        store_id = self.store_id(principal, user_id)
+        try:
+            with self.store.transaction():
+                attributes = dict(self.store.get_profile(store_id).attributes)
+                records = self.store.count_records(store_id)
+                memories = len(self.memory.list_memories(store_id)) if self.memory is not None else 0
+        except UnknownUserError:
+            raise not_found(f"unknown user {user_id!r}", "user_id") from None
+        return {"user_id": user_id, "attributes": attributes, "records": records, "memories": memories}
+
+    def add_records(self, principal: Principal, user_id: str, records: list[HistoryRecord]) -> dict[str, Any]:
+        """Store a batch atomically (records and their index commit together, or nothing)."""
+        store_id = self.store_id(principal, user_id)
+        with self.store.transaction() as connection:
+            if not self.store.has_user(store_id):
+                raise not_found(f"unknown user {user_id!r}; create it with PUT /v1/users/{user_id}", "user_id")
+            added = self.store.add_records(store_id, records)
+            self.index.refresh(store_id, connection)
+            total = self.store.count_records(store_id)
+        return {"user_id": user_id, "added": added, "records": total}
+
+    def export_user(self, principal: Principal, user_id: str) -> dict[str, Any]:
+        store_id = self.store_id(principal, user_id)
+        try:
+            with self.store.transaction():  # one snapshot of everything
+                data = self.store.export_user(store_id)
+                if self.memory is not None:
+                    data.update(self.memory.export(store_id))
+        except UnknownUserError:
+            raise not_found(f"unknown user {user_id!r}", "user_id") from None
+        data["user_id"] = user_id
+        data["tenant"] = principal.tenant
+        adapters = self.adapters.metadata(store_id)
+        if adapters is not None:
+            data["adapters"] = adapters
+        return data
+
+    def delete_user(self, principal: Principal, user_id: str) -> dict[str, Any]:
+        """Delete the user and everything derived from them; adapters first, so a failure
+        there leaves the user whole (and the delete can be retried)."""
+        store_id = self._require(principal, user_id)
+        adapters = self.adapters.delete(store_id)
+        if not self.store.delete_user(store_id):
+            raise not_found(f"unknown user {user_id!r}", "user_id")
+        self.index.forget(store_id)
+        return {"user_id": user_id, "deleted": True, "adapters_deleted": adapters}
+
+    # -- memories -------------------------------------------------------------------------------
+
+    def list_memories(self, principal: Principal, user_id: str, *, include_superseded: bool = False,
+                      query: str | None = None, k: int = 10) -> list[dict[str, Any]]:
+        store_id = self._require(principal, user_id)
+        if self.memory is None:
+            return []
+        if query is not None:
+            return [memory.to_dict() for memory in self.memory.search(store_id, query, k)]
+        memories = self.memory.list_memories(store_id, include_superseded=include_superseded)
+        if not include_superseded:
+            return [memory.to_dict() for memory in memories]
+        history = self.memory.history(store_id)
+        return [{**memory.to_dict(), "history": history.get(memory.id, [])} for memory in memories]
+
+    def delete_memory(self, principal: Principal, user_id: str, memory_id: str) -> dict[str, Any]:
+        store_id = self._require(principal, user_id)
+        deleted: list[str] = []
+        if self.memory is not None and MEMORY_ID_PATTERN.match(memory_id):
+            deleted = self.memory.delete(store_id, memory_id)
+        if not deleted:
+            raise not_found(f"user {user_id!r} has no memory {memory_id[:80]!r}", "memory_id")
+        return {"id": memory_id, "deleted": True, "deleted_ids": deleted}
+
+    def flush_memories(self, principal: Principal, user_id: str, timeout: float = 30.0) -> dict[str, Any]:
+        """Wait until the user's queued messages have been through extraction."""
+        store_id = self._require(principal, user_id)
+        if self.worker is None:
+            return {"user_id": user_id, "done": True, "pending": 0}
+        done = self.worker.flush(store_id, timeout)
+        return {"user_id": user_id, "done": done, "pending": self.worker.pending(store_id)}
+
+    # -- chat -----------------------------------------------------------------------------------
+
+    def chat(self, principal: Principal, request: ChatRequest) -> ChatOutcome:
+        started = time.perf_counter()
+        store_id = self.store_id(principal, request.user) if request.user is not None else None
+        context = self._context(store_id, request.last_user_message) if store_id is not None else None
+        messages = self.personalizer.messages(request.messages, context) if context is not None else request.messages
+        personalized = time.perf_counter()
+        result = self.gate.generate(GenerationRequest(
+            messages, max_new_tokens=request.max_tokens, stop=request.stop,
+            user_id=store_id if context is not None else None))
+        generated = time.perf_counter()
+        completion_id = f"chatcmpl-{uuid.uuid4().hex}"
+        if context is not None and store_id is not None and self.memory is not None and self.worker is not None:
+            try:
+                message_id = self.memory.add_exchange(store_id, completion_id, request.last_user_message, result.text)
+                self.worker.submit(store_id, message_id)
+            except UnknownUserError:
+                pass  # deleted while we answered: keep nothing
+        prompt_tokens = count_prompt_tokens(self.backend, messages)
+        completion_tokens = result.tokens or self.backend.count_tokens(result.text)
+        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                 "total_tokens": prompt_tokens + completion_tokens}
+        finished = time.perf_counter()
+        return ChatOutcome(
+            completion_id=completion_id, model=self.model, created=now(), text=result.text,
+            finish_reason=finish_reason(result, request.max_tokens), usage=usage,
+            granularity=context.granularity if context is not None else "global",
+            personalize_ms=(personalized - started) * 1000.0,
+            overhead_ms=((finished - started) - (generated - personalized)) * 1000.0)
+
+    def _context(self, store_id: str, query: str) -> ChatContext | None:
+        try:
+            context = self.personalizer.context(store_id, query)
+            if context is None and self.config.auto_create_users:
+                self.store.set_attributes(store_id, {})
+                context = ChatContext()
+            return context
+        except UnknownUserError:  # deleted between two reads
+            return None
+
+    def models(self) -> dict[str, Any]:
+        return {"object": "list", "data": [{"id": self.model, "object": "model", "created": 0, "owned_by": "tailor"}]}
+
+
+__all__ = ["ChatOutcome", "TailorService"]

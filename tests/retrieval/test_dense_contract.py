@@ -1,0 +1,298 @@
+"""The retriever contract for the embedding-based retrievers (``dense``, ``hybrid``,
+``recency+dense``), run with the shipped hashing embedder, plus what each one promises.
+
+The same contract as test_retriever_contract.py, over these retrievers with and without a
+profile store of vectors.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tailor.embeddings.hashing import HashingEmbedder
+from tailor.profiles import InMemoryProfileStore, SQLiteProfileStore
+from tailor.retrieval import RETRIEVERS, Retriever
+from tailor.retrieval.dense import DenseRetriever, RecencyDenseRetriever
+from tailor.retrieval.hybrid import HybridRetriever
+from tailor.types import HistoryRecord, Profile, RetrievalHit
+
+_QUERY = "river trees planted by volunteers"
+
+
+def record(id: str, text: str, date: str | None = None) -> HistoryRecord:
+    return HistoryRecord(id=id, fields={"text": text}, date=date)
+
+
+def _alice() -> Profile:
+    return Profile("alice", (
+        record("r1", "Volunteers planted trees along the river", "2020-03-01"),
+        record("r2", "The city council passed the budget", "2021-07-15"),
+        record("r3", "River cleanup drew hundreds of volunteers", "2019-11-30"),
+        record("r4", "Local team wins the football final", None),
+        record("r5", "New library opens downtown", "2022-01-02"),
+        record("r6", "Trees and parks make cities cooler", "2018-05-20"),
+    ))
+
+
+def _bob() -> Profile:
+    # The same record ids as alice's, other texts: only the user tells them apart.
+    return Profile("bob", (
+        record("r1", "Volunteers planted trees along the river", "2020-03-01"),
+        record("r2", "Stock markets fell sharply on Monday", "2023-02-02"),
+        record("r3", "River trees volunteers river trees", "2017-01-01"),
+        record("r7", "Quarterly earnings beat expectations", None),
+    ))
+
+
+def _with_store(factory: Callable[..., Retriever]) -> Callable[[], Retriever]:
+    def make() -> Retriever:
+        store = InMemoryProfileStore()
+        store.add_profiles([_alice(), _bob()])
+        return factory(HashingEmbedder(), store)
+    return make
+
+
+_FACTORIES: dict[str, Callable[[], Retriever]] = {
+    "dense": lambda: DenseRetriever(HashingEmbedder()),
+    "dense+store": _with_store(DenseRetriever),
+    "hybrid": lambda: HybridRetriever(HashingEmbedder()),
+    "hybrid+store": _with_store(HybridRetriever),
+    "recency+dense": lambda: RecencyDenseRetriever(HashingEmbedder()),
+    "recency+dense+store": _with_store(RecencyDenseRetriever),
+}
+
+
+@pytest.fixture(params=list(_FACTORIES.values()), ids=list(_FACTORIES))
+def make_retriever(request: pytest.FixtureRequest) -> Callable[[], Retriever]:
+    return request.param  # type: ignore[no-any-return]
+
+
+def _ids(hits: Sequence[RetrievalHit]) -> list[str]:
+    return [hit.record.id for hit in hits]
+
+
+# -- the contract ----------------------------------------------------------------------------
+
+
+def test_every_registered_retriever_is_under_one_of_the_two_contracts() -> None:
+    # test_retriever_contract.py covers the others; its own check predates these three.
+    spec = importlib.util.spec_from_file_location("_sparse_contract", Path(__file__).with_name(
+        "test_retriever_contract.py"))
+    assert spec is not None and spec.loader is not None
+    sparse = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sparse)
+    covered = set(sparse._FACTORIES) | {factory().name for factory in _FACTORIES.values()}
+    assert sorted(covered) == RETRIEVERS.names()
+
+
+def test_implements_the_protocol_under_its_registry_name(make_retriever: Callable[[], Retriever]) -> None:
+    retriever = make_retriever()
+    assert isinstance(retriever, Retriever)
+    assert RETRIEVERS.load(retriever.name) is type(retriever)
+
+
+@pytest.mark.parametrize("k", [1, 2, 5, 6, 7, 50])
+def test_k_is_honoured(make_retriever: Callable[[], Retriever], k: int) -> None:
+    user = _alice()
+    hits = make_retriever().retrieve(_QUERY, user, k)
+    assert len(hits) == min(k, len(user))
+    assert [hit.rank for hit in hits] == list(range(len(hits)))
+
+
+def test_k_zero_gives_nothing(make_retriever: Callable[[], Retriever]) -> None:
+    assert make_retriever().retrieve(_QUERY, _alice(), 0) == []
+
+
+@pytest.mark.parametrize("k", [-1, 1.5])
+def test_invalid_k_is_rejected(make_retriever: Callable[[], Retriever], k: float) -> None:
+    with pytest.raises(ValueError, match="k must be"):
+        make_retriever().retrieve(_QUERY, _alice(), k)  # type: ignore[arg-type]
+
+
+def test_empty_profile_gives_nothing(make_retriever: Callable[[], Retriever]) -> None:
+    assert make_retriever().retrieve(_QUERY, Profile("carol"), 3) == []
+
+
+def test_order_is_deterministic_across_calls_and_instances(make_retriever: Callable[[], Retriever]) -> None:
+    retriever = make_retriever()
+    first = retriever.retrieve(_QUERY, _alice(), 4)
+    again = retriever.retrieve(_QUERY, _alice(), 4)
+    fresh = make_retriever().retrieve(_QUERY, _alice(), 4)
+    assert _ids(first) == _ids(again) == _ids(fresh)
+    assert [hit.score for hit in first] == [hit.score for hit in fresh]
+
+
+def test_scores_do_not_increase_with_rank(make_retriever: Callable[[], Retriever]) -> None:
+    scores = [hit.score for hit in make_retriever().retrieve(_QUERY, _alice(), 6)]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_the_relevant_record_ranks_first(make_retriever: Callable[[], Retriever]) -> None:
+    assert _ids(make_retriever().retrieve(_QUERY, _alice(), 1)) == ["r1"]
+
+
+def test_hits_are_the_records_of_the_profile_passed_in(make_retriever: Callable[[], Retriever]) -> None:
+    retriever = make_retriever()
+    alice, bob = _alice(), _bob()
+    for user, other in [(alice, bob), (bob, alice), (alice, bob), (bob, alice)]:
+        hits = retriever.retrieve(_QUERY, user, 10)
+        assert len(hits) == len(user) and len(set(_ids(hits))) == len(hits)
+        for hit in hits:
+            assert any(hit.record is mine for mine in user.records)
+            assert not any(hit.record is theirs for theirs in other.records)
+
+
+def test_users_sharing_record_ids_are_ranked_on_their_own_texts(make_retriever: Callable[[], Retriever]) -> None:
+    retriever = make_retriever()
+    retriever.retrieve(_QUERY, _alice(), 3)  # fill any cache with alice's vectors first
+    assert _ids(retriever.retrieve("stock markets fell", _bob(), 1)) == ["r2"]
+    assert _ids(retriever.retrieve("city council budget", _alice(), 1)) == ["r2"]
+
+
+# -- dense -----------------------------------------------------------------------------------
+
+
+def test_dense_scores_are_cosine_similarities_ranked_like_numpy() -> None:
+    embedder = HashingEmbedder()
+    user = _alice()
+    query = "volunteers cleaning the river downtown"
+    documents = embedder.embed([r.text() for r in user.records])
+    reference = documents @ embedder.embed([query])[0]
+    expected = sorted(range(len(user)), key=lambda i: (-reference[i], i))
+    hits = DenseRetriever(embedder).retrieve(query, user, len(user))
+    assert _ids(hits) == [user.records[i].id for i in expected]
+    np.testing.assert_allclose([hit.score for hit in hits], reference[expected], rtol=1e-5, atol=1e-6)
+    assert np.allclose(np.linalg.norm(documents, axis=1), 1.0)
+
+
+def test_dense_retrieve_by_vector_matches_retrieve() -> None:
+    embedder = HashingEmbedder()
+    retriever = DenseRetriever(embedder)
+    by_text = retriever.retrieve(_QUERY, _alice(), 4)
+    by_vector = retriever.retrieve_by_vector(embedder.embed([_QUERY])[0], _alice(), 4)
+    assert _ids(by_text) == _ids(by_vector) and [h.score for h in by_text] == [h.score for h in by_vector]
+    with pytest.raises(ValueError, match="shape"):
+        retriever.retrieve_by_vector(np.zeros(3), _alice(), 1)
+
+
+def test_dense_ties_go_to_the_earlier_record() -> None:
+    user = Profile("u", (record("a", "same words"), record("b", "other"), record("c", "same words")))
+    assert _ids(DenseRetriever(HashingEmbedder()).retrieve("same words", user, 3))[:2] == ["a", "c"]
+
+
+def test_dense_with_a_store_reads_stored_vectors_and_stores_missing_ones() -> None:
+    embedder = HashingEmbedder()
+    store = SQLiteProfileStore(":memory:")
+    store.add_profiles([_alice()])
+    query_vector = embedder.embed(["football final"])[0]
+    store.put_embeddings("alice", embedder.name, {"r5": query_vector})  # r5 is about a library, not football
+    retriever = DenseRetriever(embedder, store)
+    hits = retriever.retrieve("football final", store.get_profile("alice"), 2)
+    assert _ids(hits) == ["r5", "r4"]  # r5 wins on its stored vector, so the store was read
+    assert hits[0].score == pytest.approx(1.0, abs=1e-5)
+    ids, matrix = store.get_embeddings("alice", embedder.name)
+    assert ids == ["r1", "r2", "r3", "r4", "r5", "r6"]  # the missing ones were computed and kept
+    np.testing.assert_allclose(matrix[0], embedder.embed([_alice().records[0].text()])[0], rtol=1e-6)
+
+
+def test_dense_with_a_store_uses_the_profile_when_the_store_lacks_the_user() -> None:
+    store = InMemoryProfileStore()
+    hits = DenseRetriever(HashingEmbedder(), store).retrieve(_QUERY, _alice(), 1)
+    assert _ids(hits) == ["r1"]
+    assert not store.has_user("alice")
+
+
+def test_dense_re_embeds_a_record_replaced_under_the_same_id() -> None:
+    retriever = DenseRetriever(HashingEmbedder())
+    before = Profile("u", (record("a", "library opens downtown"), record("b", "football final tonight")))
+    assert _ids(retriever.retrieve("football", before, 1)) == ["b"]
+    after = Profile("u", (record("a", "football final replay"), record("b", "gardening tips")))
+    assert _ids(retriever.retrieve("football", after, 1)) == ["a"]
+
+
+# -- hybrid ----------------------------------------------------------------------------------
+
+
+class TableEmbedder:
+    """Fixed vectors per text, so that the dense ranking is set by hand."""
+
+    name = "table"
+    dim = 2
+
+    def __init__(self, table: dict[str, tuple[float, float]]) -> None:
+        self.table = table
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        matrix = np.asarray([self.table[text] for text in texts], dtype=np.float32)
+        return matrix / np.linalg.norm(matrix, axis=1, keepdims=True)  # type: ignore[no-any-return]
+
+
+def test_hybrid_fuses_ranks_as_computed_by_hand() -> None:
+    user = Profile("u", (
+        record("r1", "apple apple"),            # BM25 1st (two hits, short);   dense 3rd
+        record("r2", "cherry"),                 # BM25: no shared term;         dense 1st
+        record("r3", "apple pear kiwi plum"),   # BM25 2nd;                     dense 2nd
+    ))
+    embedder = TableEmbedder({"apple": (1.0, 0.0), "apple apple": (0.1, 0.9), "cherry": (0.9, 0.1),
+                              "apple pear kiwi plum": (0.5, 0.5)})
+    hits = HybridRetriever(embedder, k_rrf=60).retrieve("apple", user, 3)
+    fused = {"r1": 1 / 61 + 1 / 63, "r2": 1 / 61, "r3": 1 / 62 + 1 / 62}
+    assert _ids(hits) == ["r1", "r3", "r2"]
+    for hit in hits:
+        assert hit.score == pytest.approx(fused[hit.record.id], rel=1e-12)
+    # With k_rrf = 0, r2 (1/1) ties r3 (1/2 + 1/2), and the tie goes to the earlier record.
+    assert _ids(HybridRetriever(embedder, k_rrf=0).retrieve("apple", user, 3)) == ["r1", "r2", "r3"]
+
+
+def test_hybrid_rejects_a_negative_constant() -> None:
+    with pytest.raises(ValueError, match="k_rrf"):
+        HybridRetriever(HashingEmbedder(), k_rrf=-1)
+
+
+# -- recency+dense ---------------------------------------------------------------------------
+
+
+def _dated_profile() -> Profile:
+    # 30 records, r00 oldest .. r29 newest; the best match for the query is old.
+    records = [record(f"r{i:02d}", f"note number {i} about errands", f"2020-01-{i + 1:02d}") for i in range(30)]
+    records[3] = record("r03", "volcano eruption near the village", "2020-01-04")
+    records[25] = record("r25", "the village fair", "2020-01-26")
+    return Profile("u", tuple(records))
+
+
+def test_recency_dense_only_returns_records_from_the_recent_window() -> None:
+    user = _dated_profile()
+    retriever = RecencyDenseRetriever(HashingEmbedder())
+    hits = retriever.retrieve("volcano eruption village", user, 3)
+    recent = {f"r{i:02d}" for i in range(10, 30)}  # window max(4 * 3, 20) = the 20 newest
+    assert set(_ids(hits)) <= recent
+    assert _ids(hits)[0] == "r25"  # the recent record sharing a word
+    assert _ids(RecencyDenseRetriever(HashingEmbedder(), window=30).retrieve("volcano eruption village", user, 1)) \
+        == ["r03"]
+
+
+def test_recency_dense_window_grows_with_k() -> None:
+    retriever = RecencyDenseRetriever(HashingEmbedder())
+    assert retriever.window_for(1) == 20 and retriever.window_for(10) == 40
+    assert RecencyDenseRetriever(HashingEmbedder(), window=5).window_for(10) == 5
+    hits = RecencyDenseRetriever(HashingEmbedder(), window=5).retrieve("errands", _dated_profile(), 10)
+    assert sorted(_ids(hits)) == ["r25", "r26", "r27", "r28", "r29"]
+    with pytest.raises(ValueError, match="window"):
+        RecencyDenseRetriever(HashingEmbedder(), window=0)
+
+
+def test_dense_cache_is_bounded_in_profiles_and_bytes() -> None:
+    embedder = HashingEmbedder(dim=64)
+    profiles = [Profile(f"u{i}", tuple(record(f"r{j}", f"text {i} {j}") for j in range(10))) for i in range(5)]
+    by_count = DenseRetriever(embedder, cache_size=2)
+    by_bytes = DenseRetriever(embedder, cache_bytes=2 * 10 * 64 * 4)  # room for two 10 x 64 float32 matrices
+    for retriever in (by_count, by_bytes):
+        for user in profiles:
+            retriever.retrieve("text", user, 1)
+        assert [key[0] for key in retriever._cache] == ["u3", "u4"]
+        assert retriever._held_bytes == sum(m.nbytes for _, m in retriever._cache.values())

@@ -1,0 +1,71 @@
+"""Fixtures for the server tests: an app on a temporary store, with a scripted echo backend."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("fastapi")
+pytest.importorskip("httpx")
+
+from fastapi.testclient import TestClient
+
+from tailor.backends.echo import EchoBackend
+from tailor.memory.facts import EXTRACTION_INSTRUCTION
+from tailor.server import ServeConfig, create_app
+from tailor.types import GenerationRequest
+
+
+def scripted_reply(request: GenerationRequest) -> str:
+    """Facts for extraction prompts ("I live in X", "I like X"); otherwise the whole prompt,
+    so a test can read what the model was shown."""
+    if request.messages[0]["content"] == EXTRACTION_INSTRUCTION:
+        text = request.messages[-1]["content"]
+        facts = [f"FACT: user.city = {city} | CONFIDENCE: 0.9" for city in re.findall(r"I live in (\w+)", text)]
+        facts += [f"- FACT: user.likes += {thing} | CONFIDENCE: 80%" for thing in re.findall(r"I like (\w+)", text)]
+        return "\n".join(facts) or "NONE"
+    return " ".join(f"[{m['role']}] {m['content']}" for m in request.messages)
+
+
+@pytest.fixture
+def make_client(tmp_path: Path) -> Iterator[Callable[..., TestClient]]:
+    """``make_client(**config)``: a test client of a fresh app on ``tmp_path/store.db``."""
+    clients: list[TestClient] = []
+
+    def make(*, backend: Any = None, **options: Any) -> TestClient:
+        config = ServeConfig(store=str(tmp_path / "store.db"), backend="echo", **options)
+        client = TestClient(create_app(config, backend=backend or EchoBackend(scripted_reply)))
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def client(make_client: Callable[..., TestClient]) -> TestClient:
+    return make_client()
+
+
+def _ask(client: TestClient, content: str, *, user: str | None = None, headers: dict[str, str] | None = None,
+         **extra: Any) -> Any:
+    body: dict[str, Any] = {"model": "tailor", "messages": [{"role": "user", "content": content}], **extra}
+    if user is not None:
+        body["user"] = user
+    return client.post("/v1/chat/completions", json=body, headers=headers)
+
+
+@pytest.fixture
+def ask() -> Callable[..., Any]:
+    """``ask(client, "message", user=..., headers=..., **body fields)``: one chat completion."""
+    return _ask
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "process: starts the real `tailor serve` process (a few seconds each)")

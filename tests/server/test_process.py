@@ -1,0 +1,139 @@
+"""The real `tailor serve` process: kill -9 loses no acknowledged write, concurrent clients
+are all served, and the official openai client talks to it over HTTP."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.process
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class ServerProcess:
+    """``tailor serve`` with the echo backend on a free loopback port."""
+
+    def __init__(self, store: Path) -> None:
+        self.store = store
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> ServerProcess:
+        command = [sys.executable, "-m", "tailor.cli.main", "serve", "--store", str(self.store), "--backend", "echo",
+                   "--port", str(self.port), "--log-level", "warning"]
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited: {self.process.stderr.read().decode() if self.process.stderr else ''}")
+            try:
+                if httpx.get(f"{self.url}/v1/models", timeout=1).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("server did not start within 20 s")
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    running = ServerProcess(tmp_path_factory.mktemp("serve") / "store.db").start()
+    yield running
+    running.stop()
+
+
+def test_acknowledged_writes_survive_kill_9(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path / "store.db").start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            assert client.put("/v1/users/alice", json={"attributes": {"city": "Porto"}}).status_code == 200
+            for batch in range(10):
+                records = [{"id": f"{batch}-{i}", "text": f"record {batch} {i}"} for i in range(50)]
+                assert client.post("/v1/users/alice/records", json={"records": records}).status_code == 200
+            reply = client.post("/v1/chat/completions", json={
+                "model": "echo", "user": "alice", "messages": [{"role": "user", "content": "record 3"}]})
+            assert reply.status_code == 200
+        server.kill()  # no shutdown, no flush: SIGKILL right after the last acknowledgement
+        server.start()
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            exported = client.get("/v1/users/alice/export").json()
+        assert len(exported["records"]) == 500
+        assert exported["attributes"] == {"city": "Porto"}
+        assert [m["content"] for m in exported["conversations"]] == ["record 3", "record 3"]
+    finally:
+        server.stop()
+
+
+def test_many_concurrent_clients_lose_nothing(server: ServerProcess) -> None:
+    clients, requests = 16, 20
+
+    def client_work(number: int) -> list[int]:
+        user = f"user{number}"
+        statuses = []
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            statuses.append(client.put(f"/v1/users/{user}").status_code)
+            for index in range(requests):
+                if index % 2:
+                    body = {"records": [{"id": f"r{index}", "text": f"note {index} of {user}"}]}
+                    statuses.append(client.post(f"/v1/users/{user}/records", json=body).status_code)
+                else:
+                    body = {"model": "echo", "user": user, "messages": [{"role": "user", "content": f"note {index}"}]}
+                    statuses.append(client.post("/v1/chat/completions", json=body).status_code)
+        return statuses
+
+    with ThreadPoolExecutor(clients) as pool:
+        results = list(pool.map(client_work, range(clients)))
+    assert all(status == 200 for statuses in results for status in statuses)
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        for number in range(clients):
+            user = client.get(f"/v1/users/user{number}").json()
+            assert user["records"] == requests // 2
+
+
+def test_the_openai_client_talks_to_the_real_server(server: ServerProcess) -> None:
+    openai = pytest.importorskip("openai")
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        client.put("/v1/users/carol")
+        client.post("/v1/users/carol/records", json={"records": [{"id": "1", "text": "carol plays the oboe"}]})
+    api = openai.OpenAI(base_url=f"{server.url}/v1", api_key="not-needed-on-loopback-without-keys")
+    completion = api.chat.completions.create(model="echo", user="carol", temperature=0.2,
+                                             messages=[{"role": "user", "content": "which instrument? the oboe"}])
+    assert completion.choices[0].message.content == "which instrument? the oboe"
+    assert completion.choices[0].finish_reason == "stop"
+    assert completion.id.startswith("chatcmpl-")
+    cut = api.chat.completions.create(model="echo", max_tokens=2, messages=[{"role": "user", "content": "a b c d"}])
+    assert (cut.choices[0].message.content, cut.choices[0].finish_reason) == ("a b", "length")
+    stream = api.chat.completions.create(model="echo", user="carol", stream=True,
+                                         messages=[{"role": "user", "content": "stream this reply"}])
+    pieces = [chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices]
+    assert "".join(pieces) == "stream this reply"
+    assert len(pieces) > 2
