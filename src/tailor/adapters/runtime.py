@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -173,7 +174,9 @@ class LoRARuntime:
         began = time.perf_counter()
         config = weights.shape.peft_config(inference=True)
         if self.peft is None:
-            self.peft = peft.PeftModel(self.model, config, adapter_name=name)
+            with warnings.catch_warnings():  # a deprecation inside peft, not ours to fix
+                warnings.simplefilter("ignore", FutureWarning)
+                self.peft = peft.PeftModel(self.model, config, adapter_name=name)
         else:
             self.peft.add_adapter(name, config)
         result = peft.set_peft_model_state_dict(self.peft, weights.to_peft(), adapter_name=name)
@@ -186,7 +189,9 @@ class LoRARuntime:
         self.stats.load_seconds += time.perf_counter() - began
 
     def _evict(self, name: str) -> None:
-        self.peft.delete_adapter(name)
+        with warnings.catch_warnings():  # "adapter X was active": activity is set per batch anyway
+            warnings.simplefilter("ignore", UserWarning)
+            self.peft.delete_adapter(name)
         del self.loaded[name]
         self.stats.evictions += 1
 

@@ -24,6 +24,7 @@ adapters record the adapter they were trained on top of, those too).
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import json
 import os
@@ -287,7 +288,7 @@ class AdapterStore:
                            created_at)
 
     def list(self, *, scope: Scope | None = None, task: str | None = None,
-             kind: AdapterKind | None = None) -> list[AdapterInfo]:
+             kind: AdapterKind | None = None) -> builtins.list[AdapterInfo]:
         """Stored adapters (without weights), sorted by scope, owner, task and kind."""
         with self.profiles._reading() as connection:
             rows = [("user", *row) for row in connection.execute(
@@ -303,7 +304,7 @@ class AdapterStore:
         order = {scope_name: i for i, scope_name in enumerate(SCOPES)}
         return sorted(found, key=lambda a: (order[a.key.scope], a.key.owner, a.key.task, a.key.kind))
 
-    def contributors(self, key: AdapterKey) -> list[str]:
+    def contributors(self, key: AdapterKey) -> builtins.list[str]:
         """The users a persona or global adapter was trained on, sorted."""
         with self.profiles._reading() as connection:
             return [row[0] for row in connection.execute(

@@ -32,6 +32,7 @@ import math
 import os
 import random
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -195,8 +196,10 @@ class LoRATrainer:
         peft = require("peft", "peft")
         torch.manual_seed(seed)
         if self._peft is None:
-            self._peft = peft.get_peft_model(self.model, shape.peft_config(inference=False),
-                                             adapter_name=_TRAIN_ADAPTER)
+            with warnings.catch_warnings():  # a deprecation inside peft, not ours to fix
+                warnings.simplefilter("ignore", FutureWarning)
+                self._peft = peft.get_peft_model(self.model, shape.peft_config(inference=False),
+                                                 adapter_name=_TRAIN_ADAPTER)
         elif shape != self._shape:
             self._peft.add_adapter("tailor-swap", shape.peft_config(inference=False))
             self._peft.set_adapter("tailor-swap")
@@ -314,10 +317,11 @@ class LoRATrainer:
 
     def train(self, task: TaskSpec, pairs: Sequence[TrainingPair], config: LoRATrainConfig, *,
               on_top_of: LoRAWeights | None = None, on_top_of_digest: str | None = None,
-              progress: Callable[[int, int, float], None] | None = None) -> TrainResult:
+              progress: Callable[[int, int, float | None], None] | None = None) -> TrainResult:
         """Train a fresh LoRA on ``pairs`` (on top of ``on_top_of`` when given).
 
-        ``progress(step, total_steps, loss)`` is called after every optimizer step.
+        ``progress(done, total, loss)`` is called after each batch of the frozen pass
+        (``loss`` ``None``) and after every optimizer step.
         """
         if not pairs:
             raise ValueError("no training pairs: the user has no usable history items")
@@ -332,12 +336,16 @@ class LoRATrainer:
         timings = {"encode": time.perf_counter() - began}
         mark = time.perf_counter()
         prefix = self._prefix_cache(encoded[0].ids[: self._shared_prefix(encoded)], split)
-        states = [self._lower_states(batch, split, prefix) for batch in batches]
+        total = (config.epochs + 1) * len(batches)  # the frozen pass counts as one epoch of progress
+        states = []
+        for done, batch in enumerate(batches, 1):
+            states.append(self._lower_states(batch, split, prefix))
+            if progress is not None:
+                progress(done, total, None)
         timings["frozen_layers"] = time.perf_counter() - mark
         optimizer = torch.optim.AdamW(parameters, lr=config.learning_rate, weight_decay=0.0)
         order = list(range(len(batches)))
         shuffler = random.Random(config.seed)
-        total = config.epochs * len(batches)
         epoch_losses: list[float] = []
         step = 0
         mark = time.perf_counter()
@@ -355,7 +363,7 @@ class LoRATrainer:
                     tokens += count
                     step += 1
                     if progress is not None:
-                        progress(step, total, float(loss.detach()))
+                        progress(len(batches) + step, total, float(loss.detach()))
                 epoch_losses.append(weighted / max(tokens, 1))
         timings["epochs"] = time.perf_counter() - mark
         for parameter in parameters:

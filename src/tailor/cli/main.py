@@ -49,7 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--data", required=True, help="folder holding {split}_questions.json (and _outputs.json)")
     ev.add_argument("--split", default="dev")
     ev.add_argument("--method", default="none,bm25", help="comma-separated: none, bm25, recency, random, dense, "
-                    "hybrid, recency+dense; append :lamp or :dialogue to pick a prompt layout (default none,bm25)")
+                    "hybrid, recency+dense; append :lamp or :dialogue to pick a prompt layout (default none,bm25); "
+                    "lora, lora+bm25, user-embedding need --adapters")
     ev.add_argument("--backend", default="default", help="default | echo | transformers:PATH | openai:URL | llamacpp[:PATH]")
     ev.add_argument("--k", type=_positive, default=1, help="profile items retrieved per input (default 1)")
     ev.add_argument("--limit", type=_positive, default=None, help="first N examples in file order")
@@ -62,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--embedder", default="minilm",
                     help="embedder of the dense methods: minilm (all-MiniLM-L6-v2) or hashing (default minilm)")
+    ev.add_argument("--adapters", default=None, metavar="DIR",
+                    help="adapters made by tailor train-adapter, for the methods lora, lora+bm25, user-embedding")
+    ev.add_argument("--users", default=None, metavar="ID,ID", help="evaluate only these users' examples")
     ev.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
     score = verbs.add_parser("score", help="score a predictions file against golds (official LaMP rules)")
@@ -69,6 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--golds", required=True)
     score.add_argument("--preds", required=True)
     score.add_argument("--json", action="store_true")
+
+    report = verbs.add_parser("report", help="Markdown tables and plots from `tailor eval --out` folders")
+    report.add_argument("runs", nargs="+", help="folders written by tailor eval --out")
+    report.add_argument("--figures", default=None, help="folder for PNG plots (by method, by profile size)")
+
+    _add_train_adapter(verbs)
 
     data = verbs.add_parser("data", help="packaged real data sets")
     data_verbs = data.add_subparsers(dest="data_verb", metavar="ACTION")
@@ -89,7 +99,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("bm25s").setLevel(logging.WARNING)
     try:
-        handler = {"demo": _demo, "eval": _eval, "score": _score, "data": _data, "serve": run_serve, "keys": run_keys}[args.verb]
+        handler = {"demo": _demo, "eval": _eval, "score": _score, "data": _data, "report": _report, "serve": run_serve, "keys": run_keys,
+                   "train-adapter": _train_adapter}[args.verb]
         return handler(args)
     except UsageError as error:
         print(f"tailor {args.verb}: {error}", file=sys.stderr)
@@ -129,7 +140,7 @@ def _eval(args: argparse.Namespace) -> int:
     config = EvalConfig(task=args.task, data=args.data, split=args.split, methods=methods, backend=args.backend,
                         k=args.k, limit=args.limit, out=args.out, batch_size=args.batch_size, seed=args.seed,
                         scoring=args.scoring, input_tokens=args.input_tokens, context_tokens=args.context_tokens,
-                        embedder=args.embedder)
+                        embedder=args.embedder, adapters=args.adapters, users=_user_list(args.users))
     _quiet_libraries()
     report = evaluate(config)
     if args.json:
@@ -138,6 +149,75 @@ def _eval(args: argparse.Namespace) -> int:
         print(format_table(report))
         if args.out:
             print(f"\npredictions and results.json in {args.out}")
+    return 0
+
+
+def _user_list(text: str | None) -> tuple[str, ...] | None:
+    if text is None:
+        return None
+    users = tuple(dict.fromkeys(u.strip() for u in text.split(",") if u.strip()))
+    if not users:
+        raise UsageError("--users needs at least one user id (ID,ID,...)")
+    return users
+
+
+def _add_train_adapter(verbs: Any) -> None:
+    train = verbs.add_parser("train-adapter", help="train per-user (persona, global) LoRA adapters or the "
+                             "user-embedding projector on a split's histories")
+    train.add_argument("--task", required=True)
+    train.add_argument("--data", required=True, help="folder holding {split}_questions.json")
+    train.add_argument("--split", default="train", help="whose histories to train on (default train)")
+    train.add_argument("--out", required=True, help="adapter store folder (created; rerun to resume)")
+    train.add_argument("--users", default=None, metavar="ID,ID",
+                       help="user/persona adapters (or the user-embedding projector's training users) for only "
+                       "these users (default: all in the split); the global adapter always uses every user")
+    train.add_argument("--scope", choices=("user", "persona", "global"), default="user",
+                       help="user (default; trains the global adapter first), persona, or global")
+    train.add_argument("--kind", choices=("lora", "user-embedding"), default="lora",
+                       help="lora adapters (default), or the user-embedding soft-prompt projector (--scope global)")
+    train.add_argument("--personas", default=None, metavar="FILE",
+                       help="JSON {persona_id: [user_ids]} for --scope persona (default: the store's personas)")
+    train.add_argument("--min-history", type=_positive, default=8,
+                       help="users with fewer usable history items get no adapter of their own (default 8)")
+    train.add_argument("--no-stack", action="store_true",
+                       help="train user/persona adapters on the bare model, not on top of the global adapter")
+    train.add_argument("--model", default=None, help="a model directory (default: the default model)")
+    train.add_argument("--threads", type=_positive, default=None, help="torch threads (default: torch's choice)")
+    train.add_argument("--rank", type=_positive, default=8)
+    train.add_argument("--epochs", type=_positive, default=2, help="epochs of user/persona adapters (default 2)")
+    train.add_argument("--top-layers", type=int, default=6, help="LoRA on the last N decoder layers (0: all)")
+    train.add_argument("--max-items", type=_positive, default=100, help="most recent history items per user")
+    train.add_argument("--embedder", default="minilm", help="user-embedding: minilm, hashing or llm (default minilm)")
+    train.add_argument("--steps", type=_positive, default=100, help="user-embedding: projector training steps")
+    train.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
+
+def _train_adapter(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from tailor.adapters.jobs import GLOBAL_DEFAULTS, TrainAdapterConfig, train_adapters
+    from tailor.adapters.soft_prompt import SoftPromptConfig
+    from tailor.adapters.train import LoRATrainConfig
+
+    lora = LoRATrainConfig(rank=args.rank, epochs=args.epochs, top_layers=args.top_layers, max_items=args.max_items)
+    global_lora = replace(GLOBAL_DEFAULTS, rank=args.rank, top_layers=args.top_layers)
+    config = TrainAdapterConfig(task=args.task, data=args.data, out=args.out, split=args.split,
+                                users=_user_list(args.users), scope=args.scope, kind=args.kind,
+                                personas_file=args.personas, min_history=args.min_history, stack=not args.no_stack,
+                                model=args.model, threads=args.threads, lora=lora, global_lora=global_lora,
+                                soft_prompt=SoftPromptConfig(embedder=args.embedder, steps=args.steps,
+                                                             max_items=args.max_items))
+    _quiet_libraries()
+    report = train_adapters(config)
+    if args.json:
+        _print_json(report.to_json())
+        return 0
+    for row in report.rows:
+        loss = f"  loss {row.first_loss:.3f} -> {row.last_loss:.3f}" if row.first_loss is not None else ""
+        cost = f"  {row.seconds:.1f} s" if row.status == "trained" else ""
+        size = f"  {row.bytes / 1e6:.2f} MB" if row.bytes else ""
+        print(f"{row.key}: {row.status} ({row.items} items){cost}{loss}{size}")
+    print(f"\nadapters in {report.store}")
     return 0
 
 
@@ -150,6 +230,21 @@ def _score(args: argparse.Namespace) -> int:
     else:
         metrics = "  ".join(f"{name} {value:.4f}" for name, value in result["metrics"].items())
         print(f"{result['task']}  n={result['n']}  {metrics}")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from tailor.evaluation.plots import load_run, markdown_table, plot_run
+
+    for folder in args.runs:
+        run = load_run(folder)
+        config = run.results["config"]
+        print(f"### {run.task} (split {config['split']}, n={run.results['n']}, model {run.results.get('model')})\n")
+        print(markdown_table(run))
+        if args.figures:
+            for path in plot_run(run, args.figures):
+                print(f"\n![{path.stem}]({path})")
+        print()
     return 0
 
 

@@ -24,7 +24,7 @@ from tailor.evaluation.checkpoint import Checkpoint, safe_name
 from tailor.evaluation.scoring import score_predictions
 from tailor.metrics import bootstrap_ci, paired_comparison
 from tailor.metrics.scores import PerExampleScores
-from tailor.personalizers import DENSE_METHODS, build_personalizer, parse_methods
+from tailor.personalizers import ADAPTER_METHODS, DENSE_METHODS, build_personalizer, parse_methods
 from tailor.profiles import InMemoryProfileStore, ProfileStore, SQLiteProfileStore, ingest_examples
 from tailor.prompting.builder import PromptBudget
 from tailor.tasks import TaskSpec, get_task
@@ -53,6 +53,11 @@ class EvalConfig:
     n_resamples: int = 1000
     embedder: str = "minilm"
     """The embedder of the dense methods (``dense``, ``hybrid``, ``recency+dense``)."""
+    adapters: str | None = None
+    """The adapter store of the adapter methods (``lora``, ``lora+bm25``, ``user-embedding``):
+    a folder made by ``tailor train-adapter``."""
+    users: tuple[str, ...] | None = None
+    """Evaluate only these users' examples (``--limit`` then counts among them)."""
 
     def __post_init__(self) -> None:
         if self.k < 1:
@@ -70,7 +75,9 @@ class EvalConfig:
     def fingerprint(self) -> dict[str, Any]:
         """The settings that must match for saved predictions to be reused."""
         keys = ("task", "split", "backend", "k", "seed", "scoring", "input_tokens", "context_tokens", "embedder")
-        return {key: getattr(self, key) for key in keys} | {"data": str(Path(self.data).resolve())}
+        adapters = str(Path(self.adapters).resolve()) if self.adapters else None
+        return {key: getattr(self, key) for key in keys} | {"data": str(Path(self.data).resolve()),
+                                                             "adapters": adapters}
 
 
 @dataclass
@@ -152,7 +159,10 @@ def evaluate(config: EvalConfig, *, backend: Backend | None = None, store: Profi
     are made and a rerun with the same settings resumes from them.
     """
     task = get_task(config.task)
-    examples = load_split(config.data, config.split, task.lamp_format, limit=config.limit)
+    examples = load_split(config.data, config.split, task.lamp_format,
+                          limit=None if config.users else config.limit)
+    if config.users:
+        examples = _only_users(examples, config.users, config)
     if not examples:
         raise ValueError(f"{config.data}: split {config.split!r} holds no examples")
     out = Path(config.out) if config.out else None
@@ -172,15 +182,23 @@ def evaluate(config: EvalConfig, *, backend: Backend | None = None, store: Profi
         embed_profiles(store, embedder, dict.fromkeys(e.user_id for e in examples), document=task.document,
                        progress=progress is not None)
     has_golds = all(e.gold is not None for e in examples)
+    adapter_store = None
+    if config.adapters and any(method.name in ADAPTER_METHODS for method in methods):
+        from tailor.adapters.store import open_adapter_store
+
+        adapter_store = open_adapter_store(config.adapters)
 
     results: list[MethodResult] = []
     scores: dict[str, PerExampleScores] = {}
     for method in methods:
         personalizer = build_personalizer(method, task, k=config.k, count_tokens=backend.count_tokens,
                                           budget=budget, seed=config.seed, embedder=embedder, store=store,
-                                          backend=backend)
+                                          backend=backend, adapters=adapter_store)
+        # Adapter methods generate through a view of the backend that applies the user's adapter.
+        bind = getattr(personalizer, "bind", None)
+        method_backend = bind(backend) if callable(bind) else backend
         checkpoint = Checkpoint(out / "predictions" / f"{safe_name(str(method))}.jsonl") if out else None
-        rows = _run_method(task, examples, personalizer, backend, store, config, checkpoint, progress)
+        rows = _run_method(task, examples, personalizer, method_backend, store, config, checkpoint, progress)
         predictions = [rows[e.id]["output"] for e in examples]
         result = MethodResult(method=str(method), n=len(examples), metrics={}, ci95={},
                               seconds=sum(float(rows[e.id].get("seconds", 0.0)) for e in examples))
@@ -199,6 +217,8 @@ def evaluate(config: EvalConfig, *, backend: Backend | None = None, store: Profi
             result.ci95 = {k: list(v) for k, v in bootstrap_ci(scored, n_resamples=config.n_resamples,
                                                                seed=config.seed).items()}
         results.append(result)
+    if adapter_store is not None:
+        adapter_store.profiles.close()
     if "none" in scores:
         for result in results:
             if result.method != "none" and result.method in scores:
@@ -211,6 +231,17 @@ def evaluate(config: EvalConfig, *, backend: Backend | None = None, store: Profi
             "config": report.config, "model": report.model, "tailor_version": __version__, "git_commit": git_commit(),
         })
     return report
+
+
+def _only_users(examples: list[TaskExample], users: Sequence[str], config: EvalConfig) -> list[TaskExample]:
+    """The examples of ``users``, in file order, the first ``config.limit`` of them."""
+    present = {e.user_id for e in examples}
+    unknown = [u for u in users if u not in present]
+    if unknown:
+        raise ValueError(f"users not in {config.data} ({config.split}): {', '.join(unknown)}")
+    wanted = set(users)
+    kept = [e for e in examples if e.user_id in wanted]
+    return kept[: config.limit] if config.limit is not None else kept
 
 
 def _run_method(task: TaskSpec, examples: Sequence[TaskExample], personalizer: Any, backend: Backend,

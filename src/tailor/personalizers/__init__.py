@@ -15,6 +15,7 @@ from tailor.retrieval.base import Retriever
 from tailor.tasks.base import TaskSpec
 
 if TYPE_CHECKING:
+    from tailor.adapters.store import AdapterStore
     from tailor.backends.base import Backend
     from tailor.embeddings.base import Embedder
     from tailor.profiles.base import ProfileStore
@@ -24,7 +25,9 @@ DENSE_METHODS = ("dense", "hybrid", "recency+dense")
 RETRIEVAL_METHODS = ("bm25", "recency", "random", *DENSE_METHODS)
 # Methods that call the LLM before answering (a profile summary, a persona description, a style note).
 LLM_METHODS = ("summary", "summary+bm25", "persona", "refine")
-METHODS = ("none", *RETRIEVAL_METHODS, *LLM_METHODS)
+# Methods that change the model per user (a LoRA adapter, a soft prompt): they need --adapters.
+ADAPTER_METHODS = ("lora", "lora+bm25", "user-embedding")
+METHODS = ("none", *RETRIEVAL_METHODS, *LLM_METHODS, *ADAPTER_METHODS)
 
 _DEFAULT_BUDGET = PromptBudget()
 
@@ -47,6 +50,8 @@ def parse_method(spec: str) -> MethodSpec:
         raise ValueError(f"unknown layout {layout!r} in method {spec!r}; valid layouts: {', '.join(LAYOUTS)}")
     if layout and name == "none":
         raise ValueError("method 'none' takes no layout")
+    if layout and name in ("lora", "user-embedding"):
+        raise ValueError(f"method {name!r} pastes no items, so it takes no layout")
     return MethodSpec(name, layout or None)  # type: ignore[arg-type]
 
 
@@ -96,12 +101,20 @@ def make_retriever(name: str, task: TaskSpec, *, seed: int = 0, embedder: Embedd
 
 def build_personalizer(spec: MethodSpec | str, task: TaskSpec, *, k: int = 1, count_tokens: TokenCounter,
                        budget: PromptBudget = _DEFAULT_BUDGET, seed: int = 0, embedder: Embedder | None = None,
-                       store: ProfileStore | None = None, backend: Backend | None = None) -> Personalizer:
+                       store: ProfileStore | None = None, backend: Backend | None = None,
+                       adapters: AdapterStore | None = None) -> Personalizer:
     """The personalizer for a method spec on ``task``; ``embedder`` and ``store`` serve the
-    dense methods (see :func:`make_retriever`); the LLM methods also need ``backend``."""
+    dense methods (see :func:`make_retriever`); the LLM methods also need ``backend``; the
+    adapter methods need ``adapters`` (their personalizers' ``bind(backend)`` gives the
+    backend view to generate with)."""
     method = parse_method(spec) if isinstance(spec, str) else spec
     if method.name == "none":
         return NoPersonalization(count_tokens=count_tokens, budget=budget)
+    if method.name in ADAPTER_METHODS:
+        from tailor.personalizers.adapters import build_adapter_personalizer
+
+        return build_adapter_personalizer(method.name, task, adapters, k=k, count_tokens=count_tokens, budget=budget,
+                                          layout=method.layout or task.layout, store=store)
     if method.name in LLM_METHODS:
         return _build_llm_method(method, task, k=k, count_tokens=count_tokens, budget=budget, seed=seed,
                                  embedder=embedder, store=store, backend=backend)
@@ -138,6 +151,7 @@ def _build_llm_method(method: MethodSpec, task: TaskSpec, *, k: int, count_token
 
 
 __all__ = [
+    "ADAPTER_METHODS",
     "DENSE_METHODS",
     "LLM_METHODS",
     "METHODS",

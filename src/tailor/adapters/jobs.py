@@ -1,0 +1,339 @@
+"""``tailor train-adapter``: train and store adapters for the users of a LaMP-format split.
+
+The split's profiles are ingested into the adapter store's profile store (``OUT/profiles.sqlite``),
+so user adapters cascade from their users. Then, by scope:
+
+- ``global``: one adapter on the history pairs of every user of the split, pooled (OPPU's
+  task-level adapter, and the survey's global preference). ``users`` does not narrow it, so
+  that runs for different users stack on the same global adapter.
+- ``user``: the global adapter first (trained now if the store lacks it, unless
+  ``stack=False``), then one adapter per user on that user's own history, on top of it.
+  Users with fewer than ``min_history`` usable items get none: at inference they fall back
+  to their persona's adapter, then the global one.
+- ``persona``: one adapter per persona on its members' pooled histories, on top of the
+  global one. Personas come from ``personas_file`` (``{persona_id: [user_ids]}``, written
+  into the store so inference finds them) or, without it, from the store's own personas.
+
+Kind ``user-embedding`` trains the soft-prompt projector (:mod:`tailor.adapters.soft_prompt`)
+instead, as a global adapter of kind ``soft-prompt``.
+
+Every run is resumable: an adapter whose stored config, base model and training data
+(a digest of its pairs and of the adapter below it) match is skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from tailor.adapters.data import TrainingPair, data_digest, training_pairs
+from tailor.adapters.identity import base_model_identity
+from tailor.adapters.lora import from_bytes
+from tailor.adapters.soft_prompt import SoftPromptConfig
+from tailor.adapters.store import AdapterInfo, AdapterKey, AdapterStore, Scope, open_adapter_store
+from tailor.adapters.train import LoRATrainConfig
+from tailor.data.lamp import load_split
+from tailor.profiles import ingest_examples
+from tailor.tasks import TaskSpec, get_task
+from tailor.types import HistoryRecord, Persona, Profile
+
+__all__ = ["TrainAdapterConfig", "TrainAdapterReport", "TrainedRow", "train_adapters"]
+
+TrainKind = Literal["lora", "user-embedding"]
+GLOBAL_DEFAULTS = LoRATrainConfig(epochs=1, max_items=None)
+"""The global adapter sees every user's items once: more data, one pass."""
+
+
+@dataclass(frozen=True)
+class TrainAdapterConfig:
+    """Everything one ``tailor train-adapter`` run needs (the keyword arguments of :func:`train_adapters`)."""
+
+    task: str
+    data: str
+    out: str
+    split: str = "train"
+    users: tuple[str, ...] | None = None
+    scope: Scope = "user"
+    kind: TrainKind = "lora"
+    personas_file: str | None = None
+    min_history: int = 8
+    stack: bool = True
+    """Train user and persona adapters on top of the global one (OPPU); ``False``: on the bare model."""
+    model: str | None = None
+    """A model directory; the default model when ``None``."""
+    threads: int | None = None
+    lora: LoRATrainConfig = field(default_factory=LoRATrainConfig)
+    global_lora: LoRATrainConfig = GLOBAL_DEFAULTS
+    soft_prompt: SoftPromptConfig = field(default_factory=SoftPromptConfig)
+
+    def __post_init__(self) -> None:
+        if self.scope not in ("user", "persona", "global"):
+            raise ValueError(f"scope must be user, persona or global, got {self.scope!r}")
+        if self.kind not in ("lora", "user-embedding"):
+            raise ValueError(f"kind must be lora or user-embedding, got {self.kind!r}")
+        if self.kind == "user-embedding" and self.scope != "global":
+            raise ValueError("the user-embedding projector is trained once for all users: use --scope global "
+                             "(each user's vector comes from their own history at inference)")
+        if self.min_history < 1:
+            raise ValueError(f"min_history must be at least 1, got {self.min_history}")
+
+
+@dataclass
+class TrainedRow:
+    """One adapter of the run: trained, or skipped and why."""
+
+    key: str
+    status: Literal["trained", "up to date", "too little history"]
+    items: int = 0
+    seconds: float = 0.0
+    first_loss: float | None = None
+    last_loss: float | None = None
+    bytes: int = 0
+
+
+@dataclass
+class TrainAdapterReport:
+    store: str
+    rows: list[TrainedRow]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"store": self.store, "adapters": [row.__dict__ for row in self.rows]}
+
+
+ProgressFactory = Callable[[int, str], Any]
+
+
+def _default_progress(total: int, description: str) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=description, unit="step", leave=False, dynamic_ncols=True)
+
+
+def _by_date(records: Sequence[HistoryRecord]) -> list[HistoryRecord]:
+    """Oldest first, so that ``max_items`` keeps the most recent; undated records keep their place."""
+    if all(r.date for r in records):
+        return sorted(records, key=lambda r: r.date or "")
+    return list(records)
+
+
+def read_persona_groups(path: str | os.PathLike[str]) -> dict[str, list[str]]:
+    """``{persona_id: [user_id, ...]}`` from a JSON file, checked."""
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    if not isinstance(data, dict) or not all(isinstance(k, str) and isinstance(v, list) for k, v in data.items()):
+        raise ValueError(f"{path}: expected a JSON object mapping persona ids to lists of user ids")
+    seen: dict[str, str] = {}
+    for persona, members in data.items():
+        for user_id in members:
+            if not isinstance(user_id, str):
+                raise TypeError(f"{path}: persona {persona!r} lists a non-string user id {user_id!r}")
+            if user_id in seen:
+                raise ValueError(f"{path}: user {user_id!r} is in personas {seen[user_id]!r} and {persona!r}")
+            seen[user_id] = persona
+    return {persona: list(members) for persona, members in data.items()}
+
+
+class _Job:
+    def __init__(self, config: TrainAdapterConfig, progress: ProgressFactory | None) -> None:
+        from tailor.backends.hf import default_model_dir
+
+        self.config = config
+        self.progress = progress
+        self.task: TaskSpec = get_task(config.task)
+        self.model_dir = Path(config.model) if config.model else default_model_dir()
+        self.identity = base_model_identity(self.model_dir)
+        examples = load_split(config.data, config.split, self.task.lamp_format)
+        if not examples:
+            raise ValueError(f"{config.data}: split {config.split!r} holds no examples")
+        self.store: AdapterStore = open_adapter_store(config.out, create=True)
+        ingest_examples(self.store.profiles, examples)
+        present = list(dict.fromkeys(e.user_id for e in examples))
+        self.all_users = present
+        if config.users:
+            missing = [u for u in config.users if u not in present]
+            if missing:
+                raise ValueError(f"users not in {config.data} ({config.split}): {', '.join(missing)}; "
+                                 f"users there: {', '.join(present[:10])}{' ...' if len(present) > 10 else ''}")
+            self.users = list(config.users)
+        else:
+            self.users = present
+        self.rows: list[TrainedRow] = []
+        self._trainer: Any = None
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def profile(self, user_id: str) -> Profile:
+        return self.store.profiles.get_profile(user_id)
+
+    def pairs(self, user_id: str, config: LoRATrainConfig) -> list[TrainingPair]:
+        records = _by_date(self.profile(user_id).records)
+        return training_pairs(self.task, records, max_items=config.max_items)
+
+    def trainer(self) -> Any:
+        if self._trainer is None:
+            from tailor.adapters.train import LoRATrainer
+
+            self._trainer = LoRATrainer(self.model_dir, threads=self.config.threads)
+        return self._trainer
+
+    def up_to_date(self, info: AdapterInfo | None, config: dict[str, Any], digest: str) -> bool:
+        return (info is not None and dict(info.config) == config and info.metadata.get("data_digest") == digest
+                and info.base_model.get("fingerprint") == self.identity["fingerprint"])
+
+    def train_lora(self, key: AdapterKey, pairs: list[TrainingPair], train_config: LoRATrainConfig,
+                   below: AdapterKey | None, contributors: Sequence[str] = ()) -> AdapterInfo | None:
+        """Train (or skip as up to date) one LoRA adapter; return what the store holds."""
+        below_info = self.store.load(below) if below is not None else None
+        if below is not None and below_info is None:
+            raise ValueError(f"adapter {below} is missing; train it first (--scope global)")
+        shape = train_config.shape(int(self._num_layers()))
+        stored_config = {"lora": shape.to_dict(), "train": train_config.to_dict(), "task": self.task.name}
+        digest = data_digest(pairs, extra=below_info.digest if below_info is not None else None)
+        info = self.store.info(key)
+        if self.up_to_date(info, stored_config, digest):
+            self.rows.append(TrainedRow(str(key), "up to date", len(pairs), bytes=info.size if info else 0))
+            return info
+        bar = self.progress((train_config.epochs + 1) * -(-len(pairs) // train_config.batch_size), str(key)) \
+            if self.progress else None
+
+        def step(done: int, total: int, loss: float | None) -> None:
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix_str("frozen layers" if loss is None else f"loss={loss:.3f}")
+
+        stacked = from_bytes(below_info.weights, below_info.config["lora"]) if below_info is not None else None
+        result = self.trainer().train(self.task, pairs, train_config, on_top_of=stacked,
+                                      on_top_of_digest=below_info.digest if below_info is not None else None,
+                                      progress=step)
+        if bar is not None:
+            bar.close()
+        metadata = {"data_digest": digest, "items": result.items, "steps": result.steps,
+                    "seconds": round(result.seconds, 2), "first_epoch_loss": round(result.first_epoch_loss, 4),
+                    "last_epoch_loss": round(result.last_epoch_loss, 4), "split": self.config.split,
+                    "data": str(Path(self.config.data).resolve()),
+                    "on_top_of": below_info.digest if below_info is not None else None,
+                    "timings": {k: round(v, 2) for k, v in result.timings.items()}}
+        saved = self.store.save(key, result.weights, config=stored_config, base_model=self.identity,
+                                metadata=metadata, contributors=contributors)
+        self.rows.append(TrainedRow(str(key), "trained", result.items, round(result.seconds, 2),
+                                    round(result.first_epoch_loss, 4), round(result.last_epoch_loss, 4), saved.size))
+        return saved
+
+    def _num_layers(self) -> int:
+        config = json.loads((self.model_dir / "config.json").read_text(encoding="utf-8"))
+        return int(config["num_hidden_layers"])
+
+    # -- scopes ----------------------------------------------------------------------------------
+
+    def run_global(self) -> AdapterKey:
+        key = AdapterKey.global_(self.task.name)
+        # Every user of the split, whatever --users says: one task-level adapter that the
+        # user and persona adapters of any later run can stack on.
+        pooled = [pair for user_id in self.all_users for pair in self.pairs(user_id, self.config.global_lora)]
+        self.train_lora(key, pooled, self.config.global_lora, None, contributors=self.all_users)
+        return key
+
+    def run_users(self) -> None:
+        below = self.run_global() if self.config.stack else None
+        for user_id in self.users:
+            pairs = self.pairs(user_id, self.config.lora)
+            key = AdapterKey("user", user_id, self.task.name)
+            if len(pairs) < self.config.min_history:
+                self.rows.append(TrainedRow(str(key), "too little history", len(pairs)))
+                continue
+            self.train_lora(key, pairs, self.config.lora, below)
+
+    def personas(self) -> dict[str, list[str]]:
+        if self.config.personas_file:
+            given = read_persona_groups(self.config.personas_file)
+            known = set(self.store.profiles.list_users())
+            memberships = {u: p for p, members in given.items() for u in members if u in known}
+            personas = [Persona(p, f"given group of {len(members)} users", size=len(members),
+                                metadata={"source": str(self.config.personas_file)})
+                        for p, members in given.items()]
+            # Written into the store so that inference resolves each user's persona from it.
+            self.store.profiles.put_personas(personas, memberships)
+            return {p: [u for u in members if u in known] for p, members in given.items()}
+        groups: dict[str, list[str]] = {p.persona_id: [] for p in self.store.profiles.list_personas()}
+        for user_id in self.store.profiles.list_users():
+            persona = self.store.profiles.persona_of(user_id)
+            if persona is not None:
+                groups.setdefault(persona, []).append(user_id)
+        if not groups:
+            raise ValueError("no personas: pass --personas FILE ({persona_id: [user_ids]}) or build personas "
+                             "in the profile store first")
+        return groups
+
+    def run_personas(self) -> None:
+        below = self.run_global() if self.config.stack else None
+        selected = set(self.users)
+        for persona, members in self.personas().items():
+            members = [u for u in members if u in selected]
+            pooled = [pair for user_id in members for pair in self.pairs(user_id, self.config.lora)]
+            key = AdapterKey("persona", persona, self.task.name)
+            if len(pooled) < self.config.min_history:
+                self.rows.append(TrainedRow(str(key), "too little history", len(pooled)))
+                continue
+            self.train_lora(key, pooled, self.config.lora, below, contributors=members)
+
+    def run_user_embedding(self) -> None:
+        from tailor.adapters.soft_prompt import SoftPromptTrainer
+
+        key = AdapterKey.global_(self.task.name, "soft-prompt")
+        config = self.config.soft_prompt
+        # --users names the training users here: the projector then serves users it never saw.
+        profiles = [Profile(u, tuple(_by_date(self.profile(u).records))) for u in self.users]
+        pairs = [pair for p in profiles for pair in training_pairs(self.task, p.records, max_items=config.max_items)]
+        stored_config = {"soft_prompt": config.to_dict(), "task": self.task.name}
+        digest = data_digest(pairs)
+        info = self.store.info(key)
+        # The stored config also holds the projector's dimensions, known only once it is built.
+        known = {key: value for key, value in info.config.items() if key != "projector"} if info else None
+        if info is not None and known == stored_config and self.up_to_date(info, dict(info.config), digest):
+            self.rows.append(TrainedRow(str(key), "up to date", len(pairs), bytes=info.size if info else 0))
+            return
+        trainer = SoftPromptTrainer(self.model_dir, threads=self.config.threads)
+        bar = self.progress(config.steps, str(key)) if self.progress else None
+
+        def step(done: int, total: int, loss: float) -> None:
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss:.3f}")
+
+        projector, facts = trainer.train(self.task, profiles, config, progress=step)
+        if bar is not None:
+            bar.close()
+        stored_config["projector"] = {"input_dim": projector.input_dim, "output_dim": projector.output_dim,
+                                      "embedder_name": facts["embedder_name"]}
+        weights = projector.to_bytes()
+        saved = self.store.save(key, weights, config=stored_config, base_model=self.identity,
+                                metadata={"data_digest": digest, **facts, "split": self.config.split},
+                                contributors=[p.user_id for p in profiles])
+        self.rows.append(TrainedRow(str(key), "trained", facts["items"], facts["seconds"], facts["first_loss"],
+                                    facts["last_loss"], saved.size))
+
+
+def train_adapters(config: TrainAdapterConfig, *,
+                   progress: ProgressFactory | None = _default_progress) -> TrainAdapterReport:
+    """Train (or resume) the adapters ``config`` asks for; see the module docstring."""
+    job = _Job(config, progress)
+    try:
+        if config.kind == "user-embedding":
+            job.run_user_embedding()
+        elif config.scope == "global":
+            job.run_global()
+        elif config.scope == "user":
+            job.run_users()
+        else:
+            job.run_personas()
+    finally:
+        job.store.profiles.close()
+    return TrainAdapterReport(str(job.store.profiles.path), job.rows)
+
+
+def persona_map(groups: Mapping[str, Sequence[str]]) -> dict[str, str]:
+    """``{user_id: persona_id}`` from ``{persona_id: [user_ids]}``."""
+    return {user_id: persona for persona, members in groups.items() for user_id in members}
