@@ -129,6 +129,8 @@ def test_switching_users_uses_an_lru_cache_and_never_reloads_the_base(  # type: 
     # alice, bob load; alice, bob hit; carol loads (evicts alice); alice loads again (evicts bob).
     assert (stats.loads, stats.hits, stats.evictions) == (4, 2, 2)
     assert len(backend.adapter_runtime.loaded) == 2
+    # Two PEFT adapter slots, made once and refilled on each miss.
+    assert stats.slots_created == 2 and len(backend.adapter_runtime.slots) == 2
     assert len(loads) == 1 and backend.model is model
 
 
@@ -140,6 +142,7 @@ def test_a_batch_may_need_more_adapters_than_the_cache_holds(adapter_store: Adap
     together = view.generate([ask("alice"), ask("bob"), ask("carol")])
     alone = [view.generate([ask(u)])[0].text for u in ("alice", "bob", "carol")]
     assert [r.text for r in together] == alone
+    assert len(backend.adapter_runtime.slots) <= 2  # the extra slot went once free
 
 
 def test_an_adapter_of_another_base_model_is_refused(adapter_store: AdapterStore, backend,  # type: ignore[no-untyped-def]
@@ -149,3 +152,23 @@ def test_an_adapter_of_another_base_model_is_refused(adapter_store: AdapterStore
                        base_model={"path": "/elsewhere", "fingerprint": "other"})
     with pytest.raises(ValueError, match="trained on /elsewhere"):
         backend.with_adapters(adapter_store, TASK).generate([ask("alice")])
+
+
+def test_a_lower_rank_adapter_in_a_larger_slot_gives_the_same_answers(adapter_store: AdapterStore, backend,  # type: ignore[no-untyped-def]
+                                                                      tiny_model_dir: Path) -> None:
+    from tailor.adapters.lora import compose
+
+    low = random_adapter(tiny_model_dir, 3)
+    # A rank-8 stack occupies the only slot first; the rank-4 adapter then reuses it, zero-padded.
+    stacked = compose([random_adapter(tiny_model_dir, 1), random_adapter(tiny_model_dir, 2)])
+    save(adapter_store, AdapterKey("user", "alice", TASK), stacked, tiny_model_dir)
+    save(adapter_store, AdapterKey("user", "bob", TASK), low, tiny_model_dir)
+    backend.adapter_capacity = 1
+    view = backend.with_adapters(adapter_store, TASK)
+    view.generate([ask("alice")])
+    reused = view.generate([ask("bob")])[0].text
+    assert backend.adapter_runtime.stats.slots_created == 1
+    from tailor.backends.hf import TransformersBackend
+
+    fresh = TransformersBackend(str(tiny_model_dir), batch_size=4, adapter_capacity=1)
+    assert fresh.with_adapters(adapter_store, TASK).generate([ask("bob")])[0].text == reused

@@ -8,7 +8,7 @@ back from the user's own adapter to their persona's, then to the global one, the
 adapters into it lazily, keeping the most recently used ``capacity`` of them (an LRU
 cache). Switching users never reloads the base model: a cached adapter is selected per
 request (PEFT's mixed-adapter batches, ``adapter_names=``), and a cold one costs a read
-from the store and a small tensor copy.
+from the store and a tensor copy into a PEFT adapter slot made once.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tailor.adapters.identity import check_same_base
-from tailor.adapters.lora import LoRAWeights, compose, from_bytes
+from tailor.adapters.lora import LoRAShape, LoRAWeights, compose, from_bytes
 from tailor.adapters.store import AdapterKey, AdapterStore
 from tailor.registry import require
 from tailor.types import GenerationRequest, GenerationResult, Granularity
@@ -135,22 +135,42 @@ class RuntimeStats:
     loads: int = 0
     hits: int = 0
     evictions: int = 0
+    slots_created: int = 0
     load_seconds: float = 0.0
+
+
+@dataclass
+class _Slot:
+    """One PEFT adapter kept on the model, refilled with whichever LoRA is loaded into it."""
+
+    name: str
+    shape: LoRAShape
+    modules: dict[str, Any]
+    """Module path (``model.layers.24.self_attn.q_proj``) -> its PEFT LoRA layer."""
+
+    def fits(self, weights: LoRAWeights) -> bool:
+        return weights.shape.rank <= self.shape.rank and set(weights.modules()) <= set(self.modules)
 
 
 class LoRARuntime:
     """PEFT LoRA adapters on an already-loaded model, with an LRU cache of ``capacity``.
 
-    Not thread-safe by itself: the backend calls it under its own lock.
+    Loaded adapters live in *slots*: PEFT adapters created once (PEFT's ``add_adapter``
+    walks the whole model, ~60 ms) and then refilled by copying tensors (a few ms), so a
+    cache miss costs a store read and a copy, not a module rebuild. A LoRA of lower rank
+    than its slot is zero-padded (the update is the same). Not thread-safe by itself: the
+    backend calls it under its own lock.
     """
 
     def __init__(self, model: Any, *, capacity: int = 8) -> None:
         if capacity < 1:
             raise ValueError(f"capacity must be at least 1, got {capacity}")
+        self.torch = require("torch", "hf")
         self.model = model
         self.capacity = capacity
         self.peft: Any = None
-        self.loaded: OrderedDict[str, None] = OrderedDict()
+        self.loaded: OrderedDict[str, _Slot] = OrderedDict()
+        self.slots: list[_Slot] = []
         self.stats = RuntimeStats()
 
     def ensure(self, choices: Sequence[LoRAChoice | None]) -> list[str]:
@@ -161,39 +181,79 @@ class LoRARuntime:
             if name in self.loaded:
                 self.loaded.move_to_end(name)
                 self.stats.hits += 1
-            else:
-                self._load(name, choice.load())
-        # Evict only adapters this batch does not use: a batch may need more than capacity.
+                continue
+            weights = choice.load()
+            # Evict before loading, so the slot freed can take the new adapter.
+            while len(self.loaded) >= self.capacity and any(n not in needed for n in self.loaded):
+                self._evict(next(n for n in self.loaded if n not in needed))
+            self._load(name, weights)
+        # A batch may have needed more than capacity: shrink back once it is served.
         while len(self.loaded) > max(self.capacity, len(needed)):
-            oldest = next(name for name in self.loaded if name not in needed)
-            self._evict(oldest)
-        return [c.name if c is not None else BASE for c in choices]
+            self._evict(next(n for n in self.loaded if n not in needed))
+        return [self.loaded[c.name].name if c is not None else BASE for c in choices]
 
     def _load(self, name: str, weights: LoRAWeights) -> None:
-        peft = require("peft", "peft")
         began = time.perf_counter()
-        config = weights.shape.peft_config(inference=True)
+        with self.torch.inference_mode():  # slots are made and filled the same way wherever this is called
+            busy = {slot.name for slot in self.loaded.values()}
+            slot = next((s for s in self.slots if s.name not in busy and s.fits(weights)), None)
+            if slot is None:
+                free = [s for s in self.slots if s.name not in busy]
+                if free and len(self.slots) >= self.capacity:
+                    self._drop_slot(free[0])  # a slot of the wrong shape: make room for one that fits
+                slot = self._new_slot(weights.shape)
+            self._fill(slot, weights)
+        self.loaded[name] = slot
+        self.stats.loads += 1
+        self.stats.load_seconds += time.perf_counter() - began
+
+    def _new_slot(self, shape: LoRAShape) -> _Slot:
+        peft = require("peft", "peft")
+        lora_layer = require("peft.tuners.lora", "peft").LoraLayer
+        name = f"slot{self.stats.slots_created}"
+        config = shape.peft_config(inference=True)
         if self.peft is None:
             with warnings.catch_warnings():  # a deprecation inside peft, not ours to fix
                 warnings.simplefilter("ignore", FutureWarning)
                 self.peft = peft.PeftModel(self.model, config, adapter_name=name)
         else:
             self.peft.add_adapter(name, config)
-        result = peft.set_peft_model_state_dict(self.peft, weights.to_peft(), adapter_name=name)
-        unexpected = getattr(result, "unexpected_keys", None)
-        if unexpected:
-            raise ValueError(f"adapter {name} holds weights for modules this model lacks: {unexpected[:3]}")
         self.peft.eval()
-        self.loaded[name] = None
-        self.stats.loads += 1
-        self.stats.load_seconds += time.perf_counter() - began
+        modules = {path: module for path, module in self.model.named_modules()
+                   if isinstance(module, lora_layer) and name in module.lora_A}
+        slot = _Slot(name, shape, modules)
+        self.slots.append(slot)
+        self.stats.slots_created += 1
+        return slot
+
+    def _fill(self, slot: _Slot, weights: LoRAWeights) -> None:
+        unknown = set(weights.modules()) - set(slot.modules)
+        if unknown:
+            raise ValueError(f"the adapter holds weights for modules this model lacks: {sorted(unknown)[:3]}")
+        rank = weights.shape.rank
+        for path, module in slot.modules.items():
+            a, b = module.lora_A[slot.name].weight, module.lora_B[slot.name].weight
+            a.zero_()
+            b.zero_()
+            if path + ".lora_A.weight" in weights.tensors:
+                # The slot applies its own scaling; fold the ratio into B.
+                ratio = weights.shape.scaling / module.scaling[slot.name]
+                a[:rank].copy_(weights.tensors[path + ".lora_A.weight"])
+                b[:, :rank].copy_(weights.tensors[path + ".lora_B.weight"] * ratio)
 
     def _evict(self, name: str) -> None:
-        with warnings.catch_warnings():  # "adapter X was active": activity is set per batch anyway
-            warnings.simplefilter("ignore", UserWarning)
-            self.peft.delete_adapter(name)
         del self.loaded[name]
         self.stats.evictions += 1
+        busy = {slot.name for slot in self.loaded.values()}
+        # Slots beyond capacity (a batch that needed more) are dropped once free.
+        for slot in [s for s in self.slots if s.name not in busy][: max(len(self.slots) - self.capacity, 0)]:
+            self._drop_slot(slot)
+
+    def _drop_slot(self, slot: _Slot) -> None:
+        with warnings.catch_warnings():  # "adapter X was active": activity is set per batch anyway
+            warnings.simplefilter("ignore", UserWarning)
+            self.peft.delete_adapter(slot.name)
+        self.slots.remove(slot)
 
     @contextmanager
     def applied(self, names: Sequence[str]) -> Iterator[tuple[Any, dict[str, Any]]]:
