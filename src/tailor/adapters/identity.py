@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from tailor.registry import require
 
 __all__ = ["base_model_identity", "check_same_base"]
 
@@ -42,3 +46,31 @@ def check_same_base(adapter: str, stored: dict[str, str] | None, running: dict[s
             f"but the backend runs {running.get('path')} (fingerprint {running.get('fingerprint')}); "
             "retrain it with tailor train-adapter on this model"
         )
+
+
+@dataclass(frozen=True)
+class FrozenBase:
+    """A base model loaded for training on top of it: every weight frozen, in eval mode."""
+
+    torch: Any
+    model_dir: Path
+    identity: dict[str, str]
+    tokenizer: Any
+    model: Any
+
+
+def load_frozen_base(model_dir: str | os.PathLike[str], *, threads: int | None = None) -> FrozenBase:
+    """The model and tokenizer of ``model_dir`` (float32, weights frozen) with its identity."""
+    torch = require("torch", "hf")
+    transformers = require("transformers", "hf")
+    if threads:
+        torch.set_num_threads(threads)
+    directory = Path(model_dir)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(directory, local_files_only=True)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = transformers.AutoModelForCausalLM.from_pretrained(directory, local_files_only=True, dtype=torch.float32)
+    model.eval()
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    return FrozenBase(torch, directory, base_model_identity(directory), tokenizer, model)

@@ -24,13 +24,12 @@ import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from tailor.adapters.data import TrainingPair, encode_pairs, training_pairs
-from tailor.adapters.identity import base_model_identity
+from tailor.adapters.identity import load_frozen_base
 from tailor.registry import require
 from tailor.tasks.base import TaskSpec
 from tailor.types import HistoryRecord, Profile
@@ -180,20 +179,9 @@ class SoftPromptTrainer:
     """Trains a projector against a frozen language model, loaded once."""
 
     def __init__(self, model_dir: str | os.PathLike[str], *, threads: int | None = None) -> None:
-        self.torch = require("torch", "hf")
-        transformers = require("transformers", "hf")
-        if threads:
-            self.torch.set_num_threads(threads)
-        self.model_dir = Path(model_dir)
-        self.identity = base_model_identity(self.model_dir)
-        self.tokenizer = transformers.AutoTokenizer.from_pretrained(self.model_dir, local_files_only=True)
-        if self.tokenizer.pad_token is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.model = transformers.AutoModelForCausalLM.from_pretrained(
-            self.model_dir, local_files_only=True, dtype=self.torch.float32)
-        self.model.eval()
-        for parameter in self.model.parameters():
-            parameter.requires_grad_(False)
+        base = load_frozen_base(model_dir, threads=threads)
+        self.torch, self.model_dir, self.identity = base.torch, base.model_dir, base.identity
+        self.tokenizer, self.model = base.tokenizer, base.model
 
     def embedder(self, config: SoftPromptConfig) -> Any:
         return load_item_embedder(config.embedder, self.model, self.tokenizer, self.identity["fingerprint"])

@@ -36,11 +36,10 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 from tailor.adapters.data import EncodedPair, TrainingPair, encode_pairs
-from tailor.adapters.identity import base_model_identity
+from tailor.adapters.identity import load_frozen_base
 from tailor.adapters.lora import LoRAShape, LoRAWeights, from_bytes, to_bytes
 from tailor.registry import require
 from tailor.tasks.base import TaskSpec
@@ -124,21 +123,10 @@ class LoRATrainer:
     """Trains LoRA adapters on one base model, loaded once."""
 
     def __init__(self, model_dir: str | os.PathLike[str], *, threads: int | None = None) -> None:
-        self.torch = require("torch", "hf")
-        transformers = require("transformers", "hf")
         require("peft", "peft")
-        if threads:
-            self.torch.set_num_threads(threads)
-        self.model_dir = Path(model_dir)
-        self.identity = base_model_identity(self.model_dir)
-        self.tokenizer = transformers.AutoTokenizer.from_pretrained(self.model_dir, local_files_only=True)
-        if self.tokenizer.pad_token is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.model = transformers.AutoModelForCausalLM.from_pretrained(
-            self.model_dir, local_files_only=True, dtype=self.torch.float32)
-        self.model.eval()
-        for parameter in self.model.parameters():
-            parameter.requires_grad_(False)
+        base = load_frozen_base(model_dir, threads=threads)
+        self.torch, self.model_dir, self.identity = base.torch, base.model_dir, base.identity
+        self.tokenizer, self.model = base.tokenizer, base.model
         self.num_layers = int(self.model.config.num_hidden_layers)
         self._peft: Any = None
         self._shape: LoRAShape | None = None
