@@ -1,7 +1,7 @@
 """Serving benchmark: personalization overhead per request, and requests/s, on loopback.
 
     python benchmarks/serve.py [--users 1000] [--records 1000] [--store PATH] [--requests 2000]
-                               [--concurrency 32] [--seconds 20]
+                               [--concurrency 32] [--seconds 20] [--method bm25] [--embedder hashing]
 
 It fills a SQLite profile store with synthetic users (through the store's API directly,
 then indexes them as the server's record API would), starts ``tailor serve`` with the
@@ -14,6 +14,10 @@ echo backend (generation costs ~0) on a free loopback port, and measures:
 - cold: the first request for users whose records were written without the index
   (as ``tailor ingest`` would), which indexes them on the spot;
 - throughput: requests/s with ``--concurrency`` clients for ``--seconds``.
+
+``--method`` is passed to the server (``dense`` and ``hybrid`` search record vectors:
+they are computed into the store once, before the server starts, as the record API
+would have).
 
 A populated store is reused when it already holds the requested users.
 """
@@ -35,7 +39,9 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from tailor.embeddings import embed_profiles, load_embedder
 from tailor.profiles.sqlite import SQLiteProfileStore
+from tailor.server.config import ServeMethod
 from tailor.server.record_index import RecordIndex
 from tailor.types import HistoryRecord, Profile
 
@@ -87,9 +93,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(store: Path, port: int) -> subprocess.Popen[bytes]:
+def start_server(store: Path, port: int, method: str, embedder: str) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "tailor.cli.main", "serve", "--store", str(store), "--backend", "echo",
-               "--port", str(port), "--log-level", "warning"]
+               "--port", str(port), "--log-level", "warning", "--method", method, "--embedder", embedder]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -123,7 +129,10 @@ def main() -> None:
     parser.add_argument("--cold-users", type=int, default=20)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--method", default="bm25", help="the server's --method (default bm25)")
+    parser.add_argument("--embedder", default="hashing", help="the server's --embedder (default hashing)")
     args = parser.parse_args()
+    needs_vectors = ServeMethod.parse(args.method).needs_vectors
 
     default = Path(os.environ.get("TMPDIR", "/tmp")) / "tailor-bench" / f"serve-{args.users}x{args.records}.db"
     path = Path(args.store) if args.store else default
@@ -138,10 +147,16 @@ def main() -> None:
             seconds = populate(store, args.users, args.records, index=True)
             print(f"  ingested and indexed in {seconds:.0f} s", file=sys.stderr)
             populate(store, args.cold_users, args.records, index=False, prefix="cold")
+        if needs_vectors:
+            embedder = load_embedder(args.embedder)
+            began = time.perf_counter()
+            report = embed_profiles(store, embedder, [f"user{n}" for n in range(args.users)], batch_size=512)
+            print(f"  record vectors: {report.embedded} computed, {report.already} held "
+                  f"({time.perf_counter() - began:.0f} s)", file=sys.stderr)
         # A rerun must find the cold users cold again: drop what their first requests indexed.
         RecordIndex(store)  # makes sure the index tables exist
         with store.transaction() as connection:
-            for table in ("serve_record_terms", "serve_record_index"):
+            for table in ("serve_record_terms", "serve_record_index", "record_embeddings"):
                 connection.execute(f"DELETE FROM {table} WHERE user_id LIKE 'cold%'")
     size_mb = sum(p.stat().st_size for p in path.parent.glob(path.name + "*")) / 1e6
 
@@ -150,7 +165,7 @@ def main() -> None:
     queries = [sentence(words, generator, int(generator.integers(6, 16))) for _ in range(args.requests + 100)]
     picker = random.Random(42)
     port = free_port()
-    server = start_server(path, port)
+    server = start_server(path, port, args.method, args.embedder)
     try:
         base = f"http://127.0.0.1:{port}"
         with httpx.Client(base_url=base, timeout=30) as client:
@@ -202,7 +217,7 @@ def main() -> None:
     u50, u99 = percentiles(loaded) if loaded else (float("nan"), float("nan"))
     print(f"\nstore: {path} ({args.users} users x {args.records} records, {size_mb:.0f} MB); "
           f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, Python {platform.python_version()}; "
-          f"{granular}/{len(personalize)} requests personalized\n")
+          f"method {args.method}, embedder {args.embedder}; {granular}/{len(personalize)} requests personalized\n")
     print("| measure | p50 | p99 |")
     print("| --- | --- | --- |")
     print(f"| personalization overhead, server-side (`X-Tailor-Personalize-Ms`), 1 client | {p50:.2f} ms | {p99:.2f} ms |")

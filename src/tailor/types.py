@@ -113,7 +113,7 @@ class GenerationRequest:
             if message.get("role") not in ("system", "user", "assistant"):
                 raise ValueError(f"message {i}: role must be system, user or assistant, got {message.get('role')!r}")
             if not isinstance(message.get("content"), str):
-                raise ValueError(f"message {i}: content must be a string")
+                raise ValueError(f"message {i}: content must be a string")  # noqa: TRY004 (bad input, as above)
         if self.max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be at least 1, got {self.max_new_tokens}")
         if self.candidates is not None and not self.candidates:

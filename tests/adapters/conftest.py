@@ -1,14 +1,13 @@
 """Shared pieces of the adapter tests: a tiny random Llama model and a small LaMP-4 data set.
 
-The tiny model has the default model's tokenizer and chat template but 4 layers of width
-32, so training and generation take milliseconds; the tests that must run the real
-default model are marked ``model``.
+The tiny model (``tiny_model_dir``, in tests/conftest.py) has the default model's tokenizer
+and chat template but 4 layers of width 32, so training and generation take milliseconds;
+the tests that must run the real default model are marked ``model``.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -59,33 +58,6 @@ def write_lamp4(folder: Path, users: tuple[str, ...] = ("alice", "bob", "carol")
     (folder / f"{split}_questions.json").write_text(json.dumps(questions), encoding="utf-8")
     (folder / f"{split}_outputs.json").write_text(json.dumps({"task": "LaMP_4", "golds": golds}), encoding="utf-8")
     return folder
-
-
-@pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 4-layer random Llama with the default model's tokenizer, saved as a model directory."""
-    import transformers
-
-    from tailor.backends.hf import default_model_dir
-
-    source = default_model_dir()
-    target = tmp_path_factory.mktemp("tiny-model")
-    tokenizer = transformers.AutoTokenizer.from_pretrained(source, local_files_only=True)
-    config = transformers.LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=4,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512, tie_word_embeddings=True,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    torch.manual_seed(0)
-    model = transformers.LlamaForCausalLM(config)
-    model.save_pretrained(target)
-    tokenizer.save_pretrained(target)
-    for name in ("chat_template.jinja",):
-        if (source / name).exists() and not (target / name).exists():
-            shutil.copy(source / name, target / name)
-    (target / "SOURCE").write_text("tiny random llama for tests\n", encoding="utf-8")
-    return target
 
 
 @pytest.fixture()

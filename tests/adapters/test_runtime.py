@@ -6,40 +6,21 @@ from pathlib import Path
 
 import pytest
 
-from tailor.adapters.identity import base_model_identity
-from tailor.adapters.lora import LoRAShape, LoRAWeights, to_bytes
+from tailor.adapters.lora import LoRAWeights, to_bytes
 from tailor.adapters.runtime import AdapterResolver
 from tailor.adapters.store import AdapterKey, AdapterStore
+from tailor.testing.adapters import TEST_SHAPE as SHAPE
+from tailor.testing.adapters import random_adapter, save_adapter
 from tailor.types import GenerationRequest, Persona
 
 torch = pytest.importorskip("torch")
 TASK = "LaMP-4"
-SHAPE = LoRAShape(4, 8.0, ("q_proj", "v_proj"), (2, 3))
-
-
-def random_adapter(model_dir: Path, seed: int, scale: float = 2.0) -> LoRAWeights:
-    """A LoRA with random A and B (B is not zero, so it changes the outputs)."""
-    import transformers
-
-    config = transformers.AutoConfig.from_pretrained(model_dir)
-    generator = torch.Generator().manual_seed(seed)
-    hidden = config.hidden_size
-    kv = config.num_key_value_heads * (hidden // config.num_attention_heads)
-    tensors = {}
-    for layer in SHAPE.layers or ():
-        for name, out in (("q_proj", hidden), ("v_proj", kv)):
-            module = f"model.layers.{layer}.self_attn.{name}"
-            tensors[module + ".lora_A.weight"] = torch.randn(SHAPE.rank, hidden, generator=generator) * scale
-            tensors[module + ".lora_B.weight"] = torch.randn(out, SHAPE.rank, generator=generator) * scale
-    return LoRAWeights(SHAPE, tensors)
 
 
 def save(store: AdapterStore, key: AdapterKey, weights: LoRAWeights, model_dir: Path,
          on_top_of: str | None = None) -> str:
-    info = store.save(key, to_bytes(weights), config={"lora": weights.shape.to_dict()},
-                      base_model=base_model_identity(model_dir), metadata={"on_top_of": on_top_of},
-                      contributors=["alice", "bob", "carol"] if key.scope != "user" else ())
-    return info.digest
+    return save_adapter(store, key, weights, model_dir, on_top_of=on_top_of,
+                        contributors=["alice", "bob", "carol"] if key.scope != "user" else ())
 
 
 @pytest.fixture()

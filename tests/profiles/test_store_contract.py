@@ -1,48 +1,22 @@
 """The contract every ProfileStore keeps, run over every implementation.
 
-Written against the ProfileStore protocol only: a new store (PostgreSQL) joins by adding a
-fixture parameter, and must pass unchanged.
+Written against the ProfileStore protocol only: a new store joins by adding a parameter to
+the ``make_store`` fixture (conftest.py), and must pass unchanged.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 
-from tailor.profiles import InMemoryProfileStore, ProfileStore, SQLiteProfileStore, UnknownUserError
+from tailor.profiles import ProfileStore, UnknownUserError
 from tailor.types import HistoryRecord, Profile
 
 StoreFactory = Callable[[], ProfileStore]
 
-
-def _sqlite_file(tmp_path: Path) -> StoreFactory:
-    return lambda: SQLiteProfileStore(tmp_path / "profiles.db")
-
-
-def _sqlite_memory(tmp_path: Path) -> StoreFactory:
-    return lambda: SQLiteProfileStore(":memory:")
-
-
-def _in_memory(tmp_path: Path) -> StoreFactory:
-    return InMemoryProfileStore
-
-
-_IMPLEMENTATIONS = {"sqlite-file": _sqlite_file, "sqlite-memory": _sqlite_memory, "in-memory": _in_memory}
-
-
-@pytest.fixture(params=list(_IMPLEMENTATIONS.values()), ids=list(_IMPLEMENTATIONS))
-def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
-    """Opens a fresh, empty store of one implementation (one file per test for SQLite)."""
-    return request.param(tmp_path)  # type: ignore[no-any-return]
-
-
-@pytest.fixture
-def store(make_store: StoreFactory) -> Iterator[ProfileStore]:
-    opened = make_store()
-    yield opened
-    opened.close()
+# The fixtures ``make_store`` and ``store``, parametrized over every implementation
+# (SQLite file and memory, in-memory, PostgreSQL), live in conftest.py.
 
 
 def record(record_id: str, text: str = "", date: str | None = None, **fields: str) -> HistoryRecord:

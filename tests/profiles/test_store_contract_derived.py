@@ -7,36 +7,21 @@ Written against the ProfileStore protocol only, in the style of test_store_contr
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tailor.profiles import Artifact, InMemoryProfileStore, ProfileStore, SQLiteProfileStore, UnknownUserError
+from tailor.profiles import Artifact, ProfileStore, SQLiteProfileStore, UnknownUserError
 from tailor.profiles._schema import MIGRATIONS
 from tailor.profiles.sqlite import SCHEMA_VERSION
 from tailor.types import HistoryRecord, Persona, Profile
 
 StoreFactory = Callable[[], ProfileStore]
 
-_IMPLEMENTATIONS: dict[str, Callable[[Path], StoreFactory]] = {
-    "sqlite-file": lambda tmp_path: lambda: SQLiteProfileStore(tmp_path / "profiles.db"),
-    "sqlite-memory": lambda tmp_path: lambda: SQLiteProfileStore(":memory:"),
-    "in-memory": lambda tmp_path: InMemoryProfileStore,
-}
-
-
-@pytest.fixture(params=list(_IMPLEMENTATIONS.values()), ids=list(_IMPLEMENTATIONS))
-def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
-    return request.param(tmp_path)  # type: ignore[no-any-return]
-
-
-@pytest.fixture
-def store(make_store: StoreFactory) -> Iterator[ProfileStore]:
-    opened = make_store()
-    yield opened
-    opened.close()
+# The fixtures ``make_store`` and ``store``, parametrized over every implementation
+# (SQLite file and memory, in-memory, PostgreSQL), live in conftest.py.
 
 
 def record(record_id: str, text: str = "", date: str | None = None) -> HistoryRecord:

@@ -126,9 +126,11 @@ def test_the_openai_client_works_unchanged_in_process(client: TestClient) -> Non
     assert "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices) == "[user] streamed words"
 
 
-def test_persona_and_summary_personalize_a_user_without_matching_records(client: TestClient, ask: Ask) -> None:
+def test_persona_and_summary_personalize_a_user_without_matching_records(make_client: Callable[..., TestClient],
+                                                                         ask: Ask) -> None:
     from tailor.types import Persona
 
+    client = make_client(method="persona+summary+bm25")
     client.put("/v1/users/dana")
     store = client.app.state.service.store  # type: ignore[attr-defined]
     store.put_personas([Persona("hikers", "Outdoor people who like short, practical answers.")], {"dana": "hikers"})

@@ -25,6 +25,7 @@ from typing import Any
 from tailor.adapters.identity import check_same_base
 from tailor.adapters.lora import LoRAShape, LoRAWeights, compose, from_bytes
 from tailor.adapters.store import AdapterKey, AdapterStore
+from tailor.backends.base import TextStream
 from tailor.registry import require
 from tailor.types import GenerationRequest, GenerationResult, Granularity
 
@@ -292,3 +293,12 @@ class AdaptedBackend:
         self.last_resolutions = resolutions
         results: list[GenerationResult] = self.backend.generate(requests, lora=[r.choice for r in resolutions])
         return results
+
+    def stream(self, request: GenerationRequest) -> TextStream:
+        """One reply as it is generated, with its user's adapter (``last_resolutions`` holds
+        what it resolved to). The wrapped backend must stream
+        (:meth:`~tailor.backends.hf.TransformersBackend.stream`)."""
+        resolution = self.resolver.resolve(request.user_id)
+        self.last_resolutions = [resolution]
+        stream: TextStream = self.backend.stream(request, lora=resolution.choice)
+        return stream

@@ -56,30 +56,27 @@ GLOBAL_OWNER = "all"
 DEFAULT_MAX_BYTES = 5_000_000
 STORE_FILE = "profiles.sqlite"
 
-_TABLES = (
-    """CREATE TABLE IF NOT EXISTS adapters (
-        user_id TEXT NOT NULL REFERENCES users(user_id) ON DELETE CASCADE,
-        task TEXT NOT NULL,
+# A user's adapters and the shared ones differ only in their owner columns; what follows
+# the owner is declared once, so every query can read either table with one column list.
+_COMMON_COLUMN_DEFINITIONS = """task TEXT NOT NULL,
         kind TEXT NOT NULL,
         config TEXT NOT NULL,
         base_model TEXT NOT NULL,
         metadata TEXT NOT NULL,
         digest TEXT NOT NULL,
         weights BLOB NOT NULL,
-        created_at TEXT NOT NULL,
+        created_at TEXT NOT NULL"""
+
+_TABLES = (
+    f"""CREATE TABLE IF NOT EXISTS adapters (
+        user_id TEXT NOT NULL REFERENCES users(user_id) ON DELETE CASCADE,
+        {_COMMON_COLUMN_DEFINITIONS},
         PRIMARY KEY (user_id, task, kind)
     )""",
-    """CREATE TABLE IF NOT EXISTS shared_adapters (
+    f"""CREATE TABLE IF NOT EXISTS shared_adapters (
         scope TEXT NOT NULL CHECK (scope IN ('persona', 'global')),
         owner TEXT NOT NULL,
-        task TEXT NOT NULL,
-        kind TEXT NOT NULL,
-        config TEXT NOT NULL,
-        base_model TEXT NOT NULL,
-        metadata TEXT NOT NULL,
-        digest TEXT NOT NULL,
-        weights BLOB NOT NULL,
-        created_at TEXT NOT NULL,
+        {_COMMON_COLUMN_DEFINITIONS},
         PRIMARY KEY (scope, owner, task, kind)
     )""",
     """CREATE TABLE IF NOT EXISTS adapter_contributors (

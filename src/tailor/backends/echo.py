@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 
-from tailor.backends.base import apply_stop, approximate_token_count
+from tailor.backends.base import TextStream, apply_stop, approximate_token_count, cut_stream
 from tailor.types import GenerationRequest, GenerationResult
 
 _WORD = re.compile(r"\w+")
@@ -20,6 +20,7 @@ class EchoBackend:
     into the prompt shows in the output. Candidate scoring counts how often each
     candidate's words occur in the whole prompt: a label that retrieved items mention
     more often wins, which lets tests tell a personalized prompt from a bare one.
+    :meth:`stream` gives the same reply word by word.
     """
 
     name = "echo"
@@ -39,11 +40,22 @@ class EchoBackend:
             if request.candidates is not None:
                 results.append(self._score(request))
                 continue
-            text = self._scripted(request)
-            words = text.split(" ")
-            text = apply_stop(" ".join(words[: request.max_new_tokens]), request.stop)
+            text = apply_stop(" ".join(self._words(request)), request.stop)
             results.append(GenerationResult(text=text, tokens=len(text.split())))
         return results
+
+    def stream(self, request: GenerationRequest) -> TextStream:
+        """The reply :meth:`generate` gives, one word (and the space after it) at a time."""
+        if request.candidates is not None:
+            raise ValueError("a request with candidates is scored, not streamed; use generate()")
+        self.requests.append(request)
+        words = self._words(request)
+        pieces = [word + " " for word in words[:-1]] + words[-1:]
+        text = yield from cut_stream(pieces, request.stop)
+        return GenerationResult(text=text, tokens=len(text.split()))
+
+    def _words(self, request: GenerationRequest) -> list[str]:
+        return self._scripted(request).split(" ")[: request.max_new_tokens]
 
     def _scripted(self, request: GenerationRequest) -> str:
         if self._script is None:

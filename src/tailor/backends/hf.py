@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from tailor.backends.base import apply_stop
+from tailor.backends.base import TextStream, apply_stop, cut_stream
 from tailor.registry import require
 from tailor.types import GenerationRequest, GenerationResult
 
@@ -117,7 +117,7 @@ class TransformersBackend:
     sequence. Per-user LoRA adapters and soft prompts apply through :meth:`with_adapters`
     and the ``lora``/``prefixes`` arguments of :meth:`generate`. Candidate outputs are scored by their log-likelihood after the prompt
     (``candidate_score="mean"`` per token, so long labels are not penalized; ``"sum"``
-    for the total).
+    for the total). :meth:`stream` gives one reply token by token.
     """
 
     name = "transformers"
@@ -205,6 +205,51 @@ class TransformersBackend:
                     results[i] = result
         return [r for r in results if r is not None]
 
+    def stream(self, request: GenerationRequest, *, lora: LoRAChoice | None = None) -> TextStream:
+        """Answer one request as it is generated (see :class:`~tailor.backends.base.StreamingBackend`):
+        the same greedy decoding, and the same text, as ``generate([request], lora=[lora])``.
+
+        The model runs in a worker thread; this generator hands on the decoded text and
+        holds the backend's lock until that thread has ended. Closing it early (a client
+        that went away) stops the generation before its next token. Soft prompts are not
+        streamed.
+        """
+        if request.candidates is not None:
+            raise ValueError("a request with candidates is scored, not streamed; use generate()")
+        transformers = require("transformers", "hf")
+        torch = self.torch
+        with self._lock:
+            names = self._adapter_runtime().ensure([lora]) if lora is not None else [None]
+            prompt = self.prompt_ids(request)
+            streamer = transformers.TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+            cancelled = threading.Event()
+            ended: dict[str, Any] = {}
+
+            def run() -> None:
+                try:
+                    with torch.inference_mode(), self._applied(names) as (model, adapter_kwargs):
+                        ended["output"] = model.generate(
+                            input_ids=torch.tensor([prompt]), attention_mask=torch.tensor([[1] * len(prompt)]),
+                            streamer=streamer, stopping_criteria=_cancellation(cancelled),
+                            **self._greedy(request.stop, request.max_new_tokens), **adapter_kwargs)
+                except BaseException as error:  # noqa: BLE001 (raised again on the reading side)
+                    ended["error"] = error
+                finally:
+                    # generate() ends the streamer itself, but not when it fails.
+                    streamer.text_queue.put(streamer.stop_signal)
+
+            worker = threading.Thread(target=run, name="tailor-stream", daemon=True)
+            worker.start()
+            try:
+                text = yield from cut_stream(streamer, request.stop, strip=True)
+            finally:
+                cancelled.set()  # nothing left to stop once generation has ended
+                worker.join()
+        if "error" in ended:
+            raise ended["error"]
+        kept = self._kept(ended["output"][0, len(prompt):].tolist(), request.max_new_tokens)
+        return GenerationResult(text=text, tokens=len(kept))
+
     # -- adapters --------------------------------------------------------------------------
 
     @property
@@ -271,10 +316,7 @@ class TransformersBackend:
         torch = self.torch
         pad = self.tokenizer.pad_token_id
         width = max(len(p) for p in prompts)
-        stops = sorted({s for r in requests for s in r.stop if s})
-        kwargs: dict[str, Any] = {}
-        if stops:
-            kwargs.update(stop_strings=stops, tokenizer=self.tokenizer)
+        stops = [s for r in requests for s in r.stop]
         if prefixes is not None and any(p is not None for p in prefixes):
             embeds, attention = self._embed_with_prefixes(prompts, prefixes)
             # Given embeddings only, generate returns the new tokens alone.
@@ -285,30 +327,34 @@ class TransformersBackend:
             attention = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
             inputs = {"input_ids": input_ids, "attention_mask": attention}
         with self._applied(names or [None] * len(requests)) as (model, adapter_kwargs):
-            output = model.generate(
-                **inputs,
-                max_new_tokens=max(r.max_new_tokens for r in requests),
-                do_sample=False,
-                temperature=None,
-                top_p=None,
-                top_k=None,
-                pad_token_id=pad,
-                **kwargs,
-                **adapter_kwargs,
-            )
+            output = model.generate(**inputs, **self._greedy(stops, max(r.max_new_tokens for r in requests)),
+                                    **adapter_kwargs)
         results = []
-        eos = {self.tokenizer.eos_token_id, pad}
         for request, row in zip(requests, output[:, width:].tolist()):
-            tokens = row[: request.max_new_tokens]
-            kept = []
-            for token in tokens:
-                if token in eos:
-                    break
-                kept.append(token)
+            kept = self._kept(row, request.max_new_tokens)
             text = self.tokenizer.decode(kept, skip_special_tokens=True)
             text = apply_stop(text, request.stop).strip()
             results.append(GenerationResult(text=text, tokens=len(kept)))
         return results
+
+    def _greedy(self, stops: Sequence[str], max_new_tokens: int) -> dict[str, Any]:
+        """generate()'s settings: greedy decoding that ends at any of ``stops``."""
+        settings: dict[str, Any] = {"max_new_tokens": max_new_tokens, "do_sample": False, "temperature": None,
+                                    "top_p": None, "top_k": None, "pad_token_id": self.tokenizer.pad_token_id}
+        markers = sorted({s for s in stops if s})
+        if markers:
+            settings.update(stop_strings=markers, tokenizer=self.tokenizer)
+        return settings
+
+    def _kept(self, row: list[int], max_new_tokens: int) -> list[int]:
+        """The generated tokens of one output row, up to the first end-of-sequence or padding."""
+        ends = {self.tokenizer.eos_token_id, self.tokenizer.pad_token_id}
+        kept = []
+        for token in row[:max_new_tokens]:
+            if token in ends:
+                break
+            kept.append(token)
+        return kept
 
     def _score_candidates(self, request: GenerationRequest, name: str | None = None,
                           prefix: Any | None = None) -> GenerationResult:
@@ -347,6 +393,19 @@ class TransformersBackend:
             scores[candidate] = total / (end - begin) if self.config.candidate_score == "mean" else total
         best = max(candidates, key=lambda c: scores[c])
         return GenerationResult(text=best, scores=scores, tokens=0)
+
+
+def _cancellation(event: threading.Event) -> Any:
+    """Stopping criteria that end generation once ``event`` is set."""
+    torch = require("torch", "hf")
+    require("transformers", "hf")
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class Cancelled(StoppingCriteria):
+        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+            return torch.full((input_ids.shape[0],), event.is_set(), dtype=torch.bool, device=input_ids.device)
+
+    return StoppingCriteriaList([Cancelled()])
 
 
 class DefaultBackend(TransformersBackend):

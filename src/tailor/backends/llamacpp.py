@@ -11,22 +11,20 @@ prompt once and each candidate after it, and takes the candidate's mean token
 log-probability, as the transformers backend does. That needs the model loaded with
 ``logits_all=True``, which keeps ``n_ctx x vocabulary`` floats (about 0.8 GB for
 SmolLM2 at ``n_ctx=4096``). ``candidate_scoring="text"`` avoids the cost: it generates
-and maps the text to a candidate (see :func:`tailor.backends.openai.match_candidate`).
+and maps the text to a candidate (see :func:`tailor.backends.base.match_candidate`).
 A model whose GGUF file has no chat template is always scored by text.
 """
 
 from __future__ import annotations
 
-import math
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from tailor.backends.base import apply_stop
+from tailor.backends.base import apply_stop, score_by_text
 from tailor.backends.hf import default_model_gguf
-from tailor.backends.openai import match_candidate
 from tailor.registry import require
 from tailor.types import GenerationRequest, GenerationResult
 
@@ -80,9 +78,7 @@ class LlamaCppBackend:
         text, tokens = self._chat(request)
         if request.candidates is None:
             return GenerationResult(text=text, tokens=tokens)
-        matched = match_candidate(text, request.candidates)
-        scores = {c: (0.0 if c == matched else -math.inf) for c in request.candidates}
-        return GenerationResult(text=matched or text, scores=scores)
+        return score_by_text(text, request.candidates)
 
     def _chat(self, request: GenerationRequest) -> tuple[str, int]:
         stops = [s for s in request.stop if s]

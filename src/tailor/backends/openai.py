@@ -17,6 +17,10 @@ case-insensitive, then the earliest candidate found in it as a whole word); that
 candidate scores 0.0 and the others ``-inf``; when the text names no candidate the
 result's text is the reply itself, so the task's parser judges it.
 
+:meth:`OpenAIBackend.stream` asks for ``"stream": true`` and hands on the reply's text
+as the server's events bring it. Failures before the reply begins are retried as above;
+once it has begun, a failure ends it with :class:`OpenAIBackendError`.
+
 ``count_tokens`` is an estimate (:func:`approximate_token_count`): the server's tokenizer
 is not reachable through the chat API.
 """
@@ -24,19 +28,28 @@ is not reachable through the chat API.
 from __future__ import annotations
 
 import email.utils
+import json
 import logging
 import math
 import os
 import random
-import re
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from tailor.backends.base import BackendError, apply_stop, approximate_token_count
+from tailor.backends.base import (
+    BackendError,
+    TextStream,
+    apply_stop,
+    approximate_token_count,
+    cut_stream,
+    first_token_scores,
+    match_candidate,
+    score_by_text,
+)
 from tailor.registry import require
 from tailor.types import GenerationRequest, GenerationResult
 
@@ -165,7 +178,68 @@ class OpenAIBackend:
                     future.cancel()  # requests not yet sent are not sent
                 raise
 
-    def _answer(self, request: GenerationRequest, model: str) -> GenerationResult:
+    def stream(self, request: GenerationRequest) -> TextStream:
+        """One reply as the server generates it (see :class:`~tailor.backends.base.StreamingBackend`).
+
+        The reply's token count comes from the server's usage report where it sends one,
+        else it is estimated. A slot of ``concurrency`` is held until the stream ends.
+        """
+        if request.candidates is not None:
+            raise ValueError("a request with candidates is scored, not streamed; use generate()")
+        payload, stops = self._payload(request, self.model)
+        payload.update(stream=True, stream_options={"include_usage": True})
+        url = self._url("/chat/completions")
+        client = self._client
+        usage: dict[str, int] = {}
+        # The slot is held through retries too: what it limits is this reply's connection.
+        with self._slots:
+            response = self._open("POST", url, lambda: client.send(client.build_request("POST", url, json=payload),
+                                                                     stream=True))
+            try:
+                text = yield from cut_stream(self._deltas(response, url, usage), stops, strip=True)
+            finally:
+                response.close()
+        return GenerationResult(text=text, tokens=usage.get("completion_tokens") or approximate_token_count(text))
+
+    def _deltas(self, response: Any, url: str, usage: dict[str, int]) -> Iterator[str]:
+        """The text pieces of a streamed reply's server-sent events; its completion-token
+        count, when the server reports it, goes into ``usage``."""
+        httpx = self._httpx
+        try:
+            for line in response.iter_lines():
+                if not line.startswith("data:"):
+                    continue  # blank lines between events, comments, event names
+                data = line[len("data:"):].strip()
+                if data == "[DONE]":
+                    return
+                try:
+                    chunk = json.loads(data)
+                except ValueError as error:
+                    raise OpenAIBackendError(f"POST {url} streamed an event that is not JSON: {data[:200]!r}",
+                                             url=url, status=response.status_code) from error
+                if not isinstance(chunk, dict):
+                    raise OpenAIBackendError(f"POST {url} streamed an event that is not a JSON object", url=url,
+                                             status=response.status_code)
+                failure = chunk.get("error")
+                if failure is not None:
+                    message = failure.get("message") if isinstance(failure, dict) else failure
+                    raise OpenAIBackendError(f"POST {url} failed while streaming: {message}", url=url,
+                                             status=response.status_code)
+                tokens = (chunk.get("usage") or {}).get("completion_tokens")
+                if isinstance(tokens, int):
+                    usage["completion_tokens"] = tokens
+                for choice in chunk.get("choices") or []:
+                    delta = choice.get("delta") if isinstance(choice, dict) and choice.get("index", 0) == 0 else None
+                    content = delta.get("content") if isinstance(delta, dict) else None
+                    if isinstance(content, str) and content:
+                        yield content
+        except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as error:
+            raise OpenAIBackendError(f"POST {url} broke off while streaming ({type(error).__name__}: "
+                                     f"{error or 'no detail'}); not retried, as the reply had begun", url=url,
+                                     status=response.status_code) from error
+
+    def _payload(self, request: GenerationRequest, model: str) -> tuple[dict[str, Any], list[str]]:
+        """The chat-completions body for ``request``, and its stop strings."""
         payload: dict[str, Any] = {
             "model": model,
             "messages": [{"role": m["role"], "content": m["content"]} for m in request.messages],
@@ -177,6 +251,10 @@ class OpenAIBackend:
             payload["stop"] = stops[:MAX_STOP_STRINGS]  # the rest are applied below
         if request.user_id is not None:
             payload["user"] = request.user_id
+        return payload, stops
+
+    def _answer(self, request: GenerationRequest, model: str) -> GenerationResult:
+        payload, stops = self._payload(request, model)
         if request.candidates is None:
             reply = self._post("/chat/completions", payload)
             text, tokens, _ = _read_choice(reply, self._url("/chat/completions"))
@@ -200,17 +278,16 @@ class OpenAIBackend:
             reply = self._post("/chat/completions", payload)
         raw, _, top = _read_choice(reply, self._url("/chat/completions"))
         text = apply_stop(raw, stops).strip()
+        if not top:
+            return score_by_text(text, candidates)
         matched = match_candidate(text, candidates)
-        if top:
-            scores = first_token_scores(top, candidates)
-            best_score = max(scores.values())
-            if best_score == -math.inf:
-                return GenerationResult(text=matched or text, scores=scores)
-            tied = [c for c in candidates if scores[c] == best_score]
-            best = matched if matched in tied else tied[0]
-            return GenerationResult(text=best, scores=scores)
-        scores = {c: (0.0 if c == matched else -math.inf) for c in candidates}
-        return GenerationResult(text=matched or text, scores=scores)
+        scores = first_token_scores(top, candidates)
+        best_score = max(scores.values())
+        if best_score == -math.inf:
+            return GenerationResult(text=matched or text, scores=scores)
+        tied = [c for c in candidates if scores[c] == best_score]
+        best = matched if matched in tied else tied[0]
+        return GenerationResult(text=best, scores=scores)
 
     # -- HTTP ---------------------------------------------------------------------------------
 
@@ -232,30 +309,45 @@ class OpenAIBackend:
         return self._send("POST", path, payload)
 
     def _send(self, method: str, path: str, payload: dict[str, Any] | None) -> dict[str, Any]:
-        httpx = self._httpx
         url = self._url(path)
+
+        def request() -> Any:
+            with self._slots:
+                return self._client.request(method, url, json=payload)
+
+        response = self._open(method, url, request)
+        try:
+            body = response.json()
+        except ValueError as error:
+            raise OpenAIBackendError(f"{method} {url} answered HTTP {response.status_code} with a body "
+                                     f"that is not JSON: {response.text[:200]!r}", url=url,
+                                     status=response.status_code) from error
+        if not isinstance(body, dict):
+            raise OpenAIBackendError(f"{method} {url} answered with JSON that is not an object",
+                                     url=url, status=response.status_code)
+        return body
+
+    def _open(self, method: str, url: str, send: Callable[[], Any]) -> Any:
+        """The first response of ``send()`` below HTTP 400, trying again after connection
+        errors, timeouts, 429 and 5xx; a streamed one is left open for the caller."""
+        httpx = self._httpx
         attempts = self.config.max_retries + 1
         last = ""
         status: int | None = None
         for attempt in range(attempts):
             retry_after: float | None = None
             try:
-                with self._slots:
-                    response = self._client.request(method, url, json=payload)
+                response = send()
+                if response.status_code >= 400:
+                    try:
+                        response.read()  # the error body of a streamed response
+                    finally:
+                        response.close()
             except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as error:
                 last, status = f"{type(error).__name__}: {error or 'no detail'}", None
             else:
                 if response.status_code < 400:
-                    try:
-                        body = response.json()
-                    except ValueError as error:
-                        raise OpenAIBackendError(f"{method} {url} answered HTTP {response.status_code} with a body "
-                                                 f"that is not JSON: {response.text[:200]!r}", url=url,
-                                                 status=response.status_code) from error
-                    if not isinstance(body, dict):
-                        raise OpenAIBackendError(f"{method} {url} answered with JSON that is not an object",
-                                                 url=url, status=response.status_code)
-                    return body
+                    return response
                 status = response.status_code
                 last = f"HTTP {status}: {_server_message(response)}"
                 if status not in _RETRYABLE_STATUS:
@@ -330,48 +422,3 @@ def _retry_after(value: str | None) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - time.time())
-
-
-# -- candidate scoring without prompt log-probs ------------------------------------------------
-
-
-def first_token_scores(top: Sequence[tuple[str, float]], candidates: Sequence[str]) -> dict[str, float]:
-    """Each candidate's log-probability mass among the top first-position tokens that begin it.
-
-    A token counts for a candidate when, stripped of spaces, it is a non-empty prefix of
-    the candidate, ignoring case. A candidate no token begins scores ``-inf``.
-    """
-    scores = {}
-    for candidate in candidates:
-        folded = candidate.strip().casefold()
-        matched = [value for token, value in top if token.strip() and folded.startswith(token.strip().casefold())]
-        scores[candidate] = _logsumexp(matched) if matched else -math.inf
-    return scores
-
-
-def match_candidate(text: str, candidates: Sequence[str]) -> str | None:
-    """The candidate ``text`` names: exactly, then ignoring case, then the earliest one it holds as a whole word."""
-    stripped = text.strip()
-    for candidate in candidates:
-        if candidate.strip() == stripped:
-            return candidate
-    folded = stripped.casefold()
-    for candidate in candidates:
-        if candidate.strip().casefold() == folded:
-            return candidate
-    best: tuple[int, int] | None = None
-    found = None
-    for candidate in candidates:
-        needle = candidate.strip().casefold()
-        if not needle:
-            continue
-        hit = re.search(rf"(?<!\w){re.escape(needle)}(?!\w)", folded)
-        # Earliest wins; at the same place the longer candidate ("sci-fi" over "sci").
-        if hit is not None and (best is None or (hit.start(), -len(needle)) < best):
-            best, found = (hit.start(), -len(needle)), candidate
-    return found
-
-
-def _logsumexp(values: Sequence[float]) -> float:
-    peak = max(values)
-    return peak + math.log(sum(math.exp(v - peak) for v in values))

@@ -18,7 +18,7 @@ from typing import Any
 
 from tailor import __version__
 from tailor.backends.base import BackendError
-from tailor.cli.serve import add_serve_verbs, run_keys, run_serve
+from tailor.cli.serve import add_serve_verbs, run_keys, run_personas, run_serve
 
 
 class UsageError(Exception):
@@ -99,7 +99,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("bm25s").setLevel(logging.WARNING)
     try:
-        handler = {"demo": _demo, "eval": _eval, "score": _score, "data": _data, "report": _report, "serve": run_serve, "keys": run_keys,
+        handler = {"demo": _demo, "eval": _eval, "score": _score, "data": _data, "report": _report,
+                   "serve": run_serve, "keys": run_keys, "personas": run_personas,
                    "train-adapter": _train_adapter}[args.verb]
         return handler(args)
     except UsageError as error:

@@ -1,4 +1,5 @@
-"""``tailor serve`` and ``tailor keys``: the server, and the API keys that guard it."""
+"""``tailor serve``, ``tailor keys`` and ``tailor personas``: the server, the API keys that
+guard it, and the personas it falls back on."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import json
 import sys
 from typing import Any
 
-from tailor.server.config import SERVE_METHODS, ServeConfig
+from tailor.server.config import PROFILE_NOTES, RETRIEVALS, ServeConfig, ServeMethod
+from tailor.server.keys import TENANT_SEPARATOR
 
 
 def _count(text: str) -> int:
@@ -15,6 +17,13 @@ def _count(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
     return value
+
+
+def _method(text: str) -> str:
+    try:
+        return str(ServeMethod.parse(text))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def add_serve_verbs(verbs: Any) -> None:
@@ -25,18 +34,36 @@ def add_serve_verbs(verbs: Any) -> None:
                        "needs an API key to exist)")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--backend", default="default", help="default | echo | transformers:PATH | openai:URL")
-    serve.add_argument("--method", choices=SERVE_METHODS, default="bm25",
-                       help="how the user's records are retrieved (default bm25)")
+    serve.add_argument("--method", type=_method, default="bm25", metavar="PART[+PART]",
+                       help=f"how each reply is personalized: one retrieval over the user's records "
+                       f"({', '.join(RETRIEVALS)}) and/or {' and '.join(PROFILE_NOTES)} notes, joined with '+' "
+                       "(default bm25; e.g. summary+hybrid)")
     serve.add_argument("--k", type=_count, default=3, help="records retrieved per request (default 3)")
     serve.add_argument("--k-memories", type=_count, default=3, help="memories retrieved per request (default 3)")
     serve.add_argument("--no-memory", action="store_true", help="keep no conversations and extract no facts")
     serve.add_argument("--embedder", default="hashing",
-                       help="embedder for memory search: hashing (fast) or minilm, or 'none' for BM25 alone")
+                       help="embedder for memory search, dense/hybrid records and persona choice: hashing (fast) or "
+                       "minilm, or 'none' (memories by BM25 alone)")
+    serve.add_argument("--adapter-task", default="auto", metavar="TASK",
+                       help="answer with the LoRA adapters trained for TASK (tailor train-adapter) held in the store: "
+                       "the user's, else their persona's, else the global one; 'auto' (default) takes the one task "
+                       "the store has adapters for, 'none' serves the base model")
     serve.add_argument("--memory-backend", default=None, help="model for fact extraction (default: --backend)")
     serve.add_argument("--model", default=None, help="model id reported by /v1/models (default: the backend's)")
     serve.add_argument("--auto-create-users", action="store_true",
                        help="create a user on their first chat (by default only users made with PUT are kept)")
     serve.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
+
+    personas = verbs.add_parser("personas", help="group a serving store's users into personas (per tenant)")
+    persona_verbs = personas.add_subparsers(dest="personas_verb", metavar="ACTION")
+    build = persona_verbs.add_parser("build", help="cluster one tenant's users by their records and describe each "
+                                     "group with the model (replaces that tenant's personas)")
+    build.add_argument("--store", required=True)
+    build.add_argument("--tenant", default=None, help="whose users (default: the users outside any tenant)")
+    build.add_argument("--k", type=_count, default=None, help="number of personas (default: chosen by silhouette)")
+    build.add_argument("--backend", default="default", help="model that describes each persona")
+    build.add_argument("--embedder", default="hashing", help="hashing or minilm: serve with the same one")
+    build.add_argument("--json", action="store_true")
 
     keys = verbs.add_parser("keys", help="create, list and revoke the server's API keys")
     key_verbs = keys.add_subparsers(dest="keys_verb", metavar="ACTION")
@@ -64,8 +91,39 @@ def run_serve(args: argparse.Namespace) -> int:
         store=args.store, host=args.host, port=args.port, backend=args.backend, method=args.method, k=args.k,
         k_memories=args.k_memories, memory=not args.no_memory,
         embedder=None if args.embedder in ("none", "") else args.embedder, memory_backend=args.memory_backend,
-        model=args.model, auto_create_users=args.auto_create_users)
+        model=args.model, auto_create_users=args.auto_create_users,
+        adapter_task=None if args.adapter_task in ("none", "") else args.adapter_task)
     serve(config, log_level=args.log_level)
+    return 0
+
+
+def run_personas(args: argparse.Namespace) -> int:
+    from tailor.backends import load_backend
+    from tailor.embeddings import load_embedder
+    from tailor.profiles.sqlite import SQLiteProfileStore
+    from tailor.server.keys import check_tenant
+    from tailor.server.profile_notes import build_personas_for_tenant
+
+    if args.personas_verb is None:
+        print("tailor personas: choose an action: build", file=sys.stderr)
+        return 2
+    tenant = check_tenant(args.tenant) if args.tenant is not None else None
+    if args.k is not None and args.k < 1:
+        raise ValueError(f"--k must be at least 1, got {args.k}")
+    embedder = load_embedder(args.embedder)
+    backend = load_backend(args.backend)
+    with SQLiteProfileStore(args.store) as store:
+        personas = build_personas_for_tenant(store, embedder, backend, tenant=tenant, k=args.k)
+        sizes = {p.persona_id: p.size for p in personas}
+    rows = [{"persona_id": p.persona_id.rpartition(TENANT_SEPARATOR)[2], "size": sizes[p.persona_id],
+             "description": p.description} for p in personas]
+    if args.json:
+        print(json.dumps({"tenant": tenant, "embedder": embedder.name, "personas": rows}))
+    else:
+        for row in rows:
+            print(f"{row['persona_id']}\t{row['size']} users\t{row['description']}")
+        print(f"{len(rows)} personas for {'tenant ' + repr(tenant) if tenant else 'users outside any tenant'}; "
+              f"serve with --method persona+... --embedder {args.embedder}", file=sys.stderr)
     return 0
 
 
@@ -103,4 +161,4 @@ def run_keys(args: argparse.Namespace) -> int:
         return 0
 
 
-__all__ = ["add_serve_verbs", "run_keys", "run_serve"]
+__all__ = ["add_serve_verbs", "run_keys", "run_personas", "run_serve"]

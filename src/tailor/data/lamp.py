@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -22,6 +21,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from tailor.task_names import normalize_task_name
 from tailor.types import HistoryRecord, Profile, TaskExample
 
 __all__ = [
@@ -48,8 +48,6 @@ PROFILE_FIELDS: dict[str, tuple[str, ...]] = {
     "LaMP-6": ("title", "text"),
     "LaMP-7": ("text",),
 }
-
-_TASK_PATTERN = re.compile(r"^lamp[-_ ]?([1-7])([mn]?)$")
 
 
 class DataFormatError(ValueError):
@@ -92,17 +90,6 @@ class DataFormatError(ValueError):
             type(self), record_id=self.record_id, field=self.field, location=self.location, line=self.line
         )
         return (rebuild, (self.path, self.message))
-
-
-def normalize_task_name(name: str) -> str:
-    """The canonical name (``LaMP-4``, ``LaMP-2M``) for spellings like ``LaMP_4`` or ``lamp-2m``."""
-    if isinstance(name, str):
-        match = _TASK_PATTERN.match(name.strip().lower())
-        if match and (not match.group(2) or match.group(1) == "2"):
-            return f"LaMP-{match.group(1)}{match.group(2).upper()}"
-    raise ValueError(
-        f"unknown LaMP task {name!r}; valid names: {', '.join(PROFILE_FIELDS)} (LaMP_k spellings accepted)"
-    )
 
 
 def _official_task_name(task: str) -> str:

@@ -6,7 +6,6 @@ from tailor.metrics.labels import (
     LAMP_TASK_KINDS,
     LAMP_TASKS,
     MetricKind,
-    normalize_task_name,
     task_kind,
 )
 from tailor.metrics.scores import (
@@ -17,6 +16,7 @@ from tailor.metrics.scores import (
     rating_scores,
 )
 from tailor.metrics.tasks import score_task
+from tailor.task_names import normalize_task_name
 
 __all__ = [
     "LAMP_LABELS",

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import re
 from typing import Literal
+
+from tailor.task_names import normalize_task_name
 
 MetricKind = Literal["classification", "rating", "generation"]
 
@@ -68,24 +69,6 @@ LAMP_TASK_KINDS: dict[str, MetricKind] = {
 }
 
 LAMP_TASKS: tuple[str, ...] = tuple(LAMP_TASK_KINDS)
-
-_TASK_PATTERN = re.compile(r"lamp[-_]([1-7])([nm]?)", re.IGNORECASE)
-
-
-def normalize_task_name(name: str) -> str:
-    """Return the canonical spelling of a LaMP task name.
-
-    ``"LaMP_4"``, ``"lamp-4"`` and ``"LaMP-4"`` all give ``"LaMP-4"``; ``"lamp_2n"`` gives
-    ``"LaMP-2N"``. Raises ValueError, listing the valid names, for anything else.
-    """
-    match = _TASK_PATTERN.fullmatch(name.strip()) if isinstance(name, str) else None
-    if match is not None:
-        canonical = f"LaMP-{match.group(1)}{match.group(2).upper()}"
-        if canonical in LAMP_TASK_KINDS:
-            return canonical
-    raise ValueError(
-        f"unknown task name {name!r}; valid names are {', '.join(LAMP_TASKS)} (an underscore in place of the dash is accepted)"
-    )
 
 
 def task_kind(name: str) -> MetricKind:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from tailor.metrics.labels import LAMP_LABELS, LAMP_TASK_KINDS, normalize_task_name
+from tailor.metrics.labels import LAMP_LABELS, LAMP_TASK_KINDS
 from tailor.metrics.scores import PerExampleScores, classification_scores, generation_scores, rating_scores
+from tailor.task_names import normalize_task_name
 
 
 def score_task(

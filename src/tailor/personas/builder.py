@@ -8,6 +8,7 @@ hence the ``across_users`` in the function name.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -51,6 +52,19 @@ def build_personas_across_users(store: ProfileStore, embedder: Embedder, backend
     ``k`` fixes the number of personas; by default it is chosen by silhouette over
     2..``k_max``. Replaces any personas the store held.
     """
+    personas, memberships = describe_personas_across_users(
+        store, embedder, backend, task, user_ids=user_ids, k=k, k_max=k_max, items_per_persona=items_per_persona,
+        seed=seed)
+    store.put_personas(personas, memberships)
+    return personas
+
+
+def describe_personas_across_users(store: ProfileStore, embedder: Embedder, backend: Backend, task: TaskSpec, *,
+                                   user_ids: Sequence[str] | None = None, k: int | None = None, k_max: int = 8,
+                                   items_per_persona: int = 10, seed: int = 0,
+                                   id_prefix: str = "") -> tuple[list[Persona], dict[str, str]]:
+    """:func:`build_personas_across_users` without storing: the personas (ids
+    ``{id_prefix}p0``, ``{id_prefix}p1``...) and each clustered user's persona id."""
     users, vectors = [], []
     for user_id in user_ids if user_ids is not None else store.list_users():
         vector = user_vector(store, embedder, user_id)
@@ -75,15 +89,16 @@ def build_personas_across_users(store: ProfileStore, embedder: Embedder, backend
             max_new_tokens=64, stop=("\n\n",)))
     descriptions = [clean_description(r.text) for r in backend.generate(requests)]
     personas = [
-        Persona(persona_id=f"p{cluster}", description=descriptions[cluster],
+        Persona(persona_id=f"{id_prefix}p{cluster}", description=descriptions[cluster],
                 centroid=tuple(float(x) for x in clustering.centroids[cluster]), size=len(members),
                 metadata={"model": model, "prompt_hash": prompt_hash, "task": task.name, "embedder": embedder.name,
-                          "k": len(clustering.centroids), "silhouette": clustering.silhouette, "seed": seed})
+                          "k": len(clustering.centroids), "seed": seed,
+                          # Undefined (NaN) for one cluster or only singletons; JSON has no NaN.
+                          "silhouette": clustering.silhouette if math.isfinite(clustering.silhouette) else None})
         for cluster, members in enumerate(members_by_cluster)
     ]
-    memberships = {u: f"p{label}" for u, label in zip(users, clustering.labels)}
-    store.put_personas(personas, memberships)
-    return personas
+    memberships = {u: f"{id_prefix}p{label}" for u, label in zip(users, clustering.labels)}
+    return personas, memberships
 
 
 def nearest_persona(personas: Sequence[Persona], vector: np.ndarray) -> Persona | None:

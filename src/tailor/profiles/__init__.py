@@ -1,7 +1,9 @@
 """Profile stores: per-user history records and attributes, and ways to fill them.
 
 ``open_store`` picks a store from a URL or path, so that configuration and the command
-line name a store with one string.
+line name a store with one string. The PostgreSQL store
+(:mod:`tailor.profiles.postgres`) is imported only when a ``postgresql://`` URL is
+opened, so ``import tailor`` never imports psycopg.
 """
 
 from __future__ import annotations
@@ -26,8 +28,11 @@ __all__ = [
 
 _ACCEPTED = (
     '"memory" or ":memory:" (in-memory), "sqlite:///relative/path.db", "sqlite:////absolute/path.db", '
-    '"sqlite://" (SQLite in memory), or a plain file path'
+    '"sqlite://" (SQLite in memory), a plain file path, or "postgresql://user@host/dbname" '
+    '(also "postgres://"; needs the `postgres` extra)'
 )
+
+_POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
 
 
 def open_store(url_or_path: str | os.PathLike[str]) -> ProfileStore:
@@ -35,8 +40,10 @@ def open_store(url_or_path: str | os.PathLike[str]) -> ProfileStore:
 
     ``"memory"`` or ``":memory:"`` gives an :class:`InMemoryProfileStore`;
     ``"sqlite:///path"`` (``sqlite:////abs/path`` for an absolute path, as SQLAlchemy
-    writes it) or a plain path gives a :class:`SQLiteProfileStore`. PostgreSQL URLs are
-    recognised and refused until that store exists.
+    writes it) or a plain path gives a :class:`SQLiteProfileStore`.
+    ``"postgresql://user:password@host:port/dbname"`` (or ``postgres://``, or SQLAlchemy's
+    ``postgresql+psycopg://``) gives a :class:`~tailor.profiles.postgres.PostgresProfileStore`;
+    it needs the ``postgres`` extra, and says so when psycopg is missing.
     """
     target = os.fspath(url_or_path)
     if not isinstance(target, str) or not target.strip():
@@ -47,11 +54,13 @@ def open_store(url_or_path: str | os.PathLike[str]) -> ProfileStore:
     if not separator:
         return SQLiteProfileStore(target)
     scheme = scheme.lower()
-    if scheme == "postgres" or scheme.startswith("postgresql"):
-        raise ValueError(
-            f"open_store({target!r}): PostgreSQL support is planned but not available yet; "
-            "it will need the `postgres` extra (pip install 'tailor[postgres]')"
-        )
+    if scheme in _POSTGRES_SCHEMES:
+        # Imported here, not above: psycopg loads only when a PostgreSQL store is opened, and
+        # the module fails with the "pip install 'tailor[postgres]'" hint when it is missing.
+        from tailor.profiles.postgres import PostgresProfileStore
+
+        # libpq reads postgresql:// and postgres:// URLs; the driver suffix is SQLAlchemy's.
+        return PostgresProfileStore(f"postgresql://{rest}")
     if scheme != "sqlite":
         raise ValueError(f"open_store: unknown scheme {scheme!r} in {target!r}; expected {_ACCEPTED}")
     if rest in ("", "/:memory:"):

@@ -73,3 +73,15 @@ def user_batches(profiles: object, where: str) -> list[UserBatch]:
         records.setdefault(user_id, []).extend(check_records(profile.records, place))
         attributes.setdefault(user_id, {}).update(check_attributes(profile.attributes, place))
     return [UserBatch(user_id, tuple(records[user_id]), attributes[user_id]) for user_id in records]
+
+
+def check_add_records(user_id: object, records: object) -> UserBatch:
+    """The checked batch of ``add_records(user_id, records)``."""
+    where = f"add_records(user_id={user_id!r})"
+    return UserBatch(check_user_id(user_id, where), check_records(records, where), {})
+
+
+def check_set_attributes(user_id: object, attributes: object) -> UserBatch:
+    """The checked batch of ``set_attributes(user_id, attributes)``."""
+    where = f"set_attributes(user_id={user_id!r})"
+    return UserBatch(check_user_id(user_id, where), (), check_attributes(attributes, where))

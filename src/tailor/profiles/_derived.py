@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from tailor.types import Persona
+from tailor.types import Persona, Profile
 
 
 def utc_now() -> str:
@@ -139,3 +139,16 @@ def export_derived(embeddings: Mapping[str, int], artifacts: Sequence[Any], pers
     if persona_id is not None:
         out["persona_id"] = persona_id
     return out
+
+
+def export_profile(
+    profile: Profile, embeddings: Mapping[str, int], artifacts: Sequence[Any], persona_id: str | None
+) -> dict[str, Any]:
+    """What ``export_user`` returns: the profile, records in LaMP's profile-item layout, then
+    the derived sections that hold something (:func:`export_derived`)."""
+    return {
+        "user_id": profile.user_id,
+        "attributes": dict(profile.attributes),
+        "records": [record.to_dict() for record in profile.records],
+        **export_derived(embeddings, artifacts, persona_id),
+    }

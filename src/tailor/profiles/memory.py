@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tailor.profiles._batch import UserBatch, check_attributes, check_records, check_user_id, user_batches
+from tailor.profiles._batch import UserBatch, check_add_records, check_set_attributes, check_user_id, user_batches
 from tailor.profiles._derived import (
     check_name,
     check_personas,
@@ -23,7 +23,7 @@ from tailor.profiles._derived import (
     check_vectors,
     dimension_mismatch,
     encode_value,
-    export_derived,
+    export_profile,
     stack,
     unknown_record,
     utc_now,
@@ -82,8 +82,7 @@ class InMemoryProfileStore:
 
     def add_records(self, user_id: str, records: Iterable[HistoryRecord]) -> int:
         """Store ``records`` under ``user_id`` (creating the user); return how many were new."""
-        where = f"add_records(user_id={user_id!r})"
-        return self._write([UserBatch(check_user_id(user_id, where), check_records(records, where), {})])
+        return self._write([check_add_records(user_id, records)])
 
     def add_profiles(self, profiles: Iterable[Profile]) -> int:
         """Store many users' records and attributes at once; return how many records were new."""
@@ -91,8 +90,7 @@ class InMemoryProfileStore:
 
     def set_attributes(self, user_id: str, attributes: Mapping[str, str]) -> None:
         """Merge ``attributes`` into the user's attributes (creating the user)."""
-        where = f"set_attributes(user_id={user_id!r})"
-        self._write([UserBatch(check_user_id(user_id, where), (), check_attributes(attributes, where))])
+        self._write([check_set_attributes(user_id, attributes)])
 
     def _write(self, batches: Sequence[UserBatch]) -> int:
         # Batches arrive fully checked and nothing below can fail, so a batch is applied
@@ -163,13 +161,7 @@ class InMemoryProfileStore:
             profile = self.get_profile(user_id)
             data = self._user(user_id, "export_user")
             embeddings = {model: len(vectors) for model, vectors in data.embeddings.items() if vectors}
-            derived = export_derived(embeddings, self.list_artifacts(user_id), self._memberships.get(user_id))
-        return {
-            "user_id": profile.user_id,
-            "attributes": dict(profile.attributes),
-            "records": [record.to_dict() for record in profile.records],
-            **derived,
-        }
+            return export_profile(profile, embeddings, self.list_artifacts(user_id), self._memberships.get(user_id))
 
     def profile_version(self, user_id: str) -> int:
         """Grows whenever the user's records change; raises :class:`UnknownUserError`."""

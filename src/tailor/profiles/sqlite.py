@@ -35,8 +35,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from tailor.profiles._batch import UserBatch, check_attributes, check_records, check_user_id, user_batches
-from tailor.profiles._derived import export_derived
+from tailor.profiles._batch import UserBatch, check_add_records, check_set_attributes, check_user_id, user_batches
+from tailor.profiles._derived import export_profile
 from tailor.profiles._schema import INSERT_USER, MIGRATIONS, SCHEMA_VERSION, UPSERT_ATTRIBUTE, UPSERT_RECORD
 from tailor.profiles.base import UnknownUserError
 from tailor.profiles.sqlite_derived import SQLiteDerivedData
@@ -174,9 +174,7 @@ class SQLiteProfileStore(SQLiteDerivedData):
 
     def add_records(self, user_id: str, records: Iterable[HistoryRecord]) -> int:
         """Store ``records`` under ``user_id`` (creating the user); return how many were new."""
-        where = f"add_records(user_id={user_id!r})"
-        batch = UserBatch(check_user_id(user_id, where), check_records(records, where), {})
-        return self._write([batch])
+        return self._write([check_add_records(user_id, records)])
 
     def add_profiles(self, profiles: Iterable[Profile]) -> int:
         """Store many users' records and attributes in one transaction; return how many records were new."""
@@ -184,8 +182,7 @@ class SQLiteProfileStore(SQLiteDerivedData):
 
     def set_attributes(self, user_id: str, attributes: Mapping[str, str]) -> None:
         """Merge ``attributes`` into the user's attributes (creating the user)."""
-        where = f"set_attributes(user_id={user_id!r})"
-        self._write([UserBatch(check_user_id(user_id, where), (), check_attributes(attributes, where))])
+        self._write([check_set_attributes(user_id, attributes)])
 
     def _write(self, batches: Sequence[UserBatch]) -> int:
         # Serialize before taking the lock: it is the slowest part and needs no database.
@@ -266,14 +263,8 @@ class SQLiteProfileStore(SQLiteDerivedData):
         plus ``embeddings``, ``artifacts`` and ``persona_id`` where the store holds any."""
         with self._reading():  # one snapshot for the profile and what is derived from it
             profile = self.get_profile(user_id)
-            derived = export_derived(self._embedding_counts(user_id), self.list_artifacts(user_id),
-                                     self.persona_of(user_id))
-        return {
-            "user_id": profile.user_id,
-            "attributes": dict(profile.attributes),
-            "records": [record.to_dict() for record in profile.records],
-            **derived,
-        }
+            return export_profile(profile, self._embedding_counts(user_id), self.list_artifacts(user_id),
+                                  self.persona_of(user_id))
 
     def profile_version(self, user_id: str) -> int:
         """Grows whenever the user's records change; raises :class:`UnknownUserError`."""

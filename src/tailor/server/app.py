@@ -5,12 +5,14 @@ Each route reads its body (refusing more than ``Limits.max_body_bytes`` before p
 then runs the work, authentication included, in a worker thread, so a slow write never
 stalls the event loop. Every error, ours or the framework's, is answered in OpenAI's
 shape ``{"error": {"message", "type", "param", "code"}}``; malformed input is a 4xx.
+A streamed chat reply starts only once its first piece is generated, so that everything
+that can fail before it is still answered that way.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Generator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -18,6 +20,7 @@ from tailor.registry import require
 
 require("fastapi", "serve")  # fails with the "pip install 'tailor[serve]'" hint
 
+import anyio
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
@@ -29,7 +32,8 @@ from tailor.server.config import ServeConfig, is_loopback
 from tailor.server.generation import completion, stream_events
 from tailor.server.hooks import AdapterHook
 from tailor.server.keys import Principal
-from tailor.server.service import ChatOutcome, TailorService
+from tailor.server.personalize import ChatContext
+from tailor.server.service import ChatOutcome, ChatStream, TailorService
 from tailor.server.validation import (
     APIError,
     check_text,
@@ -132,21 +136,22 @@ def create_app(config: ServeConfig, *, backend: Backend | None = None, store: SQ
 
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> Any:
-        def work(principal: Principal, body: Any) -> tuple[ChatOutcome, bool, bool]:
+        def work(principal: Principal, body: Any) -> tuple[ChatOutcome | ChatStream, bool]:
             chat = parse_chat(body, limits, config.default_max_tokens)
-            return service.chat(principal, chat), chat.stream, chat.include_usage
+            reply = service.chat_stream(principal, chat) if chat.stream else service.chat(principal, chat)
+            return reply, chat.include_usage
 
-        outcome, stream, include_usage = await run(request, work, body=True)
-        headers = {"X-Tailor-Personalize-Ms": f"{outcome.personalize_ms:.3f}",
-                   "X-Tailor-Overhead-Ms": f"{outcome.overhead_ms:.3f}",
-                   "X-Tailor-Granularity": outcome.granularity}
-        if not stream:
-            return JSONResponse(completion(outcome.completion_id, outcome.model, outcome.created, outcome.text,
-                                           outcome.finish_reason, outcome.usage), headers=headers)
-        events: Iterator[bytes] = stream_events(outcome.completion_id, outcome.model, outcome.created, outcome.text,
-                                                outcome.finish_reason, outcome.usage if include_usage else None)
-        return StreamingResponse(events, media_type="text/event-stream",
-                                           headers={**headers, "Cache-Control": "no-cache"})
+        reply, include_usage = await run(request, work, body=True)
+        headers = reply_headers(reply.context, reply.personalize_ms)
+        if isinstance(reply, ChatOutcome):
+            headers["X-Tailor-Overhead-Ms"] = f"{reply.overhead_ms:.3f}"
+            return JSONResponse(completion(reply.completion_id, reply.model, reply.created, reply.text,
+                                           reply.finish_reason, reply.usage), headers=headers)
+        # A stream has no X-Tailor-Overhead-Ms: it is known only at its end, after the headers.
+        events = stream_events(reply.completion_id, reply.model, reply.created, reply.pieces,
+                               include_usage=include_usage)
+        return StreamingResponse(read_in_threads(events), media_type="text/event-stream",
+                                 headers={**headers, "Cache-Control": "no-cache"})
 
     @app.put("/v1/users/{user_id}")
     async def put_user(request: Request, user_id: str) -> Any:
@@ -200,6 +205,30 @@ def create_app(config: ServeConfig, *, backend: Backend | None = None, store: SQ
         return await run(request, lambda principal, _: service.delete_memory(principal, user_id, memory_id))
 
     return app
+
+
+def reply_headers(context: ChatContext | None, personalize_ms: float) -> dict[str, str]:
+    """The headers of a chat reply, streamed or not: how it was personalized (the adapter
+    only when one was applied), and how long that took."""
+    headers = {"X-Tailor-Personalize-Ms": f"{personalize_ms:.3f}",
+               "X-Tailor-Granularity": context.granularity if context is not None else "global"}
+    if context is not None and context.adapter is not None:
+        headers["X-Tailor-Adapter"] = context.adapter
+    return headers
+
+
+async def read_in_threads(events: Generator[bytes, None, None]) -> AsyncIterator[bytes]:
+    """``events`` read in worker threads (each may wait for the model), and closed in one
+    when the response ends, early too: a client that went away stops the generation."""
+    try:
+        while True:
+            event = await run_in_threadpool(next, events, None)
+            if event is None:
+                break
+            yield event
+    finally:
+        with anyio.CancelScope(shield=True):
+            await run_in_threadpool(events.close)
 
 
 def _flag(value: str | None, name: str) -> bool:

@@ -6,8 +6,61 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Literal
 
-ServeMethod = Literal["none", "bm25", "recency"]
-SERVE_METHODS: tuple[ServeMethod, ...] = ("none", "bm25", "recency")
+Retrieval = Literal["none", "bm25", "recency", "dense", "hybrid"]
+RETRIEVALS: tuple[Retrieval, ...] = ("none", "bm25", "recency", "dense", "hybrid")
+PROFILE_NOTES = ("summary", "persona")
+SERVE_METHODS: tuple[str, ...] = (*RETRIEVALS, *PROFILE_NOTES)
+"""The parts a serving method is made of, joined with ``+`` (``summary+persona+hybrid``)."""
+
+
+@dataclass(frozen=True)
+class ServeMethod:
+    """How a chat request is personalized: one retrieval over the user's records, plus
+    the user's profile summary and persona description when asked for.
+
+    ``bm25``: records sharing words with the user's last message; ``recency``: their
+    latest; ``dense``: the closest in meaning (cosine over the embedder's vectors, kept in
+    the store); ``hybrid``: BM25 and dense fused by reciprocal rank; ``none``: no records.
+    ``summary`` adds the newest LLM-written summary of the user's records (written in the
+    background, never on the request path); ``persona`` adds the description of the
+    user's persona (``tailor personas build``), or of the persona nearest their records or
+    message for a user who has none.
+    """
+
+    retrieval: Retrieval = "bm25"
+    summary: bool = False
+    persona: bool = False
+
+    @classmethod
+    def parse(cls, text: str) -> ServeMethod:
+        """``"bm25"``, ``"summary+dense"``, ``"persona+summary+hybrid"``...: at most one
+        retrieval (``none`` when only notes are named), each part once."""
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError(f"a serving method is needed; valid parts: {', '.join(SERVE_METHODS)}")
+        parts = [part.strip().lower() for part in text.split("+")]
+        unknown = [part for part in parts if part not in SERVE_METHODS]
+        if unknown:
+            raise ValueError(f"unknown part {unknown[0]!r} in serving method {text!r}; valid parts: "
+                             f"{', '.join(SERVE_METHODS)}, joined with '+' (e.g. summary+bm25)")
+        if len(set(parts)) != len(parts):
+            raise ValueError(f"serving method {text!r} names a part twice")
+        retrievals = [part for part in parts if part in RETRIEVALS]
+        if len(retrievals) > 1:
+            raise ValueError(f"serving method {text!r} names {len(retrievals)} retrievals "
+                             f"({', '.join(retrievals)}); pick one (hybrid fuses bm25 and dense)")
+        retrieval: Retrieval = retrievals[0] if retrievals else "none"  # type: ignore[assignment]
+        return cls(retrieval, summary="summary" in parts, persona="persona" in parts)
+
+    def __str__(self) -> str:
+        notes = [name for name, on in (("summary", self.summary), ("persona", self.persona)) if on]
+        if notes and self.retrieval == "none":
+            return "+".join(notes)
+        return "+".join([*notes, self.retrieval])
+
+    @property
+    def needs_vectors(self) -> bool:
+        """Whether record vectors are kept (dense or hybrid retrieval)."""
+        return self.retrieval in ("dense", "hybrid")
 
 
 @dataclass(frozen=True)
@@ -35,10 +88,13 @@ class Limits:
 class ServeConfig:
     """How to serve: the store, where to listen, the model, and how to personalize.
 
-    ``method`` picks the records retrieval (``bm25``: the user's records that share words
-    with their last message; ``recency``: their latest; ``none``: no records). Memories are
-    searched as well when ``memory`` is on (``k_memories`` of them, hybrid BM25 + dense with
-    ``embedder``; ``None`` for BM25 alone). ``memory_backend`` is the model that extracts
+    ``method`` is a :class:`ServeMethod` in its ``+``-joined form (``bm25``,
+    ``summary+hybrid``...; see there). Memories are searched as well when ``memory`` is on
+    (``k_memories`` of them, hybrid BM25 + dense with ``embedder``; ``None`` for BM25
+    alone). ``embedder`` also embeds records for the ``dense`` and ``hybrid`` methods and
+    for choosing a persona for users who have none. ``adapter_task`` names the task whose
+    LoRA adapters (``tailor train-adapter``) the model runs with per user: ``"auto"`` takes
+    the one task the store holds adapters for, if exactly one; ``None`` uses none. ``memory_backend`` is the model that extracts
     facts (the serving backend when ``None``). ``model`` is the id reported by
     ``/v1/models`` (the backend's name when ``None``).
     """
@@ -47,7 +103,7 @@ class ServeConfig:
     host: str = "127.0.0.1"
     port: int = 8000
     backend: str = "default"
-    method: ServeMethod = "bm25"
+    method: str = "bm25"
     k: int = 3
     memory: bool = True
     k_memories: int = 3
@@ -58,13 +114,19 @@ class ServeConfig:
     context_tokens: int = 384
     default_max_tokens: int = 256
     auto_create_users: bool = False
+    adapter_task: str | None = "auto"
     limits: Limits = field(default_factory=Limits)
+
+    @property
+    def serve_method(self) -> ServeMethod:
+        return ServeMethod.parse(self.method)
 
     def __post_init__(self) -> None:
         if not isinstance(self.store, str) or not self.store:
             raise ValueError("ServeConfig.store must name the profile store (a SQLite file path)")
-        if self.method not in SERVE_METHODS:
-            raise ValueError(f"unknown serving method {self.method!r}; valid methods: {', '.join(SERVE_METHODS)}")
+        if ServeMethod.parse(self.method).needs_vectors and not self.embedder:
+            raise ValueError(f"serving method {self.method!r} searches record vectors and needs an embedder "
+                             "(hashing or minilm)")
         for name in ("k", "k_memories"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -87,4 +149,5 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-__all__ = ["SERVE_METHODS", "Limits", "ServeConfig", "ServeMethod", "is_loopback"]
+__all__ = ["PROFILE_NOTES", "RETRIEVALS", "SERVE_METHODS", "Limits", "Retrieval", "ServeConfig", "ServeMethod",
+           "is_loopback"]

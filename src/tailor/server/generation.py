@@ -1,10 +1,13 @@
 """The model behind the server: one backend shared by replies and memory extraction,
 and the OpenAI response shapes (a completion, and its streamed chunks).
 
-Backends in tailor generate a whole reply per request (none streams tokens), so a
-``stream: true`` request gets the finished reply cut into word-sized chunks, sent as
-server-sent events; clients see the OpenAI stream format, though the first chunk arrives
-only when the reply is done.
+A ``stream: true`` request is answered with server-sent events in the OpenAI stream
+format as the reply is generated. A backend that streams
+(:class:`~tailor.backends.base.StreamingBackend`: echo, transformers and the default
+model, with or without adapters, and OpenAI-compatible servers) hands on each piece of
+text as soon as the model has produced it, so the first chunk leaves after the first
+token. Any other backend (llama.cpp) generates the whole reply first, which is then sent
+cut into word-sized chunks.
 """
 
 from __future__ import annotations
@@ -13,21 +16,24 @@ import json
 import re
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Generator, Mapping, Sequence
+from typing import Any, Protocol, TypeVar
 
-from tailor.backends.base import Backend
+from tailor.backends.base import Backend, StreamingBackend, TextStream
 from tailor.types import GenerationRequest, GenerationResult
 
 _CHUNK = re.compile(r"\S+\s*|\s+")
+Item = TypeVar("Item")
+Ending = TypeVar("Ending")
 
 
 class BackendGate:
     """One request at a time through a backend, replies before background work.
 
     Local models are not thread-safe and gain nothing from interleaving, so calls are
-    serialized. A background call (memory extraction) starts only while no reply is
-    running or waiting, so a reply waits at most for one extraction already under way.
+    serialized, a streamed reply included until its last piece. A background call (memory
+    extraction) starts only while no reply is running or waiting, so a reply waits at most
+    for one extraction already under way.
     """
 
     def __init__(self, backend: Backend) -> None:
@@ -37,6 +43,27 @@ class BackendGate:
         self._waiting = 0
 
     def generate(self, request: GenerationRequest, *, background: bool = False) -> GenerationResult:
+        self._enter(background)
+        try:
+            return self.backend.generate([request])[0]
+        finally:
+            self._leave()
+
+    def stream(self, request: GenerationRequest) -> TextStream:
+        """A reply piece by piece (word-sized pieces of the whole reply where the backend
+        cannot stream). The gate is held from the first piece asked for until the last, or
+        until the generator is closed (a client that went away)."""
+        self._enter(background=False)
+        try:
+            if isinstance(self.backend, StreamingBackend):
+                return (yield from self.backend.stream(request))
+            result = self.backend.generate([request])[0]
+            yield from _CHUNK.findall(result.text)
+            return result
+        finally:
+            self._leave()
+
+    def _enter(self, background: bool) -> None:
         with self._changed:
             if background:
                 while self._busy or self._waiting:
@@ -49,15 +76,41 @@ class BackendGate:
                 finally:
                     self._waiting -= 1
             self._busy = True
-        try:
-            return self.backend.generate([request])[0]
-        finally:
-            with self._changed:
-                self._busy = False
-                self._changed.notify_all()
+
+    def _leave(self) -> None:
+        with self._changed:
+            self._busy = False
+            self._changed.notify_all()
 
 
-def count_prompt_tokens(backend: Backend, messages: Sequence[dict[str, str]]) -> int:
+def started(stream: Generator[Item, None, Ending]) -> Generator[Item, None, Ending]:
+    """``stream`` run now up to its first item, so that a failure at its start (a backend
+    error, a refused request) raises here, before any response has been sent; the
+    generator returned gives that item, then the rest, and closes ``stream`` when closed."""
+    try:
+        first = next(stream)
+    except StopIteration as end:
+        return _ended(end.value)
+    resumed = _resumed(first, stream)
+    next(resumed)  # into its try block: closed before its first item, it still closes ``stream``
+    return resumed
+
+
+def _resumed(first: Item, stream: Generator[Item, None, Ending]) -> Generator[Any, None, Ending]:
+    try:
+        yield None  # where started() parks it
+        yield first
+        return (yield from stream)
+    finally:
+        stream.close()
+
+
+def _ended(value: Ending) -> Generator[Any, None, Ending]:
+    return value
+    yield  # a generator that ends at once, returning ``value``
+
+
+def count_prompt_tokens(backend: Backend, messages: Sequence[Mapping[str, str]]) -> int:
     return sum(backend.count_tokens(message["content"]) for message in messages)
 
 
@@ -79,23 +132,42 @@ def completion(completion_id: str, model: str, created: int, text: str, reason: 
     }
 
 
-def stream_events(completion_id: str, model: str, created: int, text: str, reason: str,
-                  usage: dict[str, int] | None) -> Iterator[bytes]:
-    """The reply as server-sent events: a role chunk, word chunks, a finish chunk, an
-    optional usage chunk, then ``data: [DONE]``."""
+class StreamEnd(Protocol):
+    """How a streamed reply ended."""
+
+    @property
+    def finish_reason(self) -> str: ...
+
+    @property
+    def usage(self) -> dict[str, int]: ...
+
+
+def stream_events(completion_id: str, model: str, created: int, pieces: Generator[str, None, StreamEnd], *,
+                  include_usage: bool) -> Generator[bytes, None, None]:
+    """The reply as server-sent events: a role chunk, a chunk per piece as it comes, a
+    finish chunk, the usage chunk with ``include_usage``, then ``data: [DONE]``. Closing
+    this generator closes ``pieces``."""
 
     def event(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> bytes:
         chunk = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model,
                  "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}], **extra}
         return f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n".encode()
 
-    yield event({"role": "assistant", "content": ""})
-    for piece in _CHUNK.findall(text):
-        yield event({"content": piece})
-    yield event({}, reason)
-    if usage is not None:
+    try:
+        yield event({"role": "assistant", "content": ""})
+        while True:
+            try:
+                piece = next(pieces)
+            except StopIteration as stop:
+                end: StreamEnd = stop.value
+                break
+            yield event({"content": piece})
+    finally:
+        pieces.close()
+    yield event({}, end.finish_reason)
+    if include_usage:
         chunk = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model,
-                 "choices": [], "usage": usage}
+                 "choices": [], "usage": end.usage}
         yield f"data: {json.dumps(chunk)}\n\n".encode()
     yield b"data: [DONE]\n\n"
 
@@ -104,4 +176,5 @@ def now() -> int:
     return int(time.time())
 
 
-__all__ = ["BackendGate", "completion", "count_prompt_tokens", "finish_reason", "now", "stream_events"]
+__all__ = ["BackendGate", "StreamEnd", "completion", "count_prompt_tokens", "finish_reason", "now", "started",
+           "stream_events"]

@@ -4,8 +4,8 @@ their deletion with the user.
 tailor's own adapter store (:mod:`tailor.adapters.store`) keeps adapters in the profile
 store's file, where deleting the user removes them by cascade anyway; it is used by
 default. Adapters kept elsewhere (files, an object store) need an :class:`AdapterHook`
-passed to ``create_app``, since no cascade reaches them. The backend picks a user's
-adapter itself from ``GenerationRequest.user_id``.
+passed to ``create_app``, since no cascade reaches them. Which adapter answers a user is
+decided in :mod:`tailor.server.adapters`, from ``GenerationRequest.user_id``.
 """
 
 from __future__ import annotations

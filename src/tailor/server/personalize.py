@@ -1,38 +1,54 @@
 """Personalizing one chat request: what the model is told about the user, and where.
 
-For a user the store holds, the user's latest message is the query: the ``k`` best
-matching records (BM25, or the latest with ``recency``) and the ``k_memories`` best
-memories are retrieved, the user's persona description and profile summary are added
-when the store has them, and all of it goes into one system message ahead of the
-conversation (the client's own system messages come first in it). An unknown user, or a
-request without ``user``, is served as is: no personalization, granularity ``global``.
+For a user the store holds, the user's latest message is the query. The serving method
+(:class:`~tailor.server.config.ServeMethod`) picks the ``k`` records to show (BM25,
+recency, dense or hybrid), and whether the user's profile summary and persona
+description are added; the ``k_memories`` best memories are added whenever memory is on.
+All of it goes into one system message ahead of the conversation (the client's own system
+messages come first in it). The user's adapter, where the model has one, is named in the
+context so that the reply reports it. An unknown user, or a request without ``user``, is
+served as is: no personalization, granularity ``global``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from tailor.memory.store import Memory, MemoryStore
 from tailor.profiles.sqlite import SQLiteProfileStore
 from tailor.prompting.builder import TokenCounter, fit_record
 from tailor.server.config import ServeMethod
+from tailor.server.profile_notes import PersonaChooser, SummaryWorker, newest_summary
 from tailor.server.record_index import RecordIndex
+from tailor.server.record_vectors import RecordVectors, fuse_rankings
 from tailor.tasks.chat import CHAT_TASK, ChatTask
 from tailor.types import Granularity, HistoryRecord
 
 
 @dataclass(frozen=True)
 class ChatContext:
-    """What was found about the user for one request."""
+    """What was found about the user for one request. ``adapter`` is the adapter the
+    model runs with (``"user"``, ``"persona:ID"``, ``"global"``; ``None``: the base model)."""
 
     records: tuple[HistoryRecord, ...] = ()
     memories: tuple[Memory, ...] = ()
     notes: tuple[str, ...] = ()
+    adapter: str | None = None
 
     @property
     def granularity(self) -> Granularity:
-        return "user" if self.records or self.memories or self.notes else "global"
+        """The narrowest level the reply is personalized at."""
+        if self.records or self.memories or self.notes or self.adapter == "user":
+            return "user"
+        if self.adapter is not None and self.adapter.startswith("persona"):
+            return "persona"
+        return "global"
+
+
+# How deep each ranking goes before hybrid fusion: deeper than k, so that a record ranked
+# well by both methods but first by neither still makes the cut.
+FUSION_DEPTH = 50
 
 
 class ChatPersonalizer:
@@ -40,7 +56,11 @@ class ChatPersonalizer:
 
     def __init__(self, store: SQLiteProfileStore, index: RecordIndex, memory: MemoryStore | None, *,
                  method: ServeMethod, k: int, k_memories: int, count_tokens: TokenCounter,
+                 vectors: RecordVectors | None = None, personas: PersonaChooser | None = None,
+                 summaries: SummaryWorker | None = None, adapter_label: Callable[[str], str | None] | None = None,
                  context_tokens: int = 384, task: ChatTask = CHAT_TASK) -> None:
+        if method.needs_vectors and vectors is None:
+            raise ValueError(f"serving method {method} needs record vectors (an embedder)")
         self.store = store
         self.index = index
         self.memory = memory
@@ -48,41 +68,58 @@ class ChatPersonalizer:
         self.k = k
         self.k_memories = k_memories
         self.count_tokens = count_tokens
+        self.vectors = vectors
+        self.personas = personas
+        self.summaries = summaries
+        self.adapter_label = adapter_label
         self.context_tokens = context_tokens
         self.task = task
 
     def context(self, user_id: str, query: str) -> ChatContext | None:
         """The user's context for ``query``; ``None`` when the store does not hold the user."""
-        records: list[HistoryRecord] | None
-        if self.method == "bm25":
-            records = self.index.search(user_id, query, self.k)
-        elif self.method == "recency":
-            records = self.index.recent(user_id, self.k)
-        else:
-            records = [] if self.store.has_user(user_id) else None
+        records = self._records(user_id, query)
         if records is None:
             return None
         memories = self.memory.search(user_id, query, self.k_memories) if self.memory is not None else []
-        return ChatContext(tuple(records), tuple(memories), tuple(self._notes(user_id)))
+        adapter = self.adapter_label(user_id) if self.adapter_label is not None else None
+        return ChatContext(tuple(records), tuple(memories), tuple(self._notes(user_id, query)), adapter)
 
-    def _notes(self, user_id: str) -> list[str]:
+    def _records(self, user_id: str, query: str) -> list[HistoryRecord] | None:
+        retrieval = self.method.retrieval
+        if retrieval == "recency":
+            return self.index.recent(user_id, self.k)
+        if retrieval == "none":
+            return [] if self.store.has_user(user_id) else None
+        ids: list[str] | None
+        if retrieval == "bm25":
+            ids = self.index.rank(user_id, query, self.k)
+        elif retrieval == "dense" and self.vectors is not None:
+            ids = self.vectors.rank(user_id, query, self.k)
+        elif self.vectors is not None:  # hybrid
+            depth = max(self.k, FUSION_DEPTH)
+            ids = fuse_rankings([self.index.rank(user_id, query, depth), self.vectors.rank(user_id, query, depth)],
+                                self.k)
+        else:
+            raise AssertionError(f"unhandled retrieval {retrieval!r}")
+        return None if ids is None else self.index.records(user_id, ids)
+
+    def _notes(self, user_id: str, query: str) -> list[str]:
         notes = []
-        persona_id = self.store.persona_of(user_id)
-        if persona_id is not None:
-            for persona in self.store.list_personas():
-                if persona.persona_id == persona_id and persona.description.strip():
-                    notes.append(persona.description.strip())
-        # The newest profile summary (tailor.prompting.summary writes one per task and model).
-        summaries = [a for a in self.store.list_artifacts(user_id) if a.kind == "summary"]
-        if summaries:
-            text = max(summaries, key=lambda artifact: artifact.created_at).value.get("summary")
-            if isinstance(text, str) and text.strip():
-                notes.append(text.strip())
+        if self.method.persona and self.personas is not None:
+            persona = self.personas.persona(user_id, query)
+            if persona is not None and persona.description.strip():
+                notes.append(persona.description.strip())
+        if self.method.summary:
+            summary, current = newest_summary(self.store, user_id)
+            if not current and self.summaries is not None and self.store.count_records(user_id):
+                self.summaries.submit(user_id)  # written in the background; this reply uses what exists
+            if summary is not None:
+                notes.append(summary)
         return notes
 
     def messages(self, conversation: Sequence[dict[str, str]], context: ChatContext) -> tuple[dict[str, str], ...]:
         """The conversation with the user's context in a leading system message."""
-        if context.granularity == "global":
+        if not (context.records or context.memories or context.notes):
             return tuple(conversation)
         system = [m["content"] for m in conversation if m["role"] == "system" and m["content"].strip()]
         blocks = ["\n\n".join(system) if system else self.task.instruction]
@@ -99,4 +136,4 @@ class ChatPersonalizer:
         return ({"role": "system", "content": "\n\n".join(blocks)}, *rest)
 
 
-__all__ = ["ChatContext", "ChatPersonalizer"]
+__all__ = ["FUSION_DEPTH", "ChatContext", "ChatPersonalizer"]

@@ -119,6 +119,12 @@ class RecordIndex:
     def search(self, user_id: str, query: str, k: int) -> list[HistoryRecord] | None:
         """Up to ``k`` of the user's records that share words with ``query``, best first;
         ``None`` when the store does not hold the user."""
+        ids = self.rank(user_id, query, k)
+        return None if ids is None else self.records(user_id, ids)
+
+    def rank(self, user_id: str, query: str, k: int) -> list[str] | None:
+        """The ids of up to ``k`` of the user's records that share words with ``query``,
+        best first; ``None`` when the store does not hold the user."""
         tokens = tokenize([query])[0] if k > 0 else []
         with self.store.transaction() as connection:
             row = connection.execute(_STATE, (user_id,)).fetchone()
@@ -135,7 +141,13 @@ class RecordIndex:
                 build_id = stored[0]
                 index = LexicalIndex.from_parts(json.loads(stored[1]), json.loads(stored[2]), stored[3])
                 self._remember(user_id, build_id, index)
-            ids = [index.ids[position] for position, _ in index.top(tokens, k)]
+            return [index.ids[position] for position, _ in index.top(tokens, k)]
+
+    def records(self, user_id: str, ids: list[str]) -> list[HistoryRecord]:
+        """The user's records of these ids, in this order (ids no longer held are left out)."""
+        if not ids:
+            return []
+        with self.store.transaction() as connection:
             return self._records(connection, user_id, ids)
 
     def recent(self, user_id: str, k: int) -> list[HistoryRecord] | None:

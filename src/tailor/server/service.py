@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Generator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -22,14 +23,17 @@ from tailor.memory.worker import ExtractionWorker
 from tailor.profiles import open_store
 from tailor.profiles.base import UnknownUserError
 from tailor.profiles.sqlite import SQLiteProfileStore
+from tailor.server.adapters import serve_adapters
 from tailor.server.config import ServeConfig, is_loopback
-from tailor.server.generation import BackendGate, count_prompt_tokens, finish_reason, now
+from tailor.server.generation import BackendGate, count_prompt_tokens, finish_reason, now, started
 from tailor.server.hooks import AdapterHook, default_adapters
 from tailor.server.keys import KeyStore, Principal, check_tenant
 from tailor.server.personalize import ChatContext, ChatPersonalizer
+from tailor.server.profile_notes import PersonaChooser, SummaryWorker
 from tailor.server.record_index import RecordIndex
+from tailor.server.record_vectors import RecordVectors
 from tailor.server.validation import MEMORY_ID_PATTERN, APIError, ChatRequest, check_user_id, invalid, not_found
-from tailor.types import GenerationRequest, HistoryRecord
+from tailor.types import GenerationRequest, GenerationResult, HistoryRecord
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +44,8 @@ EXTRACTION_TOKENS = 160
 
 @dataclass(frozen=True)
 class ChatOutcome:
-    """A finished reply, and what it cost around generation (milliseconds)."""
+    """A finished reply, what personalized it (``context``; ``None``: served as is), and
+    what it cost around generation (milliseconds)."""
 
     completion_id: str
     model: str
@@ -48,9 +53,40 @@ class ChatOutcome:
     text: str
     finish_reason: str
     usage: dict[str, int]
-    granularity: str
+    context: ChatContext | None
     personalize_ms: float
     overhead_ms: float
+
+
+@dataclass(frozen=True)
+class ChatStream:
+    """A reply being generated: what is known before its text, and the text as it comes.
+
+    ``pieces`` yields the reply's text piece by piece (the first one is already
+    generated) and returns its :class:`ChatOutcome` once the last piece has been taken.
+    """
+
+    completion_id: str
+    model: str
+    created: int
+    context: ChatContext | None
+    personalize_ms: float
+    pieces: Generator[str, None, ChatOutcome]
+
+
+@dataclass(frozen=True)
+class _PreparedChat:
+    """A chat request, personalized and ready for the model."""
+
+    request: ChatRequest
+    store_id: str | None
+    context: ChatContext | None
+    generation: GenerationRequest
+    completion_id: str
+    created: int
+    began: float
+    personalized: float
+    """``time.perf_counter()`` when the request came in, and when personalization was done."""
 
 
 def _open_sqlite(target: str) -> SQLiteProfileStore:
@@ -83,26 +119,44 @@ class TailorService:
         self.store = store if store is not None else _open_sqlite(config.store)
         self.keys = KeyStore(self.store)
         self.index = RecordIndex(self.store)
-        self.backend = backend if backend is not None else load_backend(config.backend)
+        self.base_backend = backend if backend is not None else load_backend(config.backend)
+        # The backend replies come from: the base model, or a view of it that applies each
+        # user's adapter. Memory extraction and summaries use the base model.
+        self.backend, adapter_label = serve_adapters(self.base_backend, self.store, config.adapter_task)
         self.gate = BackendGate(self.backend)
         self.adapters: AdapterHook = adapters if adapters is not None else default_adapters(self.store)
-        self.model = config.model or str(getattr(self.backend, "name", "tailor"))
+        self.model = config.model or str(getattr(self.base_backend, "name", "tailor"))
+        method = config.serve_method
+        embedder = None
+        if config.embedder:
+            from tailor.embeddings import load_embedder
+
+            embedder = load_embedder(config.embedder)
+        self.vectors = RecordVectors(self.store, embedder) if method.needs_vectors and embedder is not None else None
+        if memory_backend is None and config.memory_backend:
+            memory_backend = load_backend(config.memory_backend)
+        if memory_backend is not None:
+            self._memory_gate = BackendGate(memory_backend)
+        elif self.backend is self.base_backend:
+            self._memory_gate = self.gate
+        else:  # the base model, without adapters; the model's own lock keeps calls apart
+            self._memory_gate = BackendGate(self.base_backend)
         self.memory: MemoryStore | None = None
         self.worker: ExtractionWorker | None = None
         if config.memory:
-            embedder = None
-            if config.embedder:
-                from tailor.embeddings import load_embedder
-
-                embedder = load_embedder(config.embedder)
             self.memory = MemoryStore(self.store, embedder=embedder)
-            if memory_backend is None and config.memory_backend:
-                memory_backend = load_backend(config.memory_backend)
-            self._memory_gate = self.gate if memory_backend is None else BackendGate(memory_backend)
             self.worker = ExtractionWorker(self.memory, self._extract, min_confidence=config.min_confidence)
+        self.summaries: SummaryWorker | None = None
+        if method.summary:
+            self.summaries = SummaryWorker(self.store, memory_backend or self.base_backend, self._background)
         self.personalizer = ChatPersonalizer(
-            self.store, self.index, self.memory, method=config.method, k=config.k, k_memories=config.k_memories,
-            count_tokens=self.backend.count_tokens, context_tokens=config.context_tokens)
+            self.store, self.index, self.memory, method=method, k=config.k, k_memories=config.k_memories,
+            count_tokens=self.backend.count_tokens, vectors=self.vectors,
+            personas=PersonaChooser(self.store, embedder) if method.persona else None, summaries=self.summaries,
+            adapter_label=adapter_label, context_tokens=config.context_tokens)
+
+    def _background(self, request: GenerationRequest) -> GenerationResult:
+        return self._memory_gate.generate(request, background=True)
 
     def _extract(self, messages: Any) -> str:
         cut = [{**message, "content": message["content"][:MAX_EXTRACTION_CHARS]} for message in messages]
@@ -112,6 +166,8 @@ class TailorService:
     def close(self) -> None:
         if self.worker is not None:
             self.worker.close()
+        if self.summaries is not None:
+            self.summaries.close()
         if self._owns_store:
             self.store.close()
 
@@ -178,12 +234,18 @@ class TailorService:
     def add_records(self, principal: Principal, user_id: str, records: list[HistoryRecord]) -> dict[str, Any]:
         """Store a batch atomically (records and their index commit together, or nothing)."""
         store_id = self.store_id(principal, user_id)
+        # Vectors are computed before the write lock is taken, and stored with the batch.
+        vectors = self.vectors.vectors_for(records) if self.vectors is not None else {}
         with self.store.transaction() as connection:
             if not self.store.has_user(store_id):
                 raise not_found(f"unknown user {user_id!r}; create it with PUT /v1/users/{user_id}", "user_id")
             added = self.store.add_records(store_id, records)
+            if self.vectors is not None:
+                self.vectors.store_vectors(store_id, vectors)
             self.index.refresh(store_id, connection)
             total = self.store.count_records(store_id)
+        if added and self.summaries is not None:
+            self.summaries.submit(store_id)
         return {"user_id": user_id, "added": added, "records": total}
 
     def export_user(self, principal: Principal, user_id: str) -> dict[str, Any]:
@@ -210,6 +272,8 @@ class TailorService:
         if not self.store.delete_user(store_id):
             raise not_found(f"unknown user {user_id!r}", "user_id")
         self.index.forget(store_id)
+        if self.vectors is not None:
+            self.vectors.forget(store_id)
         return {"user_id": user_id, "deleted": True, "adapters_deleted": adapters}
 
     # -- memories -------------------------------------------------------------------------------
@@ -247,33 +311,61 @@ class TailorService:
     # -- chat -----------------------------------------------------------------------------------
 
     def chat(self, principal: Principal, request: ChatRequest) -> ChatOutcome:
-        started = time.perf_counter()
+        """Personalize and answer a chat request; its exchange is queued for memory extraction."""
+        prepared = self._prepare(principal, request)
+        result = self.gate.generate(prepared.generation)
+        return self._finish(prepared, result)
+
+    def chat_stream(self, principal: Principal, request: ChatRequest) -> ChatStream:
+        """Personalize a chat request and start its reply; returns once the first piece is
+        generated, so that what fails before it raises here, as with :meth:`chat`.
+
+        The exchange is queued for memory extraction when the last piece has been taken.
+        A stream closed before that (a client that went away) stops the generation and
+        keeps nothing: the reply was never delivered whole.
+        """
+        prepared = self._prepare(principal, request)
+        pieces = started(self._streamed(prepared))
+        return ChatStream(completion_id=prepared.completion_id, model=self.model, created=prepared.created,
+                          context=prepared.context,
+                          personalize_ms=(prepared.personalized - prepared.began) * 1000.0, pieces=pieces)
+
+    def _streamed(self, prepared: _PreparedChat) -> Generator[str, None, ChatOutcome]:
+        result = yield from self.gate.stream(prepared.generation)
+        return self._finish(prepared, result)
+
+    def _prepare(self, principal: Principal, request: ChatRequest) -> _PreparedChat:
+        began = time.perf_counter()
         store_id = self.store_id(principal, request.user) if request.user is not None else None
         context = self._context(store_id, request.last_user_message) if store_id is not None else None
         messages = self.personalizer.messages(request.messages, context) if context is not None else request.messages
-        personalized = time.perf_counter()
-        result = self.gate.generate(GenerationRequest(
-            messages, max_new_tokens=request.max_tokens, stop=request.stop,
-            user_id=store_id if context is not None else None))
+        generation = GenerationRequest(messages, max_new_tokens=request.max_tokens, stop=request.stop,
+                                       user_id=store_id if context is not None else None)
+        return _PreparedChat(request=request, store_id=store_id, context=context, generation=generation,
+                             completion_id=f"chatcmpl-{uuid.uuid4().hex}", created=now(), began=began,
+                             personalized=time.perf_counter())
+
+    def _finish(self, prepared: _PreparedChat, result: GenerationResult) -> ChatOutcome:
+        """Keep the exchange for memory extraction; count the tokens."""
         generated = time.perf_counter()
-        completion_id = f"chatcmpl-{uuid.uuid4().hex}"
+        request, store_id, context = prepared.request, prepared.store_id, prepared.context
         if context is not None and store_id is not None and self.memory is not None and self.worker is not None:
             try:
-                message_id = self.memory.add_exchange(store_id, completion_id, request.last_user_message, result.text)
+                message_id = self.memory.add_exchange(store_id, prepared.completion_id, request.last_user_message,
+                                                      result.text)
                 self.worker.submit(store_id, message_id)
             except UnknownUserError:
                 pass  # deleted while we answered: keep nothing
-        prompt_tokens = count_prompt_tokens(self.backend, messages)
+        prompt_tokens = count_prompt_tokens(self.backend, prepared.generation.messages)
         completion_tokens = result.tokens or self.backend.count_tokens(result.text)
         usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                  "total_tokens": prompt_tokens + completion_tokens}
         finished = time.perf_counter()
         return ChatOutcome(
-            completion_id=completion_id, model=self.model, created=now(), text=result.text,
-            finish_reason=finish_reason(result, request.max_tokens), usage=usage,
-            granularity=context.granularity if context is not None else "global",
-            personalize_ms=(personalized - started) * 1000.0,
-            overhead_ms=((finished - started) - (generated - personalized)) * 1000.0)
+            completion_id=prepared.completion_id, model=self.model, created=prepared.created, text=result.text,
+            finish_reason=finish_reason(result, request.max_tokens), usage=usage, context=context,
+            personalize_ms=(prepared.personalized - prepared.began) * 1000.0,
+            overhead_ms=((finished - prepared.began) - (generated - prepared.personalized)) * 1000.0)
 
     def _context(self, store_id: str, query: str) -> ChatContext | None:
         try:
@@ -289,4 +381,4 @@ class TailorService:
         return {"object": "list", "data": [{"id": self.model, "object": "model", "created": 0, "owned_by": "tailor"}]}
 
 
-__all__ = ["ChatOutcome", "TailorService"]
+__all__ = ["ChatOutcome", "ChatStream", "TailorService"]

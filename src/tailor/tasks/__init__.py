@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tailor.metrics.labels import normalize_task_name
+from tailor.task_names import normalize_task_name
 from tailor.tasks.base import TaskKind, TaskSpec
 from tailor.tasks.lamp import LAMP_TASKS, TitledTextTask
 from tailor.tasks.own import PACKAGED_TASKS

@@ -9,13 +9,16 @@ It answers ``GET /v1/models`` and ``POST /v1/chat/completions`` the way OpenAI's
 does: ``max_tokens`` cuts the reply (counting whitespace-separated words as tokens), up
 to four ``stop`` strings cut it (more are rejected with HTTP 400), and
 ``logprobs``/``top_logprobs`` are answered when the server is given first-position
-log-probabilities. Failures can be queued for the next requests: an HTTP status (with
-an optional ``Retry-After``) or a connection dropped without an answer.
+log-probabilities. ``"stream": true`` is answered with server-sent events, a word per
+chunk (and a usage chunk when ``stream_options.include_usage`` asks for it). Failures can
+be queued for the next requests: an HTTP status (with an optional ``Retry-After``) or a
+connection dropped without an answer.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections import deque
@@ -265,9 +268,35 @@ class _Handler(BaseHTTPRequestHandler):
                 status, answer = fake._completion(body)
             finally:
                 fake._leave()
-            self._send(status, answer)
+            if status == 200 and body.get("stream"):
+                options = body.get("stream_options")
+                self._send_events(answer, isinstance(options, dict) and bool(options.get("include_usage")))
+            else:
+                self._send(status, answer)
         else:
             self._send(404, _error(f"no route for {method} {self.path}", "not_found_error"))
+
+    def _send_events(self, answer: Mapping[str, Any], include_usage: bool) -> None:
+        """``answer`` (a chat completion) as OpenAI streams it: role, word, finish, usage chunks, ``[DONE]``."""
+        choice = answer["choices"][0]
+        head = {"id": answer["id"], "object": "chat.completion.chunk", "created": answer["created"],
+                "model": answer["model"]}
+
+        def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+            return {**head, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]}
+
+        chunks = [chunk({"role": "assistant", "content": ""})]
+        chunks += [chunk({"content": word}) for word in re.findall(r"\S+\s*|\s+", choice["message"]["content"])]
+        chunks.append(chunk({}, choice["finish_reason"]))
+        if include_usage:
+            chunks.append({**head, "choices": [], "usage": answer["usage"]})
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.end_headers()  # no length: HTTP/1.0, the body ends when the connection closes
+        for item in chunks:
+            self.wfile.write(f"data: {json.dumps(item)}\n\n".encode())
+            self.wfile.flush()
+        self.wfile.write(b"data: [DONE]\n\n")
 
     def _send(self, status: int, body: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> None:
         data = json.dumps(body).encode("utf-8")

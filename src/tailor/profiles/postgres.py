@@ -1,0 +1,321 @@
+"""The profile store at scale: PostgreSQL through psycopg 3 (``pip install 'tailor[postgres]'``).
+
+It keeps the contract of :class:`~tailor.profiles.sqlite.SQLiteProfileStore` (the same
+contract suites run over both), with the same tables (:mod:`tailor.profiles._postgres_schema`),
+created in the connection's current schema when the store is opened. The derived data
+rule of :mod:`tailor.profiles.sqlite` holds here unchanged: every per-user table
+references ``users`` (or ``records``) with ``ON DELETE CASCADE``, so
+:meth:`PostgresProfileStore.delete_user` deletes one row and PostgreSQL removes the rest in
+the same transaction, for every process and tool that deletes users, not only this one.
+
+Concurrency: every write is one transaction, and locks the rows of the users it writes
+(in one order, so writers never deadlock): several processes may write the same database,
+and writers to one user take turns. Reads of more than one statement (a profile, an
+export) run in one ``REPEATABLE READ`` snapshot.
+
+One limit PostgreSQL sets that SQLite does not: text cannot hold the NUL character, so
+ids, names, dates and attributes with one are refused with a ValueError (record fields
+and JSON values are stored as JSON, which escapes it, and are unaffected).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from tailor.registry import require
+
+require("psycopg", "postgres")  # fails with the "pip install 'tailor[postgres]'" hint
+
+import psycopg
+from psycopg import pq
+
+from tailor.profiles._batch import UserBatch, check_add_records, check_set_attributes, user_batches
+from tailor.profiles._derived import export_profile, utc_now
+from tailor.profiles._postgres_schema import (
+    ADVISORY_LOCK,
+    INSERT_USERS,
+    LOCK_USERS,
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    SCHEMA_VERSION_TABLE,
+    TABLES_MISSING_CASCADE,
+    UPSERT_ATTRIBUTES,
+    UPSERT_RECORDS,
+)
+from tailor.profiles.base import UnknownUserError
+from tailor.profiles.postgres_derived import PostgresDerivedData, check_text, check_user, columns_of
+from tailor.types import HistoryRecord, Profile
+
+if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self needs 3.11; annotations are never evaluated here
+
+__all__ = ["SCHEMA_VERSION", "PostgresProfileStore"]
+
+Connection = psycopg.Connection[tuple[Any, ...]]
+
+
+class PostgresProfileStore(PostgresDerivedData):
+    """A :class:`~tailor.profiles.base.ProfileStore` in a PostgreSQL database.
+
+    ``conninfo`` is a libpq URL (``postgresql://user:password@host:5432/dbname``, a unix
+    socket as ``postgresql://user@/dbname?host=/run/postgresql``) or a ``key=value``
+    string. The tables go in the connection's current schema (the first of its
+    ``search_path``: add ``?options=-csearch_path%3Dtailor`` to pick one); give tailor a
+    database or schema of its own.
+
+    One connection, in autocommit mode, is shared by all threads of the process under a
+    lock, and each store method is one transaction on it: simple, but one process's
+    threads take turns at the database. A connection pool (``psycopg_pool``) is the next
+    step if one process must run many queries at once. A lost connection is not
+    reopened: close the store and open another.
+    """
+
+    def __init__(self, conninfo: str, *, connect_timeout: int = 10) -> None:
+        if not isinstance(conninfo, str) or not conninfo.strip():
+            raise ValueError(f"PostgresProfileStore: conninfo must be a non-empty string, got {conninfo!r}")
+        self._lock = threading.RLock()
+        self._connection: Connection | None = None
+        try:
+            connection = psycopg.connect(conninfo, autocommit=True, connect_timeout=connect_timeout)
+        except psycopg.Error as error:
+            # The message names host, port and database, never the password.
+            raise psycopg.OperationalError(f"PostgresProfileStore: cannot connect: {error}") from error
+        self._description = connection.info.dsn  # the parameters, without the password
+        self._connection = connection
+        try:
+            self._migrate()
+        except BaseException:
+            self.close()
+            raise
+
+    def __repr__(self) -> str:
+        return f"PostgresProfileStore({getattr(self, '_description', '')!r})"
+
+    # -- transactions -------------------------------------------------------------------
+
+    def _open_connection(self) -> Connection:
+        if self._connection is None:
+            raise RuntimeError(f"{self!r} is closed")
+        return self._connection
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """A write transaction on the store's connection, held under the store's lock.
+
+        Commits when the block ends and rolls back if it raises. For features that keep
+        derived data in the same database (see the derived data rule). Nested use,
+        including store methods called inside the block, joins the outer transaction
+        through a savepoint, so an inner failure undoes only the inner part.
+        """
+        with self._lock:
+            connection = self._open_connection()
+            with connection.transaction():
+                yield connection
+
+    @contextmanager
+    def _reading(self) -> Iterator[Connection]:
+        """One read snapshot, so a profile's attributes and records come from the same commit."""
+        with self._lock:
+            connection = self._open_connection()
+            if connection.info.transaction_status != pq.TransactionStatus.IDLE:
+                yield connection  # inside a transaction already: read what it sees
+                return
+            with connection.transaction():
+                connection.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                yield connection
+
+    def _migrate(self) -> None:
+        connection = self._open_connection()
+        if self._schema_version(connection) == SCHEMA_VERSION:
+            return
+        with self.transaction():
+            # Under the lock, re-read: another process may have created the schema meanwhile.
+            connection.execute(ADVISORY_LOCK)
+            connection.execute(SCHEMA_VERSION_TABLE)
+            version = self._schema_version(connection)
+            if version > SCHEMA_VERSION:
+                raise psycopg.DatabaseError(f"PostgresProfileStore: schema version {version} is newer than "
+                                            f"this tailor's ({SCHEMA_VERSION}); upgrade tailor")
+            for target in sorted(MIGRATIONS):
+                if target > version:
+                    for statement in MIGRATIONS[target]:
+                        connection.execute(statement)
+            connection.execute("DELETE FROM schema_version")
+            connection.execute("INSERT INTO schema_version (version) VALUES (%s)", (SCHEMA_VERSION,))
+
+    @staticmethod
+    def _schema_version(connection: Connection) -> int:
+        """The version in the current schema's ``schema_version`` table; 0 when there is none."""
+        found = connection.execute(
+            "SELECT current_schema(), to_regclass(quote_ident(current_schema()) || '.schema_version') IS NOT NULL"
+        ).fetchone()
+        if found is None or found[0] is None:
+            raise psycopg.DatabaseError("PostgresProfileStore: the connection has no current schema to keep its "
+                                        "tables in (its search_path names no schema that exists)")
+        if not found[1]:
+            return 0
+        row = connection.execute("SELECT MAX(version) FROM schema_version").fetchone()
+        return 0 if row is None or row[0] is None else int(row[0])
+
+    # -- writes ---------------------------------------------------------------------------
+
+    def add_records(self, user_id: str, records: Iterable[HistoryRecord]) -> int:
+        """Store ``records`` under ``user_id`` (creating the user); return how many were new."""
+        batch = check_add_records(user_id, records)
+        _check_batch_text(batch, f"add_records(user_id={user_id!r})")
+        return self._write([batch])
+
+    def add_profiles(self, profiles: Iterable[Profile]) -> int:
+        """Store many users' records and attributes in one transaction; return how many records were new."""
+        batches = user_batches(profiles, "add_profiles")
+        for batch in batches:
+            _check_batch_text(batch, f"add_profiles(user_id={batch.user_id!r})")
+        return self._write(batches)
+
+    def set_attributes(self, user_id: str, attributes: Mapping[str, str]) -> None:
+        """Merge ``attributes`` into the user's attributes (creating the user)."""
+        batch = check_set_attributes(user_id, attributes)
+        _check_batch_text(batch, f"set_attributes(user_id={user_id!r})")
+        self._write([batch])
+
+    def _write(self, batches: Sequence[UserBatch]) -> int:
+        # A record id repeated within one user's batch: later fields win, the first position
+        # stays (a dict keeps first-insertion order when a key is reassigned). One statement
+        # cannot upsert a row twice, so the batch is folded here rather than by the database.
+        records = {b.user_id: list({r.id: r for r in b.records}.values()) for b in batches if b.records}
+        fields = {user_id: [json.dumps(dict(r.fields), ensure_ascii=False) for r in rows]
+                  for user_id, rows in records.items()}
+        user_ids = sorted(b.user_id for b in batches)
+        with self.transaction() as connection:
+            connection.execute(INSERT_USERS, (utc_now(), user_ids))
+            connection.execute(LOCK_USERS, (user_ids,))
+            attributes = [(b.user_id, key, value) for b in batches for key, value in b.attributes.items()]
+            if attributes:
+                connection.execute(UPSERT_ATTRIBUTES, columns_of(attributes, 3))
+            if not records:
+                return 0
+            before = {row[0]: (int(row[1]), int(row[2])) for row in connection.execute(
+                "SELECT user_id, COUNT(*), MAX(position) FROM records WHERE user_id = ANY(%s::text[]) GROUP BY user_id",
+                (list(records),))}
+            rows = [(user_id, record.id, before.get(user_id, (0, -1))[1] + 1 + offset, text, record.date)
+                    for user_id, user_records in records.items()
+                    for offset, (record, text) in enumerate(zip(user_records, fields[user_id]))]
+            # RETURNING yields the inserted and really updated rows; an identical re-add is neither.
+            changed = sorted({row[0] for row in connection.execute(UPSERT_RECORDS, columns_of(rows, 5)).fetchall()})
+            if changed:
+                connection.execute("UPDATE users SET profile_version = profile_version + 1 "
+                                   "WHERE user_id = ANY(%s::text[])", (changed,))
+            after = connection.execute("SELECT COUNT(*) FROM records WHERE user_id = ANY(%s::text[])",
+                                       (list(records),)).fetchone()
+            return (int(after[0]) if after else 0) - sum(count for count, _ in before.values())
+
+    def delete_user(self, user_id: str) -> bool:
+        """Delete the user and everything derived from them; return whether they existed.
+
+        Attributes, records and every table that follows the derived data rule go with the
+        ``users`` row, through ``ON DELETE CASCADE``, in one transaction.
+        """
+        check_user(user_id, "delete_user")
+        with self.transaction() as connection:
+            return connection.execute("DELETE FROM users WHERE user_id = %s", (user_id,)).rowcount > 0
+
+    # -- reads ----------------------------------------------------------------------------
+
+    def get_profile(self, user_id: str) -> Profile:
+        """The user's profile, records in insertion order; raises :class:`UnknownUserError`."""
+        check_user(user_id, "get_profile")
+        with self._reading() as connection:
+            self._require_user(connection, user_id)
+            attributes = {key: value for key, value in connection.execute(
+                "SELECT key, value FROM attributes WHERE user_id = %s ORDER BY key", (user_id,))}
+            rows = connection.execute(
+                "SELECT record_id, fields, date FROM records WHERE user_id = %s ORDER BY position", (user_id,)
+            ).fetchall()
+        records = tuple(HistoryRecord(record_id, json.loads(fields), date) for record_id, fields, date in rows)
+        return Profile(user_id, records, attributes)
+
+    def has_user(self, user_id: str) -> bool:
+        check_user(user_id, "has_user")
+        with self._reading() as connection:
+            return connection.execute("SELECT 1 FROM users WHERE user_id = %s", (user_id,)).fetchone() is not None
+
+    def list_users(self) -> list[str]:
+        """All user ids, sorted by code point (the column's collation is ``"C"``)."""
+        with self._reading() as connection:
+            return [row[0] for row in connection.execute("SELECT user_id FROM users ORDER BY user_id")]
+
+    def count_records(self, user_id: str) -> int:
+        """How many records the user holds; raises :class:`UnknownUserError`."""
+        check_user(user_id, "count_records")
+        with self._reading() as connection:
+            self._require_user(connection, user_id)
+            row = connection.execute("SELECT COUNT(*) FROM records WHERE user_id = %s", (user_id,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def export_user(self, user_id: str) -> dict[str, Any]:
+        """``{"user_id", "attributes", "records"}``, records in LaMP's profile-item layout,
+        plus ``embeddings``, ``artifacts`` and ``persona_id`` where the store holds any."""
+        with self._reading():  # one snapshot for the profile and what is derived from it
+            profile = self.get_profile(user_id)
+            return export_profile(profile, self._embedding_counts(user_id), self.list_artifacts(user_id),
+                                  self.persona_of(user_id))
+
+    def profile_version(self, user_id: str) -> int:
+        """Grows whenever the user's records change; raises :class:`UnknownUserError`."""
+        check_user(user_id, "profile_version")
+        with self._reading() as connection:
+            row = connection.execute("SELECT profile_version FROM users WHERE user_id = %s", (user_id,)).fetchone()
+        if row is None:
+            raise UnknownUserError(user_id)
+        return int(row[0])
+
+    @staticmethod
+    def _require_user(connection: Connection, user_id: str, *, lock: bool = False) -> None:
+        """Raise :class:`UnknownUserError` unless the user exists; with ``lock``, hold their
+        row until the transaction ends, so writers to one user take turns."""
+        query = "SELECT 1 FROM users WHERE user_id = %s FOR NO KEY UPDATE" if lock else \
+            "SELECT 1 FROM users WHERE user_id = %s"
+        if connection.execute(query, (user_id,)).fetchone() is None:
+            raise UnknownUserError(user_id)
+
+    # -- derived data -----------------------------------------------------------------------
+
+    def tables_missing_cascade(self) -> list[str]:
+        """Tables of the store's schema with a ``user_id`` column that break the derived data
+        rule (no foreign key to ``users`` or ``records`` with ``ON DELETE CASCADE``), sorted."""
+        with self._reading() as connection:
+            return [row[0] for row in connection.execute(TABLES_MISSING_CASCADE)]
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the connection; further calls raise RuntimeError. Closing twice is harmless."""
+        with self._lock:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def _check_batch_text(batch: UserBatch, where: str) -> None:
+    """Refuse, naming the record and field, text that PostgreSQL cannot hold (a NUL)."""
+    check_text(batch.user_id, "user_id", where)
+    for record in batch.records:
+        check_text(record.id, "record id", where)
+        if record.date is not None:
+            check_text(record.date, f"record {record.id!r}: date", where)
+    for key, value in batch.attributes.items():
+        check_text(key, "attribute name", where)
+        check_text(value, f"attribute {key!r}", where)

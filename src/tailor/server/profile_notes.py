@@ -1,0 +1,193 @@
+"""What the server says about a user beyond their records: an LLM-written summary of their
+profile, and the description of their persona.
+
+Summaries are written off the request path. A request that finds the user's summary
+missing or older than their records queues the user for :class:`SummaryWorker`, and is
+answered with whatever summary exists now (the previous one, or none); the worker writes
+the new one through the backend at background priority, as
+:mod:`tailor.prompting.summary` writes them for ``tailor eval``.
+
+Personas are built per tenant, never across tenants (:func:`build_personas_for_tenant`,
+``tailor personas build``): a persona description is written from its members' items, so
+sharing one across tenants would show one tenant's data to another. A user who belongs to
+no persona gets the one nearest to the mean of their record vectors, or to their message
+when they have none, among their own tenant's personas (the survey's persona-level
+fallback for cold-start users).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from tailor.backends.base import Backend
+from tailor.embeddings.base import Embedder
+from tailor.personas.builder import describe_personas_across_users, nearest_persona
+from tailor.profiles.base import UnknownUserError
+from tailor.profiles.sqlite import SQLiteProfileStore
+from tailor.prompting.summary import SUMMARY_KIND, ProfileSummarizer
+from tailor.server.keys import TENANT_SEPARATOR
+from tailor.tasks.chat import CHAT_TASK
+from tailor.types import GenerationRequest, GenerationResult, Persona
+
+logger = logging.getLogger(__name__)
+
+GenerateOne = Callable[[GenerationRequest], GenerationResult]
+
+
+def tenant_of(store_id: str) -> str | None:
+    """The tenant whose namespace holds this store id (``None`` outside any tenant)."""
+    tenant, separator, _ = store_id.partition(TENANT_SEPARATOR)
+    return tenant if separator else None
+
+
+def newest_summary(store: SQLiteProfileStore, user_id: str) -> tuple[str | None, bool]:
+    """The user's newest stored summary (any model) and whether it is current for their
+    profile; ``(None, False)`` when they have none."""
+    summaries = [a for a in store.list_artifacts(user_id) if a.kind == SUMMARY_KIND]
+    if not summaries:
+        return None, False
+    newest = max(summaries, key=lambda artifact: artifact.created_at)
+    text = newest.value.get("summary")
+    current = newest.profile_version == store.profile_version(user_id)
+    return (text.strip() if isinstance(text, str) and text.strip() else None), current
+
+
+class _BackgroundBackend:
+    """A backend view whose calls go through the server's gate at background priority."""
+
+    def __init__(self, backend: Backend, generate: GenerateOne) -> None:
+        self.name = backend.name
+        self.model_id = str(getattr(backend, "model_id", backend.name))
+        self._backend = backend
+        self._generate = generate
+
+    def count_tokens(self, text: str) -> int:
+        return self._backend.count_tokens(text)
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+        return [self._generate(request) for request in requests]
+
+
+class SummaryWorker:
+    """Writes users' profile summaries on a daemon thread, one user at a time.
+
+    ``generate`` runs one request at background priority (the server's gate); a user
+    queued twice before their turn is summarized once.
+    """
+
+    def __init__(self, store: SQLiteProfileStore, backend: Backend, generate: GenerateOne) -> None:
+        self.summarizer = ProfileSummarizer(_BackgroundBackend(backend, generate), CHAT_TASK, store, batch_size=1)
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self._queued: set[str] = set()
+        self._changed = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="tailor-summaries", daemon=True)
+        self._thread.start()
+
+    def submit(self, user_id: str) -> None:
+        """Queue the user for a new summary; returns at once."""
+        with self._changed:
+            if self._closed or user_id in self._queued:
+                return
+            self._queued.add(user_id)
+        self._queue.put(user_id)
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Wait until every queued user is done; whether that happened within ``timeout``."""
+        with self._changed:
+            return self._changed.wait_for(lambda: not self._queued, timeout)
+
+    def close(self, timeout: float = 5.0) -> None:
+        with self._changed:
+            if self._closed:
+                return
+            self._closed = True
+        self._queue.put(None)
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while True:
+            user_id = self._queue.get()
+            if user_id is None:
+                return
+            try:
+                with self._changed:
+                    closed = self._closed
+                if not closed:
+                    self.summarizer.summaries([user_id])
+            except UnknownUserError:
+                pass  # deleted meanwhile
+            except Exception:
+                logger.exception("writing the profile summary of a user failed")
+            finally:
+                with self._changed:
+                    self._queued.discard(user_id)
+                    self._changed.notify_all()
+
+
+class PersonaChooser:
+    """The persona description for a user: their own persona's, else the nearest one of
+    their tenant (needs ``embedder``, the one the personas were built with)."""
+
+    def __init__(self, store: SQLiteProfileStore, embedder: Embedder | None) -> None:
+        self.store = store
+        self.embedder = embedder
+        self._warned = False
+
+    def persona(self, user_id: str, query: str) -> Persona | None:
+        personas = self.store.list_personas()
+        if not personas:
+            return None
+        own = self.store.persona_of(user_id)
+        if own is not None:
+            return next((p for p in personas if p.persona_id == own), None)
+        if self.embedder is None:
+            return None
+        tenant = tenant_of(user_id)
+        candidates = [p for p in personas if tenant_of(p.persona_id) == tenant and p.centroid
+                      and p.metadata.get("embedder") == self.embedder.name]
+        if not candidates:
+            if not self._warned and any(tenant_of(p.persona_id) == tenant for p in personas):
+                self._warned = True
+                logger.warning("personas were built with another embedder than the server's (%s); users without a "
+                               "persona get none", self.embedder.name)
+            return None
+        _, matrix = self.store.get_embeddings(user_id, self.embedder.name)
+        if len(matrix):
+            vector = np.asarray(matrix, dtype=np.float64).mean(0)
+        else:
+            vector = np.asarray(self.embedder.embed([query])[0], dtype=np.float64)
+        norm = np.linalg.norm(vector)
+        return nearest_persona(candidates, vector / norm) if norm > 0 else None
+
+
+def build_personas_for_tenant(store: SQLiteProfileStore, embedder: Embedder, backend: Backend, *,
+                              tenant: str | None, k: int | None = None, k_max: int = 8,
+                              seed: int = 0) -> list[Persona]:
+    """Cluster one tenant's users (``None``: the users outside any tenant) into personas
+    described by ``backend``, and store them in place of that tenant's earlier personas;
+    other tenants' personas and memberships are kept as they were."""
+    users = [u for u in store.list_users() if tenant_of(u) == tenant]
+    prefix = f"{tenant}{TENANT_SEPARATOR}" if tenant is not None else ""
+    personas, memberships = describe_personas_across_users(
+        store, embedder, backend, CHAT_TASK, user_ids=users, k=k, k_max=k_max, seed=seed, id_prefix=prefix)
+    with store.transaction():  # the model's work is done; the swap is atomic
+        kept = [p for p in store.list_personas() if tenant_of(p.persona_id) != tenant]
+        kept_members = {}
+        for user_id in store.list_users():
+            if tenant_of(user_id) != tenant:
+                persona_id = store.persona_of(user_id)
+                if persona_id is not None:
+                    kept_members[user_id] = persona_id
+        live = set(store.list_users())
+        store.put_personas([*kept, *personas],
+                           {**kept_members, **{u: p for u, p in memberships.items() if u in live}})
+    return personas
+
+
+__all__ = ["PersonaChooser", "SummaryWorker", "build_personas_for_tenant", "newest_summary", "tenant_of"]

@@ -1,0 +1,36 @@
+"""Fixtures shared by every test folder."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 4-layer random Llama with the default model's tokenizer, saved as a model directory."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+
+    from tailor.backends.hf import default_model_dir
+
+    source = default_model_dir()
+    target = tmp_path_factory.mktemp("tiny-model")
+    tokenizer = transformers.AutoTokenizer.from_pretrained(source, local_files_only=True)
+    config = transformers.LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=4,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512, tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(0)
+    model = transformers.LlamaForCausalLM(config)
+    model.save_pretrained(target)
+    tokenizer.save_pretrained(target)
+    for name in ("chat_template.jinja",):
+        if (source / name).exists() and not (target / name).exists():
+            shutil.copy(source / name, target / name)
+    (target / "SOURCE").write_text("tiny random llama for tests\n", encoding="utf-8")
+    return target

@@ -1,0 +1,234 @@
+"""Serving methods: parsing, dense and hybrid retrieval over records, summaries written in
+the background, personas per tenant with the nearest one for users who have none."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tailor.backends.echo import EchoBackend
+from tailor.profiles.base import UnknownUserError
+from tailor.prompting.summary import SUMMARY_INSTRUCTION
+from tailor.server import ServeConfig
+from tailor.server.config import ServeMethod
+from tailor.server.keys import TENANT_SEPARATOR
+from tailor.server.record_vectors import fuse_rankings
+from tailor.types import GenerationRequest, HistoryRecord
+
+Ask = Callable[..., Any]
+RECORDS = [{"id": "r1", "text": "Hiking the Alps with my dog every summer"},
+           {"id": "r2", "title": "Pasta", "text": "my grandmother's tomato sauce recipe"},
+           {"id": "r3", "text": "Notes on learning the cello", "date": "2024-01-02"}]
+
+
+def seed(client: TestClient, user: str = "alice", records: list[dict[str, str]] | None = None,
+         headers: dict[str, str] | None = None) -> None:
+    assert client.put(f"/v1/users/{user}", json={}, headers=headers).status_code == 200
+    response = client.post(f"/v1/users/{user}/records", json={"records": records or RECORDS}, headers=headers)
+    assert response.status_code == 200, response.text
+
+
+def shown(response: Any) -> str:
+    assert response.status_code == 200, response.text
+    return str(response.json()["choices"][0]["message"]["content"])
+
+
+# -- the method's grammar --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("bm25", ServeMethod("bm25")),
+    ("dense", ServeMethod("dense")),
+    ("summary+hybrid", ServeMethod("hybrid", summary=True)),
+    ("persona+summary", ServeMethod("none", summary=True, persona=True)),
+    ("RECENCY+persona", ServeMethod("recency", persona=True)),
+])
+def test_methods_parse_into_one_retrieval_and_notes(text: str, expected: ServeMethod) -> None:
+    assert ServeMethod.parse(text) == expected
+    assert ServeMethod.parse(str(expected)) == expected
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("bm26", "unknown part 'bm26'"),
+    ("bm25+dense", "pick one"),
+    ("summary+summary", "twice"),
+    ("", "a serving method is needed"),
+])
+def test_bad_methods_say_what_is_wrong(text: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        ServeMethod.parse(text)
+
+
+def test_dense_methods_need_an_embedder(tmp_path: Any) -> None:
+    with pytest.raises(ValueError, match="needs an embedder"):
+        ServeConfig(store=str(tmp_path / "s.db"), method="hybrid", embedder=None)
+
+
+def test_fusion_ranks_items_both_rankings_like_first() -> None:
+    assert fuse_rankings([["a", "b", "c"], ["b", "c", "a"]], 2) == ["b", "a"]
+    assert fuse_rankings([["a"], None], 2) is None
+    assert fuse_rankings([[], ["x"]], 3) == ["x"]
+
+
+# -- dense and hybrid --------------------------------------------------------------------------
+
+
+def test_dense_finds_a_record_that_shares_no_word_with_the_message(make_client: Callable[..., TestClient],
+                                                                    ask: Ask) -> None:
+    bm25 = make_client(method="bm25", k=1, memory=False)
+    seed(bm25)
+    # "learner notebook" shares no stemmed word with "Notes on learning the cello" (BM25
+    # sees nothing) but shares character trigrams, which the hashing embedder counts.
+    assert "cello" not in shown(ask(bm25, "learner notebook", user="alice"))
+    dense = make_client(method="dense", k=1, memory=False)
+    assert "Notes on learning the cello" in shown(ask(dense, "learner notebook", user="alice"))
+
+
+def test_record_vectors_are_stored_with_their_batch_and_deleted_with_the_user(make_client: Callable[..., TestClient],
+                                                                              ask: Ask) -> None:
+    client = make_client(method="hybrid", k=2, memory=False)
+    seed(client)
+    service = client.app.state.service  # type: ignore[attr-defined]
+    model = service.vectors.model
+    ids, matrix = service.store.get_embeddings("alice", model)
+    assert ids == ["r1", "r2", "r3"] and matrix.shape[0] == 3
+    assert client.delete("/v1/users/alice").status_code == 200
+    with pytest.raises(UnknownUserError):
+        service.store.get_embeddings("alice", model)
+
+
+def test_records_written_by_other_means_are_embedded_on_the_next_request(make_client: Callable[..., TestClient],
+                                                                         ask: Ask) -> None:
+    client = make_client(method="dense", k=1, memory=False)
+    seed(client)
+    service = client.app.state.service  # type: ignore[attr-defined]
+    assert "cello" in shown(ask(client, "learner notebook", user="alice"))  # caches alice's matrix
+    service.store.add_records("alice", [HistoryRecord("r4", {"text": "Bought a notebook for learners"})])
+    assert "Bought a notebook" in shown(ask(client, "learner notebook", user="alice"))
+    assert "r4" in service.store.get_embeddings("alice", service.vectors.model)[0]
+
+
+def test_hybrid_keeps_exact_word_matches_and_fills_k_with_dense_ones(make_client: Callable[..., TestClient],
+                                                                     ask: Ask) -> None:
+    client = make_client(method="hybrid", k=2, memory=False)
+    seed(client)
+    reply = shown(ask(client, "tomato learner notebook", user="alice"))
+    assert "tomato sauce recipe" in reply and "learning the cello" in reply
+    assert "Alps" not in reply
+
+
+# -- summaries ---------------------------------------------------------------------------------
+
+
+def summarizing_backend() -> EchoBackend:
+    """Writes a summary naming the user's newest record; otherwise shows the prompt."""
+
+    def reply(request: GenerationRequest) -> str:
+        last = request.messages[-1]["content"]
+        if SUMMARY_INSTRUCTION in last:
+            return "Writes about " + last.split("\n")[-3].lstrip("- ")[:40]
+        return " ".join(m["content"] for m in request.messages)
+
+    return EchoBackend(reply)
+
+
+def test_summaries_are_written_in_the_background_and_rewritten_when_records_change(
+        make_client: Callable[..., TestClient], ask: Ask) -> None:
+    client = make_client(method="summary+bm25", k=1, memory=False, backend=summarizing_backend())
+    service = client.app.state.service  # type: ignore[attr-defined]
+    seed(client)
+    assert service.summaries.flush(10)
+    first = service.store.list_artifacts("alice")
+    assert [a.kind for a in first] == ["summary"] and first[0].profile_version == service.store.profile_version("alice")
+    assert "About the user:\n" + first[0].value["summary"] in shown(ask(client, "hello", user="alice"))
+
+    client.post("/v1/users/alice/records", json={"records": [{"id": "r9", "text": "Training for a marathon", "date": "2024-06-01"}]})
+    assert service.summaries.flush(10)
+    (second,) = service.store.list_artifacts("alice")
+    assert second.value["summary"] != first[0].value["summary"] and "marathon" in second.value["summary"]
+    assert second.profile_version == service.store.profile_version("alice")
+
+
+def test_a_stale_summary_is_used_while_the_new_one_is_written(make_client: Callable[..., TestClient],
+                                                              ask: Ask) -> None:
+    client = make_client(method="summary", memory=False, backend=summarizing_backend())
+    service = client.app.state.service  # type: ignore[attr-defined]
+    seed(client)
+    assert service.summaries.flush(10)
+    service.summaries.close()  # nothing more gets written
+    client.post("/v1/users/alice/records", json={"records": [{"id": "r9", "text": "Marathon", "date": "2025-01-01"}]})
+    (stale,) = service.store.list_artifacts("alice")
+    assert stale.profile_version != service.store.profile_version("alice")
+    assert stale.value["summary"] in shown(ask(client, "hello", user="alice"))
+
+
+# -- personas ----------------------------------------------------------------------------------
+
+
+def tenant(name: str) -> dict[str, str]:
+    return {"X-Tailor-Tenant": name}
+
+
+def test_personas_are_built_per_tenant_and_cold_start_users_get_their_tenants_nearest(
+        make_client: Callable[..., TestClient], ask: Ask) -> None:
+    from tailor.embeddings.hashing import HashingEmbedder
+    from tailor.server.profile_notes import build_personas_for_tenant
+
+    client = make_client(method="persona", memory=False)
+    service = client.app.state.service  # type: ignore[attr-defined]
+    music = [{"id": f"m{i}", "text": f"practising cello and violin scales, concert {i}"} for i in range(4)]
+    food = [{"id": f"f{i}", "text": f"baking bread and tomato sauce recipes, dinner {i}"} for i in range(4)]
+    for user, records in (("ann", music), ("ben", music), ("cat", food), ("dan", food)):
+        seed(client, user, records, headers=tenant("acme"))
+    seed(client, "eve", music, headers=tenant("globex"))
+    seed(client, "fay", food, headers=tenant("globex"))
+
+    def describe(request: GenerationRequest) -> str:
+        return "Musicians." if "cello" in request.messages[-1]["content"] else "Cooks."
+
+    embedder = HashingEmbedder()
+    globex = build_personas_for_tenant(service.store, embedder, EchoBackend(describe), tenant="globex", k=2)
+    acme = build_personas_for_tenant(service.store, embedder, EchoBackend(describe), tenant="acme", k=2)
+    assert {p.description for p in acme} == {p.description for p in globex} == {"Musicians.", "Cooks."}
+    # Building acme's personas kept globex's, and every id is in its tenant's namespace.
+    stored = service.store.list_personas()
+    assert len(stored) == 4
+    assert {p.persona_id.split(TENANT_SEPARATOR)[0] for p in stored} == {"acme", "globex"}
+    assert service.store.persona_of(f"globex{TENANT_SEPARATOR}eve").startswith("globex")
+
+    assert "Musicians." in shown(ask(client, "hi", user="ann", headers=tenant("acme")))
+    # A new acme user with no records gets the acme persona nearest to their message.
+    client.put("/v1/users/gus", json={}, headers=tenant("acme"))
+    response = ask(client, "any good tomato bread recipes for dinner?", user="gus", headers=tenant("acme"))
+    assert "Cooks." in shown(response) and response.headers["x-tailor-granularity"] == "user"
+    # A user outside any tenant sees no tenant's personas.
+    client.put("/v1/users/hal", json={})
+    assert "Cooks." not in shown(ask(client, "tomato bread recipes", user="hal"))
+
+
+def test_personas_build_command_groups_a_tenants_users(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from tailor.cli.main import main
+    from tailor.profiles import SQLiteProfileStore
+    from tailor.types import Profile
+
+    path = tmp_path / "store.db"
+    with SQLiteProfileStore(path) as store:
+        for i, words in enumerate(["cello violin concert", "cello violin scales", "bread tomato dinner",
+                                   "bread tomato baking"]):
+            store.add_profiles([Profile(f"acme{TENANT_SEPARATOR}u{i}", (HistoryRecord("r", {"text": words}),))])
+        store.add_profiles([Profile("outsider", (HistoryRecord("r", {"text": "cello"}),))])
+    assert main(["personas", "build", "--store", str(path), "--tenant", "acme", "--k", "2", "--backend", "echo",
+                 "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["tenant"] == "acme" and sorted(p["size"] for p in report["personas"]) == [2, 2]
+    with SQLiteProfileStore(path) as store:
+        assert store.persona_of("outsider") is None
+        assert store.persona_of(f"acme{TENANT_SEPARATOR}u0") == store.persona_of(f"acme{TENANT_SEPARATOR}u1")
+        assert store.persona_of(f"acme{TENANT_SEPARATOR}u0") != store.persona_of(f"acme{TENANT_SEPARATOR}u2")
+    assert main(["personas", "build", "--store", str(path), "--tenant", "no such!", "--backend", "echo"]) == 1
+    assert "tenant names are" in capsys.readouterr().err
