@@ -10,11 +10,9 @@ the same transaction that stores them. Messages still pending when the process s
 from __future__ import annotations
 
 import logging
-import queue
-import threading
-import time
 from collections.abc import Callable, Sequence
 
+from tailor.background import KeyedWorker
 from tailor.memory.facts import EXTRACTION_INSTRUCTION, parse_facts
 from tailor.memory.store import MemoryStore
 from tailor.profiles.base import UnknownUserError
@@ -40,69 +38,28 @@ class ExtractionWorker:
         self.memory = memory
         self.generate = generate
         self.min_confidence = min_confidence
-        self._queue: queue.Queue[tuple[str, str] | None] = queue.Queue()
-        self._pending: dict[str, int] = {}
-        self._changed = threading.Condition()
-        self._closed = False
-        self._thread = threading.Thread(target=self._run, name="tailor-memory-extraction", daemon=True)
-        self._thread.start()
+        self._worker: KeyedWorker[str] = KeyedWorker(self._extract, name="tailor-memory-extraction")
         if resume:
             for user_id, message_id in memory.pending_messages():
                 self.submit(user_id, message_id)
 
     def submit(self, user_id: str, message_id: str) -> None:
-        """Queue a stored message for extraction; returns at once."""
-        with self._changed:
-            if self._closed:
-                return  # stays pending in the database; the next worker picks it up
-            self._pending[user_id] = self._pending.get(user_id, 0) + 1
-        self._queue.put((user_id, message_id))
+        """Queue a stored message for extraction; returns at once. After :meth:`close` the
+        message stays pending in the database, and the next worker picks it up."""
+        self._worker.submit(user_id, message_id)
 
     def pending(self, user_id: str | None = None) -> int:
         """Messages queued and not yet done: the user's, or everyone's."""
-        with self._changed:
-            return sum(self._pending.values()) if user_id is None else self._pending.get(user_id, 0)
+        return self._worker.pending(user_id)
 
     def flush(self, user_id: str | None = None, timeout: float = 30.0) -> bool:
         """Wait until the user's queued messages (everyone's with ``None``) are done; return
         whether that happened within ``timeout`` seconds."""
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while (sum(self._pending.values()) if user_id is None else self._pending.get(user_id, 0)) > 0:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._changed.wait(left)
-        return True
+        return self._worker.flush(user_id, timeout)
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop after the message in hand; queued ones stay pending in the database."""
-        with self._changed:
-            if self._closed:
-                return
-            self._closed = True
-        self._queue.put(None)
-        self._thread.join(timeout)
-
-    def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            user_id, message_id = item
-            try:
-                with self._changed:
-                    closed = self._closed
-                if not closed:
-                    self._extract(user_id, message_id)
-            finally:
-                with self._changed:
-                    left = self._pending.get(user_id, 0) - 1
-                    if left > 0:
-                        self._pending[user_id] = left
-                    else:
-                        self._pending.pop(user_id, None)
-                    self._changed.notify_all()
+        self._worker.close(timeout)
 
     def _extract(self, user_id: str, message_id: str) -> None:
         try:

@@ -122,6 +122,12 @@ def encode_centroid(persona: Persona) -> bytes:
     return np.asarray(persona.centroid, dtype="<f8").tobytes()
 
 
+def persona_rows(personas: Sequence[Persona]) -> list[tuple[str, int, str, bytes, int, str]]:
+    """The ``personas`` table's rows: id, position, description, centroid, size, metadata (JSON)."""
+    return [(p.persona_id, position, p.description, encode_centroid(p), p.size,
+             json.dumps(dict(p.metadata), ensure_ascii=False)) for position, p in enumerate(personas)]
+
+
 def stack(vectors: Sequence[np.ndarray]) -> np.ndarray:
     """Rows into one float32 matrix; ``(0, 0)`` for no rows."""
     if not vectors:

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from tailor.profiles._batch import UserBatch, check_add_records, check_set_attributes, check_user_id, user_batches
+from tailor.profiles._batch import UserBatch, check_user_id
 from tailor.profiles._derived import (
     check_name,
     check_personas,
@@ -28,11 +27,9 @@ from tailor.profiles._derived import (
     unknown_record,
     utc_now,
 )
+from tailor.profiles._store_base import StoreBase
 from tailor.profiles.base import Artifact, UnknownUserError
 from tailor.types import HistoryRecord, Persona, Profile
-
-if TYPE_CHECKING:
-    from typing_extensions import Self  # typing.Self needs 3.11; annotations are never evaluated here
 
 __all__ = ["InMemoryProfileStore"]
 
@@ -61,7 +58,7 @@ def _copy_artifact(artifact: Artifact) -> Artifact:
                     artifact.profile_version, artifact.created_at)
 
 
-class InMemoryProfileStore:
+class InMemoryProfileStore(StoreBase):
     """A :class:`~tailor.profiles.base.ProfileStore` in process memory, safe across threads."""
 
     def __init__(self) -> None:
@@ -79,18 +76,6 @@ class InMemoryProfileStore:
         return self._users
 
     # -- writes ---------------------------------------------------------------------------
-
-    def add_records(self, user_id: str, records: Iterable[HistoryRecord]) -> int:
-        """Store ``records`` under ``user_id`` (creating the user); return how many were new."""
-        return self._write([check_add_records(user_id, records)])
-
-    def add_profiles(self, profiles: Iterable[Profile]) -> int:
-        """Store many users' records and attributes at once; return how many records were new."""
-        return self._write(user_batches(profiles, "add_profiles"))
-
-    def set_attributes(self, user_id: str, attributes: Mapping[str, str]) -> None:
-        """Merge ``attributes`` into the user's attributes (creating the user)."""
-        self._write([check_set_attributes(user_id, attributes)])
 
     def _write(self, batches: Sequence[UserBatch]) -> int:
         # Batches arrive fully checked and nothing below can fail, so a batch is applied
@@ -286,11 +271,3 @@ class InMemoryProfileStore:
         with self._lock:
             self._users = None
             self._personas, self._memberships = (), {}
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
-    ) -> None:
-        self.close()

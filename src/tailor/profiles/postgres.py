@@ -22,10 +22,8 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from types import TracebackType
-from typing import TYPE_CHECKING, Any
 
 from tailor.registry import require
 
@@ -34,8 +32,8 @@ require("psycopg", "postgres")  # fails with the "pip install 'tailor[postgres]'
 import psycopg
 from psycopg import pq
 
-from tailor.profiles._batch import UserBatch, check_add_records, check_set_attributes, user_batches
-from tailor.profiles._derived import export_profile, utc_now
+from tailor.profiles._batch import UserBatch
+from tailor.profiles._derived import utc_now
 from tailor.profiles._postgres_schema import (
     ADVISORY_LOCK,
     INSERT_USERS,
@@ -47,16 +45,9 @@ from tailor.profiles._postgres_schema import (
     UPSERT_ATTRIBUTES,
     UPSERT_RECORDS,
 )
-from tailor.profiles.base import UnknownUserError
-from tailor.profiles.postgres_derived import PostgresDerivedData, check_text, check_user, columns_of
-from tailor.types import HistoryRecord, Profile
-
-if TYPE_CHECKING:
-    from typing_extensions import Self  # typing.Self needs 3.11; annotations are never evaluated here
+from tailor.profiles.postgres_derived import Connection, PostgresDerivedData, check_text, columns_of
 
 __all__ = ["SCHEMA_VERSION", "PostgresProfileStore"]
-
-Connection = psycopg.Connection[tuple[Any, ...]]
 
 
 class PostgresProfileStore(PostgresDerivedData):
@@ -73,6 +64,9 @@ class PostgresProfileStore(PostgresDerivedData):
     threads take turns at the database. A connection pool (``psycopg_pool``) is the next
     step if one process must run many queries at once. A lost connection is not
     reopened: close the store and open another.
+
+    This class holds the connection, transactions, migrations and the batch write; the
+    reads and what else reads the same in SQLite are in :mod:`tailor.profiles._sql_store`.
     """
 
     def __init__(self, conninfo: str, *, connect_timeout: int = 10) -> None:
@@ -97,11 +91,6 @@ class PostgresProfileStore(PostgresDerivedData):
         return f"PostgresProfileStore({getattr(self, '_description', '')!r})"
 
     # -- transactions -------------------------------------------------------------------
-
-    def _open_connection(self) -> Connection:
-        if self._connection is None:
-            raise RuntimeError(f"{self!r} is closed")
-        return self._connection
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
@@ -164,24 +153,16 @@ class PostgresProfileStore(PostgresDerivedData):
 
     # -- writes ---------------------------------------------------------------------------
 
-    def add_records(self, user_id: str, records: Iterable[HistoryRecord]) -> int:
-        """Store ``records`` under ``user_id`` (creating the user); return how many were new."""
-        batch = check_add_records(user_id, records)
-        _check_batch_text(batch, f"add_records(user_id={user_id!r})")
-        return self._write([batch])
-
-    def add_profiles(self, profiles: Iterable[Profile]) -> int:
-        """Store many users' records and attributes in one transaction; return how many records were new."""
-        batches = user_batches(profiles, "add_profiles")
-        for batch in batches:
-            _check_batch_text(batch, f"add_profiles(user_id={batch.user_id!r})")
-        return self._write(batches)
-
-    def set_attributes(self, user_id: str, attributes: Mapping[str, str]) -> None:
-        """Merge ``attributes`` into the user's attributes (creating the user)."""
-        batch = check_set_attributes(user_id, attributes)
-        _check_batch_text(batch, f"set_attributes(user_id={user_id!r})")
-        self._write([batch])
+    def _check_batch_text(self, batch: UserBatch, where: str) -> None:
+        """Refuse, naming the record and field, text that PostgreSQL cannot hold (a NUL)."""
+        check_text(batch.user_id, "user_id", where)
+        for record in batch.records:
+            check_text(record.id, "record id", where)
+            if record.date is not None:
+                check_text(record.date, f"record {record.id!r}: date", where)
+        for key, value in batch.attributes.items():
+            check_text(key, "attribute name", where)
+            check_text(value, f"attribute {key!r}", where)
 
     def _write(self, batches: Sequence[UserBatch]) -> int:
         # A record id repeated within one user's batch: later fields win, the first position
@@ -214,75 +195,6 @@ class PostgresProfileStore(PostgresDerivedData):
                                        (list(records),)).fetchone()
             return (int(after[0]) if after else 0) - sum(count for count, _ in before.values())
 
-    def delete_user(self, user_id: str) -> bool:
-        """Delete the user and everything derived from them; return whether they existed.
-
-        Attributes, records and every table that follows the derived data rule go with the
-        ``users`` row, through ``ON DELETE CASCADE``, in one transaction.
-        """
-        check_user(user_id, "delete_user")
-        with self.transaction() as connection:
-            return connection.execute("DELETE FROM users WHERE user_id = %s", (user_id,)).rowcount > 0
-
-    # -- reads ----------------------------------------------------------------------------
-
-    def get_profile(self, user_id: str) -> Profile:
-        """The user's profile, records in insertion order; raises :class:`UnknownUserError`."""
-        check_user(user_id, "get_profile")
-        with self._reading() as connection:
-            self._require_user(connection, user_id)
-            attributes = {key: value for key, value in connection.execute(
-                "SELECT key, value FROM attributes WHERE user_id = %s ORDER BY key", (user_id,))}
-            rows = connection.execute(
-                "SELECT record_id, fields, date FROM records WHERE user_id = %s ORDER BY position", (user_id,)
-            ).fetchall()
-        records = tuple(HistoryRecord(record_id, json.loads(fields), date) for record_id, fields, date in rows)
-        return Profile(user_id, records, attributes)
-
-    def has_user(self, user_id: str) -> bool:
-        check_user(user_id, "has_user")
-        with self._reading() as connection:
-            return connection.execute("SELECT 1 FROM users WHERE user_id = %s", (user_id,)).fetchone() is not None
-
-    def list_users(self) -> list[str]:
-        """All user ids, sorted by code point (the column's collation is ``"C"``)."""
-        with self._reading() as connection:
-            return [row[0] for row in connection.execute("SELECT user_id FROM users ORDER BY user_id")]
-
-    def count_records(self, user_id: str) -> int:
-        """How many records the user holds; raises :class:`UnknownUserError`."""
-        check_user(user_id, "count_records")
-        with self._reading() as connection:
-            self._require_user(connection, user_id)
-            row = connection.execute("SELECT COUNT(*) FROM records WHERE user_id = %s", (user_id,)).fetchone()
-        return int(row[0]) if row else 0
-
-    def export_user(self, user_id: str) -> dict[str, Any]:
-        """``{"user_id", "attributes", "records"}``, records in LaMP's profile-item layout,
-        plus ``embeddings``, ``artifacts`` and ``persona_id`` where the store holds any."""
-        with self._reading():  # one snapshot for the profile and what is derived from it
-            profile = self.get_profile(user_id)
-            return export_profile(profile, self._embedding_counts(user_id), self.list_artifacts(user_id),
-                                  self.persona_of(user_id))
-
-    def profile_version(self, user_id: str) -> int:
-        """Grows whenever the user's records change; raises :class:`UnknownUserError`."""
-        check_user(user_id, "profile_version")
-        with self._reading() as connection:
-            row = connection.execute("SELECT profile_version FROM users WHERE user_id = %s", (user_id,)).fetchone()
-        if row is None:
-            raise UnknownUserError(user_id)
-        return int(row[0])
-
-    @staticmethod
-    def _require_user(connection: Connection, user_id: str, *, lock: bool = False) -> None:
-        """Raise :class:`UnknownUserError` unless the user exists; with ``lock``, hold their
-        row until the transaction ends, so writers to one user take turns."""
-        query = "SELECT 1 FROM users WHERE user_id = %s FOR NO KEY UPDATE" if lock else \
-            "SELECT 1 FROM users WHERE user_id = %s"
-        if connection.execute(query, (user_id,)).fetchone() is None:
-            raise UnknownUserError(user_id)
-
     # -- derived data -----------------------------------------------------------------------
 
     def tables_missing_cascade(self) -> list[str]:
@@ -290,32 +202,3 @@ class PostgresProfileStore(PostgresDerivedData):
         rule (no foreign key to ``users`` or ``records`` with ``ON DELETE CASCADE``), sorted."""
         with self._reading() as connection:
             return [row[0] for row in connection.execute(TABLES_MISSING_CASCADE)]
-
-    # -- lifecycle --------------------------------------------------------------------------
-
-    def close(self) -> None:
-        """Close the connection; further calls raise RuntimeError. Closing twice is harmless."""
-        with self._lock:
-            if self._connection is not None:
-                self._connection.close()
-                self._connection = None
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
-    ) -> None:
-        self.close()
-
-
-def _check_batch_text(batch: UserBatch, where: str) -> None:
-    """Refuse, naming the record and field, text that PostgreSQL cannot hold (a NUL)."""
-    check_text(batch.user_id, "user_id", where)
-    for record in batch.records:
-        check_text(record.id, "record id", where)
-        if record.date is not None:
-            check_text(record.date, f"record {record.id!r}: date", where)
-    for key, value in batch.attributes.items():
-        check_text(key, "attribute name", where)
-        check_text(value, f"attribute {key!r}", where)

@@ -28,22 +28,14 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from pathlib import Path
-from types import TracebackType
-from typing import TYPE_CHECKING, Any
 
-from tailor.profiles._batch import UserBatch, check_add_records, check_set_attributes, check_user_id, user_batches
-from tailor.profiles._derived import export_profile
+from tailor.profiles._batch import UserBatch
+from tailor.profiles._derived import utc_now
 from tailor.profiles._schema import INSERT_USER, MIGRATIONS, SCHEMA_VERSION, UPSERT_ATTRIBUTE, UPSERT_RECORD
-from tailor.profiles.base import UnknownUserError
 from tailor.profiles.sqlite_derived import SQLiteDerivedData
-from tailor.types import HistoryRecord, Profile
-
-if TYPE_CHECKING:
-    from typing_extensions import Self  # typing.Self needs 3.11; annotations are never evaluated here
 
 __all__ = ["SCHEMA_VERSION", "SQLiteProfileStore"]
 
@@ -59,6 +51,9 @@ class SQLiteProfileStore(SQLiteDerivedData):
     and a commit survives a process crash (an OS crash may lose the last commits, never
     corrupt the file). One connection is shared by all threads under a lock; other
     processes open their own store on the same path and wait up to 30 s for the write lock.
+
+    This class holds the connection, transactions, migrations and the batch write; the
+    reads and what else reads the same in PostgreSQL are in :mod:`tailor.profiles._sql_store`.
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -100,11 +95,6 @@ class SQLiteProfileStore(SQLiteDerivedData):
         return f"SQLiteProfileStore({self._path!r})"
 
     # -- transactions -------------------------------------------------------------------
-
-    def _open_connection(self) -> sqlite3.Connection:
-        if self._connection is None:
-            raise RuntimeError(f"{self!r} is closed")
-        return self._connection
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -172,22 +162,10 @@ class SQLiteProfileStore(SQLiteDerivedData):
 
     # -- writes ---------------------------------------------------------------------------
 
-    def add_records(self, user_id: str, records: Iterable[HistoryRecord]) -> int:
-        """Store ``records`` under ``user_id`` (creating the user); return how many were new."""
-        return self._write([check_add_records(user_id, records)])
-
-    def add_profiles(self, profiles: Iterable[Profile]) -> int:
-        """Store many users' records and attributes in one transaction; return how many records were new."""
-        return self._write(user_batches(profiles, "add_profiles"))
-
-    def set_attributes(self, user_id: str, attributes: Mapping[str, str]) -> None:
-        """Merge ``attributes`` into the user's attributes (creating the user)."""
-        self._write([check_set_attributes(user_id, attributes)])
-
     def _write(self, batches: Sequence[UserBatch]) -> int:
         # Serialize before taking the lock: it is the slowest part and needs no database.
         fields = [[json.dumps(dict(record.fields), ensure_ascii=False) for record in b.records] for b in batches]
-        created_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        created_at = utc_now()
         with self.transaction() as connection:
             connection.executemany(INSERT_USER, [(b.user_id, created_at) for b in batches])
             attribute_rows = [(b.user_id, key, value) for b in batches for key, value in b.attributes.items()]
@@ -214,71 +192,6 @@ class SQLiteProfileStore(SQLiteDerivedData):
                     "SELECT COUNT(*) FROM records WHERE user_id = ?", (batch.user_id,)
                 ).fetchone()[0] - count
             return new
-
-    def delete_user(self, user_id: str) -> bool:
-        """Delete the user and everything derived from them; return whether they existed.
-
-        Attributes, records and every table that follows the derived data rule go with the
-        ``users`` row, through ``ON DELETE CASCADE``, in one transaction.
-        """
-        check_user_id(user_id, "delete_user")
-        with self.transaction() as connection:
-            return connection.execute("DELETE FROM users WHERE user_id = ?", (user_id,)).rowcount > 0
-
-    # -- reads ----------------------------------------------------------------------------
-
-    def get_profile(self, user_id: str) -> Profile:
-        """The user's profile, records in insertion order; raises :class:`UnknownUserError`."""
-        check_user_id(user_id, "get_profile")
-        with self._reading() as connection:
-            self._require_user(connection, user_id)
-            attributes = dict(
-                connection.execute("SELECT key, value FROM attributes WHERE user_id = ? ORDER BY key", (user_id,))
-            )
-            rows = connection.execute(
-                "SELECT record_id, fields, date FROM records WHERE user_id = ? ORDER BY position", (user_id,)
-            ).fetchall()
-        records = tuple(HistoryRecord(record_id, json.loads(fields), date) for record_id, fields, date in rows)
-        return Profile(user_id, records, attributes)
-
-    def has_user(self, user_id: str) -> bool:
-        check_user_id(user_id, "has_user")
-        with self._reading() as connection:
-            return connection.execute("SELECT 1 FROM users WHERE user_id = ?", (user_id,)).fetchone() is not None
-
-    def list_users(self) -> list[str]:
-        """All user ids, sorted (SQLite's byte order on UTF-8 equals Python's code-point order)."""
-        with self._reading() as connection:
-            return [row[0] for row in connection.execute("SELECT user_id FROM users ORDER BY user_id")]
-
-    def count_records(self, user_id: str) -> int:
-        """How many records the user holds; raises :class:`UnknownUserError`."""
-        check_user_id(user_id, "count_records")
-        with self._reading() as connection:
-            self._require_user(connection, user_id)
-            return int(connection.execute("SELECT COUNT(*) FROM records WHERE user_id = ?", (user_id,)).fetchone()[0])
-
-    def export_user(self, user_id: str) -> dict[str, Any]:
-        """``{"user_id", "attributes", "records"}``, records in LaMP's profile-item layout,
-        plus ``embeddings``, ``artifacts`` and ``persona_id`` where the store holds any."""
-        with self._reading():  # one snapshot for the profile and what is derived from it
-            profile = self.get_profile(user_id)
-            return export_profile(profile, self._embedding_counts(user_id), self.list_artifacts(user_id),
-                                  self.persona_of(user_id))
-
-    def profile_version(self, user_id: str) -> int:
-        """Grows whenever the user's records change; raises :class:`UnknownUserError`."""
-        check_user_id(user_id, "profile_version")
-        with self._reading() as connection:
-            row = connection.execute("SELECT profile_version FROM users WHERE user_id = ?", (user_id,)).fetchone()
-        if row is None:
-            raise UnknownUserError(user_id)
-        return int(row[0])
-
-    @staticmethod
-    def _require_user(connection: sqlite3.Connection, user_id: str) -> None:
-        if connection.execute("SELECT 1 FROM users WHERE user_id = ?", (user_id,)).fetchone() is None:
-            raise UnknownUserError(user_id)
 
     # -- derived data -----------------------------------------------------------------------
 
@@ -309,20 +222,3 @@ class SQLiteProfileStore(SQLiteDerivedData):
                 if not cascades:
                     missing.append(table)
             return missing
-
-    # -- lifecycle --------------------------------------------------------------------------
-
-    def close(self) -> None:
-        """Close the connection; further calls raise RuntimeError. Closing twice is harmless."""
-        with self._lock:
-            if self._connection is not None:
-                self._connection.close()
-                self._connection = None
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
-    ) -> None:
-        self.close()

@@ -18,13 +18,12 @@ fallback for cold-start users).
 from __future__ import annotations
 
 import logging
-import queue
-import threading
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from tailor.backends.base import Backend
+from tailor.background import KeyedWorker
 from tailor.embeddings.base import Embedder
 from tailor.personas.builder import describe_personas_across_users, nearest_persona
 from tailor.profiles.base import UnknownUserError
@@ -82,52 +81,24 @@ class SummaryWorker:
 
     def __init__(self, store: SQLiteProfileStore, backend: Backend, generate: GenerateOne) -> None:
         self.summarizer = ProfileSummarizer(_BackgroundBackend(backend, generate), CHAT_TASK, store, batch_size=1)
-        self._queue: queue.Queue[str | None] = queue.Queue()
-        self._queued: set[str] = set()
-        self._changed = threading.Condition()
-        self._closed = False
-        self._thread = threading.Thread(target=self._run, name="tailor-summaries", daemon=True)
-        self._thread.start()
+        self._worker: KeyedWorker[None] = KeyedWorker(self._summarize, name="tailor-summaries", coalesce=True)
 
     def submit(self, user_id: str) -> None:
         """Queue the user for a new summary; returns at once."""
-        with self._changed:
-            if self._closed or user_id in self._queued:
-                return
-            self._queued.add(user_id)
-        self._queue.put(user_id)
+        self._worker.submit(user_id, None)
 
     def flush(self, timeout: float = 30.0) -> bool:
         """Wait until every queued user is done; whether that happened within ``timeout``."""
-        with self._changed:
-            return self._changed.wait_for(lambda: not self._queued, timeout)
+        return self._worker.flush(None, timeout)
 
     def close(self, timeout: float = 5.0) -> None:
-        with self._changed:
-            if self._closed:
-                return
-            self._closed = True
-        self._queue.put(None)
-        self._thread.join(timeout)
+        self._worker.close(timeout)
 
-    def _run(self) -> None:
-        while True:
-            user_id = self._queue.get()
-            if user_id is None:
-                return
-            try:
-                with self._changed:
-                    closed = self._closed
-                if not closed:
-                    self.summarizer.summaries([user_id])
-            except UnknownUserError:
-                pass  # deleted meanwhile
-            except Exception:
-                logger.exception("writing the profile summary of a user failed")
-            finally:
-                with self._changed:
-                    self._queued.discard(user_id)
-                    self._changed.notify_all()
+    def _summarize(self, user_id: str, _: None) -> None:
+        try:
+            self.summarizer.summaries([user_id])
+        except UnknownUserError:
+            pass  # deleted meanwhile
 
 
 class PersonaChooser:

@@ -1,0 +1,284 @@
+"""What the SQLite and PostgreSQL stores share: every method whose SQL reads the same in both.
+
+:class:`SQLStore` is the base of :class:`~tailor.profiles.sqlite.SQLiteProfileStore` and
+:class:`~tailor.profiles.postgres.PostgresProfileStore`. Its statements are written with
+SQLite's ``?`` parameter marker, and each passes through :meth:`SQLStore._sql` on its way
+to the database, which turns it into the store's dialect (PostgreSQL's marker is ``%s``).
+Arguments pass through :meth:`SQLStore._check_text`, which refuses text the database
+cannot hold (PostgreSQL's text cannot hold a NUL; SQLite's holds anything).
+
+Each store keeps what really differs: opening its connection, its transactions
+(``transaction`` and ``_reading``), its schema and migrations, and the writes whose
+statements differ (batch upserts, PostgreSQL's ``unnest`` arrays and row locks).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+
+import numpy as np
+
+from tailor.profiles._batch import check_user_id
+from tailor.profiles._derived import (
+    check_name,
+    check_profile_version,
+    decode_persona,
+    dimension_mismatch,
+    encode_value,
+    export_profile,
+    utc_now,
+)
+from tailor.profiles._store_base import StoreBase
+from tailor.profiles.base import Artifact, UnknownUserError
+from tailor.types import HistoryRecord, Persona, Profile
+
+__all__ = ["SQLConnection", "SQLStore"]
+
+
+class SQLCursor(Protocol):
+    """What the shared methods use of a cursor; sqlite3's and psycopg's both have it."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class SQLConnection(Protocol):
+    """What the shared methods use of a connection; sqlite3's and psycopg's both have it."""
+
+    def execute(self, query: str, params: Sequence[Any] = ..., /) -> SQLCursor: ...
+
+    def close(self) -> None: ...
+
+
+ConnectionT = TypeVar("ConnectionT", bound=SQLConnection)
+
+_ARTIFACT_COLUMNS = "kind, key, value, profile_version, created_at"
+
+
+class SQLStore(StoreBase, Generic[ConnectionT]):
+    """The methods of a SQL profile store that read the same in every dialect.
+
+    A subclass sets ``_lock`` and ``_connection`` (``None`` once closed) and provides
+    ``transaction``, ``_reading`` and ``_write``; a dialect other than SQLite's overrides
+    ``_sql`` and, where its text cannot hold every string, ``_check_text``.
+    """
+
+    _lock: threading.RLock
+    _connection: ConnectionT | None
+
+    if TYPE_CHECKING:
+        def transaction(self) -> AbstractContextManager[ConnectionT]: ...
+
+        def _reading(self) -> AbstractContextManager[ConnectionT]: ...
+
+    # -- dialect ---------------------------------------------------------------------------
+
+    def _sql(self, statement: str) -> str:
+        """``statement``, written with ``?`` markers, in this store's dialect (SQLite's: as it is)."""
+        return statement
+
+    def _check_text(self, value: str, what: str, where: str) -> str:
+        """``value`` if the database can store it (SQLite's text holds any string)."""
+        return value
+
+    def _check_user(self, user_id: object, where: str) -> str:
+        """``user_id`` if it is a non-empty string that the database can store."""
+        return self._check_text(check_user_id(user_id, where), "user_id", where)
+
+    def _check_name(self, value: object, what: str, where: str) -> str:
+        """``value`` if it is a non-empty string (a model, a kind, a key) that the database can store."""
+        return self._check_text(check_name(value, what, where), what, where)
+
+    # -- connection ------------------------------------------------------------------------
+
+    def _open_connection(self) -> ConnectionT:
+        if self._connection is None:
+            raise RuntimeError(f"{self!r} is closed")
+        return self._connection
+
+    def _require_user(self, connection: ConnectionT, user_id: str) -> None:
+        if connection.execute(self._sql("SELECT 1 FROM users WHERE user_id = ?"), (user_id,)).fetchone() is None:
+            raise UnknownUserError(user_id)
+
+    def close(self) -> None:
+        """Close the connection; further calls raise RuntimeError. Closing twice is harmless."""
+        with self._lock:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
+
+    # -- users and records -----------------------------------------------------------------
+
+    def delete_user(self, user_id: str) -> bool:
+        """Delete the user and everything derived from them; return whether they existed.
+
+        Attributes, records and every table that follows the derived data rule go with the
+        ``users`` row, through ``ON DELETE CASCADE``, in one transaction.
+        """
+        self._check_user(user_id, "delete_user")
+        with self.transaction() as connection:
+            return connection.execute(self._sql("DELETE FROM users WHERE user_id = ?"), (user_id,)).rowcount > 0
+
+    def get_profile(self, user_id: str) -> Profile:
+        """The user's profile, records in insertion order; raises :class:`UnknownUserError`."""
+        self._check_user(user_id, "get_profile")
+        with self._reading() as connection:
+            self._require_user(connection, user_id)
+            attributes = dict(connection.execute(
+                self._sql("SELECT key, value FROM attributes WHERE user_id = ? ORDER BY key"), (user_id,)))
+            rows = connection.execute(
+                self._sql("SELECT record_id, fields, date FROM records WHERE user_id = ? ORDER BY position"),
+                (user_id,),
+            ).fetchall()
+        records = tuple(HistoryRecord(record_id, json.loads(fields), date) for record_id, fields, date in rows)
+        return Profile(user_id, records, attributes)
+
+    def has_user(self, user_id: str) -> bool:
+        self._check_user(user_id, "has_user")
+        with self._reading() as connection:
+            return connection.execute(
+                self._sql("SELECT 1 FROM users WHERE user_id = ?"), (user_id,)).fetchone() is not None
+
+    def list_users(self) -> list[str]:
+        """All user ids, sorted by code point, as Python sorts them (SQLite's byte order on
+        UTF-8 is code-point order; PostgreSQL's columns use the ``"C"`` collation)."""
+        with self._reading() as connection:
+            return [row[0] for row in connection.execute("SELECT user_id FROM users ORDER BY user_id")]
+
+    def count_records(self, user_id: str) -> int:
+        """How many records the user holds; raises :class:`UnknownUserError`."""
+        self._check_user(user_id, "count_records")
+        with self._reading() as connection:
+            self._require_user(connection, user_id)
+            return int(connection.execute(
+                self._sql("SELECT COUNT(*) FROM records WHERE user_id = ?"), (user_id,)).fetchone()[0])
+
+    def export_user(self, user_id: str) -> dict[str, Any]:
+        """``{"user_id", "attributes", "records"}``, records in LaMP's profile-item layout,
+        plus ``embeddings``, ``artifacts`` and ``persona_id`` where the store holds any."""
+        with self._reading():  # one snapshot for the profile and what is derived from it
+            profile = self.get_profile(user_id)
+            return export_profile(profile, self._embedding_counts(user_id), self.list_artifacts(user_id),
+                                  self.persona_of(user_id))
+
+    def profile_version(self, user_id: str) -> int:
+        """Grows whenever the user's records change; raises :class:`UnknownUserError`."""
+        self._check_user(user_id, "profile_version")
+        with self._reading() as connection:
+            row = connection.execute(
+                self._sql("SELECT profile_version FROM users WHERE user_id = ?"), (user_id,)).fetchone()
+        if row is None:
+            raise UnknownUserError(user_id)
+        return int(row[0])
+
+    # -- record embeddings -----------------------------------------------------------------
+
+    def get_embeddings(self, user_id: str, model: str) -> tuple[list[str], np.ndarray]:
+        """Record ids with a ``model`` vector, in profile order, and their float32 matrix
+        (shape ``(0, 0)`` when there is none); raises :class:`UnknownUserError`."""
+        self._check_user(user_id, "get_embeddings")
+        self._check_name(model, "model", f"get_embeddings(user_id={user_id!r})")
+        with self._reading() as connection:
+            self._require_user(connection, user_id)
+            rows = connection.execute(self._sql(
+                "SELECT r.record_id, e.dim, e.vector FROM records AS r JOIN record_embeddings AS e "
+                "ON e.user_id = r.user_id AND e.record_id = r.record_id AND e.model = ? "
+                "WHERE r.user_id = ? ORDER BY r.position"),
+                (model, user_id),
+            ).fetchall()
+        if not rows:
+            return [], np.zeros((0, 0), dtype=np.float32)
+        # One buffer for all rows: far cheaper than a frombuffer per row. bytes() is free on
+        # SQLite's bytes and turns what a driver may hand back for bytea into bytes.
+        matrix = np.frombuffer(b"".join(bytes(row[2]) for row in rows), dtype="<f4").reshape(len(rows), rows[0][1])
+        return [row[0] for row in rows], matrix.astype(np.float32)
+
+    def _check_stored_dimension(self, connection: ConnectionT, where: str, user_id: str, model: str,
+                                dim: int) -> None:
+        """Raise unless the user's ``model`` vectors, if any, have dimension ``dim`` (for ``put_embeddings``)."""
+        stored = connection.execute(
+            self._sql("SELECT dim FROM record_embeddings WHERE user_id = ? AND model = ? AND dim <> ? LIMIT 1"),
+            (user_id, model, dim),
+        ).fetchone()
+        if stored is not None:
+            raise dimension_mismatch(where, model, stored[0], dim)
+
+    def _embedding_counts(self, user_id: str) -> dict[str, int]:
+        with self._reading() as connection:
+            return {model: int(count) for model, count in connection.execute(self._sql(
+                "SELECT model, COUNT(*) FROM record_embeddings WHERE user_id = ? GROUP BY model ORDER BY model"),
+                (user_id,))}
+
+    # -- artifacts -------------------------------------------------------------------------
+
+    def put_artifact(self, user_id: str, kind: str, key: str, value: Mapping[str, Any],
+                     profile_version: int) -> Artifact:
+        """Store (or replace) the user's artifact ``(kind, key)``; return it as stored."""
+        where = f"put_artifact(user_id={user_id!r})"
+        self._check_user(user_id, where)
+        self._check_name(kind, "kind", where)
+        self._check_name(key, "key", where)
+        text = encode_value(value, where)
+        check_profile_version(profile_version, where)
+        created_at = utc_now()
+        with self.transaction() as connection:
+            self._require_user(connection, user_id)
+            connection.execute(self._sql(
+                f"INSERT INTO artifacts (user_id, {_ARTIFACT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (user_id, kind, key) DO UPDATE SET value = excluded.value, "
+                "profile_version = excluded.profile_version, created_at = excluded.created_at"),
+                (user_id, kind, key, text, profile_version, created_at),
+            )
+        return Artifact(kind, key, json.loads(text), profile_version, created_at)
+
+    def get_artifact(self, user_id: str, kind: str, key: str) -> Artifact | None:
+        """The artifact, or ``None``; raises :class:`UnknownUserError`."""
+        self._check_user(user_id, "get_artifact")
+        for name in (kind, key):
+            if isinstance(name, str):
+                self._check_text(name, "kind or key", "get_artifact")
+        with self._reading() as connection:
+            self._require_user(connection, user_id)
+            row = connection.execute(
+                self._sql(f"SELECT {_ARTIFACT_COLUMNS} FROM artifacts WHERE user_id = ? AND kind = ? AND key = ?"),
+                (user_id, kind, key)).fetchone()
+        return None if row is None else Artifact(row[0], row[1], json.loads(row[2]), int(row[3]), row[4])
+
+    def list_artifacts(self, user_id: str) -> list[Artifact]:
+        """The user's artifacts, sorted by kind then key; raises :class:`UnknownUserError`."""
+        self._check_user(user_id, "list_artifacts")
+        with self._reading() as connection:
+            self._require_user(connection, user_id)
+            rows = connection.execute(
+                self._sql(f"SELECT {_ARTIFACT_COLUMNS} FROM artifacts WHERE user_id = ? ORDER BY kind, key"),
+                (user_id,)).fetchall()
+        return [Artifact(kind, key, json.loads(value), int(version), created)
+                for kind, key, value, version, created in rows]
+
+    # -- personas (cross-user) -------------------------------------------------------------
+
+    def list_personas(self) -> list[Persona]:
+        """The personas in the order they were given to :meth:`put_personas`."""
+        with self._reading() as connection:
+            rows = connection.execute(
+                "SELECT persona_id, description, centroid, size, metadata FROM personas ORDER BY position").fetchall()
+        return [decode_persona(persona_id, description, bytes(centroid), int(size), metadata)
+                for persona_id, description, centroid, size, metadata in rows]
+
+    def persona_of(self, user_id: str) -> str | None:
+        """The id of the user's persona; ``None`` when they have none or are unknown."""
+        self._check_user(user_id, "persona_of")
+        with self._reading() as connection:
+            row = connection.execute(
+                self._sql("SELECT persona_id FROM persona_members WHERE user_id = ?"), (user_id,)).fetchone()
+        return None if row is None else str(row[0])
