@@ -95,9 +95,20 @@ def test_record_vectors_are_stored_with_their_batch_and_deleted_with_the_user(ma
     model = service.vectors.model
     ids, matrix = service.store.get_embeddings("alice", model)
     assert ids == ["r1", "r2", "r3"] and matrix.shape[0] == 3
+    first = shown(ask(client, "tomato learner notebook", user="alice"))
+    compiled = "SELECT profile_version, record_ids FROM serve_record_matrix WHERE user_id = 'alice'"
+    with service.store.transaction() as connection:
+        assert connection.execute(compiled).fetchall() == [(service.store.profile_version("alice"),
+                                                            '["r1", "r2", "r3"]')]
+    # Another server on the same store answers from the compiled matrix, identically.
+    assert shown(ask(make_client(method="hybrid", k=2, memory=False), "tomato learner notebook",
+                     user="alice")) == first
     assert client.delete("/v1/users/alice").status_code == 200
     with pytest.raises(UnknownUserError):
         service.store.get_embeddings("alice", model)
+    with service.store.transaction() as connection:
+        assert connection.execute(compiled).fetchall() == []
+    assert service.store.tables_missing_cascade() == []
 
 
 def test_records_written_by_other_means_are_embedded_on_the_next_request(make_client: Callable[..., TestClient],
