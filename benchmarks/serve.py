@@ -169,8 +169,10 @@ def main() -> None:
     try:
         base = f"http://127.0.0.1:{port}"
         with httpx.Client(base_url=base, timeout=30) as client:
-            for query in queries[:100]:  # warm-up: imports, caches, connection
-                ask(client, f"user{picker.randrange(args.users)}", query)
+            # Warm-up: imports, connection, and one request per user, so that every user's
+            # index (and vectors) is compiled, as on a server that has been up for a while.
+            for number in range(args.users):
+                ask(client, f"user{number}", queries[number % 100])
             personalize, overhead, latency, granular = [], [], [], 0
             for query in queries[100:]:
                 began = time.perf_counter()
