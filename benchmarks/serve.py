@@ -43,6 +43,7 @@ from tailor.embeddings import embed_profiles, load_embedder
 from tailor.profiles.sqlite import SQLiteProfileStore
 from tailor.server.config import ServeMethod
 from tailor.server.record_index import RecordIndex
+from tailor.server.record_vectors import SCHEMA as MATRIX_SCHEMA
 from tailor.types import HistoryRecord, Profile
 
 VOCABULARY_SIZE = 30_000
@@ -156,7 +157,8 @@ def main() -> None:
         # A rerun must find the cold users cold again: drop what their first requests indexed.
         RecordIndex(store)  # makes sure the index tables exist
         with store.transaction() as connection:
-            for table in ("serve_record_terms", "serve_record_index", "record_embeddings"):
+            connection.execute(MATRIX_SCHEMA)
+            for table in ("serve_record_terms", "serve_record_index", "record_embeddings", "serve_record_matrix"):
                 connection.execute(f"DELETE FROM {table} WHERE user_id LIKE 'cold%'")
     size_mb = sum(p.stat().st_size for p in path.parent.glob(path.name + "*")) / 1e6
 
