@@ -1,7 +1,8 @@
 """Backends: the models that answer generation requests.
 
 ``load_backend("default")``, ``load_backend("echo")``, ``load_backend("transformers:/path")``,
-``load_backend("openai:http://127.0.0.1:8000/v1")``, ``load_backend("llamacpp:/path/model.gguf")``.
+``load_backend("openai:http://127.0.0.1:8000/v1")``, ``load_backend("llamacpp:/path/model.gguf")``,
+and ``load_backend("ray:2:default")`` for any of them replicated on Ray actors.
 """
 
 from __future__ import annotations
@@ -20,24 +21,32 @@ BACKENDS = Registry(
         "transformers": "tailor.backends.hf:TransformersBackend",
         "openai": "tailor.backends.openai:OpenAIBackend",
         "llamacpp": "tailor.backends.llamacpp:LlamaCppBackend",
+        "ray": "tailor.backends.ray:RayBackend",
     },
     group="tailor.backends",
-    extras={"default": "hf", "transformers": "hf", "openai": "openai", "llamacpp": "llamacpp"},
+    extras={"default": "hf", "transformers": "hf", "openai": "openai", "llamacpp": "llamacpp", "ray": "ray"},
 )
 
 # Backends whose spec carries an argument after the colon (a path or a URL).
 _NEEDS_ARGUMENT = {
     "transformers": "a model directory, as in transformers:/path/to/model",
     "openai": "the server's base URL, as in openai:http://127.0.0.1:8000/v1",
+    "ray": "a replica count and an inner backend, as in ray:2:default",
 }
 
 
 def load_backend(spec: str, **options: Any) -> Backend:
-    """A backend from its spec: ``name`` or ``name:argument`` (``transformers:PATH``)."""
-    name, _, argument = spec.partition(":")
-    factory = BACKENDS.load(name)
-    if name in _NEEDS_ARGUMENT and not argument:
-        raise ValueError(f"backend {name!r} needs {_NEEDS_ARGUMENT[name]}")
+    """A backend from its spec: ``name`` or ``name:argument`` (``transformers:PATH``).
+
+    ``ray:N:INNER`` runs ``N`` replicas of the backend ``INNER`` (itself a spec, such as
+    ``default`` or ``transformers:PATH``) on Ray actors; see :class:`tailor.backends.ray.RayBackend`.
+    Options the ray backend does not take itself go to each replica's inner backend.
+    """
+    name, argument, factory = resolve_spec(spec)
+    if name == "ray":
+        replicas, inner = parse_ray_argument(argument)
+        resolve_spec(inner)  # an unknown or incomplete inner spec fails here, before Ray starts
+        return factory(inner, replicas, **options)  # type: ignore[no-any-return]
     # Options a backend does not take (batch size for the echo backend) are not its concern.
     accepted = inspect.signature(factory).parameters
     if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values()):
@@ -47,4 +56,32 @@ def load_backend(spec: str, **options: Any) -> Backend:
     return factory(**options)  # type: ignore[no-any-return]
 
 
-__all__ = ["BACKENDS", "Backend", "apply_stop", "load_backend"]
+def resolve_spec(spec: str) -> tuple[str, str, Any]:
+    """``spec`` split into its name and argument, with the factory its name stands for.
+
+    Raises :class:`ValueError` for an unknown name (the message lists the valid ones) or a
+    missing argument, and :class:`tailor.registry.MissingExtraError` when the backend's
+    module needs a package that is not installed.
+    """
+    name, _, argument = spec.partition(":")
+    factory = BACKENDS.load(name)
+    if name in _NEEDS_ARGUMENT and not argument:
+        raise ValueError(f"backend {name!r} needs {_NEEDS_ARGUMENT[name]}")
+    return name, argument, factory
+
+
+def parse_ray_argument(argument: str) -> tuple[int, str]:
+    """The replica count and the inner spec of a ``ray:N:INNER`` spec, from its ``N:INNER`` part."""
+    count, _, inner = argument.partition(":")
+    example = "as in ray:2:default or ray:4:transformers:/models/x"
+    if not (count.isascii() and count.isdigit()) or int(count) < 1:
+        raise ValueError(f"backend spec 'ray:{argument}': the replica count must be a whole number of at least 1, "
+                         f"got {count!r} ({example})")
+    if not inner:
+        raise ValueError(f"backend spec 'ray:{argument}' needs an inner backend after the replica count ({example})")
+    if inner.partition(":")[0] == "ray":
+        raise ValueError(f"backend spec 'ray:{argument}': the inner backend cannot be another ray backend")
+    return int(count), inner
+
+
+__all__ = ["BACKENDS", "Backend", "apply_stop", "load_backend", "parse_ray_argument", "resolve_spec"]

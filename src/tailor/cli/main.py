@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--method", default="none,bm25", help="comma-separated: none, bm25, recency, random, dense, "
                     "hybrid, recency+dense; append :lamp or :dialogue to pick a prompt layout (default none,bm25); "
                     "lora, lora+bm25, user-embedding need --adapters")
-    ev.add_argument("--backend", default="default", help="default | echo | transformers:PATH | openai:URL | llamacpp[:PATH]")
+    ev.add_argument("--backend", default="default", help="default | echo | transformers:PATH | openai:URL | llamacpp[:PATH] | ray:N:INNER (N replicas on Ray)")
     ev.add_argument("--k", type=_positive, default=1, help="profile items retrieved per input (default 1)")
     ev.add_argument("--limit", type=_positive, default=None, help="first N examples in file order")
     ev.add_argument("--out", default=None, help="folder for predictions and results.json (resumable)")
