@@ -83,8 +83,10 @@ def test_each_user_is_answered_with_their_own_adapter(adapted_store: Path, tiny_
         assert client.delete("/v1/users/alice").status_code == 200
         with SQLiteProfileStore(adapted_store) as store:
             assert AdapterStore(store).info(AdapterKey("user", "alice", TASK)) is None
-        # Alice is unknown now: served as is, with the global adapter.
-        assert "x-tailor-adapter" not in reply(client, "alice").headers
+        # Alice is unknown now: served as is, with the global adapter, as a request without a user.
+        for anonymous in (reply(client, "alice"), reply(client, None)):
+            assert anonymous.headers["x-tailor-adapter"] == "global"
+            assert anonymous.headers["x-tailor-granularity"] == "global"
 
 
 def test_adapter_setup_errors_are_clear(adapted_store: Path, tiny_backend: Any,

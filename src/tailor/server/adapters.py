@@ -17,7 +17,7 @@ from tailor.profiles.sqlite import SQLiteProfileStore
 
 logger = logging.getLogger(__name__)
 
-AdapterLabel = Callable[[str], "str | None"]
+AdapterLabel = Callable[["str | None"], "str | None"]
 
 
 class AdapterSetupError(ValueError):
@@ -28,7 +28,8 @@ class AdapterSetupError(ValueError):
 def serve_adapters(backend: Backend, store: SQLiteProfileStore,
                    adapter_task: str | None) -> tuple[Backend, AdapterLabel | None]:
     """The backend to answer chats with, and a function naming each user's adapter
-    (``"user"``, ``"persona:ID"``, ``"global"``, or ``None`` for the base model)."""
+    (``"user"``, ``"persona:ID"``, ``"global"``, or ``None`` for the base model; the user
+    ``None``, a request served as is, gets the global adapter)."""
     if adapter_task is None:
         return backend, None
     from tailor.adapters.store import AdapterStore
@@ -61,7 +62,7 @@ def serve_adapters(backend: Backend, store: SQLiteProfileStore,
     resolver = adapted.resolver  # type: ignore[attr-defined]
     logger.info("serving %s adapters for task %s", len(adapters.list(task=task, kind="lora")), task)
 
-    def label(user_id: str) -> str | None:
+    def label(user_id: str | None) -> str | None:
         resolution = resolver.resolve(user_id)
         return None if resolution.choice is None else str(resolution.label)
 

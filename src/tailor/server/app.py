@@ -142,7 +142,7 @@ def create_app(config: ServeConfig, *, backend: Backend | None = None, store: SQ
             return reply, chat.include_usage
 
         reply, include_usage = await run(request, work, body=True)
-        headers = reply_headers(reply.context, reply.personalize_ms)
+        headers = reply_headers(reply.context, reply.personalize_ms, reply.adapter)
         if isinstance(reply, ChatOutcome):
             headers["X-Tailor-Overhead-Ms"] = f"{reply.overhead_ms:.3f}"
             return JSONResponse(completion(reply.completion_id, reply.model, reply.created, reply.text,
@@ -207,13 +207,13 @@ def create_app(config: ServeConfig, *, backend: Backend | None = None, store: SQ
     return app
 
 
-def reply_headers(context: ChatContext | None, personalize_ms: float) -> dict[str, str]:
+def reply_headers(context: ChatContext | None, personalize_ms: float, adapter: str | None) -> dict[str, str]:
     """The headers of a chat reply, streamed or not: how it was personalized (the adapter
     only when one was applied), and how long that took."""
     headers = {"X-Tailor-Personalize-Ms": f"{personalize_ms:.3f}",
                "X-Tailor-Granularity": context.granularity if context is not None else "global"}
-    if context is not None and context.adapter is not None:
-        headers["X-Tailor-Adapter"] = context.adapter
+    if adapter is not None:
+        headers["X-Tailor-Adapter"] = adapter
     return headers
 
 

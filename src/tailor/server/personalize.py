@@ -57,7 +57,7 @@ class ChatPersonalizer:
     def __init__(self, store: SQLiteProfileStore, index: RecordIndex, memory: MemoryStore | None, *,
                  method: ServeMethod, k: int, k_memories: int, count_tokens: TokenCounter,
                  vectors: RecordVectors | None = None, personas: PersonaChooser | None = None,
-                 summaries: SummaryWorker | None = None, adapter_label: Callable[[str], str | None] | None = None,
+                 summaries: SummaryWorker | None = None, adapter_label: Callable[[str | None], str | None] | None = None,
                  context_tokens: int = 384, task: ChatTask = CHAT_TASK) -> None:
         if method.needs_vectors and vectors is None:
             raise ValueError(f"serving method {method} needs record vectors (an embedder)")

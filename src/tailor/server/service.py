@@ -56,6 +56,8 @@ class ChatOutcome:
     context: ChatContext | None
     personalize_ms: float
     overhead_ms: float
+    adapter: str | None = None
+    """The adapter that answered (for a known user, ``context.adapter``)."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,7 @@ class ChatStream:
     context: ChatContext | None
     personalize_ms: float
     pieces: Generator[str, None, ChatOutcome]
+    adapter: str | None = None
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,7 @@ class _PreparedChat:
     began: float
     personalized: float
     """``time.perf_counter()`` when the request came in, and when personalization was done."""
+    adapter: str | None = None
 
 
 def _open_sqlite(target: str) -> SQLiteProfileStore:
@@ -123,6 +127,7 @@ class TailorService:
         # The backend replies come from: the base model, or a view of it that applies each
         # user's adapter. Memory extraction and summaries use the base model.
         self.backend, adapter_label = serve_adapters(self.base_backend, self.store, config.adapter_task)
+        self._adapter_label = adapter_label
         self.gate = BackendGate(self.backend)
         self.adapters: AdapterHook = adapters if adapters is not None else default_adapters(self.store)
         self.model = config.model or str(getattr(self.base_backend, "name", "tailor"))
@@ -328,7 +333,8 @@ class TailorService:
         pieces = started(self._streamed(prepared))
         return ChatStream(completion_id=prepared.completion_id, model=self.model, created=prepared.created,
                           context=prepared.context,
-                          personalize_ms=(prepared.personalized - prepared.began) * 1000.0, pieces=pieces)
+                          personalize_ms=(prepared.personalized - prepared.began) * 1000.0, pieces=pieces,
+                          adapter=prepared.adapter)
 
     def _streamed(self, prepared: _PreparedChat) -> Generator[str, None, ChatOutcome]:
         result = yield from self.gate.stream(prepared.generation)
@@ -341,9 +347,12 @@ class TailorService:
         messages = self.personalizer.messages(request.messages, context) if context is not None else request.messages
         generation = GenerationRequest(messages, max_new_tokens=request.max_tokens, stop=request.stop,
                                        user_id=store_id if context is not None else None)
+        # A request served as is still runs with the global adapter, where one is served.
+        adapter = context.adapter if context is not None else (
+            self._adapter_label(None) if self._adapter_label is not None else None)
         return _PreparedChat(request=request, store_id=store_id, context=context, generation=generation,
                              completion_id=f"chatcmpl-{uuid.uuid4().hex}", created=now(), began=began,
-                             personalized=time.perf_counter())
+                             personalized=time.perf_counter(), adapter=adapter)
 
     def _finish(self, prepared: _PreparedChat, result: GenerationResult) -> ChatOutcome:
         """Keep the exchange for memory extraction; count the tokens."""
@@ -365,7 +374,8 @@ class TailorService:
             completion_id=prepared.completion_id, model=self.model, created=prepared.created, text=result.text,
             finish_reason=finish_reason(result, request.max_tokens), usage=usage, context=context,
             personalize_ms=(prepared.personalized - prepared.began) * 1000.0,
-            overhead_ms=((finished - prepared.began) - (generated - prepared.personalized)) * 1000.0)
+            overhead_ms=((finished - prepared.began) - (generated - prepared.personalized)) * 1000.0,
+            adapter=prepared.adapter)
 
     def _context(self, store_id: str, query: str) -> ChatContext | None:
         try:
