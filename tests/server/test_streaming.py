@@ -230,6 +230,31 @@ def test_errors_before_the_first_piece_are_json(tmp_path: Path, ask: Ask) -> Non
     app.state.service.close()
 
 
+class FailingMidway(SteppedBackend):
+    """Streams two words, then the model fails."""
+
+    def stream(self, request: GenerationRequest) -> TextStream:
+        yield "one "
+        yield "two "
+        raise BackendError("the model ran out of memory")
+
+
+def test_a_failure_after_the_first_piece_is_an_error_event(tmp_path: Path, ask: Ask) -> None:
+    app = create_app(ServeConfig(store=str(tmp_path / "store.db"), backend="echo", auto_create_users=True),
+                     backend=FailingMidway("unused"))
+    with TestClient(app) as client:
+        response = ask(client, "hello", user="ana", stream=True)
+        assert response.status_code == 200  # the headers went out with the first piece
+        events = [json.loads(line[len("data: "):]) for line in response.text.splitlines()
+                  if line.startswith("data: ")]
+        assert [e["choices"][0]["delta"].get("content") for e in events[:-1]] == ["", "one ", "two "]
+        assert events[-1]["error"]["type"] == "server_error" and "BackendError" in events[-1]["error"]["message"]
+        assert "[DONE]" not in response.text
+        service = app.state.service
+        assert service.gate._busy is False
+        assert client.get("/v1/users/ana/export").json()["conversations"] == []  # never delivered whole
+
+
 # -- straight through the ASGI app ----------------------------------------------------------------
 
 

@@ -13,6 +13,7 @@ cut into word-sized chunks.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import threading
 import time
@@ -22,6 +23,7 @@ from typing import Any, Protocol, TypeVar
 from tailor.backends.base import Backend, StreamingBackend, TextStream
 from tailor.types import GenerationRequest, GenerationResult
 
+logger = logging.getLogger(__name__)
 _CHUNK = re.compile(r"\S+\s*|\s+")
 Item = TypeVar("Item")
 Ending = TypeVar("Ending")
@@ -161,6 +163,14 @@ def stream_events(completion_id: str, model: str, created: int, pieces: Generato
             except StopIteration as stop:
                 end: StreamEnd = stop.value
                 break
+            except Exception as error:
+                # Headers are sent: the failure can only be told in the stream. OpenAI's
+                # clients raise on an event holding "error"; no [DONE] follows.
+                logger.exception("the model failed in the middle of a streamed reply")
+                failure = {"error": {"message": f"the model failed while streaming: {type(error).__name__}",
+                                     "type": "server_error", "param": None, "code": "stream_failed"}}
+                yield f"data: {json.dumps(failure)}\n\n".encode()
+                return
             yield event({"content": piece})
     finally:
         pieces.close()
