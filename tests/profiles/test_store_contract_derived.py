@@ -386,3 +386,11 @@ def test_a_version_1_file_is_migrated_and_keeps_its_data(tmp_path: Path) -> None
         assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
     finally:
         raw.close()
+
+
+@pytest.mark.parametrize("method", ["delete_embeddings", "delete_artifacts"])
+def test_deletes_name_themselves_when_the_user_id_is_bad(store: ProfileStore, method: str) -> None:
+    # Every store words it the same way (the SQL stores share one implementation).
+    with pytest.raises(ValueError, match=rf"^{method}: user_id must be a non-empty string, got ''$"):
+        getattr(store, method)("")
+    assert getattr(store, method)("nobody") == 0

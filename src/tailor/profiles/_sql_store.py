@@ -219,7 +219,32 @@ class SQLStore(StoreBase, Generic[ConnectionT]):
                 "SELECT model, COUNT(*) FROM record_embeddings WHERE user_id = ? GROUP BY model ORDER BY model"),
                 (user_id,))}
 
+    def delete_embeddings(self, user_id: str, model: str | None = None) -> int:
+        """Delete the user's vectors of ``model`` (of every model when ``None``); return how many went."""
+        self._check_user(user_id, "delete_embeddings")
+        with self.transaction() as connection:
+            if model is None:
+                cursor = connection.execute(self._sql("DELETE FROM record_embeddings WHERE user_id = ?"), (user_id,))
+            else:
+                self._check_name(model, "model", f"delete_embeddings(user_id={user_id!r})")
+                cursor = connection.execute(
+                    self._sql("DELETE FROM record_embeddings WHERE user_id = ? AND model = ?"), (user_id, model))
+            return int(cursor.rowcount)
+
     # -- artifacts -------------------------------------------------------------------------
+
+    def delete_artifacts(self, user_id: str, kind: str | None = None) -> int:
+        """Delete the user's artifacts of ``kind`` (all when ``None``); return how many went."""
+        self._check_user(user_id, "delete_artifacts")
+        with self.transaction() as connection:
+            if kind is None:
+                cursor = connection.execute(self._sql("DELETE FROM artifacts WHERE user_id = ?"), (user_id,))
+            else:
+                if isinstance(kind, str):
+                    self._check_text(kind, "kind", f"delete_artifacts(user_id={user_id!r})")
+                cursor = connection.execute(
+                    self._sql("DELETE FROM artifacts WHERE user_id = ? AND kind = ?"), (user_id, kind))
+            return int(cursor.rowcount)
 
     def put_artifact(self, user_id: str, kind: str, key: str, value: Mapping[str, Any],
                      profile_version: int) -> Artifact:

@@ -94,32 +94,6 @@ class PostgresDerivedData(SQLStore[Connection]):
                 (user_id, model, dim, ids, [checked[record_id].tobytes() for record_id in ids]),
             )
 
-    def delete_embeddings(self, user_id: str, model: str | None = None) -> int:
-        """Delete the user's vectors of ``model`` (of every model when ``None``); return how many went."""
-        where = f"delete_embeddings(user_id={user_id!r})"
-        self._check_user(user_id, where)
-        with self.transaction() as connection:
-            if model is None:
-                cursor = connection.execute("DELETE FROM record_embeddings WHERE user_id = %s", (user_id,))
-            else:
-                self._check_name(model, "model", where)
-                cursor = connection.execute(
-                    "DELETE FROM record_embeddings WHERE user_id = %s AND model = %s", (user_id, model))
-            return cursor.rowcount
-
-    # -- artifacts -------------------------------------------------------------------------
-
-    def delete_artifacts(self, user_id: str, kind: str | None = None) -> int:
-        """Delete the user's artifacts of ``kind`` (all when ``None``); return how many went."""
-        where = f"delete_artifacts(user_id={user_id!r})"
-        self._check_user(user_id, where)
-        with self.transaction() as connection:
-            if kind is None:
-                return connection.execute("DELETE FROM artifacts WHERE user_id = %s", (user_id,)).rowcount
-            check_text(kind, "kind", where)
-            return connection.execute(
-                "DELETE FROM artifacts WHERE user_id = %s AND kind = %s", (user_id, kind)).rowcount
-
     # -- personas (cross-user) -------------------------------------------------------------
 
     def put_personas(self, personas: Sequence[Persona], memberships: Mapping[str, str]) -> None:

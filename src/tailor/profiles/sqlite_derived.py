@@ -65,29 +65,6 @@ class SQLiteDerivedData(SQLStore[sqlite3.Connection]):
                 [(user_id, record_id, model, dim, vector.tobytes()) for record_id, vector in checked.items()],
             )
 
-    def delete_embeddings(self, user_id: str, model: str | None = None) -> int:
-        """Delete the user's vectors of ``model`` (of every model when ``None``); return how many went."""
-        check_user_id(user_id, "delete_embeddings")
-        with self.transaction() as connection:
-            if model is None:
-                cursor = connection.execute("DELETE FROM record_embeddings WHERE user_id = ?", (user_id,))
-            else:
-                check_name(model, "model", f"delete_embeddings(user_id={user_id!r})")
-                cursor = connection.execute(
-                    "DELETE FROM record_embeddings WHERE user_id = ? AND model = ?", (user_id, model))
-            return cursor.rowcount
-
-    # -- artifacts ----------------------------------------------------------------------------
-
-    def delete_artifacts(self, user_id: str, kind: str | None = None) -> int:
-        """Delete the user's artifacts of ``kind`` (all when ``None``); return how many went."""
-        check_user_id(user_id, "delete_artifacts")
-        with self.transaction() as connection:
-            if kind is None:
-                return connection.execute("DELETE FROM artifacts WHERE user_id = ?", (user_id,)).rowcount
-            return connection.execute(
-                "DELETE FROM artifacts WHERE user_id = ? AND kind = ?", (user_id, kind)).rowcount
-
     # -- personas (cross-user) ------------------------------------------------------------------
 
     def put_personas(self, personas: Sequence[Persona], memberships: Mapping[str, str]) -> None:
