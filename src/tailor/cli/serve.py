@@ -44,6 +44,9 @@ def add_serve_verbs(verbs: Any) -> None:
     serve.add_argument("--embedder", default="hashing",
                        help="embedder for memory search, dense/hybrid records and persona choice: hashing (fast) or "
                        "minilm, or 'none' (memories by BM25 alone)")
+    serve.add_argument("--max-batch", type=_count, default=8, metavar="N",
+                       help="replies waiting at the same time go to the model as one batch of up to N (default 8; "
+                       "1: one at a time; streamed replies go alone)")
     serve.add_argument("--adapter-task", default="auto", metavar="TASK",
                        help="answer with the LoRA adapters trained for TASK (tailor train-adapter) held in the store: "
                        "the user's, else their persona's, else the global one; 'auto' (default) takes the one task "
@@ -92,7 +95,7 @@ def run_serve(args: argparse.Namespace) -> int:
         k_memories=args.k_memories, memory=not args.no_memory,
         embedder=None if args.embedder in ("none", "") else args.embedder, memory_backend=args.memory_backend,
         model=args.model, auto_create_users=args.auto_create_users,
-        adapter_task=None if args.adapter_task in ("none", "") else args.adapter_task)
+        adapter_task=None if args.adapter_task in ("none", "") else args.adapter_task, max_batch=args.max_batch)
     serve(config, log_level=args.log_level)
     return 0
 

@@ -94,7 +94,9 @@ class ServeConfig:
     alone). ``embedder`` also embeds records for the ``dense`` and ``hybrid`` methods and
     for choosing a persona for users who have none. ``adapter_task`` names the task whose
     LoRA adapters (``tailor train-adapter``) the model runs with per user: ``"auto"`` takes
-    the one task the store holds adapters for, if exactly one; ``None`` uses none. ``memory_backend`` is the model that extracts
+    the one task the store holds adapters for, if exactly one; ``None`` uses none.
+    ``max_batch`` is how many replies waiting at the same time go to the model as one
+    batch (streamed replies go alone). ``memory_backend`` is the model that extracts
     facts (the serving backend when ``None``). ``model`` is the id reported by
     ``/v1/models`` (the backend's name when ``None``).
     """
@@ -115,6 +117,7 @@ class ServeConfig:
     default_max_tokens: int = 256
     auto_create_users: bool = False
     adapter_task: str | None = "auto"
+    max_batch: int = 8
     limits: Limits = field(default_factory=Limits)
 
     @property
@@ -127,6 +130,8 @@ class ServeConfig:
         if ServeMethod.parse(self.method).needs_vectors and not self.embedder:
             raise ValueError(f"serving method {self.method!r} searches record vectors and needs an embedder "
                              "(hashing or minilm)")
+        if isinstance(self.max_batch, bool) or not isinstance(self.max_batch, int) or self.max_batch < 1:
+            raise ValueError(f"ServeConfig.max_batch must be a positive integer, got {self.max_batch!r}")
         for name in ("k", "k_memories"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:

@@ -128,7 +128,7 @@ class TailorService:
         # user's adapter. Memory extraction and summaries use the base model.
         self.backend, adapter_label = serve_adapters(self.base_backend, self.store, config.adapter_task)
         self._adapter_label = adapter_label
-        self.gate = BackendGate(self.backend)
+        self.gate = BackendGate(self.backend, max_batch=config.max_batch)
         self.adapters: AdapterHook = adapters if adapters is not None else default_adapters(self.store)
         self.model = config.model or str(getattr(self.base_backend, "name", "tailor"))
         method = config.serve_method
