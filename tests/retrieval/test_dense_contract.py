@@ -1,22 +1,16 @@
-"""The retriever contract for the embedding-based retrievers (``dense``, ``hybrid``,
-``recency+dense``), run with the shipped hashing embedder, plus what each one promises.
-
-The same contract as test_retriever_contract.py, over these retrievers with and without a
-profile store of vectors.
+"""What each embedding-based retriever (``dense``, ``hybrid``, ``recency+dense``) promises
+beyond the retriever contract, which test_retriever_contract.py runs over them too.
 """
 
 from __future__ import annotations
 
-import importlib.util
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 
 import numpy as np
 import pytest
 
 from tailor.embeddings.hashing import HashingEmbedder
 from tailor.profiles import InMemoryProfileStore, SQLiteProfileStore
-from tailor.retrieval import RETRIEVERS, Retriever
 from tailor.retrieval.dense import DenseRetriever, RecencyDenseRetriever
 from tailor.retrieval.hybrid import HybridRetriever
 from tailor.types import HistoryRecord, Profile, RetrievalHit
@@ -39,119 +33,8 @@ def _alice() -> Profile:
     ))
 
 
-def _bob() -> Profile:
-    # The same record ids as alice's, other texts: only the user tells them apart.
-    return Profile("bob", (
-        record("r1", "Volunteers planted trees along the river", "2020-03-01"),
-        record("r2", "Stock markets fell sharply on Monday", "2023-02-02"),
-        record("r3", "River trees volunteers river trees", "2017-01-01"),
-        record("r7", "Quarterly earnings beat expectations", None),
-    ))
-
-
-def _with_store(factory: Callable[..., Retriever]) -> Callable[[], Retriever]:
-    def make() -> Retriever:
-        store = InMemoryProfileStore()
-        store.add_profiles([_alice(), _bob()])
-        return factory(HashingEmbedder(), store)
-    return make
-
-
-_FACTORIES: dict[str, Callable[[], Retriever]] = {
-    "dense": lambda: DenseRetriever(HashingEmbedder()),
-    "dense+store": _with_store(DenseRetriever),
-    "hybrid": lambda: HybridRetriever(HashingEmbedder()),
-    "hybrid+store": _with_store(HybridRetriever),
-    "recency+dense": lambda: RecencyDenseRetriever(HashingEmbedder()),
-    "recency+dense+store": _with_store(RecencyDenseRetriever),
-}
-
-
-@pytest.fixture(params=list(_FACTORIES.values()), ids=list(_FACTORIES))
-def make_retriever(request: pytest.FixtureRequest) -> Callable[[], Retriever]:
-    return request.param  # type: ignore[no-any-return]
-
-
 def _ids(hits: Sequence[RetrievalHit]) -> list[str]:
     return [hit.record.id for hit in hits]
-
-
-# -- the contract ----------------------------------------------------------------------------
-
-
-def test_every_registered_retriever_is_under_one_of_the_two_contracts() -> None:
-    # test_retriever_contract.py covers the others; its own check predates these three.
-    spec = importlib.util.spec_from_file_location("_sparse_contract", Path(__file__).with_name(
-        "test_retriever_contract.py"))
-    assert spec is not None and spec.loader is not None
-    sparse = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(sparse)
-    covered = set(sparse._FACTORIES) | {factory().name for factory in _FACTORIES.values()}
-    assert sorted(covered) == RETRIEVERS.names()
-
-
-def test_implements_the_protocol_under_its_registry_name(make_retriever: Callable[[], Retriever]) -> None:
-    retriever = make_retriever()
-    assert isinstance(retriever, Retriever)
-    assert RETRIEVERS.load(retriever.name) is type(retriever)
-
-
-@pytest.mark.parametrize("k", [1, 2, 5, 6, 7, 50])
-def test_k_is_honoured(make_retriever: Callable[[], Retriever], k: int) -> None:
-    user = _alice()
-    hits = make_retriever().retrieve(_QUERY, user, k)
-    assert len(hits) == min(k, len(user))
-    assert [hit.rank for hit in hits] == list(range(len(hits)))
-
-
-def test_k_zero_gives_nothing(make_retriever: Callable[[], Retriever]) -> None:
-    assert make_retriever().retrieve(_QUERY, _alice(), 0) == []
-
-
-@pytest.mark.parametrize("k", [-1, 1.5])
-def test_invalid_k_is_rejected(make_retriever: Callable[[], Retriever], k: float) -> None:
-    with pytest.raises(ValueError, match="k must be"):
-        make_retriever().retrieve(_QUERY, _alice(), k)  # type: ignore[arg-type]
-
-
-def test_empty_profile_gives_nothing(make_retriever: Callable[[], Retriever]) -> None:
-    assert make_retriever().retrieve(_QUERY, Profile("carol"), 3) == []
-
-
-def test_order_is_deterministic_across_calls_and_instances(make_retriever: Callable[[], Retriever]) -> None:
-    retriever = make_retriever()
-    first = retriever.retrieve(_QUERY, _alice(), 4)
-    again = retriever.retrieve(_QUERY, _alice(), 4)
-    fresh = make_retriever().retrieve(_QUERY, _alice(), 4)
-    assert _ids(first) == _ids(again) == _ids(fresh)
-    assert [hit.score for hit in first] == [hit.score for hit in fresh]
-
-
-def test_scores_do_not_increase_with_rank(make_retriever: Callable[[], Retriever]) -> None:
-    scores = [hit.score for hit in make_retriever().retrieve(_QUERY, _alice(), 6)]
-    assert scores == sorted(scores, reverse=True)
-
-
-def test_the_relevant_record_ranks_first(make_retriever: Callable[[], Retriever]) -> None:
-    assert _ids(make_retriever().retrieve(_QUERY, _alice(), 1)) == ["r1"]
-
-
-def test_hits_are_the_records_of_the_profile_passed_in(make_retriever: Callable[[], Retriever]) -> None:
-    retriever = make_retriever()
-    alice, bob = _alice(), _bob()
-    for user, other in [(alice, bob), (bob, alice), (alice, bob), (bob, alice)]:
-        hits = retriever.retrieve(_QUERY, user, 10)
-        assert len(hits) == len(user) and len(set(_ids(hits))) == len(hits)
-        for hit in hits:
-            assert any(hit.record is mine for mine in user.records)
-            assert not any(hit.record is theirs for theirs in other.records)
-
-
-def test_users_sharing_record_ids_are_ranked_on_their_own_texts(make_retriever: Callable[[], Retriever]) -> None:
-    retriever = make_retriever()
-    retriever.retrieve(_QUERY, _alice(), 3)  # fill any cache with alice's vectors first
-    assert _ids(retriever.retrieve("stock markets fell", _bob(), 1)) == ["r2"]
-    assert _ids(retriever.retrieve("city council budget", _alice(), 1)) == ["r2"]
 
 
 # -- dense -----------------------------------------------------------------------------------

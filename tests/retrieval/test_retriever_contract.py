@@ -1,7 +1,10 @@
 """The contract every retriever keeps, run over every implementation.
 
 Written against the Retriever protocol only: a new retriever joins by adding a factory to
-``_FACTORIES`` (a test below fails until every registered retriever is listed).
+``_FACTORIES`` (a test below fails until every registered retriever is listed). The
+embedding-based ones run with the shipped hashing embedder, with and without a profile
+store of vectors; what each of them promises beyond the contract is in
+test_dense_contract.py.
 """
 
 from __future__ import annotations
@@ -10,16 +13,14 @@ from collections.abc import Callable
 
 import pytest
 
+from tailor.embeddings.hashing import HashingEmbedder
+from tailor.profiles import InMemoryProfileStore
 from tailor.retrieval import RETRIEVERS, Retriever
 from tailor.retrieval.bm25 import BM25Retriever
+from tailor.retrieval.dense import DenseRetriever, RecencyDenseRetriever
+from tailor.retrieval.hybrid import HybridRetriever
 from tailor.retrieval.simple import RandomRetriever, RecencyRetriever
 from tailor.types import HistoryRecord, Profile, RetrievalHit
-
-_FACTORIES: dict[str, Callable[[], Retriever]] = {
-    "bm25": BM25Retriever,
-    "recency": RecencyRetriever,
-    "random": lambda: RandomRetriever(seed=7),
-}
 
 _QUERY = "river trees planted by volunteers"
 
@@ -55,8 +56,38 @@ def _bob() -> Profile:
     )
 
 
+def _with_store(factory: Callable[..., Retriever]) -> Callable[[], Retriever]:
+    def make() -> Retriever:
+        store = InMemoryProfileStore()
+        store.add_profiles([_alice(), _bob()])
+        return factory(HashingEmbedder(), store)
+    return make
+
+
+# Retrievers that rank by what the records say (the others rank by date or at random).
+_BY_CONTENT: dict[str, Callable[[], Retriever]] = {
+    "bm25": BM25Retriever,
+    "dense": lambda: DenseRetriever(HashingEmbedder()),
+    "dense+store": _with_store(DenseRetriever),
+    "hybrid": lambda: HybridRetriever(HashingEmbedder()),
+    "hybrid+store": _with_store(HybridRetriever),
+    "recency+dense": lambda: RecencyDenseRetriever(HashingEmbedder()),
+    "recency+dense+store": _with_store(RecencyDenseRetriever),
+}
+_FACTORIES: dict[str, Callable[[], Retriever]] = {
+    **_BY_CONTENT,
+    "recency": RecencyRetriever,
+    "random": lambda: RandomRetriever(seed=7),
+}
+
+
 @pytest.fixture(params=list(_FACTORIES.values()), ids=list(_FACTORIES))
 def make_retriever(request: pytest.FixtureRequest) -> Callable[[], Retriever]:
+    return request.param  # type: ignore[no-any-return]
+
+
+@pytest.fixture(params=list(_BY_CONTENT.values()), ids=list(_BY_CONTENT))
+def make_content_retriever(request: pytest.FixtureRequest) -> Callable[[], Retriever]:
     return request.param  # type: ignore[no-any-return]
 
 
@@ -64,10 +95,8 @@ def _ids(hits: list[RetrievalHit]) -> list[str]:
     return [hit.record.id for hit in hits]
 
 
-def test_every_lexical_retriever_is_under_contract() -> None:
-    # The embedding-based retrievers have their own contract file (test_dense_contract.py),
-    # which checks that the two files together cover the whole registry.
-    assert set(_FACTORIES) <= set(RETRIEVERS.names())
+def test_every_registered_retriever_is_under_contract() -> None:
+    assert sorted({factory().name for factory in _FACTORIES.values()}) == RETRIEVERS.names()
 
 
 def test_implements_the_protocol_under_its_registry_name(make_retriever: Callable[[], Retriever]) -> None:
@@ -120,7 +149,7 @@ def test_hits_are_the_records_of_the_profile_passed_in(make_retriever: Callable[
     # Interleave users so that any state kept between calls (an index cache) is exercised.
     for user, other in [(alice, bob), (bob, alice), (alice, bob), (bob, alice)]:
         hits = retriever.retrieve(_QUERY, user, 10)
-        assert len(hits) == len(user)
+        assert len(hits) == len(user) and len(set(_ids(hits))) == len(hits)
         for hit in hits:
             assert any(hit.record is mine for mine in user.records)
             assert not any(hit.record is theirs for theirs in other.records)
@@ -130,3 +159,15 @@ def test_no_record_is_returned_twice(make_retriever: Callable[[], Retriever]) ->
     hits = make_retriever().retrieve(_QUERY, _alice(), 6)
     assert len(set(_ids(hits))) == len(hits) == 6
     assert len({id(hit.record) for hit in hits}) == 6
+
+
+def test_the_relevant_record_ranks_first(make_content_retriever: Callable[[], Retriever]) -> None:
+    assert _ids(make_content_retriever().retrieve(_QUERY, _alice(), 1)) == ["r1"]
+
+
+def test_users_sharing_record_ids_are_ranked_on_their_own_texts(
+        make_content_retriever: Callable[[], Retriever]) -> None:
+    retriever = make_content_retriever()
+    retriever.retrieve(_QUERY, _alice(), 3)  # fill any cache with alice's records first
+    assert _ids(retriever.retrieve("stock markets fell", _bob(), 1)) == ["r2"]
+    assert _ids(retriever.retrieve("city council budget", _alice(), 1)) == ["r2"]
