@@ -149,15 +149,16 @@ def build_personas_for_tenant(store: SQLiteProfileStore, embedder: Embedder, bac
         store, embedder, backend, CHAT_TASK, user_ids=users, k=k, k_max=k_max, seed=seed, id_prefix=prefix)
     with store.transaction():  # the model's work is done; the swap is atomic
         kept = [p for p in store.list_personas() if tenant_of(p.persona_id) != tenant]
+        live = store.list_users()
         kept_members = {}
-        for user_id in store.list_users():
+        for user_id in live:
             if tenant_of(user_id) != tenant:
                 persona_id = store.persona_of(user_id)
                 if persona_id is not None:
                     kept_members[user_id] = persona_id
-        live = set(store.list_users())
+        still_here = set(live)  # a user deleted while the model described the groups is left out
         store.put_personas([*kept, *personas],
-                           {**kept_members, **{u: p for u, p in memberships.items() if u in live}})
+                           {**kept_members, **{u: p for u, p in memberships.items() if u in still_here}})
     return personas
 
 

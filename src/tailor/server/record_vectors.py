@@ -25,6 +25,7 @@ import numpy as np
 
 from tailor.embeddings.base import Embedder
 from tailor.memory.search import reciprocal_rank_fusion
+from tailor.profiles.base import UnknownUserError
 from tailor.profiles.sqlite import SQLiteProfileStore
 from tailor.tasks.chat import CHAT_TASK
 from tailor.types import HistoryRecord
@@ -75,11 +76,10 @@ class RecordVectors:
     def rank(self, user_id: str, query: str, k: int) -> list[str] | None:
         """The ids of the user's ``k`` records closest to ``query``, best first (ties go to
         the earlier record); ``None`` when the store does not hold the user."""
-        with self.store.transaction() as connection:
-            row = connection.execute(_VERSION, (user_id,)).fetchone()
-            if row is None:
-                return None
-            version = int(row[0])
+        try:
+            version = self.store.profile_version(user_id)  # a read: no write lock on the hot path
+        except UnknownUserError:
+            return None
         if k <= 0:
             return []
         entry = self._cached(user_id, version)
