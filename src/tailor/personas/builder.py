@@ -37,9 +37,12 @@ def user_vector(store: ProfileStore, embedder: Embedder, user_id: str) -> np.nda
 
         embed_profiles(store, embedder, user_ids=[user_id], progress=False)
         ids, matrix = store.get_embeddings(user_id, embedder.name)
-    if not len(ids):
-        return None
-    mean = np.asarray(matrix, dtype=np.float64).mean(0)
+    return mean_direction(matrix) if len(ids) else None
+
+
+def mean_direction(vectors: np.ndarray) -> np.ndarray | None:
+    """The unit-length mean of ``vectors`` (rows); ``None`` when it is zero."""
+    mean = np.asarray(vectors, dtype=np.float64).mean(0)
     norm = np.linalg.norm(mean)
     return mean / norm if norm > 0 else None
 

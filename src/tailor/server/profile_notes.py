@@ -20,12 +20,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 
-import numpy as np
-
 from tailor.backends.base import Backend
 from tailor.background import KeyedWorker
 from tailor.embeddings.base import Embedder
-from tailor.personas.builder import describe_personas_across_users, nearest_persona
+from tailor.personas.builder import describe_personas_across_users, mean_direction, nearest_persona
 from tailor.profiles.base import UnknownUserError
 from tailor.profiles.sqlite import SQLiteProfileStore
 from tailor.prompting.summary import SUMMARY_KIND, ProfileSummarizer
@@ -128,13 +126,10 @@ class PersonaChooser:
                 logger.warning("personas were built with another embedder than the server's (%s); users without a "
                                "persona get none", self.embedder.name)
             return None
+        # Their records' vectors where the store has them (dense serving keeps them), else the message.
         _, matrix = self.store.get_embeddings(user_id, self.embedder.name)
-        if len(matrix):
-            vector = np.asarray(matrix, dtype=np.float64).mean(0)
-        else:
-            vector = np.asarray(self.embedder.embed([query])[0], dtype=np.float64)
-        norm = np.linalg.norm(vector)
-        return nearest_persona(candidates, vector / norm) if norm > 0 else None
+        vector = mean_direction(matrix if len(matrix) else self.embedder.embed([query]))
+        return nearest_persona(candidates, vector) if vector is not None else None
 
 
 def build_personas_for_tenant(store: SQLiteProfileStore, embedder: Embedder, backend: Backend, *,
