@@ -81,6 +81,7 @@ OFFICIAL_PREFIXES = {
     "movielens-ratings": ("What rating from 1 to 5 would this user give the following movie? Answer with a single "
                           "number. movie: "),
     "debates": "Give this speaker's reply to the following debate turn: ",
+    "commits": "Generate a subject for the following commit message: ",
 }
 CONTENT = "Volunteers planted trees along the river."
 

@@ -82,9 +82,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     data = verbs.add_parser("data", help="packaged real data sets")
     data_verbs = data.add_subparsers(dest="data_verb", metavar="ACTION")
-    build = data_verbs.add_parser("build", help="build a packaged data set into LaMP-format files")
+    build = data_verbs.add_parser("build", help="build a packaged data set (or commits, from a git history) "
+                                  "into LaMP-format files")
     build.add_argument("name", help="data set name (see: tailor data list)")
     build.add_argument("--out", required=True)
+    build.add_argument("--repo", default=None, metavar="PATH", help="commits: the git repository to read")
+    build.add_argument("--log", default=None, metavar="FILE",
+                       help="commits: a saved `git log` (gzipped or not; format in tailor.data.commits)")
+    build.add_argument("--keep-bots", action="store_true", help="commits: keep bot authors (left out by default)")
+    build.add_argument("--min-commits", type=_positive, default=None,
+                       help="commits: authors with fewer usable commits are left out (default 8)")
     data_verbs.add_parser("list", help="list the packaged data sets")
     add_serve_verbs(verbs)
     return parser
@@ -256,11 +263,30 @@ def _data(args: argparse.Namespace) -> int:
         for name, builder in sorted(DATASETS.items()):
             summary = (builder.__doc__ or "").strip().splitlines()[0]
             print(f"{name}\t{summary}")
+        print("commits\tcommit subjects per author from any git history (--repo PATH or --log FILE), LaMP-6 layout")
         return 0
-    report = build_dataset(args.name, args.out)
+    if args.name == "commits":
+        report = _build_commits(args)
+    elif args.repo or args.log or args.keep_bots or args.min_commits:
+        raise UsageError("--repo, --log, --keep-bots and --min-commits are options of `tailor data build commits`")
+    else:
+        report = build_dataset(args.name, args.out)
     splits = ", ".join(f"{split}: {n}" for split, n in report.splits.items())
     print(f"built {report.name} ({report.task}) in {report.out}: {report.users} users; {splits}; from {report.source}")
+    if args.name == "commits":
+        print("bot authors " + ("kept" if args.keep_bots else "left out (--keep-bots keeps them)")
+              + f"; what was skipped and why: {Path(report.out) / 'dataset.json'}")
     return 0
+
+
+def _build_commits(args: argparse.Namespace) -> Any:
+    from tailor.data.commits import CommitsConfig, build_commits
+
+    if (args.repo is None) == (args.log is None):
+        raise UsageError("commits needs exactly one of --repo PATH and --log FILE")
+    config = CommitsConfig(keep_bots=args.keep_bots,
+                           **({"min_commits": args.min_commits} if args.min_commits else {}))
+    return build_commits(args.out, repo=args.repo, log=args.log, config=config)
 
 
 def _demo(args: argparse.Namespace) -> int:

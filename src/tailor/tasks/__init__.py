@@ -16,6 +16,14 @@ OWN_TASKS: dict[str, TaskSpec] = {
         title_noun="headline", turn_prompt="Generate a headline for the following article: ",
         context_header="Headlines this outlet wrote for earlier articles:",
     ),
+    # A commit's subject from its body, per author: any git history (`tailor data build commits`).
+    "commits": TitledTextTask(
+        name="commits", kind="generation", max_new_tokens=24, data_format="LaMP-6",
+        instruction="Answer with the commit subject line only, on one line, without quotes or explanation.",
+        query_marker="commit message:", document_fields=("title", "text"),
+        title_noun="subject", turn_prompt="Generate a subject for the following commit message: ",
+        context_header="Subjects this author wrote for earlier commits:",
+    ),
     **PACKAGED_TASKS,  # tweets, movielens-ratings, debates
 }
 

@@ -60,9 +60,10 @@ def interleave(per_user: Mapping[str, Sequence[T]]) -> list[T]:
 
 
 def write_splits(out: str | Path, *, name: str, data_format: str, source: str,
-                 splits: Mapping[str, Mapping[str, Sequence[Question]]]) -> BuildReport:
+                 splits: Mapping[str, Mapping[str, Sequence[Question]]],
+                 details: Mapping[str, Any] | None = None) -> BuildReport:
     """Write ``{split}_questions.json`` and ``{split}_outputs.json`` for every split, users
-    interleaved, plus a ``dataset.json`` that describes the build."""
+    interleaved, plus a ``dataset.json`` that describes the build (with ``details`` added)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     official = "LaMP_" + data_format.removeprefix("LaMP-")[0]  # the official files know LaMP_1..LaMP_7
@@ -76,7 +77,7 @@ def write_splits(out: str | Path, *, name: str, data_format: str, source: str,
                    {"task": official, "golds": [{"id": question["id"], "output": gold} for question, gold in pairs]})
         counts[split] = len(pairs)
     write_json(out / "dataset.json", {"name": name, "task": name, "data_format": data_format, "splits": counts,
-                                      "users": len(users), "source": source})
+                                      "users": len(users), "source": source, **(details or {})})
     return BuildReport(name, name, str(out), counts, len(users), source)
 
 
