@@ -62,7 +62,7 @@ def test_replies_waiting_together_go_as_one_batch_and_each_gets_its_own_answer()
         first = pool.submit(gate.generate, ask("q0"))
         assert backend.entered.wait(5)
         rest = {text: pool.submit(gate.generate, ask(text)) for text in ("q1", "q2", "q3", "q4")}
-        wait_for(lambda: gate._waiting == 4)
+        wait_for(lambda: gate.waiting == 4)
         backend.release.set()
         assert first.result(5).text == "answer to q0"
         assert {text: future.result(5).text for text, future in rest.items()} == {
@@ -80,14 +80,14 @@ def test_a_failed_batch_fails_each_of_its_replies_and_the_gate_goes_on() -> None
         first = pool.submit(gate.generate, ask("q0"))
         assert backend.entered.wait(5)
         doomed = [pool.submit(gate.generate, ask(text)) for text in ("fail", "q1")]
-        wait_for(lambda: gate._waiting == 2)
+        wait_for(lambda: gate.waiting == 2)
         backend.release.set()
         assert first.result(5).text == "answer to q0"
         for future in doomed:
             with pytest.raises(BackendError, match="failed on this batch"):
                 future.result(5)
     assert gate.generate(ask("after")).text == "answer to after"
-    assert gate._busy is False and gate._waiting == 0
+    assert not gate.busy and gate.waiting == 0
 
 
 def test_background_work_waits_while_replies_are_queued() -> None:
@@ -100,11 +100,12 @@ def test_background_work_waits_while_replies_are_queued() -> None:
         background = pool.submit(lambda: order.append(gate.generate(ask("extraction"), background=True).text))
         time.sleep(0.05)  # the background call is waiting before the next reply arrives
         reply = pool.submit(lambda: order.append(gate.generate(ask("reply 1")).text))
-        wait_for(lambda: gate._waiting == 1)
+        wait_for(lambda: gate.waiting == 1)
         backend.release.set()
         for future in (first, background, reply):
             future.result(5)
-    assert order == ["answer to reply 0", "answer to reply 1", "answer to extraction"]
+    assert sorted(order) == ["answer to extraction", "answer to reply 0", "answer to reply 1"]
+    assert backend.batches == [["reply 0"], ["reply 1"], ["extraction"]]  # the order the model took them in
 
 
 def test_max_batch_must_be_positive() -> None:

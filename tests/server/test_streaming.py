@@ -9,6 +9,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from fastapi.testclient import TestClient
 from tailor.backends.base import BackendError, TextStream, approximate_token_count
 from tailor.backends.echo import EchoBackend
 from tailor.server import ServeConfig, create_app
-from tailor.server.generation import BackendGate
+from tailor.server.generation import BackendGate, GateClosed, GateFull
 from tailor.types import GenerationRequest, GenerationResult
 
 Ask = Callable[..., Any]
@@ -143,6 +144,16 @@ class RawRequest:
         time.sleep(0.1)
 
 
+def settles(condition: Callable[[], bool], seconds: float = 5.0) -> bool:
+    """Whether ``condition`` holds within ``seconds`` (the model's thread acts a moment later)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
+
+
 def events(text: str) -> tuple[list[dict[str, Any]], list[str]]:
     """The JSON chunks of a stream, and its raw ``data:`` lines."""
     lines = [line for line in text.split("\n") if line]
@@ -226,7 +237,7 @@ def test_errors_before_the_first_piece_are_json(tmp_path: Path, ask: Ask) -> Non
     assert response.json()["error"]["type"] == "server_error"
     bad = client.post("/v1/chat/completions", json={"model": "m", "stream": True, "messages": []})
     assert bad.status_code == 400 and "messages" in bad.json()["error"]["message"]
-    assert app.state.service.gate._busy is False  # the failed stream let go of the model
+    assert settles(lambda: not app.state.service.gate.busy)  # the failed stream let go of the model
     app.state.service.close()
 
 
@@ -251,7 +262,7 @@ def test_a_failure_after_the_first_piece_is_an_error_event(tmp_path: Path, ask: 
         assert events[-1]["error"]["type"] == "server_error" and "BackendError" in events[-1]["error"]["message"]
         assert "[DONE]" not in response.text
         service = app.state.service
-        assert service.gate._busy is False
+        assert settles(lambda: not service.gate.busy)
         assert client.get("/v1/users/ana/export").json()["conversations"] == []  # never delivered whole
 
 
@@ -297,10 +308,11 @@ def test_a_client_that_goes_away_stops_the_stream_and_nothing_is_kept(stepped_ap
     assert request.next_chunk()["choices"][0]["delta"]["content"] == "one "
     assert backend.paused.wait(10)
     request.disconnect()
-    backend.resume.set()  # the piece under way completes; then the stream is closed
-    assert "[DONE]" not in request.rest().decode()
-    assert backend.closed and not backend.finished
-    assert service.gate._busy is False
+    assert "[DONE]" not in request.rest().decode()  # the response is over, the reply cancelled
+    backend.resume.set()  # the piece under way completes; then the model closes the stream
+    assert settles(lambda: backend.closed)
+    assert not backend.finished
+    assert settles(lambda: not service.gate.busy)
     assert client.get("/v1/users/alice/export").json()["conversations"] == []
     # The model is free for the next reply.
     reply = client.post("/v1/chat/completions", json={"model": "m", "messages": [{"role": "user", "content": "x"}]})
@@ -310,29 +322,76 @@ def test_a_client_that_goes_away_stops_the_stream_and_nothing_is_kept(stepped_ap
 # -- the gate ---------------------------------------------------------------------------------------
 
 
-def test_a_stream_holds_the_gate_and_replies_still_go_before_background_work() -> None:
-    backend = EchoBackend()
-    gate = BackendGate(backend)
+class CallLog(SteppedBackend):
+    """A stepped backend that notes each call it gets: the last message of each request."""
+
+    def __init__(self, reply: str) -> None:
+        super().__init__(reply)
+        self.calls: list[str] = []
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+        self.calls.extend(f"generate {r.messages[-1]['content']}" for r in requests)
+        return super().generate(requests)
+
+    def stream(self, request: GenerationRequest) -> TextStream:
+        self.calls.append(f"stream {request.messages[-1]['content']}")
+        return (yield from super().stream(request))
+
+
+def test_streams_and_replies_go_in_arrival_order_and_before_background_work() -> None:
+    backend = CallLog("one two three")
+    gate = BackendGate(backend, max_batch=4)
 
     def ask(text: str) -> GenerationRequest:
         return GenerationRequest(({"role": "user", "content": text},))
 
-    stream = gate.stream(ask("a long streamed reply"))
-    assert next(stream) == "a "
-    done: list[str] = []
-    background = threading.Thread(target=lambda: done.append(gate.generate(ask("background"), background=True).text))
-    reply = threading.Thread(target=lambda: done.append("".join(gate.stream(ask("reply")))))
-    background.start()
-    time.sleep(0.05)
-    reply.start()
-    deadline = time.monotonic() + 5
-    while gate._waiting == 0 and time.monotonic() < deadline:  # the reply is queued
-        time.sleep(0.01)
-    assert done == []  # both wait while the stream holds the gate
-    stream.close()
-    background.join(5)
-    reply.join(5)
-    assert done == ["reply", "background"]
+    stream = gate.stream(ask("s0"))
+    assert next(stream) == "one "
+    assert backend.paused.wait(5)  # the model is in the middle of the stream
+    calls: list[tuple[str, ...]] = [
+        ("background", "bg"), ("stream", "s1"), ("reply", "r1"), ("stream", "s2"), ("reply", "r2")]
+    with ThreadPoolExecutor(len(calls)) as pool:
+        futures = []
+        for index, (kind, text) in enumerate(calls):
+            if kind == "stream":
+                futures.append(pool.submit(lambda text=text: "".join(gate.stream(ask(text)))))
+            else:
+                futures.append(pool.submit(gate.generate, ask(text), background=kind == "background"))
+            # queued in this order (the background call is not counted among replies)
+            assert settles(lambda index=index: gate.waiting == index)
+        assert not any(future.done() for future in futures)  # everything waits while the model streams
+        backend.resume.set()
+        assert "".join(stream) == "two three"
+        for future in futures:
+            future.result(5)
+    # Arrival order, except that r2 joins r1's batch; background work last.
+    assert backend.calls == ["stream s0", "stream s1", "generate r1", "generate r2", "stream s2", "generate bg"]
+    gate.close()
+
+
+def test_a_full_queue_refuses_at_once_and_a_cancelled_reply_frees_its_place() -> None:
+    backend = SteppedBackend("one two", pause_at=1)
+    gate = BackendGate(backend, max_batch=2, max_queue=2)
+
+    def ask(text: str) -> GenerationRequest:
+        return GenerationRequest(({"role": "user", "content": text},))
+
+    holding = gate.submit_stream(ask("s0"))
+    assert holding.next(5) == "one " and backend.paused.wait(5)
+    first, second = gate.submit(ask("a")), gate.submit_stream(ask("b"))
+    with pytest.raises(GateFull) as refused:
+        gate.submit(ask("c"))
+    assert refused.value.limit == 2 and 1 <= refused.value.retry_after <= 60
+    assert second.cancel() is True  # still queued: it leaves the queue at once
+    assert gate.waiting == 1
+    third = gate.submit(ask("c"))  # its place is free again
+    backend.resume.set()
+    assert isinstance(holding.next(5), str)
+    assert [first.result(5).text, third.result(5).text] == ["NONE", "NONE"]
+    assert gate.waiting == 0
+    gate.close()
+    with pytest.raises(GateClosed):
+        gate.submit(ask("after"))
 
 
 def test_a_local_model_streams_through_the_server(tmp_path: Path, tiny_model_dir: Path, ask: Ask) -> None:

@@ -47,6 +47,14 @@ def add_serve_verbs(verbs: Any) -> None:
     serve.add_argument("--max-batch", type=_count, default=8, metavar="N",
                        help="replies waiting at the same time go to the model as one batch of up to N (default 8; "
                        "1: one at a time; streamed replies go alone)")
+    serve.add_argument("--max-queue", type=_count, default=64, metavar="N",
+                       help="replies that may wait for the model at once (default 64); one more is answered 429 "
+                       "with Retry-After")
+    serve.add_argument("--queue-timeout", type=float, default=120.0, metavar="SECONDS",
+                       help="a reply that has waited this long for the model without starting is answered 503 "
+                       "(default 120)")
+    serve.add_argument("--threads", type=_count, default=40, metavar="N",
+                       help="worker threads for request work (store reads and writes; default 40)")
     serve.add_argument("--adapter-task", default="auto", metavar="TASK",
                        help="answer with the LoRA adapters trained for TASK (tailor train-adapter) held in the store: "
                        "the user's, else their persona's, else the global one; 'auto' (default) takes the one task "
@@ -95,7 +103,8 @@ def run_serve(args: argparse.Namespace) -> int:
         k_memories=args.k_memories, memory=not args.no_memory,
         embedder=None if args.embedder in ("none", "") else args.embedder, memory_backend=args.memory_backend,
         model=args.model, auto_create_users=args.auto_create_users,
-        adapter_task=None if args.adapter_task in ("none", "") else args.adapter_task, max_batch=args.max_batch)
+        adapter_task=None if args.adapter_task in ("none", "") else args.adapter_task, max_batch=args.max_batch,
+        max_queue=args.max_queue, queue_timeout=args.queue_timeout, worker_threads=args.threads)
     serve(config, log_level=args.log_level)
     return 0
 

@@ -3,18 +3,24 @@ data API (profiles, records, export, deletion, memories). See docs/serving.md.
 
 Each route reads its body (refusing more than ``Limits.max_body_bytes`` before parsing),
 then runs the work, authentication included, in a worker thread, so a slow write never
-stalls the event loop. Every error, ours or the framework's, is answered in OpenAI's
-shape ``{"error": {"message", "type", "param", "code"}}``; malformed input is a 4xx.
-A streamed chat reply starts only once its first piece is generated, so that everything
-that can fail before it is still answered that way.
+stalls the event loop. No worker thread ever waits for the model: a chat is personalized
+in one, queued for the model's own thread (:class:`~tailor.server.generation.BackendGate`),
+awaited on the event loop, and stored in one again. A full queue is a 429 with
+``Retry-After``; a reply still queued after ``queue_timeout`` is a 503; a client that goes
+away while its reply waits takes it out of the queue. Every error, ours or the
+framework's, is answered in OpenAI's shape ``{"error": {"message", "type", "param",
+"code"}}``; malformed input is a 4xx. A streamed chat reply starts only once its first
+piece is generated, so that everything that can fail before it is still answered that way.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Generator
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from tailor.registry import require
 
@@ -22,18 +28,19 @@ require("fastapi", "serve")  # fails with the "pip install 'tailor[serve]'" hint
 
 import anyio
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
-from tailor.backends.base import Backend
+from tailor.backends.base import Backend, BackendError
 from tailor.profiles.sqlite import SQLiteProfileStore
 from tailor.server.config import ServeConfig, is_loopback
-from tailor.server.generation import completion, stream_events
+from tailor.server.generation import GateClosed, GateFull, PieceStream, completion, stream_events
 from tailor.server.hooks import AdapterHook
 from tailor.server.keys import Principal
 from tailor.server.personalize import ChatContext
-from tailor.server.service import ChatOutcome, ChatStream, TailorService
+from tailor.server.service import ChatOutcome, PreparedChat, TailorService
 from tailor.server.validation import (
     APIError,
     check_text,
@@ -43,8 +50,10 @@ from tailor.server.validation import (
     parse_json,
     parse_records,
 )
+from tailor.types import GenerationResult
 
 logger = logging.getLogger("tailor.server")
+Answer = TypeVar("Answer")
 
 _STATUS_TYPES = {401: "authentication_error", 403: "permission_error", 404: "not_found_error",
                  405: "invalid_request_error", 413: "invalid_request_error", 415: "invalid_request_error"}
@@ -52,6 +61,11 @@ _STATUS_TYPES = {401: "authentication_error", 403: "permission_error", 404: "not
 
 class OpenServerRefused(ValueError):
     """The store holds no API keys and the server was asked to listen beyond loopback."""
+
+
+class ClientGone(Exception):
+    """The client went away before its answer (while sending its body, or while its reply
+    waited for the model): there is no one to answer."""
 
 
 def create_app(config: ServeConfig, *, backend: Backend | None = None, store: SQLiteProfileStore | None = None,
@@ -73,6 +87,8 @@ def create_app(config: ServeConfig, *, backend: Backend | None = None, store: SQ
 
     @asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:
+        # The pool that runs request work (never a wait for the model), per event loop.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = config.worker_threads
         yield
         service.close()
 
@@ -81,8 +97,8 @@ def create_app(config: ServeConfig, *, backend: Backend | None = None, store: SQ
     app.state.service = service
 
     def error_response(error: APIError) -> Any:
-        headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
-        return JSONResponse(error.body(), status_code=error.status, headers=headers)
+        headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else {}
+        return JSONResponse(error.body(), status_code=error.status, headers={**headers, **(error.headers or {})})
 
     @app.exception_handler(APIError)
     async def api_error(request: Any, error: APIError) -> Any:
@@ -93,6 +109,28 @@ def create_app(config: ServeConfig, *, backend: Backend | None = None, store: SQ
         status = int(error.status_code)
         message = "no such route" if status == 404 else str(error.detail)
         return error_response(APIError(status, message, type=_STATUS_TYPES.get(status, "invalid_request_error")))
+
+    @app.exception_handler(GateFull)
+    async def queue_full(request: Any, error: GateFull) -> Any:
+        return error_response(APIError(429, str(error), type="rate_limit_error", code="server_busy",
+                                       headers={"Retry-After": str(error.retry_after)}))
+
+    @app.exception_handler(GateClosed)
+    async def shutting_down(request: Any, error: GateClosed) -> Any:
+        return error_response(APIError(503, str(error), type="server_error", code="shutting_down"))
+
+    @app.exception_handler(BackendError)
+    async def model_failed(request: Any, error: BackendError) -> Any:
+        logger.error("the model failed on %s %s: %s", request.method, request.url.path, error)
+        return error_response(APIError(500, f"the model failed: {type(error).__name__}", type="server_error",
+                                       code="model_error"))
+
+    @app.exception_handler(ClientGone)
+    @app.exception_handler(ClientDisconnect)
+    async def client_gone(request: Any, error: Exception) -> Any:
+        logger.info("client went away %s: %s %s", str(error) or "in the middle of its request", request.method,
+                    request.url.path)
+        return Response(status_code=499)  # never read: no one is there
 
     @app.exception_handler(Exception)
     async def server_error(request: Any, error: Exception) -> Any:
@@ -107,11 +145,14 @@ def create_app(config: ServeConfig, *, backend: Backend | None = None, store: SQ
             if int(declared) > limits.max_body_bytes:
                 raise too_large()
         chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limits.max_body_bytes:
-                raise too_large()
-            chunks.append(chunk)
+        try:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limits.max_body_bytes:
+                    raise too_large()
+                chunks.append(chunk)
+        except ClientDisconnect:
+            raise ClientGone("in the middle of its request body") from None
         return b"".join(chunks)
 
     def too_large() -> APIError:
@@ -134,24 +175,62 @@ def create_app(config: ServeConfig, *, backend: Backend | None = None, store: SQ
     async def models(request: Request) -> Any:
         return await run(request, lambda principal, _: service.models())
 
+    async def until_answered(request: Request, waiting: Awaitable[Answer], cancel: Callable[[], bool]) -> Answer:
+        """What ``waiting`` (a reply queued for the model) gives. A reply still queued after
+        ``queue_timeout`` is cancelled (503); a client that goes away first cancels it too."""
+        answer = asyncio.ensure_future(waiting)
+        gone = asyncio.ensure_future(_disconnected(request))
+        try:
+            done, _ = await asyncio.wait({answer, gone}, timeout=config.queue_timeout,
+                                         return_when=asyncio.FIRST_COMPLETED)
+            if not done and not cancel():  # under way on the model: wait for its end
+                done, _ = await asyncio.wait({answer, gone}, return_when=asyncio.FIRST_COMPLETED)
+            if answer in done:
+                return answer.result()
+        finally:
+            gone.cancel()
+            if not answer.done():
+                cancel()
+                answer.cancel()
+        if gone in done:
+            raise ClientGone("while its reply waited for the model")
+        raise APIError(503, f"the model is busy: the reply waited {config.queue_timeout:g} s in the queue without "
+                       "starting; try again later", type="server_error", code="queue_timeout",
+                       headers={"Retry-After": str(service.gate.retry_after())})
+
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> Any:
-        def work(principal: Principal, body: Any) -> tuple[ChatOutcome | ChatStream, bool]:
-            chat = parse_chat(body, limits, config.default_max_tokens)
-            reply = service.chat_stream(principal, chat) if chat.stream else service.chat(principal, chat)
-            return reply, chat.include_usage
-
-        reply, include_usage = await run(request, work, body=True)
-        headers = reply_headers(reply.context, reply.personalize_ms, reply.adapter)
-        if isinstance(reply, ChatOutcome):
+        prepared: PreparedChat = await run(request, lambda principal, body: service.prepare_chat(
+            principal, parse_chat(body, limits, config.default_max_tokens)), body=True)
+        headers = reply_headers(prepared.context, (prepared.personalized - prepared.began) * 1000.0,
+                                prepared.adapter)
+        if not prepared.request.stream:
+            future = service.gate.submit(prepared.generation)
+            result = await until_answered(request, asyncio.wrap_future(future), future.cancel)
+            reply: ChatOutcome = await run_in_threadpool(service.finish_chat, prepared, result)
             headers["X-Tailor-Overhead-Ms"] = f"{reply.overhead_ms:.3f}"
             return JSONResponse(completion(reply.completion_id, reply.model, reply.created, reply.text,
                                            reply.finish_reason, reply.usage), headers=headers)
+        pieces = service.gate.submit_stream(prepared.generation)
+        first = await until_answered(request, pieces.next_async(), pieces.cancel)
         # A stream has no X-Tailor-Overhead-Ms: it is known only at its end, after the headers.
-        events = stream_events(reply.completion_id, reply.model, reply.created, reply.pieces,
-                               include_usage=include_usage)
-        return StreamingResponse(read_in_threads(events), media_type="text/event-stream",
+        events = stream_events(prepared.completion_id, service.model, prepared.created,
+                               streamed(prepared, first, pieces), include_usage=prepared.request.include_usage)
+        return StreamingResponse(events, media_type="text/event-stream",
                                  headers={**headers, "Cache-Control": "no-cache"})
+
+    async def streamed(prepared: PreparedChat, first: str | GenerationResult,
+                       pieces: PieceStream) -> AsyncGenerator[str | ChatOutcome, None]:
+        """The reply's pieces, then its outcome (the exchange stored once delivered whole).
+        Closed early (the client went away), it stops the model on this reply."""
+        try:
+            item = first
+            while isinstance(item, str):
+                yield item
+                item = await pieces.next_async()
+            yield await run_in_threadpool(service.finish_chat, prepared, item)
+        finally:
+            pieces.cancel()
 
     @app.put("/v1/users/{user_id}")
     async def put_user(request: Request, user_id: str) -> Any:
@@ -192,13 +271,14 @@ def create_app(config: ServeConfig, *, backend: Backend | None = None, store: SQ
 
     @app.post("/v1/users/{user_id}/memories:flush")
     async def flush_memories(request: Request, user_id: str) -> Any:
-        value = request.query_params.get("timeout")
-
-        def work(principal: Principal, _: Any) -> dict[str, Any]:
-            timeout = _count(value, "timeout", default=30, high=300)
-            return service.flush_memories(principal, user_id, float(timeout))
-
-        return await run(request, work)
+        timeout = _count(request.query_params.get("timeout"), "timeout", default=30, high=300)
+        deadline = time.monotonic() + timeout
+        # Polled, not waited for in a worker thread: a waiting flush holds no thread.
+        while True:
+            state = await run(request, lambda principal, _: service.flush_memories(principal, user_id, 0.0))
+            if state["done"] or time.monotonic() >= deadline:
+                return state
+            await asyncio.sleep(0.02)
 
     @app.delete("/v1/users/{user_id}/memories/{memory_id}")
     async def delete_memory(request: Request, user_id: str, memory_id: str) -> Any:
@@ -217,18 +297,10 @@ def reply_headers(context: ChatContext | None, personalize_ms: float, adapter: s
     return headers
 
 
-async def read_in_threads(events: Generator[bytes, None, None]) -> AsyncIterator[bytes]:
-    """``events`` read in worker threads (each may wait for the model), and closed in one
-    when the response ends, early too: a client that went away stops the generation."""
-    try:
-        while True:
-            event = await run_in_threadpool(next, events, None)
-            if event is None:
-                break
-            yield event
-    finally:
-        with anyio.CancelScope(shield=True):
-            await run_in_threadpool(events.close)
+async def _disconnected(request: Request) -> None:
+    """Returns when the client has gone away (its body has been read already)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 def _flag(value: str | None, name: str) -> bool:

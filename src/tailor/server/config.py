@@ -96,7 +96,11 @@ class ServeConfig:
     LoRA adapters (``tailor train-adapter``) the model runs with per user: ``"auto"`` takes
     the one task the store holds adapters for, if exactly one; ``None`` uses none.
     ``max_batch`` is how many replies waiting at the same time go to the model as one
-    batch (streamed replies go alone). ``memory_backend`` is the model that extracts
+    batch (streamed replies go alone). ``max_queue`` is how many replies may wait for the
+    model at once: one more is answered 429 with ``Retry-After`` at once; a reply still
+    waiting after ``queue_timeout`` seconds is answered 503. ``worker_threads`` is the size
+    of the thread pool that runs request work (store reads and writes; never a wait for
+    the model). ``memory_backend`` is the model that extracts
     facts (the serving backend when ``None``). ``model`` is the id reported by
     ``/v1/models`` (the backend's name when ``None``).
     """
@@ -118,6 +122,9 @@ class ServeConfig:
     auto_create_users: bool = False
     adapter_task: str | None = "auto"
     max_batch: int = 8
+    max_queue: int = 64
+    queue_timeout: float = 120.0
+    worker_threads: int = 40
     limits: Limits = field(default_factory=Limits)
 
     @property
@@ -130,8 +137,13 @@ class ServeConfig:
         if ServeMethod.parse(self.method).needs_vectors and not self.embedder:
             raise ValueError(f"serving method {self.method!r} searches record vectors and needs an embedder "
                              "(hashing or minilm)")
-        if isinstance(self.max_batch, bool) or not isinstance(self.max_batch, int) or self.max_batch < 1:
-            raise ValueError(f"ServeConfig.max_batch must be a positive integer, got {self.max_batch!r}")
+        for name in ("max_batch", "max_queue", "worker_threads"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"ServeConfig.{name} must be a positive integer, got {value!r}")
+        if not self.queue_timeout > 0:
+            raise ValueError(f"ServeConfig.queue_timeout must be a positive number of seconds, "
+                             f"got {self.queue_timeout!r}")
         for name in ("k", "k_memories"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:

@@ -12,163 +12,319 @@ cut into word-sized chunks.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import math
 import re
 import threading
 import time
 from collections import deque
-from collections.abc import Generator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 from tailor.backends.base import Backend, BackendError, StreamingBackend, TextStream
 from tailor.types import GenerationRequest, GenerationResult
 
 logger = logging.getLogger(__name__)
 _CHUNK = re.compile(r"\S+\s*|\s+")
-Item = TypeVar("Item")
-Ending = TypeVar("Ending")
 
 
-@dataclass
-class _Ticket:
-    """One reply waiting for the model, in a batch or on its own."""
+class GateFull(Exception):
+    """The reply queue is full; the caller should try again after ``retry_after`` seconds."""
 
+    def __init__(self, waiting: int, limit: int, retry_after: int) -> None:
+        super().__init__(f"the model is busy: {waiting} replies are already waiting for it (the limit is {limit}); "
+                         f"try again in {retry_after} s")
+        self.waiting = waiting
+        self.limit = limit
+        self.retry_after = retry_after
+
+
+class GateClosed(BackendError):
+    """The server is shutting down: the model takes no more work."""
+
+
+@dataclass(frozen=True)
+class _Failed:
+    error: BaseException
+
+
+class PieceStream:
+    """A streamed reply's pieces as the model thread makes them, for one reader (a thread
+    or a coroutine): each ``str`` piece, then the :class:`GenerationResult` at the end.
+    The model makes the whole reply as fast as it can, whatever the pace of the reader.
+
+    :meth:`cancel` stops it (a client that went away): a stream still queued leaves the
+    queue at once; one under way is closed after the piece in hand.
+    """
+
+    def __init__(self, future: Future[GenerationResult]) -> None:
+        self._future = future
+        self._lock = threading.Lock()
+        self._items: deque[str | GenerationResult | _Failed] = deque()
+        self._waker: Future[None] | None = None
+        self.cancelled = False
+
+    def _put(self, item: str | GenerationResult | _Failed) -> None:
+        with self._lock:
+            self._items.append(item)
+            waker, self._waker = self._waker, None
+        if waker is not None:
+            try:
+                waker.set_result(None)
+            except InvalidStateError:  # the reader stopped waiting (cancelled)
+                pass
+
+    def _take(self) -> tuple[str | GenerationResult | _Failed | None, Future[None] | None]:
+        with self._lock:
+            if self._items:
+                return self._items.popleft(), None
+            self._waker = Future()
+            return None, self._waker
+
+    @staticmethod
+    def _unwrap(item: str | GenerationResult | _Failed) -> str | GenerationResult:
+        if isinstance(item, _Failed):
+            raise item.error
+        return item
+
+    def next(self, timeout: float | None = None) -> str | GenerationResult:
+        """The next piece, or the result once the reply is whole; raises the model's error."""
+        while True:
+            item, waker = self._take()
+            if item is not None:
+                return self._unwrap(item)
+            assert waker is not None
+            waker.result(timeout)
+
+    async def next_async(self) -> str | GenerationResult:
+        """:meth:`next` for a coroutine: waiting holds no thread."""
+        while True:
+            item, waker = self._take()
+            if item is not None:
+                return self._unwrap(item)
+            assert waker is not None
+            await asyncio.wrap_future(waker)
+
+    def cancel(self) -> bool:
+        """Stop the reply; whether it was still queued (so it never reached the model)."""
+        self.cancelled = True
+        return self._future.cancel()
+
+
+@dataclass(eq=False)
+class _Job:
     request: GenerationRequest
-    taken: bool = False
-    done: bool = False
-    result: GenerationResult | None = None
-    error: BaseException | None = None
+    future: Future[GenerationResult]
+    pieces: PieceStream | None = None
 
 
 class BackendGate:
-    """Replies through a backend in batches of up to ``max_batch``, streams one at a time,
-    replies before background work.
+    """The one thread that runs the model, and the queue of replies waiting for it.
 
-    Local models are not thread-safe and gain nothing from interleaving, so calls are
-    serialized. Replies that arrive while the model is busy wait together and go to the
-    model as one batch when it is free (a batch of 4 on a CPU takes far less than 4 single
-    calls); a streamed reply holds the model alone until its last piece. A background call
-    (memory extraction, summaries) starts only while no reply is running or waiting, so a
-    reply waits at most for one background call already under way.
+    Local models are not thread-safe and gain nothing from interleaving, so one dedicated
+    thread makes every call. Callers never wait inside it: a reply is queued and answered
+    through a future (or a :class:`PieceStream`), which a request handler awaits without
+    holding a worker thread, so no number of waiting replies can starve the work the
+    model needs to finish. At most ``max_queue`` replies wait; one more raises
+    :class:`GateFull` at once (the server answers 429 with ``Retry-After``).
+
+    Replies, plain and streamed, are served in arrival order: when the head of the queue is
+    a plain reply it goes to the model as one batch with the oldest other plain replies
+    waiting (up to ``max_batch``; a batch of 4 on a CPU takes far less than 4 single
+    calls); a streamed reply goes alone. A reply cancelled while queued (its client went
+    away) leaves the queue at once. Background work (memory extraction, summaries) runs
+    only while no reply waits, and is not counted against ``max_queue``.
     """
 
-    def __init__(self, backend: Backend, *, max_batch: int = 1) -> None:
+    def __init__(self, backend: Backend, *, max_batch: int = 1, max_queue: int = 64) -> None:
         if max_batch < 1:
             raise ValueError(f"max_batch must be at least 1, got {max_batch}")
+        if max_queue < 1:
+            raise ValueError(f"max_queue must be at least 1, got {max_queue}")
         self.backend = backend
         self.max_batch = max_batch
+        self.max_queue = max_queue
         self._changed = threading.Condition()
-        self._busy = False
-        self._waiting = 0
-        self._queue: deque[_Ticket] = deque()
+        self._replies: deque[_Job] = deque()
+        self._background: deque[_Job] = deque()
+        self._running = 0
+        self._closed = False
+        self._seconds_per_call = 1.0  # a running mean, for Retry-After
+        self._thread = threading.Thread(target=self._serve, name="tailor-model", daemon=True)
+        self._thread.start()
+
+    @property
+    def waiting(self) -> int:
+        """Replies queued for the model (not yet started)."""
+        with self._changed:
+            return len(self._replies)
+
+    @property
+    def busy(self) -> bool:
+        """Whether the model is working on something now."""
+        with self._changed:
+            return self._running > 0
+
+    # -- queueing -------------------------------------------------------------------------------
+
+    def submit(self, request: GenerationRequest) -> Future[GenerationResult]:
+        """Queue a reply; its future holds the result. Raises :class:`GateFull` when
+        ``max_queue`` replies already wait. Cancelling the future while the reply is
+        queued takes it out of the queue."""
+        return self._queue(_Job(request, Future())).future
+
+    def submit_stream(self, request: GenerationRequest) -> PieceStream:
+        """Queue a streamed reply (raises :class:`GateFull` as :meth:`submit` does)."""
+        future: Future[GenerationResult] = Future()
+        job = self._queue(_Job(request, future, PieceStream(future)))
+        assert job.pieces is not None
+        return job.pieces
+
+    def _queue(self, job: _Job, *, background: bool = False) -> _Job:
+        with self._changed:
+            if self._closed:
+                raise GateClosed("the server is shutting down")
+            if background:
+                self._background.append(job)
+            else:
+                if len(self._replies) >= self.max_queue:
+                    raise GateFull(len(self._replies), self.max_queue, self.retry_after())
+                self._replies.append(job)
+            self._changed.notify_all()
+        job.future.add_done_callback(lambda future: self._drop(job) if future.cancelled() else None)
+        return job
+
+    def _drop(self, job: _Job) -> None:
+        with self._changed:
+            for queue in (self._replies, self._background):
+                try:
+                    queue.remove(job)
+                except ValueError:
+                    pass
+
+    def retry_after(self) -> int:
+        """About how long the model takes for one call, when places in the queue free up
+        again (whole seconds, 1 to 60)."""
+        return max(1, min(60, math.ceil(self._seconds_per_call)))
 
     def generate(self, request: GenerationRequest, *, background: bool = False) -> GenerationResult:
+        """A reply, waiting in the calling thread (for threads of their own: background
+        workers, scripts; a request handler awaits :meth:`submit` instead)."""
         if background:
-            self._enter(background=True)
-            try:
-                return self.backend.generate([request])[0]
-            finally:
-                self._leave()
-        ticket = _Ticket(request)
-        with self._changed:
-            self._queue.append(ticket)
-            self._waiting += 1
-        while True:
-            with self._changed:
-                while not ticket.done and (self._busy or ticket.taken):
-                    self._changed.wait()
-                if ticket.done:
-                    break
-                # The model is free and this reply still waits: it leads the next batch,
-                # the oldest waiting replies (itself among them, or in a later batch).
-                batch = [self._queue.popleft() for _ in range(min(self.max_batch, len(self._queue)))]
-                for taken in batch:
-                    taken.taken = True
-                self._waiting -= len(batch)
-                self._busy = True
-            self._run(batch)
-        if ticket.error is not None or ticket.result is None:
-            raise ticket.error or BackendError("the model gave no answer")
-        return ticket.result
-
-    def _run(self, batch: list[_Ticket]) -> None:
-        try:
-            results = self.backend.generate([ticket.request for ticket in batch])
-            for ticket, result in zip(batch, results, strict=True):
-                ticket.result = result
-        except Exception as error:  # noqa: BLE001 (handed to every reply of the batch, raised there)
-            for ticket in batch:
-                ticket.error = error
-        finally:
-            with self._changed:
-                for ticket in batch:
-                    if ticket.result is None and ticket.error is None:  # interrupted in between
-                        ticket.error = BackendError("the model stopped before answering")
-                    ticket.done = True
-                self._busy = False
-                self._changed.notify_all()
+            return self._queue(_Job(request, Future()), background=True).future.result()
+        return self.submit(request).result()
 
     def stream(self, request: GenerationRequest) -> TextStream:
-        """A reply piece by piece (word-sized pieces of the whole reply where the backend
-        cannot stream). The gate is held from the first piece asked for until the last, or
-        until the generator is closed (a client that went away)."""
-        self._enter(background=False)
+        """A streamed reply read in the calling thread; closing it cancels the reply."""
+        pieces = self.submit_stream(request)
+        try:
+            while True:
+                item = pieces.next()
+                if isinstance(item, GenerationResult):
+                    return item
+                yield item
+        finally:
+            pieces.cancel()
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Refuse new work, fail what is queued, and stop after the call in hand."""
+        with self._changed:
+            self._closed = True
+            queued = [*self._replies, *self._background]
+            self._replies.clear()
+            self._background.clear()
+            self._changed.notify_all()
+        for job in queued:
+            if job.future.set_running_or_notify_cancel():
+                self._fail(job, GateClosed("the server is shutting down"))
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
+    # -- the model thread -----------------------------------------------------------------------
+
+    def _serve(self) -> None:
+        while True:
+            with self._changed:
+                while not (self._closed or self._replies or self._background):
+                    self._changed.wait()
+                if self._closed:
+                    return
+                if self._replies:
+                    batch = self._next_batch()
+                else:
+                    batch = [self._background.popleft()]
+                self._running = len(batch)
+            batch = [job for job in batch if job.future.set_running_or_notify_cancel()]
+            began = time.perf_counter()
+            try:
+                if len(batch) == 1 and batch[0].pieces is not None:
+                    self._run_stream(batch[0], batch[0].pieces)
+                elif batch:
+                    self._run_batch(batch)
+            finally:
+                with self._changed:
+                    self._running = 0
+                    if batch:
+                        self._seconds_per_call = 0.8 * self._seconds_per_call + 0.2 * (time.perf_counter() - began)
+
+    def _next_batch(self) -> list[_Job]:
+        """The head of the queue: a stream alone, or the oldest plain replies (``max_batch``)."""
+        head = self._replies[0]
+        if head.pieces is not None:
+            return [self._replies.popleft()]
+        batch = [job for job in self._replies if job.pieces is None][:self.max_batch]
+        for job in batch:
+            self._replies.remove(job)
+        return batch
+
+    def _run_batch(self, batch: list[_Job]) -> None:
+        try:
+            results = self.backend.generate([job.request for job in batch])
+            if len(results) != len(batch):
+                raise BackendError(f"the model gave {len(results)} answers to {len(batch)} requests")
+        except Exception as error:  # noqa: BLE001 (handed to every reply of the batch, raised there)
+            for job in batch:
+                self._fail(job, error)
+            return
+        for job, result in zip(batch, results, strict=True):
+            job.future.set_result(result)
+
+    def _run_stream(self, job: _Job, pieces: PieceStream) -> None:
         try:
             if isinstance(self.backend, StreamingBackend):
-                return (yield from self.backend.stream(request))
-            result = self.backend.generate([request])[0]
-            yield from _CHUNK.findall(result.text)
-            return result
-        finally:
-            self._leave()
-
-    def _enter(self, background: bool) -> None:
-        with self._changed:
-            if background:
-                while self._busy or self._waiting:
-                    self._changed.wait()
+                source = self.backend.stream(job.request)
             else:
-                self._waiting += 1
-                try:
-                    while self._busy:
-                        self._changed.wait()
-                finally:
-                    self._waiting -= 1
-            self._busy = True
+                source = _chunked(self.backend.generate([job.request])[0])
+            try:
+                while not pieces.cancelled:
+                    try:
+                        piece = next(source)
+                    except StopIteration as end:
+                        result: GenerationResult = end.value
+                        job.future.set_result(result)
+                        pieces._put(result)
+                        return
+                    pieces._put(piece)
+            finally:
+                source.close()
+            self._fail(job, BackendError("the streamed reply was cancelled"))
+        except Exception as error:  # noqa: BLE001 (handed to the reader of the stream)
+            self._fail(job, error)
 
-    def _leave(self) -> None:
-        with self._changed:
-            self._busy = False
-            self._changed.notify_all()
-
-
-def started(stream: Generator[Item, None, Ending]) -> Generator[Item, None, Ending]:
-    """``stream`` run now up to its first item, so that a failure at its start (a backend
-    error, a refused request) raises here, before any response has been sent; the
-    generator returned gives that item, then the rest, and closes ``stream`` when closed."""
-    try:
-        first = next(stream)
-    except StopIteration as end:
-        return _ended(end.value)
-    resumed = _resumed(first, stream)
-    next(resumed)  # into its try block: closed before its first item, it still closes ``stream``
-    return resumed
+    @staticmethod
+    def _fail(job: _Job, error: BaseException) -> None:
+        job.future.set_exception(error)
+        if job.pieces is not None:
+            job.pieces._put(_Failed(error))
 
 
-def _resumed(first: Item, stream: Generator[Item, None, Ending]) -> Generator[Any, None, Ending]:
-    try:
-        yield None  # where started() parks it
-        yield first
-        return (yield from stream)
-    finally:
-        stream.close()
-
-
-def _ended(value: Ending) -> Generator[Any, None, Ending]:
-    return value
-    yield  # a generator that ends at once, returning ``value``
+def _chunked(result: GenerationResult) -> TextStream:
+    yield from _CHUNK.findall(result.text)
+    return result
 
 
 def count_prompt_tokens(backend: Backend, messages: Sequence[Mapping[str, str]]) -> int:
@@ -203,36 +359,43 @@ class StreamEnd(Protocol):
     def usage(self) -> dict[str, int]: ...
 
 
-def stream_events(completion_id: str, model: str, created: int, pieces: Generator[str, None, StreamEnd], *,
-                  include_usage: bool) -> Generator[bytes, None, None]:
+async def stream_events(completion_id: str, model: str, created: int, pieces: AsyncGenerator[str | StreamEnd, None], *,
+                        include_usage: bool) -> AsyncGenerator[bytes, None]:
     """The reply as server-sent events: a role chunk, a chunk per piece as it comes, a
-    finish chunk, the usage chunk with ``include_usage``, then ``data: [DONE]``. Closing
-    this generator closes ``pieces``."""
+    finish chunk, the usage chunk with ``include_usage``, then ``data: [DONE]``.
+    ``pieces`` yields the reply's text pieces, then how it ended (a :class:`StreamEnd`).
+    Closing this generator closes ``pieces``."""
 
     def event(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> bytes:
         chunk = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model,
                  "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}], **extra}
         return f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n".encode()
 
+    end: StreamEnd | None = None
     try:
         yield event({"role": "assistant", "content": ""})
-        while True:
+        while end is None:
             try:
-                piece = next(pieces)
-            except StopIteration as stop:
-                end: StreamEnd = stop.value
+                item = await anext(pieces)
+            except StopAsyncIteration:
                 break
-            except Exception as error:
+            except Exception as error:  # noqa: BLE001 (told to the client in the stream, logged in one line)
                 # Headers are sent: the failure can only be told in the stream. OpenAI's
                 # clients raise on an event holding "error"; no [DONE] follows.
-                logger.exception("the model failed in the middle of a streamed reply")
+                logger.error("the model failed in the middle of a streamed reply: %s: %s",
+                             type(error).__name__, error)
                 failure = {"error": {"message": f"the model failed while streaming: {type(error).__name__}",
                                      "type": "server_error", "param": None, "code": "stream_failed"}}
                 yield f"data: {json.dumps(failure)}\n\n".encode()
                 return
-            yield event({"content": piece})
+            if isinstance(item, str):
+                yield event({"content": item})
+            else:
+                end = item
     finally:
-        pieces.close()
+        await pieces.aclose()
+    if end is None:
+        raise BackendError("the streamed reply ended without a result")
     yield event({}, end.finish_reason)
     if include_usage:
         chunk = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model,
@@ -245,5 +408,5 @@ def now() -> int:
     return int(time.time())
 
 
-__all__ = ["BackendGate", "StreamEnd", "completion", "count_prompt_tokens", "finish_reason", "now", "started",
-           "stream_events"]
+__all__ = ["BackendGate", "GateClosed", "GateFull", "PieceStream", "StreamEnd", "completion", "count_prompt_tokens",
+           "finish_reason", "now", "stream_events"]

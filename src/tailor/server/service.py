@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Generator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -25,7 +24,7 @@ from tailor.profiles.base import UnknownUserError
 from tailor.profiles.sqlite import SQLiteProfileStore
 from tailor.server.adapters import serve_adapters
 from tailor.server.config import ServeConfig, is_loopback
-from tailor.server.generation import BackendGate, count_prompt_tokens, finish_reason, now, started
+from tailor.server.generation import BackendGate, count_prompt_tokens, finish_reason, now
 from tailor.server.hooks import AdapterHook, default_adapters
 from tailor.server.keys import KeyStore, Principal, check_tenant
 from tailor.server.personalize import ChatContext, ChatPersonalizer
@@ -61,24 +60,7 @@ class ChatOutcome:
 
 
 @dataclass(frozen=True)
-class ChatStream:
-    """A reply being generated: what is known before its text, and the text as it comes.
-
-    ``pieces`` yields the reply's text piece by piece (the first one is already
-    generated) and returns its :class:`ChatOutcome` once the last piece has been taken.
-    """
-
-    completion_id: str
-    model: str
-    created: int
-    context: ChatContext | None
-    personalize_ms: float
-    pieces: Generator[str, None, ChatOutcome]
-    adapter: str | None = None
-
-
-@dataclass(frozen=True)
-class _PreparedChat:
+class PreparedChat:
     """A chat request, personalized and ready for the model."""
 
     request: ChatRequest
@@ -128,7 +110,7 @@ class TailorService:
         # user's adapter. Memory extraction and summaries use the base model.
         self.backend, adapter_label = serve_adapters(self.base_backend, self.store, config.adapter_task)
         self._adapter_label = adapter_label
-        self.gate = BackendGate(self.backend, max_batch=config.max_batch)
+        self.gate = BackendGate(self.backend, max_batch=config.max_batch, max_queue=config.max_queue)
         self.adapters: AdapterHook = adapters if adapters is not None else default_adapters(self.store)
         self.model = config.model or str(getattr(self.base_backend, "name", "tailor"))
         method = config.serve_method
@@ -173,6 +155,8 @@ class TailorService:
             self.worker.close()
         if self.summaries is not None:
             self.summaries.close()
+        for gate in {id(self.gate): self.gate, id(self._memory_gate): self._memory_gate}.values():
+            gate.close()
         if self._owns_store:
             self.store.close()
 
@@ -316,31 +300,15 @@ class TailorService:
     # -- chat -----------------------------------------------------------------------------------
 
     def chat(self, principal: Principal, request: ChatRequest) -> ChatOutcome:
-        """Personalize and answer a chat request; its exchange is queued for memory extraction."""
-        prepared = self._prepare(principal, request)
-        result = self.gate.generate(prepared.generation)
-        return self._finish(prepared, result)
+        """Personalize and answer a chat request, waiting in this thread; its exchange is
+        queued for memory extraction. (The HTTP server does the same in three steps,
+        :meth:`prepare_chat`, the model through :attr:`gate`, :meth:`finish_chat`, so
+        that no request handler holds a worker thread while its reply waits.)"""
+        prepared = self.prepare_chat(principal, request)
+        return self.finish_chat(prepared, self.gate.generate(prepared.generation))
 
-    def chat_stream(self, principal: Principal, request: ChatRequest) -> ChatStream:
-        """Personalize a chat request and start its reply; returns once the first piece is
-        generated, so that what fails before it raises here, as with :meth:`chat`.
-
-        The exchange is queued for memory extraction when the last piece has been taken.
-        A stream closed before that (a client that went away) stops the generation and
-        keeps nothing: the reply was never delivered whole.
-        """
-        prepared = self._prepare(principal, request)
-        pieces = started(self._streamed(prepared))
-        return ChatStream(completion_id=prepared.completion_id, model=self.model, created=prepared.created,
-                          context=prepared.context,
-                          personalize_ms=(prepared.personalized - prepared.began) * 1000.0, pieces=pieces,
-                          adapter=prepared.adapter)
-
-    def _streamed(self, prepared: _PreparedChat) -> Generator[str, None, ChatOutcome]:
-        result = yield from self.gate.stream(prepared.generation)
-        return self._finish(prepared, result)
-
-    def _prepare(self, principal: Principal, request: ChatRequest) -> _PreparedChat:
+    def prepare_chat(self, principal: Principal, request: ChatRequest) -> PreparedChat:
+        """Personalize a chat request: the prompt for the model, and what went into it."""
         began = time.perf_counter()
         store_id = self.store_id(principal, request.user) if request.user is not None else None
         context = self._context(store_id, request.last_user_message) if store_id is not None else None
@@ -350,12 +318,13 @@ class TailorService:
         # A request served as is still runs with the global adapter, where one is served.
         adapter = context.adapter if context is not None else (
             self._adapter_label(None) if self._adapter_label is not None else None)
-        return _PreparedChat(request=request, store_id=store_id, context=context, generation=generation,
+        return PreparedChat(request=request, store_id=store_id, context=context, generation=generation,
                              completion_id=f"chatcmpl-{uuid.uuid4().hex}", created=now(), began=began,
                              personalized=time.perf_counter(), adapter=adapter)
 
-    def _finish(self, prepared: _PreparedChat, result: GenerationResult) -> ChatOutcome:
-        """Keep the exchange for memory extraction; count the tokens."""
+    def finish_chat(self, prepared: PreparedChat, result: GenerationResult) -> ChatOutcome:
+        """Keep the exchange for memory extraction (a streamed reply only once delivered
+        whole); count the tokens."""
         generated = time.perf_counter()
         request, store_id, context = prepared.request, prepared.store_id, prepared.context
         if context is not None and store_id is not None and self.memory is not None and self.worker is not None:
@@ -391,4 +360,4 @@ class TailorService:
         return {"object": "list", "data": [{"id": self.model, "object": "model", "created": 0, "owned_by": "tailor"}]}
 
 
-__all__ = ["ChatOutcome", "ChatStream", "TailorService"]
+__all__ = ["ChatOutcome", "PreparedChat", "TailorService"]
