@@ -66,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--adapters", default=None, metavar="DIR",
                     help="adapters made by tailor train-adapter, for the methods lora, lora+bm25, user-embedding")
     ev.add_argument("--users", default=None, metavar="ID,ID", help="evaluate only these users' examples")
+    ev.add_argument("--raw-answers", action="store_true",
+                    help="generation tasks: score the first generated line as it is, without removing preambles, "
+                    "labels, quotes, markdown or explanations (to measure what answer extraction adds)")
     ev.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
     score = verbs.add_parser("score", help="score a predictions file against golds (official LaMP rules)")
@@ -148,7 +151,8 @@ def _eval(args: argparse.Namespace) -> int:
     config = EvalConfig(task=args.task, data=args.data, split=args.split, methods=methods, backend=args.backend,
                         k=args.k, limit=args.limit, out=args.out, batch_size=args.batch_size, seed=args.seed,
                         scoring=args.scoring, input_tokens=args.input_tokens, context_tokens=args.context_tokens,
-                        embedder=args.embedder, adapters=args.adapters, users=_user_list(args.users))
+                        embedder=args.embedder, adapters=args.adapters, users=_user_list(args.users),
+                        answers="raw" if args.raw_answers else "extract")
     _quiet_libraries()
     report = evaluate(config)
     if args.json:

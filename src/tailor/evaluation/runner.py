@@ -12,7 +12,7 @@ import json
 import subprocess
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,6 +28,7 @@ from tailor.personalizers import ADAPTER_METHODS, DENSE_METHODS, build_personali
 from tailor.profiles import InMemoryProfileStore, ProfileStore, SQLiteProfileStore, ingest_examples
 from tailor.prompting.builder import PromptBudget
 from tailor.tasks import TaskSpec, get_task
+from tailor.tasks.base import ANSWER_MODES, AnswerMode
 from tailor.types import GenerationRequest, Profile, TaskExample
 
 Scoring = Literal["generate", "likelihood"]
@@ -58,6 +59,9 @@ class EvalConfig:
     a folder made by ``tailor train-adapter``."""
     users: tuple[str, ...] | None = None
     """Evaluate only these users' examples (``--limit`` then counts among them)."""
+    answers: AnswerMode = "extract"
+    """Generation tasks: ``extract`` the answer from the generated text (preambles, labels,
+    quotes, markdown and explanations removed), or keep the first line ``raw`` (``--raw-answers``)."""
 
     def __post_init__(self) -> None:
         if self.k < 1:
@@ -68,6 +72,8 @@ class EvalConfig:
             raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
         if self.scoring not in ("generate", "likelihood"):
             raise ValueError(f"scoring must be 'generate' or 'likelihood', got {self.scoring!r}")
+        if self.answers not in ANSWER_MODES:
+            raise ValueError(f"answers must be one of {', '.join(ANSWER_MODES)}, got {self.answers!r}")
         parse_methods(",".join(self.methods))
         if self.embedder not in EMBEDDERS:
             raise ValueError(f"unknown embedder {self.embedder!r}; valid embedders: {', '.join(EMBEDDERS.names())}")
@@ -76,8 +82,10 @@ class EvalConfig:
         """The settings that must match for saved predictions to be reused."""
         keys = ("task", "split", "backend", "k", "seed", "scoring", "input_tokens", "context_tokens", "embedder")
         adapters = str(Path(self.adapters).resolve()) if self.adapters else None
+        # How answers are taken changes a generation task's generation too (see TaskSpec.generation_stop).
+        answers = {"answers": self.answers} if get_task(self.task).kind == "generation" else {}
         return {key: getattr(self, key) for key in keys} | {"data": str(Path(self.data).resolve()),
-                                                             "adapters": adapters}
+                                                             "adapters": adapters} | answers
 
 
 @dataclass
@@ -159,6 +167,8 @@ def evaluate(config: EvalConfig, *, backend: Backend | None = None, store: Profi
     are made and a rerun with the same settings resumes from them.
     """
     task = get_task(config.task)
+    if task.answers != config.answers:
+        task = replace(task, answers=config.answers)
     examples = load_split(config.data, config.split, task.lamp_format,
                           limit=None if config.users else config.limit)
     if config.users:
@@ -275,7 +285,8 @@ def _run_method(task: TaskSpec, examples: Sequence[TaskExample], personalizer: A
             decided = batch_personalize(task, inputs)
         else:
             decided = [personalizer.personalize(task, text, profile) for text, profile in inputs]
-        requests = [GenerationRequest(messages=d.messages, max_new_tokens=task.max_new_tokens, stop=task.stop,
+        requests = [GenerationRequest(messages=d.messages, max_new_tokens=task.generation_tokens,
+                                      stop=task.generation_stop,
                                       candidates=candidates, user_id=e.user_id) for e, d in zip(batch, decided)]
         generated = backend.generate(requests)
         seconds = (time.perf_counter() - began) / len(batch) + overhead
@@ -305,7 +316,9 @@ def _claim_out_dir(out: Path, config: EvalConfig) -> None:
         # A setting added to the fingerprint after the folder was made (the embedder) cannot
         # have shaped its predictions: no method then used it. Take today's value for it.
         if set(fingerprint) - set(saved):
-            saved = {**fingerprint, **saved}
+            # Except how answers were taken: runs made before the choice existed generated
+            # one line, as --raw-answers does.
+            saved = {**fingerprint, **({"answers": "raw"} if "answers" in fingerprint else {}), **saved}
             _write_json(marker, saved)
         if saved != fingerprint:
             changed = sorted(k for k in set(saved) | set(fingerprint) if saved.get(k) != fingerprint.get(k))

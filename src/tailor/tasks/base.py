@@ -12,17 +12,19 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from tailor.tasks.answers import extract_answer, raw_answer
 from tailor.types import HistoryRecord
 
 TaskKind = Literal["classification", "rating", "generation"]
+AnswerMode = Literal["extract", "raw"]
+"""How generated text becomes a generation task's answer: ``extract`` removes chatter
+(:func:`tailor.tasks.answers.extract_answer`); ``raw`` keeps the first line as generated."""
+ANSWER_MODES: tuple[AnswerMode, ...] = ("extract", "raw")
+ANNOUNCEMENT_TOKENS = 16
+"""Extra tokens a one-line generation task may generate when its answer is extracted: room
+for an announcing line ("Here's a revised subject for the commit message:") before the answer."""
 
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
-# Small chat models often announce their answer ("Headline: ...", "The title is: ...").
-_ANSWER_PREFIX = re.compile(
-    r"^\s*(?:here is |here's )?(?:the |a |my )?(?:new |suggested |possible )?"
-    r"(?:headline|title|subject(?: line)?|tweet|paraphrase[d]?(?: tweet)?|answer)\s*(?:is)?\s*:\s*",
-    re.IGNORECASE,
-)
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,8 @@ class TaskSpec:
     data_format: str = ""
     """The LaMP file layout the task's data follows (its own name for LaMP tasks)."""
     """The prompt layout retrieval methods use unless told otherwise (the one measured best)."""
+    answers: AnswerMode = "extract"
+    """Generation tasks: extract the answer from the generated text, or keep it ``raw``."""
 
     @property
     def lamp_format(self) -> str:
@@ -87,12 +91,30 @@ class TaskSpec:
 
     # -- outputs ------------------------------------------------------------------------------
 
+    @property
+    def generation_stop(self) -> tuple[str, ...]:
+        """The stop strings to generate with. When answers are extracted, generation does not
+        stop at a line break: a model that announces its answer on a line of its own writes
+        the answer on the next, and extraction keeps the first answer line."""
+        if self.kind == "generation" and self.answers == "extract":
+            return tuple(marker for marker in self.stop if marker.strip())
+        return self.stop
+
+    @property
+    def generation_tokens(self) -> int:
+        """The most tokens to generate: ``max_new_tokens``, plus room for an announcing line
+        when a one-line answer is extracted."""
+        if self.kind == "generation" and self.answers == "extract" and "\n" in self.stop:
+            return self.max_new_tokens + ANNOUNCEMENT_TOKENS
+        return self.max_new_tokens
+
     def parse(self, text: str) -> str:
         """Generated text -> the answer the metric reads (a label, a rating, or text)."""
         text = text.strip()
         if self.kind == "generation":
-            line = _ANSWER_PREFIX.sub("", _first_line(text), count=1)
-            return line.strip().strip('"').strip()
+            if self.answers == "raw":
+                return raw_answer(text)
+            return extract_answer(text, single_line="\n" in self.stop)
         if self.kind == "rating":
             match = _NUMBER.search(text)
             if match is None:
@@ -125,9 +147,3 @@ class TaskSpec:
         """Whether the task's answers can be scored as candidates by likelihood."""
         return self.kind in ("classification", "rating") and bool(self.labels)
 
-
-def _first_line(text: str) -> str:
-    for line in text.splitlines():
-        if line.strip():
-            return line
-    return ""
