@@ -98,6 +98,23 @@ BAD_REQUESTS: list[tuple[str, str, str, bytes, str | None]] = [
     ("k zero", "GET", "/v1/users/alice/memories?k=0", b"", "k"),
     ("k not a number", "GET", "/v1/users/alice/memories?k=ten", b"", "k"),
     ("flush timeout", "POST", "/v1/users/alice/memories:flush?timeout=-5", b"", "timeout"),
+    # Issue 12: each of these was a 500, or (the trailing newline) accepted.
+    ("role a list", "POST", CHAT, chat_body(messages=[{"role": ["user"], "content": "hi"}]), "messages[0].role"),
+    ("role an object", "POST", CHAT, chat_body(messages=[{"role": {"user": 1}, "content": "hi"}]),
+     "messages[0].role"),
+    ("k a superscript digit", "GET", "/v1/users/alice/memories?k=%C2%B2", b"", "k"),
+    ("k of 4301 nines", "GET", "/v1/users/alice/memories?k=" + "9" * 4301, b"", "k"),
+    ("k a fullwidth digit", "GET", "/v1/users/alice/memories?k=%EF%BC%95", b"", "k"),
+    ("flush timeout a superscript digit", "POST", "/v1/users/alice/memories:flush?timeout=%C2%B2", b"", "timeout"),
+    ("flush timeout of 4301 nines", "POST", "/v1/users/alice/memories:flush?timeout=" + "9" * 4301, b"",
+     "timeout"),
+    ("user id with a trailing newline", "PUT", "/v1/users/alice%0A", b"{}", "user_id"),
+    ("user id with a trailing newline (get)", "GET", "/v1/users/alice%0A", b"", "user_id"),
+    ("chat user with a trailing newline", "POST", CHAT, chat_body(user="alice\n"), "user"),
+    ("attribute name with a trailing newline", "PUT", "/v1/users/alice", b'{"attributes": {"age\\n": "5"}}',
+     "attributes"),
+    ("record field name with a trailing newline", "POST", "/v1/users/alice/records",
+     record_body({"id": "1", "text\n": "x"}), "records[0]"),
     ("unknown route", "GET", "/v1/nothing", b"", None),
     ("wrong method", "PATCH", "/v1/users/alice", b"{}", None),
 ]
@@ -139,3 +156,52 @@ def test_oversized_bodies_are_refused_before_parsing(make_client: Callable[..., 
 def test_limits_refuse_nonsense_values() -> None:
     with pytest.raises(ValueError, match="max_body_bytes"):
         Limits(max_body_bytes=0)
+
+
+def test_every_id_pattern_refuses_a_trailing_newline(client: TestClient) -> None:
+    # "$" matches before a final newline; the patterns are used with fullmatch.
+    from tailor.server.keys import KeyStore, check_tenant
+    from tailor.server.validation import MEMORY_ID_PATTERN, check_user_id
+
+    for bad in ("alice\n", "alice\r\n", "\nalice"):
+        with pytest.raises(Exception, match="user_id"):
+            check_user_id(bad)
+    with pytest.raises(ValueError, match="tenant"):
+        check_tenant("acme\n")
+    assert MEMORY_ID_PATTERN.fullmatch("mem_" + "0" * 32)
+    assert not MEMORY_ID_PATTERN.fullmatch("mem_" + "0" * 32 + "\n")
+    keys = KeyStore(client.app.state.service.store)  # type: ignore[attr-defined]
+    _, key = keys.create(admin=True)
+    assert keys.verify(key) is not None
+    assert keys.verify(key + "\n") is None
+    assert client.put("/v1/users/alice%0A").status_code == 401  # a key exists now; and no "alice\n" was made
+    store = client.app.state.service.store  # type: ignore[attr-defined]
+    assert not store.has_user("alice\n")
+
+
+def test_a_client_that_disconnects_mid_body_logs_one_line(client: TestClient,
+                                                          caplog: pytest.LogCaptureFixture) -> None:
+    import asyncio
+    import logging
+
+    app = client.app
+    sent: list[dict[str, Any]] = []
+    messages = iter([{"type": "http.request", "body": b'{"model": "m", "messa', "more_body": True},
+                     {"type": "http.disconnect"}])
+
+    async def receive() -> dict[str, Any]:
+        return next(messages)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+             "scheme": "http", "path": CHAT, "raw_path": CHAT.encode(), "root_path": "", "query_string": b"",
+             "client": ("127.0.0.1", 50000), "server": ("testserver", 80),
+             "headers": [(b"content-type", b"application/json"), (b"content-length", b"1000")]}
+    with caplog.at_level(logging.DEBUG):
+        asyncio.run(app(scope, receive, send))  # raises nothing
+    records = [record for record in caplog.records if record.name.startswith(("tailor", "uvicorn", "starlette"))]
+    assert len(records) == 1, [record.getMessage() for record in records]
+    assert "went away" in records[0].getMessage() and records[0].exc_info is None
+    assert records[0].levelno <= logging.INFO

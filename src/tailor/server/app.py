@@ -48,6 +48,8 @@ from tailor.server.validation import (
     parse_attributes,
     parse_chat,
     parse_json,
+    parse_query_flag,
+    parse_query_integer,
     parse_records,
 )
 from tailor.types import GenerationResult
@@ -259,8 +261,8 @@ def create_app(config: ServeConfig, *, backend: Backend | None = None, store: SQ
         parameters = request.query_params
 
         def work(principal: Principal, _: Any) -> dict[str, Any]:
-            include = _flag(parameters.get("include_superseded"), "include_superseded")
-            k = _count(parameters.get("k"), "k", default=10, high=100)
+            include = parse_query_flag(parameters.get("include_superseded"), "include_superseded")
+            k = parse_query_integer(parameters.get("k"), "k", default=10, low=1, high=100)
             query = parameters.get("query")
             if query is not None:
                 query = check_text(query, "query", max_chars=limits.max_message_chars)
@@ -271,7 +273,7 @@ def create_app(config: ServeConfig, *, backend: Backend | None = None, store: SQ
 
     @app.post("/v1/users/{user_id}/memories:flush")
     async def flush_memories(request: Request, user_id: str) -> Any:
-        timeout = _count(request.query_params.get("timeout"), "timeout", default=30, high=300)
+        timeout = parse_query_integer(request.query_params.get("timeout"), "timeout", default=30, low=1, high=300)
         deadline = time.monotonic() + timeout
         # Polled, not waited for in a worker thread: a waiting flush holds no thread.
         while True:
@@ -301,24 +303,6 @@ async def _disconnected(request: Request) -> None:
     """Returns when the client has gone away (its body has been read already)."""
     while (await request.receive())["type"] != "http.disconnect":
         pass
-
-
-def _flag(value: str | None, name: str) -> bool:
-    if value is None:
-        return False
-    if value.lower() in ("true", "1", "yes"):
-        return True
-    if value.lower() in ("false", "0", "no"):
-        return False
-    raise invalid(f"{name} must be true or false, got {value[:40]!r}", name)
-
-
-def _count(value: str | None, name: str, *, default: int, high: int) -> int:
-    if value is None:
-        return default
-    if not value.isdigit() or not 1 <= int(value) <= high:
-        raise invalid(f"{name} must be an integer from 1 to {high}, got {value[:40]!r}", name)
-    return int(value)
 
 
 __all__ = ["OpenServerRefused", "create_app"]

@@ -38,9 +38,10 @@ SCHEMA = (
     )""",
 )
 
-TENANT_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+# Every pattern here is used with fullmatch: "$" would also match before a final newline.
+TENANT_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 TENANT_SEPARATOR = "\x1f"
-_KEY = re.compile(r"^tailor-([0-9a-f]{16})\.([A-Za-z0-9_-]{20,100})$")
+_KEY = re.compile(r"tailor-([0-9a-f]{16})\.([A-Za-z0-9_-]{20,100})")
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,7 @@ class KeyInfo:
 
 
 def check_tenant(tenant: str) -> str:
-    if not isinstance(tenant, str) or not TENANT_PATTERN.match(tenant):
+    if not isinstance(tenant, str) or not TENANT_PATTERN.fullmatch(tenant):
         raise ValueError(f"tenant names are 1-64 characters of letters, digits, '.', '_' and '-', "
                          f"starting with a letter or digit; got {tenant!r}")
     return tenant
@@ -108,7 +109,7 @@ class KeyStore:
 
     def verify(self, key: str) -> Principal | None:
         """The principal of a valid, unrevoked key; ``None`` otherwise."""
-        match = _KEY.match(key)
+        match = _KEY.fullmatch(key)
         if match is None:
             return None
         key_id, secret = match.groups()

@@ -283,7 +283,7 @@ class TailorService:
     def delete_memory(self, principal: Principal, user_id: str, memory_id: str) -> dict[str, Any]:
         store_id = self._require(principal, user_id)
         deleted: list[str] = []
-        if self.memory is not None and MEMORY_ID_PATTERN.match(memory_id):
+        if self.memory is not None and MEMORY_ID_PATTERN.fullmatch(memory_id):
             deleted = self.memory.delete(store_id, memory_id)
         if not deleted:
             raise not_found(f"user {user_id!r} has no memory {memory_id[:80]!r}", "memory_id")

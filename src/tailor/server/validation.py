@@ -18,9 +18,11 @@ from typing import Any
 from tailor.server.config import Limits
 from tailor.types import HistoryRecord
 
-USER_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$")
-MEMORY_ID_PATTERN = re.compile(r"^mem_[0-9a-f]{32}$")
-_FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+# Every pattern here is used with fullmatch: "$" would also match before a final newline.
+USER_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}")
+MEMORY_ID_PATTERN = re.compile(r"mem_[0-9a-f]{32}")
+_FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+_DECIMAL = re.compile(r"[0-9]{1,9}")  # ASCII digits only: str.isdigit() also takes "²", which int() refuses
 _ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
 
 
@@ -83,7 +85,7 @@ def check_text(value: object, param: str, *, max_chars: int, allow_empty: bool =
 
 
 def check_user_id(user_id: str, param: str = "user_id") -> str:
-    if not USER_ID_PATTERN.match(user_id):
+    if not isinstance(user_id, str) or not USER_ID_PATTERN.fullmatch(user_id):
         raise invalid(f"{param} must be 1-128 characters of letters, digits, '.', '_', '@', '+' and '-', "
                       f"starting with a letter or digit; got {user_id[:140]!r}", param)
     return user_id
@@ -108,6 +110,27 @@ def _integer(value: object, param: str, low: int, high: int) -> int:
     if not low <= value <= high:
         raise invalid(f"{param} must be between {low} and {high}, got {value}", param)
     return value
+
+
+def parse_query_integer(value: str | None, param: str, *, default: int, low: int, high: int) -> int:
+    """A query parameter holding an integer from ``low`` to ``high`` (``default`` when absent):
+    ASCII digits only, so that neither "²" nor a 5,000-digit number gets near ``int()``."""
+    if value is None:
+        return default
+    if not _DECIMAL.fullmatch(value) or not low <= int(value) <= high:
+        raise invalid(f"{param} must be an integer from {low} to {high}, got {value[:40]!r}", param)
+    return int(value)
+
+
+def parse_query_flag(value: str | None, param: str) -> bool:
+    """A query parameter holding a boolean (false when absent)."""
+    if value is None:
+        return False
+    if value.lower() in ("true", "1", "yes"):
+        return True
+    if value.lower() in ("false", "0", "no"):
+        return False
+    raise invalid(f"{param} must be true or false, got {value[:40]!r}", param)
 
 
 def _number(value: object, param: str, low: float, high: float) -> float:
@@ -182,7 +205,7 @@ def _messages(value: object, limits: Limits) -> tuple[dict[str, str], ...]:
         if not isinstance(message, dict):
             raise invalid(f"{param} must be an object, got {_kind(message)}", param)
         role = message.get("role")
-        if role not in _ROLES:
+        if not isinstance(role, str) or role not in _ROLES:
             raise invalid(f"{param}.role must be one of system, developer, user, assistant; got {role!r}",
                           f"{param}.role")
         content = message.get("content")
@@ -235,7 +258,7 @@ def _record(item: object, param: str, limits: Limits) -> HistoryRecord:
         raise invalid(f"{param} has {len(fields)} fields; the limit is {limits.max_fields_per_record}", param)
     total = 0
     for name, value in fields.items():
-        if not _FIELD_NAME.match(name):
+        if not _FIELD_NAME.fullmatch(name):
             raise invalid(f"{param}: field name {name[:80]!r} must be 1-64 letters, digits or '_'", param)
         total += len(check_text(value, f"{param}.{name}", max_chars=limits.max_record_chars))
     if total > limits.max_record_chars:
@@ -258,11 +281,12 @@ def parse_attributes(body: Any, limits: Limits) -> dict[str, str]:
                       "attributes")
     checked = {}
     for name, value in attributes.items():
-        if not _FIELD_NAME.match(name):
+        if not _FIELD_NAME.fullmatch(name):
             raise invalid(f"attribute name {name[:80]!r} must be 1-64 letters, digits or '_'", "attributes")
         checked[name] = check_text(value, f"attributes.{name}", max_chars=limits.max_attribute_chars)
     return checked
 
 
 __all__ = ["MEMORY_ID_PATTERN", "USER_ID_PATTERN", "APIError", "ChatRequest", "check_text", "check_user_id",
-           "invalid", "not_found", "parse_attributes", "parse_chat", "parse_json", "parse_records"]
+           "invalid", "not_found", "parse_attributes", "parse_chat", "parse_json", "parse_query_flag",
+           "parse_query_integer", "parse_records"]
