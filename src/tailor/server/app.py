@@ -45,6 +45,7 @@ from tailor.server.validation import (
     APIError,
     check_text,
     invalid,
+    openapi_operations,
     parse_attributes,
     parse_chat,
     parse_json,
@@ -86,6 +87,7 @@ def create_app(config: ServeConfig, *, backend: Backend | None = None, store: SQ
         logger.warning("no API keys in %s: serving WITHOUT authentication on %s (loopback only); "
                        "create a key with `tailor keys create` to require one", config.store, config.host)
     limits = config.limits
+    operations = openapi_operations(limits)
 
     @asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:
@@ -200,7 +202,7 @@ def create_app(config: ServeConfig, *, backend: Backend | None = None, store: SQ
                        "starting; try again later", type="server_error", code="queue_timeout",
                        headers={"Retry-After": str(service.gate.retry_after())})
 
-    @app.post("/v1/chat/completions")
+    @app.post("/v1/chat/completions", openapi_extra=operations["chat_completions"])
     async def chat_completions(request: Request) -> Any:
         prepared: PreparedChat = await run(request, lambda principal, body: service.prepare_chat(
             principal, parse_chat(body, limits, config.default_max_tokens)), body=True)
@@ -234,7 +236,7 @@ def create_app(config: ServeConfig, *, backend: Backend | None = None, store: SQ
         finally:
             pieces.cancel()
 
-    @app.put("/v1/users/{user_id}")
+    @app.put("/v1/users/{user_id}", openapi_extra=operations["put_user"])
     async def put_user(request: Request, user_id: str) -> Any:
         return await run(request, lambda principal, body: service.put_user(
             principal, user_id, parse_attributes(body, limits)), body=True)
@@ -247,7 +249,7 @@ def create_app(config: ServeConfig, *, backend: Backend | None = None, store: SQ
     async def delete_user(request: Request, user_id: str) -> Any:
         return await run(request, lambda principal, _: service.delete_user(principal, user_id))
 
-    @app.post("/v1/users/{user_id}/records")
+    @app.post("/v1/users/{user_id}/records", openapi_extra=operations["add_records"])
     async def add_records(request: Request, user_id: str) -> Any:
         return await run(request, lambda principal, body: service.add_records(
             principal, user_id, parse_records(body, limits)), body=True)
@@ -256,7 +258,7 @@ def create_app(config: ServeConfig, *, backend: Backend | None = None, store: SQ
     async def export_user(request: Request, user_id: str) -> Any:
         return await run(request, lambda principal, _: service.export_user(principal, user_id))
 
-    @app.get("/v1/users/{user_id}/memories")
+    @app.get("/v1/users/{user_id}/memories", openapi_extra=operations["list_memories"])
     async def list_memories(request: Request, user_id: str) -> Any:
         parameters = request.query_params
 
@@ -271,7 +273,7 @@ def create_app(config: ServeConfig, *, backend: Backend | None = None, store: SQ
 
         return await run(request, work)
 
-    @app.post("/v1/users/{user_id}/memories:flush")
+    @app.post("/v1/users/{user_id}/memories:flush", openapi_extra=operations["flush_memories"])
     async def flush_memories(request: Request, user_id: str) -> Any:
         timeout = parse_query_integer(request.query_params.get("timeout"), "timeout", default=30, low=1, high=300)
         deadline = time.monotonic() + timeout

@@ -287,6 +287,74 @@ def parse_attributes(body: Any, limits: Limits) -> dict[str, str]:
     return checked
 
 
-__all__ = ["MEMORY_ID_PATTERN", "USER_ID_PATTERN", "APIError", "ChatRequest", "check_text", "check_user_id",
-           "invalid", "not_found", "parse_attributes", "parse_chat", "parse_json", "parse_query_flag",
-           "parse_query_integer", "parse_records"]
+def openapi_operations(limits: Limits) -> dict[str, dict[str, Any]]:
+    """What each route accepts, as OpenAPI (the app's ``openapi_extra``; the fuzz tests
+    generate requests from it): the bodies and query parameters the parsers above check,
+    with the same limits. Keyed by the route's function name."""
+    text = {"type": "string"}
+    user_id = {"type": "string", "pattern": "^" + USER_ID_PATTERN.pattern + "$"}
+    field_name = "^" + _FIELD_NAME.pattern + "$"
+    content_part = {"type": "object", "required": ["type", "text"],
+                    "properties": {"type": {"enum": ["text"]}, "text": text}}
+    message = {"type": "object", "required": ["role", "content"], "properties": {
+        "role": {"enum": sorted(_ROLES)},
+        "content": {"oneOf": [{"type": "string", "maxLength": limits.max_message_chars},
+                              {"type": "array", "items": content_part}]}}}
+    tokens = {"type": "integer", "minimum": 1, "maximum": limits.max_tokens}
+    stop = {"type": "string", "maxLength": 256}
+    chat = {"type": "object", "required": ["messages"], "properties": {
+        "model": {"type": "string", "maxLength": 256},
+        "messages": {"type": "array", "minItems": 1, "maxItems": limits.max_messages, "items": message},
+        "max_tokens": tokens, "max_completion_tokens": tokens,
+        "temperature": {"type": "number", "minimum": 0, "maximum": 2},
+        "top_p": {"type": "number", "minimum": 0, "maximum": 1}, "n": {"enum": [1]},
+        "stop": {"oneOf": [stop, {"type": "array", "maxItems": limits.max_stop, "items": stop}]},
+        "stream": {"type": "boolean"},
+        "stream_options": {"type": "object", "properties": {"include_usage": {"type": "boolean"}}},
+        "user": user_id}}
+    record = {"type": "object", "required": ["id", "text"], "maxProperties": limits.max_fields_per_record + 2,
+              "properties": {"id": {"type": "string", "minLength": 1, "maxLength": 256},
+                             "date": {"type": "string", "maxLength": 64},
+                             "text": {"type": "string", "maxLength": limits.max_record_chars}},
+              "propertyNames": {"pattern": field_name}, "additionalProperties": text}
+    records = {"type": "object", "required": ["records"], "properties": {
+        "records": {"type": "array", "minItems": 1, "maxItems": limits.max_records_per_batch, "items": record}}}
+    attributes = {"type": "object", "properties": {"attributes": {
+        "type": "object", "maxProperties": limits.max_attributes, "propertyNames": {"pattern": field_name},
+        "additionalProperties": {"type": "string", "maxLength": limits.max_attribute_chars}}}}
+
+    def body(schema: dict[str, Any], *, required: bool = True) -> dict[str, Any]:
+        return {"requestBody": {"required": required, "content": {"application/json": {"schema": schema}}}}
+
+    def query(name: str, schema: dict[str, Any]) -> dict[str, Any]:
+        return {"name": name, "in": "query", "required": False, "schema": schema}
+
+    return {
+        "chat_completions": body(chat),
+        "put_user": body(attributes, required=False),
+        "add_records": body(records),
+        "list_memories": {"parameters": [
+            query("include_superseded", {"type": "boolean"}),
+            query("k", {"type": "integer", "minimum": 1, "maximum": 100}),
+            query("query", {"type": "string", "maxLength": limits.max_message_chars})]},
+        "flush_memories": {"parameters": [query("timeout", {"type": "integer", "minimum": 1, "maximum": 300})]},
+    }
+
+
+__all__ = [
+    "MEMORY_ID_PATTERN",
+    "USER_ID_PATTERN",
+    "APIError",
+    "ChatRequest",
+    "check_text",
+    "check_user_id",
+    "invalid",
+    "not_found",
+    "openapi_operations",
+    "parse_attributes",
+    "parse_chat",
+    "parse_json",
+    "parse_query_flag",
+    "parse_query_integer",
+    "parse_records",
+]
