@@ -123,10 +123,15 @@ class SQLStore(StoreBase, Generic[ConnectionT]):
         """Delete the user and everything derived from them; return whether they existed.
 
         Attributes, records and every table that follows the derived data rule go with the
-        ``users`` row, through ``ON DELETE CASCADE``, in one transaction.
+        ``users`` row, through ``ON DELETE CASCADE``, in one transaction. The description of
+        the user's persona was written from its members' records, so it is emptied in the
+        same transaction (the persona is kept, without text, until it is rebuilt).
         """
         self._check_user(user_id, "delete_user")
         with self.transaction() as connection:
+            connection.execute(self._sql(
+                "UPDATE personas SET description = '' WHERE persona_id IN "
+                "(SELECT persona_id FROM persona_members WHERE user_id = ?)"), (user_id,))
             return connection.execute(self._sql("DELETE FROM users WHERE user_id = ?"), (user_id,)).rowcount > 0
 
     def get_profile(self, user_id: str) -> Profile:

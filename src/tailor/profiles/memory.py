@@ -104,7 +104,10 @@ class InMemoryProfileStore(StoreBase):
         """Delete the user and everything held about them; return whether they existed."""
         check_user_id(user_id, "delete_user")
         with self._lock:
-            self._memberships.pop(user_id, None)
+            persona_id = self._memberships.pop(user_id, None)
+            # The persona's description was written from its members' records: emptied.
+            self._personas = tuple(Persona(p.persona_id, "", p.centroid, p.size, p.metadata)
+                                   if p.persona_id == persona_id else p for p in self._personas)
             return self._open_users().pop(user_id, None) is not None
 
     # -- reads ----------------------------------------------------------------------------
