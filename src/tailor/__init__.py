@@ -3,9 +3,8 @@
 ``import tailor`` stays light: it never imports torch, transformers, fastapi or ray.
 """
 
+from tailor.about import __version__
 from tailor.types import GenerationRequest, GenerationResult, HistoryRecord, Profile, RetrievalHit, TaskExample
-
-__version__ = "0.1.0"
 
 __all__ = [
     "GenerationRequest",

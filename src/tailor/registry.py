@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from importlib import metadata
 from typing import Any
 
+from tailor.about import install_hint
+
 
 class UnknownNameError(ValueError):
     """An unknown plug-in name; the message lists the valid ones."""
@@ -22,12 +24,12 @@ class MissingExtraError(ImportError):
 
 
 def require(module: str, extra: str) -> Any:
-    """Import ``module`` or fail with the ``pip install 'tailor[extra]'`` hint."""
+    """Import ``module`` or fail with the ``pip install 'tailor-llm[extra]'`` hint."""
     try:
         return importlib.import_module(module)
     except ImportError as error:
         raise MissingExtraError(
-            f"{module} is not installed; install it with: pip install 'tailor[{extra}]' ({error})"
+            f"{module} is not installed; install it with: {install_hint(extra)} ({error})"
         ) from error
 
 
@@ -67,6 +69,6 @@ class Registry:
             module = importlib.import_module(module_name)
         except ImportError as error:
             extra = self._extras.get(name)
-            hint = f"; install it with: pip install 'tailor[{extra}]'" if extra else ""
+            hint = f"; install it with: {install_hint(extra)}" if extra else ""
             raise MissingExtraError(f"{self.kind} {name!r} needs a package that is missing ({error}){hint}") from error
         return getattr(module, attribute)

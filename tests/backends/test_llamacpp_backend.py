@@ -20,9 +20,9 @@ HAS_LLAMA_CPP = importlib.util.find_spec("llama_cpp") is not None
 
 @pytest.mark.skipif(HAS_LLAMA_CPP, reason="llama_cpp is installed")
 def test_without_the_extra_loading_names_it() -> None:
-    with pytest.raises(MissingExtraError, match=r"pip install 'tailor\[llamacpp\]'"):
+    with pytest.raises(MissingExtraError, match=r"pip install 'tailor-llm\[llamacpp\]'"):
         load_backend("llamacpp:/models/any.gguf")
-    with pytest.raises(MissingExtraError, match=r"tailor\[llamacpp\]"):
+    with pytest.raises(MissingExtraError, match=r"tailor-llm\[llamacpp\]"):
         load_backend("llamacpp")
 
 

@@ -263,7 +263,7 @@ def test_load_backend_passes_the_url_and_options(serve) -> None:  # type: ignore
 
 def test_a_missing_httpx_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "httpx", None)
-    with pytest.raises(MissingExtraError, match=r"pip install 'tailor\[openai\]'"):
+    with pytest.raises(MissingExtraError, match=r"pip install 'tailor-llm\[openai\]'"):
         OpenAIBackend("http://127.0.0.1:9/v1")
 
 

@@ -142,7 +142,7 @@ def test_a_bad_spec_is_a_clear_value_error_before_ray_starts(spec: str, message:
 
 def test_without_ray_the_error_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)  # makes `import ray` fail, as when it is not installed
-    with pytest.raises(MissingExtraError, match=r"pip install 'tailor\[ray\]'"):
+    with pytest.raises(MissingExtraError, match=r"pip install 'tailor-llm\[ray\]'"):
         load_backend("ray:2:echo")
 
 

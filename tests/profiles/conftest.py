@@ -141,7 +141,7 @@ def postgres_server_url() -> Iterator[str]:
     try:
         import psycopg  # noqa: F401
     except ImportError:
-        _unavailable("psycopg is not installed (pip install 'tailor[postgres]')")
+        _unavailable("psycopg is not installed (pip install 'tailor-llm[postgres]')")
     given = os.environ.get(URL_VARIABLE)
     if given:
         yield given

@@ -214,5 +214,5 @@ def test_importing_tailor_and_its_stores_imports_no_psycopg() -> None:
 def test_a_postgres_url_without_psycopg_names_the_extra_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "psycopg", None)  # what `import psycopg` sees when it is not installed
     monkeypatch.delitem(sys.modules, "tailor.profiles.postgres", raising=False)
-    with pytest.raises(MissingExtraError, match=r"pip install 'tailor\[postgres\]'"):
+    with pytest.raises(MissingExtraError, match=r"pip install 'tailor-llm\[postgres\]'"):
         open_store("postgresql://someone@localhost/tailor")

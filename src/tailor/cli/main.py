@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tailor import __version__
+from tailor.about import version_line
 from tailor.backends.base import BackendError
 from tailor.cli.memory import add_eval_memory_verb, run_eval_memory
 from tailor.cli.serve import add_serve_verbs, run_keys, run_personas, run_serve
@@ -33,9 +33,25 @@ def _positive(text: str) -> int:
     return value
 
 
+class _VersionAction(argparse.Action):
+    """``--version``: the version, and the git commit when run from a checkout.
+
+    Asked for only when given, so other commands do not start git.
+    """
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS,
+                 default: str = argparse.SUPPRESS, help: str = "show the version (and git commit) and exit") -> None:
+        super().__init__(option_strings=option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        print(version_line())
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tailor", description="Personalize LLMs per user, and measure it.")
-    parser.add_argument("--version", action="version", version=f"tailor {__version__}")
+    parser.add_argument("--version", action=_VersionAction)
     verbs = parser.add_subparsers(dest="verb", metavar="VERB")
 
     demo = verbs.add_parser("demo", help="build a packaged real task and evaluate none vs bm25 on the default model")

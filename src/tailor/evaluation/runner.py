@@ -9,7 +9,6 @@ prompt, the backend answers, the task parses the answer, and the metrics score i
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from tailor import __version__
+from tailor.about import git_commit
 from tailor.backends import Backend, load_backend
 from tailor.data.lamp import load_split, write_outputs
 from tailor.embeddings import EMBEDDERS, Embedder, embed_profiles, load_embedder
@@ -121,16 +121,6 @@ class EvalReport:
                 for r in self.results
             ],
         }
-
-
-def git_commit() -> str | None:
-    """The commit of the tailor checkout that is running, when it is one."""
-    try:
-        result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
-                                capture_output=True, text=True, timeout=5, check=False)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return result.stdout.strip() or None if result.returncode == 0 else None
 
 
 def _profile_for(example: TaskExample, store: ProfileStore, cache: dict[str, Profile]) -> Profile:

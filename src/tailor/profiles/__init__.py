@@ -56,7 +56,7 @@ def open_store(url_or_path: str | os.PathLike[str]) -> ProfileStore:
     scheme = scheme.lower()
     if scheme in _POSTGRES_SCHEMES:
         # Imported here, not above: psycopg loads only when a PostgreSQL store is opened, and
-        # the module fails with the "pip install 'tailor[postgres]'" hint when it is missing.
+        # the module fails with the "pip install 'tailor-llm[postgres]'" hint when it is missing.
         from tailor.profiles.postgres import PostgresProfileStore
 
         # libpq reads postgresql:// and postgres:// URLs; the driver suffix is SQLAlchemy's.

@@ -1,4 +1,4 @@
-"""The profile store at scale: PostgreSQL through psycopg 3 (``pip install 'tailor[postgres]'``).
+"""The profile store at scale: PostgreSQL through psycopg 3 (``pip install 'tailor-llm[postgres]'``).
 
 It keeps the contract of :class:`~tailor.profiles.sqlite.SQLiteProfileStore` (the same
 contract suites run over both), with the same tables (:mod:`tailor.profiles._postgres_schema`),
@@ -27,7 +27,7 @@ from contextlib import contextmanager
 
 from tailor.registry import require
 
-require("psycopg", "postgres")  # fails with the "pip install 'tailor[postgres]'" hint
+require("psycopg", "postgres")  # fails with the "pip install 'tailor-llm[postgres]'" hint
 
 import psycopg
 from psycopg import pq

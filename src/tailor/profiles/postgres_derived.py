@@ -15,7 +15,7 @@ import numpy as np
 
 from tailor.registry import require
 
-require("psycopg", "postgres")  # fails with the "pip install 'tailor[postgres]'" hint
+require("psycopg", "postgres")  # fails with the "pip install 'tailor-llm[postgres]'" hint
 
 import psycopg
 

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 from tailor.registry import require
 
-require("fastapi", "serve")  # fails with the "pip install 'tailor[serve]'" hint
+require("fastapi", "serve")  # fails with the "pip install 'tailor-llm[serve]'" hint
 
 import anyio
 from fastapi import FastAPI, Request
