@@ -1,8 +1,10 @@
 """The real `tailor serve` process: kill -9 loses no acknowledged write, concurrent clients
-are all served, and the official openai client talks to it over HTTP."""
+are all served, the official openai client talks to it over HTTP, and `--log-format json`
+writes one JSON object per line, one per request."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -28,15 +30,16 @@ def free_port() -> int:
 class ServerProcess:
     """``tailor serve`` with the echo backend on a free loopback port."""
 
-    def __init__(self, store: Path) -> None:
+    def __init__(self, store: Path, *options: str) -> None:
         self.store = store
+        self.options = options
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> ServerProcess:
         command = [sys.executable, "-m", "tailor.cli.main", "serve", "--store", str(self.store), "--backend", "echo",
-                   "--port", str(self.port), "--log-level", "warning"]
+                   "--port", str(self.port), "--log-level", "warning", *self.options]
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -137,3 +140,30 @@ def test_the_openai_client_talks_to_the_real_server(server: ServerProcess) -> No
     pieces = [chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices]
     assert "".join(pieces) == "stream this reply"
     assert len(pieces) > 2
+
+
+def test_json_logs_are_one_object_per_line_and_one_line_per_request(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path / "store.db", "--log-level", "info", "--log-format", "json").start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            assert client.put("/v1/users/zoe", json={"attributes": {"pet": "a cat named Quibble"}}).status_code == 200
+            body = {"model": "echo", "user": "zoe", "stream": True, "max_tokens": 4096,
+                    "messages": [{"role": "user", "content": " ".join(["Quibble"] * 10_000)}]}
+            with client.stream("POST", "/v1/chat/completions", json=body) as streamed:
+                next(streamed.iter_lines())  # then the client goes away in the middle of the reply
+            time.sleep(0.3)
+            assert client.get("/v1/models").status_code == 200
+    finally:
+        server.stop()
+    assert server.process is not None and server.process.stderr is not None
+    text = server.process.stderr.read().decode()
+    lines = [json.loads(line) for line in text.splitlines()]  # every line, uvicorn's too
+    requests = [line for line in lines if line["logger"] == "tailor.server.requests"]
+    assert [(line["method"], line["route"], line["status"]) for line in requests] == [
+        ("GET", "/v1/models", 200),  # the start-up probe
+        ("PUT", "/v1/users/{user_id}", 200),
+        ("POST", "/v1/chat/completions", 499),  # one line for the client that went away, no traceback
+        ("GET", "/v1/models", 200)]
+    assert requests[2]["disconnected"] == "in the middle of its answer"
+    assert "zoe" not in text and "Quibble" not in text
+    assert all(line["level"] != "warning" or line["logger"] == "tailor.server" for line in lines), text[-2000:]

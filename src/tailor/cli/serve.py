@@ -10,6 +10,7 @@ from typing import Any
 
 from tailor.server.config import PROFILE_NOTES, RETRIEVALS, ServeConfig, ServeMethod
 from tailor.server.keys import TENANT_SEPARATOR
+from tailor.server.request_log import LOG_FORMATS
 
 
 def _count(text: str) -> int:
@@ -63,7 +64,11 @@ def add_serve_verbs(verbs: Any) -> None:
     serve.add_argument("--model", default=None, help="model id reported by /v1/models (default: the backend's)")
     serve.add_argument("--auto-create-users", action="store_true",
                        help="create a user on their first chat (by default only users made with PUT are kept)")
-    serve.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
+    serve.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"),
+                       help="the least severe log lines written (default info: one line per request)")
+    serve.add_argument("--log-format", default="text", choices=LOG_FORMATS,
+                       help="text (key=value request lines) or json (one JSON object per line); request lines hold "
+                       "method, route template, status, ms, tenant and key id, never user ids or text")
 
     personas = verbs.add_parser("personas", help="group a serving store's users into personas (per tenant)")
     persona_verbs = personas.add_subparsers(dest="personas_verb", metavar="ACTION")
@@ -93,18 +98,16 @@ def add_serve_verbs(verbs: Any) -> None:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    import logging
-
     from tailor.server.run import serve
 
-    logging.getLogger("tailor").setLevel(logging.INFO)
     config = ServeConfig(
         store=args.store, host=args.host, port=args.port, backend=args.backend, method=args.method, k=args.k,
         k_memories=args.k_memories, memory=not args.no_memory,
         embedder=None if args.embedder in ("none", "") else args.embedder, memory_backend=args.memory_backend,
         model=args.model, auto_create_users=args.auto_create_users,
         adapter_task=None if args.adapter_task in ("none", "") else args.adapter_task, max_batch=args.max_batch,
-        max_queue=args.max_queue, queue_timeout=args.queue_timeout, worker_threads=args.threads)
+        max_queue=args.max_queue, queue_timeout=args.queue_timeout, worker_threads=args.threads,
+        log_format=args.log_format)
     serve(config, log_level=args.log_level)
     return 0
 

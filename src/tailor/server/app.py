@@ -40,6 +40,7 @@ from tailor.server.generation import GateClosed, GateFull, PieceStream, completi
 from tailor.server.hooks import AdapterHook
 from tailor.server.keys import Principal
 from tailor.server.personalize import ChatContext
+from tailor.server.request_log import RequestLog, request_fields, route_of
 from tailor.server.service import ChatOutcome, PreparedChat, TailorService
 from tailor.server.validation import (
     APIError,
@@ -99,6 +100,7 @@ def create_app(config: ServeConfig, *, backend: Backend | None = None, store: SQ
     # No /docs or /openapi.json: every route of this server needs a key once keys exist.
     app = FastAPI(title="tailor", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.service = service
+    app.add_middleware(RequestLog)  # one line per request: method, route template, status, ms, tenant
 
     def error_response(error: APIError) -> Any:
         headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else {}
@@ -125,20 +127,20 @@ def create_app(config: ServeConfig, *, backend: Backend | None = None, store: SQ
 
     @app.exception_handler(BackendError)
     async def model_failed(request: Any, error: BackendError) -> Any:
-        logger.error("the model failed on %s %s: %s", request.method, request.url.path, error)
+        logger.error("the model failed on %s %s: %s", request.method, route_of(request.scope), error)
         return error_response(APIError(500, f"the model failed: {type(error).__name__}", type="server_error",
                                        code="model_error"))
 
     @app.exception_handler(ClientGone)
     @app.exception_handler(ClientDisconnect)
     async def client_gone(request: Any, error: Exception) -> Any:
-        logger.info("client went away %s: %s %s", str(error) or "in the middle of its request", request.method,
-                    request.url.path)
+        # Logged once, as its request's line (status 499, "disconnected": when).
+        request_fields(request.scope)["disconnected"] = str(error) or "in the middle of its request"
         return Response(status_code=499)  # never read: no one is there
 
     @app.exception_handler(Exception)
     async def server_error(request: Any, error: Exception) -> Any:
-        logger.exception("unhandled error on %s %s", request.method, request.url.path)
+        logger.exception("unhandled error on %s %s", request.method, route_of(request.scope))
         return error_response(APIError(500, "internal server error", type="server_error"))
 
     async def read_body(request: Any) -> bytes:
@@ -168,9 +170,11 @@ def create_app(config: ServeConfig, *, backend: Backend | None = None, store: SQ
         raw = await read_body(request) if body else b""
         authorization = request.headers.get("authorization")
         tenant = request.headers.get("x-tailor-tenant")
+        fields = request_fields(request.scope)
 
         def call() -> Any:
             principal = service.authenticate(authorization, tenant)
+            fields["tenant"], fields["key_id"] = principal.tenant, principal.key_id
             return work(principal, parse_json(raw) if body else None)
 
         return await run_in_threadpool(call)
@@ -231,6 +235,10 @@ def create_app(config: ServeConfig, *, backend: Backend | None = None, store: SQ
             item = first
             while isinstance(item, str):
                 yield item
+                # Let the loop run between pieces even when the next is ready: it is how a
+                # client gone away is noticed (uvicorn stops writing, Starlette ends the
+                # stream), instead of every piece failing on a closed socket.
+                await asyncio.sleep(0)
                 item = await pieces.next_async()
             yield await run_in_threadpool(service.finish_chat, prepared, item)
         finally:

@@ -6,6 +6,8 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Literal
 
+from tailor.server.request_log import LOG_FORMATS, LogFormat
+
 Retrieval = Literal["none", "bm25", "recency", "dense", "hybrid"]
 RETRIEVALS: tuple[Retrieval, ...] = ("none", "bm25", "recency", "dense", "hybrid")
 PROFILE_NOTES = ("summary", "persona")
@@ -100,7 +102,9 @@ class ServeConfig:
     model at once: one more is answered 429 with ``Retry-After`` at once; a reply still
     waiting after ``queue_timeout`` seconds is answered 503. ``worker_threads`` is the size
     of the thread pool that runs request work (store reads and writes; never a wait for
-    the model). ``memory_backend`` is the model that extracts
+    the model). ``log_format`` is how ``tailor serve`` writes its logs, one line per
+    request among them (``text``: ``key=value``; ``json``: one object per line; see
+    :mod:`tailor.server.request_log`). ``memory_backend`` is the model that extracts
     facts (the serving backend when ``None``). ``model`` is the id reported by
     ``/v1/models`` (the backend's name when ``None``).
     """
@@ -125,6 +129,7 @@ class ServeConfig:
     max_queue: int = 64
     queue_timeout: float = 120.0
     worker_threads: int = 40
+    log_format: LogFormat = "text"
     limits: Limits = field(default_factory=Limits)
 
     @property
@@ -141,6 +146,9 @@ class ServeConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"ServeConfig.{name} must be a positive integer, got {value!r}")
+        if self.log_format not in LOG_FORMATS:
+            raise ValueError(f"ServeConfig.log_format must be one of {', '.join(LOG_FORMATS)}, "
+                             f"got {self.log_format!r}")
         if not self.queue_timeout > 0:
             raise ValueError(f"ServeConfig.queue_timeout must be a positive number of seconds, "
                              f"got {self.queue_timeout!r}")

@@ -5,13 +5,19 @@ from __future__ import annotations
 from tailor.registry import require
 from tailor.server.app import create_app
 from tailor.server.config import ServeConfig
+from tailor.server.request_log import configure_logging
 
 
 def serve(config: ServeConfig, *, log_level: str = "info") -> None:
-    """Serve until interrupted. One process, one event loop; request work runs in a thread pool."""
+    """Serve until interrupted. One process, one event loop; request work runs in a thread pool.
+    Logs go to stderr as ``config.log_format`` from ``log_level`` up (tailor's and uvicorn's
+    alike; ``info`` includes one line per request)."""
     uvicorn = require("uvicorn", "serve")
+    configure_logging(config.log_format, log_level)
     app = create_app(config)
-    uvicorn.run(app, host=config.host, port=config.port, log_level=log_level, access_log=False,
+    # log_config=None: uvicorn keeps the handlers set above (and its access log, which
+    # would show raw paths and so user ids, stays off).
+    uvicorn.run(app, host=config.host, port=config.port, log_level=log_level, access_log=False, log_config=None,
                 timeout_graceful_shutdown=5)
 
 
