@@ -32,6 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from tailor.embeddings.base import Embedder
+from tailor.memory.episodes import DEFAULT_EPISODE_METHOD, Episode, EpisodeMethod, EpisodeSearch
 from tailor.memory.facts import Fact
 from tailor.memory.lexical import tokenize
 from tailor.memory.search import TextEmbedder, hybrid_rank
@@ -111,9 +113,12 @@ class Memory:
 class MemoryStore:
     """Conversations and memories of every user, scoped per user in each call."""
 
-    def __init__(self, store: SQLiteProfileStore, *, embedder: TextEmbedder | None = None) -> None:
+    def __init__(self, store: SQLiteProfileStore, *, embedder: TextEmbedder | None = None,
+                 episode_method: EpisodeMethod = DEFAULT_EPISODE_METHOD) -> None:
         self.store = store
         self.embedder = embedder
+        # Episodic memory: the user's own turns, searched as ``tailor eval-memory`` measures them.
+        self.episode_search = EpisodeSearch(episode_method, embedder if isinstance(embedder, Embedder) else None)
         with store.transaction() as connection:
             for statement in SCHEMA:
                 connection.execute(statement)
@@ -137,6 +142,31 @@ class MemoryStore:
         except sqlite3.IntegrityError:  # the user is gone (deleted meanwhile)
             raise UnknownUserError(user_id) from None
         return message_id
+
+    def episodes(self, user_id: str) -> list[Episode]:
+        """The user's kept messages (their own and the replies, ``speaker`` ``"user"`` or
+        ``"assistant"``), oldest first: the newest :data:`MAX_SEARCHED` of them. A day's
+        messages are one session, so a message's neighbours are those of the same day."""
+        with self.store.transaction() as connection:
+            rows = connection.execute(
+                "SELECT message_id, role, content, created_at FROM conversation_messages WHERE user_id = ? "
+                "ORDER BY rowid DESC LIMIT ?", (user_id, MAX_SEARCHED)).fetchall()
+        return [Episode(row[0], row[1], row[2], session=row[3][:10], date=row[3][:10]) for row in reversed(rows)]
+
+    def search_episodes(self, user_id: str, query: str, k: int, *, speaker: str | None = None) -> list[Episode]:
+        """Up to ``k`` of the user's kept messages most relevant to ``query``, best first;
+        with ``speaker`` (``"user"``, ``"assistant"``) only that side's. Both sides are
+        searched either way: a reply is the context of the message it answers."""
+        if k <= 0:
+            return []
+        episodes = self.episodes(user_id)
+        if not episodes:
+            return []
+        by_id = {episode.id: episode for episode in episodes}
+        depth = k if speaker is None else 4 * k
+        found = [by_id[episode_id] for episode_id in
+                 self.episode_search.search(self.episode_search.profile(user_id, episodes), query, depth)]
+        return [episode for episode in found if speaker is None or episode.speaker == speaker][:k]
 
     def pending_messages(self) -> list[tuple[str, str]]:
         """``(user_id, message_id)`` of every message still waiting for extraction, oldest first."""

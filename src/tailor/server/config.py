@@ -93,7 +93,10 @@ class ServeConfig:
     ``method`` is a :class:`ServeMethod` in its ``+``-joined form (``bm25``,
     ``summary+hybrid``...; see there). Memories are searched as well when ``memory`` is on
     (``k_memories`` of them, hybrid BM25 + dense with ``embedder``; ``None`` for BM25
-    alone). ``embedder`` also embeds records for the ``dense`` and ``hybrid`` methods and
+    alone), and so are the user's earlier messages and the replies to them (episodic
+    memory: ``k_episodes`` of them, within ``episode_tokens``, found by ``memory_method``,
+    the :class:`~tailor.memory.episodes.EpisodeMethod` that ``tailor eval-memory``
+    measures). ``embedder`` also embeds records for the ``dense`` and ``hybrid`` methods and
     for choosing a persona for users who have none. ``adapter_task`` names the task whose
     LoRA adapters (``tailor train-adapter``) the model runs with per user: ``"auto"`` takes
     the one task the store holds adapters for, if exactly one; ``None`` uses none.
@@ -117,6 +120,9 @@ class ServeConfig:
     k: int = 3
     memory: bool = True
     k_memories: int = 3
+    k_episodes: int = 4
+    episode_tokens: int = 256
+    memory_method: str = "memory"
     embedder: str | None = "hashing"
     memory_backend: str | None = None
     min_confidence: float = 0.5
@@ -152,7 +158,11 @@ class ServeConfig:
         if not self.queue_timeout > 0:
             raise ValueError(f"ServeConfig.queue_timeout must be a positive number of seconds, "
                              f"got {self.queue_timeout!r}")
-        for name in ("k", "k_memories"):
+        from tailor.memory.episodes import EpisodeMethod
+
+        if EpisodeMethod.parse(self.memory_method).needs_embedder and not self.embedder:
+            raise ValueError(f"memory method {self.memory_method!r} ranks by meaning and needs an embedder")
+        for name in ("k", "k_memories", "k_episodes", "episode_tokens"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"ServeConfig.{name} must be a non-negative integer, got {value!r}")

@@ -131,7 +131,10 @@ class TailorService:
         self.memory: MemoryStore | None = None
         self.worker: ExtractionWorker | None = None
         if config.memory:
-            self.memory = MemoryStore(self.store, embedder=embedder)
+            from tailor.memory.episodes import EpisodeMethod
+
+            self.memory = MemoryStore(self.store, embedder=embedder,
+                                      episode_method=EpisodeMethod.parse(config.memory_method))
             self.worker = ExtractionWorker(self.memory, self._extract, min_confidence=config.min_confidence)
         self.summaries: SummaryWorker | None = None
         if method.summary:
@@ -140,7 +143,8 @@ class TailorService:
             self.store, self.index, self.memory, method=method, k=config.k, k_memories=config.k_memories,
             count_tokens=self.backend.count_tokens, vectors=self.vectors,
             personas=PersonaChooser(self.store, embedder) if method.persona else None, summaries=self.summaries,
-            adapter_label=adapter_label, context_tokens=config.context_tokens)
+            adapter_label=adapter_label, context_tokens=config.context_tokens, k_episodes=config.k_episodes,
+            episode_tokens=config.episode_tokens)
 
     def _background(self, request: GenerationRequest) -> GenerationResult:
         return self._memory_gate.generate(request, background=True)
