@@ -76,7 +76,8 @@ def test_cli_json_layout(data_file: Path, capsys: pytest.CaptureFixture[str]) ->
     assert main(["eval-memory", "--data", str(data_file), "--method", "bm25,memory", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["n"] == 4
-    assert [result["method"] for result in report["results"]][0] == "bm25"
+    assert [result["method"] for result in report["results"]] == [
+        "bm25", "memory (bm25+speaker+date+caption+context=2)"]
     for result in report["results"]:
         assert {"recall@1", "recall@5", "recall@10", "ms_p50", "ms_p95"} <= set(result["metrics"])
 

@@ -41,6 +41,12 @@ def add_serve_verbs(verbs: Any) -> None:
                        "(default bm25; e.g. summary+hybrid)")
     serve.add_argument("--k", type=_count, default=3, help="records retrieved per request (default 3)")
     serve.add_argument("--k-memories", type=_count, default=3, help="memories retrieved per request (default 3)")
+    serve.add_argument("--k-episodes", type=_count, default=4,
+                       help="the user's earlier messages recalled per request, dated (default 4; 0: none)")
+    serve.add_argument("--episode-tokens", type=_count, default=256,
+                       help="token budget of the recalled messages (default 256)")
+    serve.add_argument("--memory-method", default="memory",
+                       help="how earlier messages are searched, as in tailor eval-memory (default memory)")
     serve.add_argument("--no-memory", action="store_true", help="keep no conversations and extract no facts")
     serve.add_argument("--embedder", default="hashing",
                        help="embedder for memory search, dense/hybrid records and persona choice: hashing (fast) or "
@@ -102,7 +108,8 @@ def run_serve(args: argparse.Namespace) -> int:
 
     config = ServeConfig(
         store=args.store, host=args.host, port=args.port, backend=args.backend, method=args.method, k=args.k,
-        k_memories=args.k_memories, memory=not args.no_memory,
+        k_memories=args.k_memories, k_episodes=args.k_episodes, episode_tokens=args.episode_tokens,
+        memory_method=args.memory_method, memory=not args.no_memory,
         embedder=None if args.embedder in ("none", "") else args.embedder, memory_backend=args.memory_backend,
         model=args.model, auto_create_users=args.auto_create_users,
         adapter_task=None if args.adapter_task in ("none", "") else args.adapter_task, max_batch=args.max_batch,
