@@ -53,6 +53,7 @@ BAD_REQUESTS: list[tuple[str, str, str, bytes, str | None]] = [
     ("max_tokens huge", "POST", CHAT, chat_body(max_tokens=10**30), "max_tokens"),
     ("max_tokens boolean", "POST", CHAT, chat_body(max_tokens=True), "max_tokens"),
     ("max_tokens fraction", "POST", CHAT, chat_body(max_tokens=1.5), "max_tokens"),
+    ("max_tokens a huge float", "POST", CHAT, chat_body(max_tokens=1e300), "max_tokens"),
     ("max_completion_tokens negative", "POST", CHAT, chat_body(max_completion_tokens=-1), "max_completion_tokens"),
     ("temperature a word", "POST", CHAT, chat_body(temperature="hot"), "temperature"),
     ("temperature too high", "POST", CHAT, chat_body(temperature=5), "temperature"),

@@ -105,6 +105,8 @@ def _kind(value: object) -> str:
 
 
 def _integer(value: object, param: str, low: int, high: int) -> int:
+    if isinstance(value, float) and value.is_integer():  # 5.0 is an integer in JSON (and its Schema)
+        value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
         raise invalid(f"{param} must be an integer, got {_kind(value)}", param)
     if not low <= value <= high:
@@ -187,7 +189,12 @@ def parse_chat(body: Any, limits: Limits, default_max_tokens: int) -> ChatReques
     options = request.get("stream_options")
     if options is not None:
         options = require_object(options, "stream_options")
-        include_usage = options.get("include_usage", False) is True
+        include_usage = options.get("include_usage", False)
+        if include_usage is None:
+            include_usage = False
+        if not isinstance(include_usage, bool):
+            raise invalid(f"stream_options.include_usage must be a boolean, got {_kind(include_usage)}",
+                          "stream_options.include_usage")
     user = request.get("user")
     if user is not None:
         user = check_user_id(check_text(user, "user", max_chars=256), "user")
@@ -287,41 +294,66 @@ def parse_attributes(body: Any, limits: Limits) -> dict[str, str]:
     return checked
 
 
+PATH_PARAMETERS: dict[str, dict[str, Any]] = {
+    "user_id": {"type": "string", "pattern": "^" + USER_ID_PATTERN.pattern + "$"},
+    "memory_id": {"type": "string", "pattern": "^" + MEMORY_ID_PATTERN.pattern + "$"},
+}
+"""The schema of each path parameter, by name, as the routes check it."""
+
+
+def describe_path_parameters(openapi: dict[str, Any]) -> dict[str, Any]:
+    """``openapi`` (the app's generated description) with each path parameter's schema
+    replaced by the one its route checks (:data:`PATH_PARAMETERS`)."""
+    for operations in openapi.get("paths", {}).values():
+        for operation in operations.values():
+            for parameter in operation.get("parameters", []):
+                if parameter.get("in") == "path" and parameter.get("name") in PATH_PARAMETERS:
+                    parameter["schema"] = dict(PATH_PARAMETERS[parameter["name"]])
+    return openapi
+
+
 def openapi_operations(limits: Limits) -> dict[str, dict[str, Any]]:
     """What each route accepts, as OpenAPI (the app's ``openapi_extra``; the fuzz tests
     generate requests from it): the bodies and query parameters the parsers above check,
     with the same limits. Keyed by the route's function name."""
     text = {"type": "string"}
+
+    def optional(schema: dict[str, Any]) -> dict[str, Any]:
+        # The parsers take null as absent for every optional field (as OpenAI's clients send it).
+        return {"anyOf": [schema, {"type": "null"}]}
+
     user_id = {"type": "string", "pattern": "^" + USER_ID_PATTERN.pattern + "$"}
     field_name = "^" + _FIELD_NAME.pattern + "$"
     content_part = {"type": "object", "required": ["type", "text"],
-                    "properties": {"type": {"enum": ["text"]}, "text": text}}
+                    "properties": {"type": {"enum": ["text"]},
+                                   "text": {"type": "string", "maxLength": limits.max_message_chars}}}
     message = {"type": "object", "required": ["role", "content"], "properties": {
         "role": {"enum": sorted(_ROLES)},
         "content": {"oneOf": [{"type": "string", "maxLength": limits.max_message_chars},
                               {"type": "array", "items": content_part}]}}}
-    tokens = {"type": "integer", "minimum": 1, "maximum": limits.max_tokens}
+    tokens = optional({"type": "integer", "minimum": 1, "maximum": limits.max_tokens})
     stop = {"type": "string", "maxLength": 256}
     chat = {"type": "object", "required": ["messages"], "properties": {
-        "model": {"type": "string", "maxLength": 256},
-        "messages": {"type": "array", "minItems": 1, "maxItems": limits.max_messages, "items": message},
+        "model": optional({"type": "string", "maxLength": 256}),
+        "messages": {"type": "array", "minItems": 1, "maxItems": limits.max_messages, "items": message,
+                     "contains": {"type": "object", "required": ["role"], "properties": {"role": {"const": "user"}}}},
         "max_tokens": tokens, "max_completion_tokens": tokens,
-        "temperature": {"type": "number", "minimum": 0, "maximum": 2},
-        "top_p": {"type": "number", "minimum": 0, "maximum": 1}, "n": {"enum": [1]},
-        "stop": {"oneOf": [stop, {"type": "array", "maxItems": limits.max_stop, "items": stop}]},
-        "stream": {"type": "boolean"},
-        "stream_options": {"type": "object", "properties": {"include_usage": {"type": "boolean"}}},
-        "user": user_id}}
+        "temperature": optional({"type": "number", "minimum": 0, "maximum": 2}),
+        "top_p": optional({"type": "number", "minimum": 0, "maximum": 1}), "n": {"enum": [1, None]},
+        "stop": {"oneOf": [stop, {"type": "array", "maxItems": limits.max_stop, "items": stop}, {"type": "null"}]},
+        "stream": optional({"type": "boolean"}),
+        "stream_options": optional({"type": "object", "properties": {"include_usage": optional({"type": "boolean"})}}),
+        "user": optional(user_id)}}
     record = {"type": "object", "required": ["id", "text"], "maxProperties": limits.max_fields_per_record + 2,
               "properties": {"id": {"type": "string", "minLength": 1, "maxLength": 256},
-                             "date": {"type": "string", "maxLength": 64},
+                             "date": optional({"type": "string", "maxLength": 64}),
                              "text": {"type": "string", "maxLength": limits.max_record_chars}},
               "propertyNames": {"pattern": field_name}, "additionalProperties": text}
     records = {"type": "object", "required": ["records"], "properties": {
         "records": {"type": "array", "minItems": 1, "maxItems": limits.max_records_per_batch, "items": record}}}
-    attributes = {"type": "object", "properties": {"attributes": {
+    attributes = {"type": "object", "properties": {"attributes": optional({
         "type": "object", "maxProperties": limits.max_attributes, "propertyNames": {"pattern": field_name},
-        "additionalProperties": {"type": "string", "maxLength": limits.max_attribute_chars}}}}
+        "additionalProperties": {"type": "string", "maxLength": limits.max_attribute_chars}})}}
 
     def body(schema: dict[str, Any], *, required: bool = True) -> dict[str, Any]:
         return {"requestBody": {"required": required, "content": {"application/json": {"schema": schema}}}}
@@ -331,7 +363,7 @@ def openapi_operations(limits: Limits) -> dict[str, dict[str, Any]]:
 
     return {
         "chat_completions": body(chat),
-        "put_user": body(attributes, required=False),
+        "put_user": body(optional(attributes), required=False),
         "add_records": body(records),
         "list_memories": {"parameters": [
             query("include_superseded", {"type": "boolean"}),
@@ -348,6 +380,7 @@ __all__ = [
     "ChatRequest",
     "check_text",
     "check_user_id",
+    "describe_path_parameters",
     "invalid",
     "not_found",
     "openapi_operations",
