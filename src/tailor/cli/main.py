@@ -67,14 +67,16 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--split", default="dev")
     ev.add_argument("--method", default="none,bm25", help="comma-separated: none, bm25, recency, random, dense, "
                     "hybrid, recency+dense; append :lamp or :dialogue to pick a prompt layout (default none,bm25); "
-                    "lora, lora+bm25, user-embedding need --adapters")
+                    "lora, lora+bm25, user-embedding need --adapters; labels and ratings: profile-prior, knn, "
+                    "none+prior, bm25+prior, user-mean, global-mean")
     ev.add_argument("--backend", default="default", help="default | echo | transformers:PATH | openai:URL | llamacpp[:PATH] | ray:N:INNER (N replicas on Ray)")
     ev.add_argument("--k", type=_positive, default=1, help="profile items retrieved per input (default 1)")
     ev.add_argument("--limit", type=_positive, default=None, help="first N examples in file order")
     ev.add_argument("--out", default=None, help="folder for predictions and results.json (resumable)")
     ev.add_argument("--batch-size", type=_positive, default=8)
-    ev.add_argument("--scoring", choices=("generate", "likelihood"), default="generate",
-                    help="classification/rating: parse generated text, or pick the most likely label")
+    ev.add_argument("--scoring", choices=("generate", "likelihood", "calibrated"), default="generate",
+                    help="classification/rating: parse generated text, pick the most likely label, or the "
+                         "label most likely after contextual calibration (median rating for ratings)")
     ev.add_argument("--input-tokens", type=_positive, default=384, help="token budget for the task input")
     ev.add_argument("--context-tokens", type=_positive, default=384, help="token budget for retrieved items")
     ev.add_argument("--seed", type=int, default=0)

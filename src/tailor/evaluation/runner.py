@@ -24,14 +24,20 @@ from tailor.evaluation.checkpoint import Checkpoint, safe_name
 from tailor.evaluation.scoring import score_predictions
 from tailor.metrics import bootstrap_ci, paired_comparison
 from tailor.metrics.scores import PerExampleScores
-from tailor.personalizers import ADAPTER_METHODS, DENSE_METHODS, build_personalizer, parse_methods
+from tailor.personalizers import ADAPTER_METHODS, DENSE_METHODS, Personalized, build_personalizer, parse_methods
+from tailor.personalizers.calibration import ContextualCalibrator
+from tailor.personalizers.labels import combine, decide
 from tailor.profiles import InMemoryProfileStore, ProfileStore, SQLiteProfileStore, ingest_examples
 from tailor.prompting.builder import PromptBudget
 from tailor.tasks import TaskSpec, get_task
 from tailor.tasks.base import ANSWER_MODES, AnswerMode
 from tailor.types import GenerationRequest, Profile, TaskExample
 
-Scoring = Literal["generate", "likelihood"]
+Scoring = Literal["generate", "likelihood", "calibrated"]
+"""How classification and rating tasks are answered: free text, the label of highest
+likelihood, or of highest likelihood after contextual calibration (see
+:mod:`tailor.personalizers.calibration`)."""
+SCORINGS: tuple[Scoring, ...] = ("generate", "likelihood", "calibrated")
 
 
 @dataclass(frozen=True)
@@ -70,8 +76,8 @@ class EvalConfig:
             raise ValueError(f"limit must be at least 1, got {self.limit}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
-        if self.scoring not in ("generate", "likelihood"):
-            raise ValueError(f"scoring must be 'generate' or 'likelihood', got {self.scoring!r}")
+        if self.scoring not in SCORINGS:
+            raise ValueError(f"scoring must be one of {', '.join(SCORINGS)}, got {self.scoring!r}")
         if self.answers not in ANSWER_MODES:
             raise ValueError(f"answers must be one of {', '.join(ANSWER_MODES)}, got {self.answers!r}")
         parse_methods(",".join(self.methods))
@@ -190,6 +196,8 @@ def evaluate(config: EvalConfig, *, backend: Backend | None = None, store: Profi
 
     results: list[MethodResult] = []
     scores: dict[str, PerExampleScores] = {}
+    # One calibrator for the run: methods that build the same prompt share its scores.
+    calibrator = ContextualCalibrator(backend, task) if task.uses_candidates else None
     for method in methods:
         personalizer = build_personalizer(method, task, k=config.k, count_tokens=backend.count_tokens,
                                           budget=budget, seed=config.seed, embedder=embedder, store=store,
@@ -198,7 +206,10 @@ def evaluate(config: EvalConfig, *, backend: Backend | None = None, store: Profi
         bind = getattr(personalizer, "bind", None)
         method_backend = bind(backend) if callable(bind) else backend
         checkpoint = Checkpoint(out / "predictions" / f"{safe_name(str(method))}.jsonl") if out else None
-        rows = _run_method(task, examples, personalizer, method_backend, store, config, checkpoint, progress)
+        method_calibrator = calibrator if method_backend is backend else (
+            ContextualCalibrator(method_backend, task, per_user=True) if calibrator is not None else None)
+        rows = _run_method(task, examples, personalizer, method_backend, store, config, checkpoint, progress,
+                           method_calibrator)
         predictions = [rows[e.id]["output"] for e in examples]
         result = MethodResult(method=str(method), n=len(examples), metrics={}, ci95={},
                               seconds=sum(float(rows[e.id].get("seconds", 0.0)) for e in examples))
@@ -246,14 +257,16 @@ def _only_users(examples: list[TaskExample], users: Sequence[str], config: EvalC
 
 def _run_method(task: TaskSpec, examples: Sequence[TaskExample], personalizer: Any, backend: Backend,
                 store: ProfileStore, config: EvalConfig, checkpoint: Checkpoint | None,
-                progress: ProgressFactory | None) -> dict[str, dict[str, Any]]:
+                progress: ProgressFactory | None,
+                calibrator: ContextualCalibrator | None = None) -> dict[str, dict[str, Any]]:
     rows: dict[str, dict[str, Any]] = dict(checkpoint.rows) if checkpoint else {}
     todo = [e for e in examples if e.id not in rows]
     bar = progress(len(examples), personalizer.name) if progress else None
     if bar is not None:
         bar.update(len(examples) - len(todo))
     cache: dict[str, Profile] = {}
-    candidates = task.labels if config.scoring == "likelihood" and task.uses_candidates else None
+    calibrate = task.uses_candidates and (config.scoring == "calibrated" or getattr(personalizer, "calibrated", False))
+    candidates = task.labels if config.scoring != "generate" and task.uses_candidates or calibrate else None
     # Methods that ask the LLM first (summaries, personas) do it once, in batches, up front;
     # the time is shared among the examples it serves.
     overhead = 0.0
@@ -275,16 +288,18 @@ def _run_method(task: TaskSpec, examples: Sequence[TaskExample], personalizer: A
             decided = batch_personalize(task, inputs)
         else:
             decided = [personalizer.personalize(task, text, profile) for text, profile in inputs]
+        asked = [(e, d) for e, d in zip(batch, decided) if d.answer is None]
         requests = [GenerationRequest(messages=d.messages, max_new_tokens=task.generation_tokens,
                                       stop=task.generation_stop,
-                                      candidates=candidates, user_id=e.user_id) for e, d in zip(batch, decided)]
-        generated = backend.generate(requests)
+                                      candidates=candidates, user_id=e.user_id) for e, d in asked]
+        answers = _answers(task, asked, requests, backend, calibrator if calibrate else None)
         seconds = (time.perf_counter() - began) / len(batch) + overhead
         new_rows = [
-            {"id": e.id, "output": task.parse(g.text), "raw": g.text, "retrieved": list(d.retrieved),
+            {"id": e.id, **(answers[e.id] if d.answer is None else {"output": d.answer, "raw": d.answer}),
+             "retrieved": list(d.retrieved),
              "granularity": d.granularity, "profile_size": len(profile.records), "seconds": round(seconds, 4),
              **({"notes": d.notes} if d.notes else {})}
-            for e, d, g, (_, profile) in zip(batch, decided, generated, inputs)
+            for e, d, (_, profile) in zip(batch, decided, inputs)
         ]
         if checkpoint is not None:
             checkpoint.append(new_rows)
@@ -293,6 +308,25 @@ def _run_method(task: TaskSpec, examples: Sequence[TaskExample], personalizer: A
             bar.update(len(batch))
     if bar is not None:
         bar.close()
+    return rows
+
+
+def _answers(task: TaskSpec, asked: Sequence[tuple[TaskExample, Personalized]], requests: Sequence[GenerationRequest],
+             backend: Backend, calibrator: ContextualCalibrator | None) -> dict[str, dict[str, Any]]:
+    """Each request's answer, by example id: the parsed generation or best candidate, or,
+    when ``calibrator`` is given, the decision of the calibrated label scores (times the
+    personalizer's ``label_prior``, if any); the scores are kept for inspection."""
+    if not requests:
+        return {}
+    if calibrator is None:
+        return {e.id: {"output": task.parse(g.text), "raw": g.text}
+                for (e, _), g in zip(asked, backend.generate(requests))}
+    rows = {}
+    calibrated = calibrator.calibrate(requests, [e.input for e, _ in asked])
+    for (e, d), result, scores in zip(asked, calibrator.score(requests), calibrated):
+        distribution = combine(scores, d.label_prior) if d.label_prior is not None else scores
+        rows[e.id] = {"output": decide(task, distribution), "raw": result.text,
+                   "scores": {label: round(value, 4) for label, value in distribution.items()}}
     return rows
 
 

@@ -1,7 +1,10 @@
 """Personalization methods by name, as ``tailor eval --method`` takes them.
 
 A method spec is a name, optionally followed by ``:`` and a prompt layout:
-``bm25`` (the task's preferred layout), ``bm25:lamp``, ``bm25:dialogue``.
+``bm25`` (the task's preferred layout), ``bm25:lamp``, ``bm25:dialogue``. The label
+methods (``profile-prior``, ``knn``, ``user-mean``, ``global-mean``, ``none+prior``,
+``bm25+prior``) serve the tasks with a label set or ratings (see
+:mod:`tailor.personalizers.labels`).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from tailor.personalizers.base import NoPersonalization, Personalized, Personalizer, RetrievalPersonalizer
+from tailor.personalizers.labels import LABEL_METHODS, MODEL_FREE_METHODS, PRIOR_METHODS, RATING_ONLY_METHODS
 from tailor.prompting.builder import LAYOUTS, Layout, PromptBudget, TokenCounter
 from tailor.retrieval.base import Retriever
 from tailor.tasks.base import TaskSpec
@@ -27,7 +31,7 @@ RETRIEVAL_METHODS = ("bm25", "recency", "random", *DENSE_METHODS)
 LLM_METHODS = ("summary", "summary+bm25", "persona", "refine")
 # Methods that change the model per user (a LoRA adapter, a soft prompt): they need --adapters.
 ADAPTER_METHODS = ("lora", "lora+bm25", "user-embedding")
-METHODS = ("none", *RETRIEVAL_METHODS, *LLM_METHODS, *ADAPTER_METHODS)
+METHODS = ("none", *RETRIEVAL_METHODS, *LLM_METHODS, *ADAPTER_METHODS, *LABEL_METHODS)
 
 _DEFAULT_BUDGET = PromptBudget()
 
@@ -48,8 +52,8 @@ def parse_method(spec: str) -> MethodSpec:
         raise ValueError(f"unknown method {name!r}; valid methods: {', '.join(METHODS)}")
     if layout and layout not in LAYOUTS:
         raise ValueError(f"unknown layout {layout!r} in method {spec!r}; valid layouts: {', '.join(LAYOUTS)}")
-    if layout and name == "none":
-        raise ValueError("method 'none' takes no layout")
+    if layout and name in ("none", "none+prior", *MODEL_FREE_METHODS):
+        raise ValueError(f"method {name!r} pastes no items, so it takes no layout")
     if layout and name in ("lora", "user-embedding"):
         raise ValueError(f"method {name!r} pastes no items, so it takes no layout")
     return MethodSpec(name, layout or None)  # type: ignore[arg-type]
@@ -108,6 +112,8 @@ def build_personalizer(spec: MethodSpec | str, task: TaskSpec, *, k: int = 1, co
     adapter methods need ``adapters`` (their personalizers' ``bind(backend)`` gives the
     backend view to generate with)."""
     method = parse_method(spec) if isinstance(spec, str) else spec
+    if method.name in LABEL_METHODS:
+        return _build_label_method(method, task, k=k, count_tokens=count_tokens, budget=budget, store=store)
     if method.name == "none":
         return NoPersonalization(count_tokens=count_tokens, budget=budget)
     if method.name in ADAPTER_METHODS:
@@ -121,6 +127,34 @@ def build_personalizer(spec: MethodSpec | str, task: TaskSpec, *, k: int = 1, co
     layout = method.layout or task.layout
     retriever = make_retriever(method.name, task, seed=seed, embedder=embedder, store=store)
     return RetrievalPersonalizer(str(method), retriever, k=k, layout=layout, count_tokens=count_tokens, budget=budget)
+
+
+def _build_label_method(method: MethodSpec, task: TaskSpec, *, k: int, count_tokens: TokenCounter,
+                        budget: PromptBudget, store: ProfileStore | None) -> Personalizer:
+    from tailor.personalizers.labels import (
+        KNN_VOTERS,
+        KNNPersonalizer,
+        MeanRatingPersonalizer,
+        PriorPersonalizer,
+        ProfilePriorPersonalizer,
+    )
+
+    if not task.uses_candidates:
+        raise ValueError(f"method {method} needs a task with a label set or ratings; {task.name} is a "
+                         f"{task.kind} task")
+    if method.name in RATING_ONLY_METHODS:
+        if task.kind != "rating":
+            raise ValueError(f"method {method} needs a rating task; {task.name} is a {task.kind} task")
+        if store is None:
+            raise ValueError(f"method {method} needs a profile store to read the ratings from")
+        return MeanRatingPersonalizer("user" if method.name == "user-mean" else "global", store)
+    if method.name == "profile-prior":
+        return ProfilePriorPersonalizer()
+    if method.name == "knn":
+        return KNNPersonalizer(make_retriever("bm25", task), k=max(k, KNN_VOTERS))
+    inner = build_personalizer(MethodSpec(method.name.removesuffix("+prior"), method.layout), task, k=k,
+                               count_tokens=count_tokens, budget=budget, store=store)
+    return PriorPersonalizer(str(method), inner)
 
 
 def _build_llm_method(method: MethodSpec, task: TaskSpec, *, k: int, count_tokens: TokenCounter,
@@ -153,8 +187,11 @@ def _build_llm_method(method: MethodSpec, task: TaskSpec, *, k: int, count_token
 __all__ = [
     "ADAPTER_METHODS",
     "DENSE_METHODS",
+    "LABEL_METHODS",
     "LLM_METHODS",
     "METHODS",
+    "MODEL_FREE_METHODS",
+    "PRIOR_METHODS",
     "RETRIEVAL_METHODS",
     "MethodSpec",
     "NoPersonalization",

@@ -7,6 +7,7 @@ evaluation and a live request.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -19,12 +20,19 @@ from tailor.types import Granularity, Profile
 @dataclass(frozen=True)
 class Personalized:
     """What a personalizer decided for one input: the messages, the record ids it used,
-    and the granularity it worked at (``global`` = no personalization)."""
+    and the granularity it worked at (``global`` = no personalization).
+
+    A method that needs no model (``profile-prior``, ``knn``) gives its ``answer`` itself
+    and no messages. ``label_prior`` (log-probabilities over the task's labels) asks for
+    the model's calibrated label scores to be multiplied by it (``bm25+prior``).
+    """
 
     messages: tuple[dict[str, str], ...]
     retrieved: tuple[str, ...] = ()
     granularity: Granularity = "global"
     notes: dict[str, str] = field(default_factory=dict)
+    answer: str | None = None
+    label_prior: Mapping[str, float] | None = None
 
 
 @runtime_checkable

@@ -1,0 +1,262 @@
+"""Labels and ratings from the user's own profile, alone or combined with the model's scores.
+
+For the tasks whose answer is one of a fixed set (LaMP-1/2 labels, LaMP-3-style 1-5
+ratings), the profile already says much: a user who gives most movies a 4 will likely
+give this one a 4. These methods use that:
+
+- ``profile-prior``: the user's own label distribution (the outputs of their profile
+  items, add-one smoothed: a uniform Dirichlet prior, so an unseen label keeps some mass);
+- ``knn``: a vote of the labels of the items retrieved (BM25) for this input;
+- ``user-mean`` and ``global-mean`` (rating tasks): the user's mean rating, and the mean
+  over every profile in the store (a cross-user read: it is the population baseline);
+- ``none+prior`` and ``bm25+prior``: the model's scores for the labels on that method's
+  prompt, contextually calibrated (see :mod:`tailor.personalizers.calibration`), times
+  the user's prior. Calibration divides out the model's own preference for a label
+  (its answer to a content-free input), leaving how much the input itself favours each
+  label; multiplying by the user's prior is then Bayes' rule, with no weight to tune.
+
+A method that needs no model answers itself (``Personalized.answer``); the backend is not
+asked. A distribution becomes one answer by the Bayes decision for the task's metric:
+the most probable label for classification (accuracy), the median rating for ratings
+(MAE, LaMP-3's headline metric, is minimized by the median).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Literal
+
+from tailor.personalizers.base import Personalized, Personalizer
+from tailor.retrieval.base import Retriever
+from tailor.tasks.base import TaskSpec
+from tailor.types import HistoryRecord, Profile
+
+if TYPE_CHECKING:
+    from tailor.profiles.base import ProfileStore
+
+LabelDistribution = Mapping[str, float]
+"""Log-probabilities over a task's labels."""
+
+KNN_VOTERS = 4
+"""The fewest retrieved items ``knn`` votes with, whatever ``--k`` says for pasting items: the
+4 items of LaMP's retrieval-augmented setting (Salemi et al., 2024). One item is no vote."""
+
+MODEL_FREE_METHODS = ("profile-prior", "knn", "user-mean", "global-mean")
+PRIOR_METHODS = ("none+prior", "bm25+prior")
+LABEL_METHODS = (*MODEL_FREE_METHODS, *PRIOR_METHODS)
+RATING_ONLY_METHODS = ("user-mean", "global-mean")
+
+
+# -- distributions -----------------------------------------------------------------------
+
+
+def normalize(scores: Mapping[str, float]) -> dict[str, float]:
+    """Scores (log-likelihoods, or any log-scale scores) -> log-probabilities over their keys."""
+    if not scores:
+        raise ValueError("cannot normalize an empty set of scores")
+    finite = [value for value in scores.values() if value > -math.inf]
+    if not finite:
+        uniform = -math.log(len(scores))
+        return {key: uniform for key in scores}
+    peak = max(finite)
+    total = peak + math.log(math.fsum(math.exp(value - peak) for value in finite))
+    return {key: (value - total if value > -math.inf else -math.inf) for key, value in scores.items()}
+
+
+def item_label(task: TaskSpec, record: HistoryRecord) -> str | None:
+    """The label a profile item carries (its output, as the task replays it as an earlier
+    answer), or ``None`` when the item has none of the task's labels (LaMP-1's papers)."""
+    turn = task.item_turn(record)
+    if turn is None:
+        return None
+    label = turn[1].strip()
+    if label in task.labels:
+        return label
+    for known in task.labels:  # "4.0" for a 4-star rating, "Comedy" for "comedy"
+        if known.casefold() == label.casefold():
+            return known
+        if task.kind == "rating" and _number(label) == _number(known):
+            return known
+    return None
+
+
+def profile_labels(task: TaskSpec, records: Iterable[HistoryRecord]) -> list[str]:
+    """The labels of ``records`` that carry one, in order."""
+    return [label for label in (item_label(task, r) for r in records) if label is not None]
+
+
+def label_distribution(task: TaskSpec, labels: Sequence[str]) -> dict[str, float]:
+    """Log-probabilities of the task's labels given observed ``labels``, add-one smoothed."""
+    counts = Counter(labels)
+    total = len(labels) + len(task.labels)
+    return {label: math.log((counts[label] + 1) / total) for label in task.labels}
+
+
+def decide(task: TaskSpec, log_probs: LabelDistribution) -> str:
+    """The answer a distribution over the task's labels gives: the most probable label
+    (the first in the task's order on a tie), or for a rating task the median rating."""
+    if task.kind == "rating":
+        ordered = sorted(task.labels, key=_number)
+        probabilities = [math.exp(log_probs.get(label, -math.inf)) for label in ordered]
+        total = math.fsum(probabilities)
+        if total <= 0:
+            raise ValueError("a distribution over the ratings needs some mass")
+        cumulative = 0.0
+        for label, probability in zip(ordered, probabilities):
+            cumulative += probability / total
+            if cumulative >= 0.5 - 1e-12:
+                return label
+        return ordered[-1]
+    return max(task.labels, key=lambda label: (log_probs.get(label, -math.inf), -task.labels.index(label)))
+
+
+def combine(*distributions: LabelDistribution) -> dict[str, float]:
+    """The normalized product of distributions over the same labels (a sum of log-probabilities)."""
+    keys = list(distributions[0])
+    return normalize({key: math.fsum(d.get(key, -math.inf) for d in distributions) for key in keys})
+
+
+def _number(label: str) -> float:
+    try:
+        return float(label)
+    except ValueError:
+        return math.nan
+
+
+def _ratings(task: TaskSpec, records: Iterable[HistoryRecord]) -> list[float]:
+    return [_number(label) for label in profile_labels(task, records)]
+
+
+def _answer(value: float) -> str:
+    return f"{value:.4f}".rstrip("0").rstrip(".")
+
+
+# -- personalizers -----------------------------------------------------------------------
+
+
+class ProfilePriorPersonalizer:
+    """``profile-prior``: the answer the user's own label distribution gives, without a model."""
+
+    name = "profile-prior"
+
+    def personalize(self, task: TaskSpec, text: str, profile: Profile) -> Personalized:
+        labels = profile_labels(task, profile.records)
+        distribution = label_distribution(task, labels)
+        return Personalized(messages=(), answer=decide(task, distribution),
+                            granularity="user" if labels else "global")
+
+
+class KNNPersonalizer:
+    """``knn``: the vote of the labels of the ``k`` items retrieved for the input.
+
+    A tie (or no labelled item retrieved) is settled by the user's whole profile.
+    """
+
+    name = "knn"
+
+    def __init__(self, retriever: Retriever, *, k: int) -> None:
+        if k < 1:
+            raise ValueError(f"k must be at least 1, got {k}")
+        self.retriever = retriever
+        self.k = k
+
+    def personalize(self, task: TaskSpec, text: str, profile: Profile) -> Personalized:
+        hits = self.retriever.retrieve(task.query(text), profile, self.k)
+        records = [hit.record for hit in hits]
+        votes = profile_labels(task, records)
+        labels = profile_labels(task, profile.records)
+        prior = label_distribution(task, labels)
+        if not votes:
+            answer = decide(task, prior)
+        elif task.kind == "rating":
+            answer = _median_vote(task, votes, prior)
+        else:
+            counts = Counter(votes)
+            answer = max(task.labels, key=lambda label: (counts[label], prior[label], -task.labels.index(label)))
+        return Personalized(messages=(), retrieved=tuple(r.id for r in records), answer=answer,
+                            granularity="user" if votes or labels else "global")
+
+
+def _median_vote(task: TaskSpec, votes: Sequence[str], prior: LabelDistribution) -> str:
+    """The median of rating votes; of the two middle votes of an even count, the one the
+    user's profile holds more often (the lower on a tie)."""
+    ordered = sorted(votes, key=_number)
+    middle = len(ordered) // 2
+    if len(ordered) % 2:
+        return ordered[middle]
+    low, high = ordered[middle - 1], ordered[middle]
+    return high if prior[high] > prior[low] else low
+
+
+class MeanRatingPersonalizer:
+    """``user-mean`` and ``global-mean``: the mean rating of the user's profile, or of every
+    profile in the store (read once, across users: it is the population baseline). A user
+    without rated items gets the global mean."""
+
+    def __init__(self, scope: Literal["user", "global"], store: ProfileStore) -> None:
+        if scope not in ("user", "global"):
+            raise ValueError(f"scope must be 'user' or 'global', got {scope!r}")
+        self.scope = scope
+        self.name = f"{scope}-mean"
+        self.store = store
+        self._global: float | None = None
+
+    def global_mean(self, task: TaskSpec) -> float:
+        """The mean rating over every profile in the store (each stored record once)."""
+        if self._global is None:
+            ratings = [value for user_id in self.store.list_users()
+                       for value in _ratings(task, self.store.get_profile(user_id).records)]
+            if ratings:
+                self._global = math.fsum(ratings) / len(ratings)
+            else:  # no rating anywhere: the middle of the scale
+                numbers = [_number(label) for label in task.labels]
+                self._global = (min(numbers) + max(numbers)) / 2
+        return self._global
+
+    def personalize(self, task: TaskSpec, text: str, profile: Profile) -> Personalized:
+        ratings = _ratings(task, profile.records) if self.scope == "user" else []
+        if ratings:
+            return Personalized(messages=(), answer=_answer(math.fsum(ratings) / len(ratings)), granularity="user")
+        return Personalized(messages=(), answer=_answer(self.global_mean(task)), granularity="global")
+
+
+class PriorPersonalizer:
+    """``none+prior``, ``bm25+prior``: another method's prompt, whose label scores the runner
+    calibrates and multiplies by the user's prior (``Personalized.label_prior``)."""
+
+    calibrated = True
+    """The model's scores are always calibrated here: Bayes' rule needs the model's evidence
+    for a label without its own prior for that label."""
+
+    def __init__(self, name: str, inner: Personalizer) -> None:
+        self.name = name
+        self.inner = inner
+
+    def personalize(self, task: TaskSpec, text: str, profile: Profile) -> Personalized:
+        decided = self.inner.personalize(task, text, profile)
+        labels = profile_labels(task, profile.records)
+        return Personalized(messages=decided.messages, retrieved=decided.retrieved,
+                            granularity="user" if labels or decided.retrieved else decided.granularity,
+                            notes=decided.notes, label_prior=label_distribution(task, labels))
+
+
+__all__ = [
+    "KNN_VOTERS",
+    "LABEL_METHODS",
+    "MODEL_FREE_METHODS",
+    "PRIOR_METHODS",
+    "RATING_ONLY_METHODS",
+    "KNNPersonalizer",
+    "LabelDistribution",
+    "MeanRatingPersonalizer",
+    "PriorPersonalizer",
+    "ProfilePriorPersonalizer",
+    "combine",
+    "decide",
+    "item_label",
+    "label_distribution",
+    "normalize",
+    "profile_labels",
+]
