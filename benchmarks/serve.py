@@ -20,11 +20,28 @@ they are computed into the store once, before the server starts, as the record A
 would have).
 
 A populated store is reused when it already holds the requested users.
+
+Load (issue 12), instead of the above when ``--clients`` is given:
+
+    python benchmarks/serve.py --clients 32,64,128 --streams 200 [--users 200] [--records 100]
+                               [--seconds 15] [--burst-chats 200] [--timeout 60]
+
+- for each client count, that many clients ask personalized chats back to back for
+  ``--seconds``: requests/s, client-side p50/p99, errors, rejected (429/503);
+- then a burst: ``--streams`` streamed and ``--burst-chats`` plain chats sent at once,
+  each with ``--timeout``, while ``/v1/models`` is asked every 100 ms (from a thread, 5 s
+  timeout): every request must
+  end with a whole reply or a 429/503 within its timeout, and ``/v1/models`` must answer
+  throughout and after.
+
+Clients are coroutines of this process (httpx), so they share the machine with the server.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
 import os
 import platform
 import random
@@ -121,10 +138,149 @@ def percentiles(values: list[float]) -> tuple[float, float]:
     return float(np.percentile(array, 50)), float(np.percentile(array, 99))
 
 
+async def load_round(base: str, clients: int, seconds: float, users: int, queries: list[str],
+                     timeout: float) -> dict[str, float]:
+    """``clients`` coroutines asking chats back to back for ``seconds``."""
+    latencies: list[float] = []
+    counts = {"ok": 0, "rejected": 0, "errors": 0}
+    stop_at = time.monotonic() + seconds
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
+    async with httpx.AsyncClient(base_url=base, timeout=timeout, limits=limits) as client:
+
+        async def one_client(number: int) -> None:
+            local = random.Random(number)
+            while time.monotonic() < stop_at:
+                body = {"model": "echo", "user": f"user{local.randrange(users)}", "max_tokens": 64,
+                        "messages": [{"role": "user", "content": queries[local.randrange(len(queries))]}]}
+                began = time.perf_counter()
+                try:
+                    response = await client.post("/v1/chat/completions", json=body)
+                except httpx.HTTPError:
+                    counts["errors"] += 1
+                    continue
+                if response.status_code == 200:
+                    counts["ok"] += 1
+                    latencies.append((time.perf_counter() - began) * 1000)
+                elif response.status_code in (429, 503):
+                    counts["rejected"] += 1
+                    await asyncio.sleep(min(float(response.headers.get("retry-after", "1")), 1.0))
+                else:
+                    counts["errors"] += 1
+
+        began = time.monotonic()
+        await asyncio.gather(*(one_client(n) for n in range(clients)))
+        elapsed = time.monotonic() - began
+    p50, p99 = percentiles(latencies) if latencies else (float("nan"), float("nan"))
+    return {"clients": clients, "ok": counts["ok"], "rejected": counts["rejected"], "errors": counts["errors"],
+            "seconds": elapsed, "per_second": counts["ok"] / elapsed, "p50": p50, "p99": p99}
+
+
+async def burst(base: str, streams: int, chats: int, users: int, timeout: float) -> dict[str, object]:
+    """``streams`` streamed and ``chats`` plain replies sent at once, ``/v1/models`` asked every
+    100 ms meanwhile: how each request ended, and how ``/v1/models`` fared."""
+    outcomes: dict[str, int] = {}
+    slowest = [0.0]
+    models: list[float] = []
+    models_failed = [0]
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
+    words = " ".join(f"w{i}" for i in range(40))
+
+    async def one(client: httpx.AsyncClient, index: int, stream: bool) -> None:
+        body = {"model": "echo", "user": f"user{index % users}", "stream": stream, "max_tokens": 64,
+                "messages": [{"role": "user", "content": words}]}
+        kind = "stream" if stream else "chat"
+        began = time.perf_counter()
+        try:
+            if stream:
+                async with client.stream("POST", "/v1/chat/completions", json=body) as response:
+                    status, text = response.status_code, "".join([line async for line in response.aiter_lines()])
+                whole = status == 200 and text.rstrip().endswith("data: [DONE]")
+            else:
+                response = await client.post("/v1/chat/completions", json=body)
+                status = response.status_code
+                whole = status == 200 and bool(json.loads(response.text)["choices"][0]["message"]["content"])
+            outcome = f"{kind} 200" if whole else f"{kind} {status}" if status in (429, 503) else f"{kind} bad {status}"
+        except httpx.TimeoutException:
+            outcome = f"{kind} timed out"
+        except httpx.HTTPError as error:
+            outcome = f"{kind} error {type(error).__name__}"
+        slowest[0] = max(slowest[0], time.perf_counter() - began)
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+
+    done = threading.Event()
+    after: list[int] = []
+
+    def poll_models() -> None:  # a thread of its own, so that the clients' event loop does not delay it
+        with httpx.Client(base_url=base, timeout=5) as poller:
+            while not done.is_set():
+                began = time.perf_counter()
+                try:
+                    ok = poller.get("/v1/models").status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                models.append(time.perf_counter() - began)
+                models_failed[0] += not ok
+                done.wait(0.1)
+            after.append(poller.get("/v1/models").status_code)  # and once the burst is over
+
+    polling = threading.Thread(target=poll_models)
+    polling.start()
+    async with httpx.AsyncClient(base_url=base, timeout=timeout, limits=limits) as client:
+        began = time.monotonic()
+        await asyncio.gather(*(one(client, i, i < streams) for i in range(streams + chats)))
+        elapsed = time.monotonic() - began
+    done.set()
+    polling.join()
+    return {"outcomes": dict(sorted(outcomes.items())), "seconds": elapsed, "slowest_s": slowest[0],
+            "models_asked": len(models), "models_failed": models_failed[0],
+            "models_max_s": max(models) if models else float("nan"), "models_after": after[0]}
+
+
+def run_load(args: argparse.Namespace) -> None:
+    """The load sweep and the burst (``--clients``), on a store of ``--users`` x ``--records``."""
+    users = args.users if args.users is not None else 200
+    records = args.records if args.records is not None else 100
+    default = Path(os.environ.get("TMPDIR", "/tmp")) / "tailor-bench" / f"serve-load-{users}x{records}.db"
+    path = Path(args.store) if args.store else default
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with SQLiteProfileStore(path) as store:
+        have = len(store.list_users())
+        if have == 0:
+            print(f"populating {path}: {users} users x {records} records", file=sys.stderr)
+            populate(store, users, records, index=True)
+        elif have < users:
+            raise SystemExit(f"{path} holds {have} users, not {users}; remove it or pass another --store")
+    words = vocabulary()
+    generator = np.random.default_rng(42)
+    queries = [sentence(words, generator, int(generator.integers(6, 16))) for _ in range(500)]
+    port = free_port()
+    server = start_server(path, port, args.method, args.embedder)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        rounds = [asyncio.run(load_round(base, clients, args.seconds, users, queries, args.timeout))
+                  for clients in (int(c) for c in args.clients.split(","))]
+        chats = args.burst_chats if args.burst_chats is not None else args.streams
+        bursts = asyncio.run(burst(base, args.streams, chats, users, args.timeout)) if args.streams else None
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(30)
+    print(f"\nstore: {path} ({users} users x {records} records); server: tailor serve --backend echo --method "
+          f"{args.method} (defaults: --max-queue 64, --max-batch 8, --threads 40); {os.cpu_count()} CPUs, "
+          f"{platform.processor() or platform.machine()}, Python {platform.python_version()}\n")
+    print("| clients | replies | requests/s | client p50 | client p99 | errors | rejected (429/503) |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for r in rounds:
+        print(f"| {r['clients']:.0f} | {r['ok']:.0f} | {r['per_second']:.0f} | {r['p50']:.0f} ms | {r['p99']:.0f} ms "
+              f"| {r['errors']:.0f} | {r['rejected']:.0f} |")
+    if bursts is not None:
+        print(f"\nburst: {args.streams} streams + {chats} chats at once (timeout {args.timeout:g} s): "
+              f"{json.dumps(bursts)}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--users", type=int, default=1000)
-    parser.add_argument("--records", type=int, default=1000)
+    parser.add_argument("--users", type=int, default=None, help="default 1000 (load mode: 200)")
+    parser.add_argument("--records", type=int, default=None, help="default 1000 (load mode: 100)")
     parser.add_argument("--store", default=None, help="default: $TMPDIR/tailor-bench/serve-USERSxRECORDS.db")
     parser.add_argument("--requests", type=int, default=2000, help="sequential requests for the overhead")
     parser.add_argument("--cold-users", type=int, default=20)
@@ -132,7 +288,18 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--method", default="bm25", help="the server's --method (default bm25)")
     parser.add_argument("--embedder", default="hashing", help="the server's --embedder (default hashing)")
+    parser.add_argument("--clients", default=None, metavar="N,N,...",
+                        help="load mode: a round of --seconds per client count (e.g. 32,64,128), then the burst")
+    parser.add_argument("--streams", type=int, default=0, help="load mode: streams in the burst (0: no burst)")
+    parser.add_argument("--burst-chats", type=int, default=None, help="load mode: plain chats in the burst "
+                        "(default: as many as --streams)")
+    parser.add_argument("--timeout", type=float, default=60.0, help="load mode: each request's timeout, s")
     args = parser.parse_args()
+    if args.clients:
+        run_load(args)
+        return
+    args.users = 1000 if args.users is None else args.users
+    args.records = 1000 if args.records is None else args.records
     needs_vectors = ServeMethod.parse(args.method).needs_vectors
 
     default = Path(os.environ.get("TMPDIR", "/tmp")) / "tailor-bench" / f"serve-{args.users}x{args.records}.db"

@@ -16,8 +16,10 @@ piece is generated, so that everything that can fail before it is still answered
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
+import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
@@ -166,8 +168,23 @@ def create_app(config: ServeConfig, *, backend: Backend | None = None, store: SQ
         return APIError(413, f"the request body is larger than {limits.max_body_bytes} bytes",
                         code="request_too_large")
 
-    async def run(request: Any, work: Callable[[Principal, Any], Any], *, body: bool = False) -> Any:
-        """Authenticate and do ``work(principal, parsed body)`` in a worker thread."""
+    # Chat work (personalizing, storing the exchange) has worker threads of its own, as many
+    # as the pool every other route uses: a burst of chats queued for threads would
+    # otherwise make /v1/models and the data API wait behind all of them. One per event loop.
+    chat_limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, anyio.CapacityLimiter] = (
+        weakref.WeakKeyDictionary())
+
+    async def in_chat_thread(function: Callable[..., Answer], *args: Any) -> Answer:
+        loop = asyncio.get_running_loop()
+        limiter = chat_limiters.get(loop)
+        if limiter is None:
+            limiter = chat_limiters[loop] = anyio.CapacityLimiter(config.worker_threads)
+        return await anyio.to_thread.run_sync(functools.partial(function, *args), limiter=limiter)
+
+    async def run(request: Any, work: Callable[[Principal, Any], Any], *, body: bool = False,
+                  chat: bool = False) -> Any:
+        """Authenticate and do ``work(principal, parsed body)`` in a worker thread (a chat
+        thread for ``chat``)."""
         raw = await read_body(request) if body else b""
         authorization = request.headers.get("authorization")
         tenant = request.headers.get("x-tailor-tenant")
@@ -178,7 +195,7 @@ def create_app(config: ServeConfig, *, backend: Backend | None = None, store: SQ
             fields["tenant"], fields["key_id"] = principal.tenant, principal.key_id
             return work(principal, parse_json(raw) if body else None)
 
-        return await run_in_threadpool(call)
+        return await (in_chat_thread(call) if chat else run_in_threadpool(call))
 
     @app.get("/v1/models")
     async def models(request: Request) -> Any:
@@ -210,13 +227,13 @@ def create_app(config: ServeConfig, *, backend: Backend | None = None, store: SQ
     @app.post("/v1/chat/completions", openapi_extra=operations["chat_completions"])
     async def chat_completions(request: Request) -> Any:
         prepared: PreparedChat = await run(request, lambda principal, body: service.prepare_chat(
-            principal, parse_chat(body, limits, config.default_max_tokens)), body=True)
+            principal, parse_chat(body, limits, config.default_max_tokens)), body=True, chat=True)
         headers = reply_headers(prepared.context, (prepared.personalized - prepared.began) * 1000.0,
                                 prepared.adapter)
         if not prepared.request.stream:
             future = service.gate.submit(prepared.generation)
             result = await until_answered(request, asyncio.wrap_future(future), future.cancel)
-            reply: ChatOutcome = await run_in_threadpool(service.finish_chat, prepared, result)
+            reply: ChatOutcome = await in_chat_thread(service.finish_chat, prepared, result)
             headers["X-Tailor-Overhead-Ms"] = f"{reply.overhead_ms:.3f}"
             return JSONResponse(completion(reply.completion_id, reply.model, reply.created, reply.text,
                                            reply.finish_reason, reply.usage), headers=headers)
@@ -241,7 +258,7 @@ def create_app(config: ServeConfig, *, backend: Backend | None = None, store: SQ
                 # stream), instead of every piece failing on a closed socket.
                 await asyncio.sleep(0)
                 item = await pieces.next_async()
-            yield await run_in_threadpool(service.finish_chat, prepared, item)
+            yield await in_chat_thread(service.finish_chat, prepared, item)
         finally:
             pieces.cancel()
 
