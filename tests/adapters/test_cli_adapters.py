@@ -57,6 +57,12 @@ def test_eval_with_adapters_falls_back_and_records_the_granularity(tmp_path: Pat
     rows = run_json(train(data, out, tiny_model_dir, "--scope", "persona", "--personas", str(groups),
                           "--min-history", "2")["argv"], capsys)["adapters"]
     assert ("persona/writers/LaMP-4/lora", "trained") in [(a["key"], a["status"]) for a in rows]
+    # lora+bm25 is served by adapters trained on the bm25 prompt: the same stack, for that prompt.
+    rows = run_json(train(data, out, tiny_model_dir, "--users", "alice,carol", "--min-history", "6",
+                          "--method", "bm25")["argv"], capsys)["adapters"]
+    assert ("user/alice/LaMP-4/lora/bm25:lamp:k=1", "trained") in [(a["key"], a["status"]) for a in rows]
+    run_json(train(data, out, tiny_model_dir, "--scope", "persona", "--personas", str(groups), "--min-history", "2",
+                   "--method", "bm25")["argv"], capsys)
     result = run_json(["eval", "--task", "LaMP-4", "--data", str(data), "--backend", f"transformers:{tiny_model_dir}",
                        "--method", "none,lora,lora+bm25", "--adapters", str(out), "--users", "alice,carol",
                        "--out", str(tmp_path / "run"), "--json"], capsys)

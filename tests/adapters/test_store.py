@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from tailor.adapters.store import AdapterKey, AdapterStore
-from tailor.types import Persona
+from tailor.profiles import SQLiteProfileStore
+from tailor.types import HistoryRecord, Persona, Profile
 
 BASE = {"path": "/models/m", "fingerprint": "abc123"}
 CONFIG = {"lora": {"rank": 4, "alpha": 8.0, "target_modules": ["q_proj"], "layers": None}}
@@ -98,3 +102,46 @@ def test_the_server_hook_exports_and_deletes_a_users_adapters(adapter_store: Ada
 def test_store_personas_resolve_through_the_store(adapter_store: AdapterStore) -> None:
     adapter_store.profiles.put_personas([Persona("p1", "writers")], {"alice": "p1"})
     assert adapter_store.persona_of("alice") == "p1" and adapter_store.persona_of("bob") is None
+
+
+def test_the_prompt_an_adapter_was_trained_on_is_part_of_its_key(adapter_store: AdapterStore) -> None:
+    plain = AdapterKey("user", "alice", "LaMP-4")
+    retrieval = AdapterKey("user", "alice", "LaMP-4", prompt="bm25:lamp:k=1")
+    adapter_store.save(plain, b"plain", config=CONFIG, base_model=BASE)
+    adapter_store.save(retrieval, b"rag", config=CONFIG, base_model=BASE)
+    adapter_store.save(AdapterKey.global_("LaMP-4", prompt="bm25:lamp:k=1"), b"g", config=CONFIG, base_model=BASE,
+                       contributors=["alice"])
+    loaded = adapter_store.load(retrieval)
+    assert loaded is not None and loaded.weights == b"rag" and adapter_store.load(plain).weights == b"plain"  # type: ignore[union-attr]
+    assert str(retrieval) == "user/alice/LaMP-4/lora/bm25:lamp:k=1" and str(plain) == "user/alice/LaMP-4/lora"
+    assert [str(a.key) for a in adapter_store.list(prompt="bm25:lamp:k=1")] == [
+        "user/alice/LaMP-4/lora/bm25:lamp:k=1", "global/all/LaMP-4/lora/bm25:lamp:k=1"]
+    assert adapter_store.delete_user_adapters("alice") == 3
+    assert adapter_store.list() == []
+
+
+def test_a_store_made_before_prompts_keeps_its_adapters_under_none(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    profiles = SQLiteProfileStore(path)
+    profiles.add_profiles([Profile("alice", (HistoryRecord("a1", {"title": "t", "text": "x"}),))])
+    columns = "task TEXT NOT NULL, kind TEXT NOT NULL, config TEXT NOT NULL, base_model TEXT NOT NULL, " \
+              "metadata TEXT NOT NULL, digest TEXT NOT NULL, weights BLOB NOT NULL, created_at TEXT NOT NULL"
+    with profiles.transaction() as connection:  # the tables as the first adapter store wrote them
+        connection.execute(f"CREATE TABLE adapters (user_id TEXT NOT NULL REFERENCES users(user_id) ON DELETE "
+                           f"CASCADE, {columns}, PRIMARY KEY (user_id, task, kind))")
+        connection.execute(f"CREATE TABLE shared_adapters (scope TEXT NOT NULL, owner TEXT NOT NULL, {columns}, "
+                           "PRIMARY KEY (scope, owner, task, kind))")
+        connection.execute("CREATE TABLE adapter_contributors (scope TEXT NOT NULL, owner TEXT NOT NULL, task TEXT "
+                           "NOT NULL, kind TEXT NOT NULL, user_id TEXT NOT NULL REFERENCES users(user_id) ON DELETE "
+                           "CASCADE, PRIMARY KEY (scope, owner, task, kind, user_id), FOREIGN KEY (scope, owner, "
+                           "task, kind) REFERENCES shared_adapters(scope, owner, task, kind) ON DELETE CASCADE)")
+        row = ("LaMP-4", "lora", json.dumps(CONFIG), json.dumps(BASE), "{}", "d", b"w", "2026-01-01")
+        connection.execute("INSERT INTO adapters VALUES ('alice', ?, ?, ?, ?, ?, ?, ?, ?)", row)
+        connection.execute("INSERT INTO shared_adapters VALUES ('global', 'all', ?, ?, ?, ?, ?, ?, ?, ?)", row)
+        connection.execute("INSERT INTO adapter_contributors VALUES ('global', 'all', 'LaMP-4', 'lora', 'alice')")
+    store = AdapterStore(profiles)
+    assert [str(a.key) for a in store.list()] == ["user/alice/LaMP-4/lora", "global/all/LaMP-4/lora"]
+    assert store.contributors(AdapterKey.global_("LaMP-4")) == ["alice"]
+    assert profiles.tables_missing_cascade() == []
+    profiles.delete_user("alice")  # the contributor trigger still deletes the pooled adapter
+    assert store.list() == []

@@ -11,6 +11,12 @@ have no ``item_turn``. For them a pair is the task's own instruction with the it
 as the expected output ("write in this user's words"): the adapter then learns the user's
 vocabulary and style rather than an input -> output mapping. This is the documented
 fallback; a task without document fields is refused.
+
+A pair may carry its prompt already built (``messages``): ``tailor train-adapter`` builds
+every prompt with the personalizer of the method the adapter is trained for
+(:mod:`tailor.adapters.prompts`), and such a prompt is encoded as it is, never cut again.
+A pair without ``messages`` gets the ``none`` prompt with its input cut to
+``max_input_tokens`` (the fast path of the library's trainers).
 """
 
 from __future__ import annotations
@@ -37,6 +43,10 @@ class TrainingPair:
     record_id: str
     input: str
     output: str
+    messages: tuple[dict[str, str], ...] | None = None
+    """The prompt as a personalizer built it (``None``: the ``none`` prompt of ``input``)."""
+    context: tuple[str, ...] = ()
+    """The ids of the history records that ``messages`` shows."""
 
 
 @dataclass(frozen=True)
@@ -86,6 +96,9 @@ def encode_pairs(task: TaskSpec, pairs: Sequence[TrainingPair], tokenizer: Any, 
                  max_output_tokens: int) -> list[EncodedPair]:
     """Tokenize pairs through the chat template: the prompt as at inference, then the output.
 
+    A pair's own ``messages`` are the prompt as they are; otherwise the ``none`` prompt of
+    its input cut to ``max_input_tokens``.
+
     The target is the output's tokens (cut to ``max_output_tokens``) and the end-of-turn
     token; the template's text after it (a newline) is not trained.
     """
@@ -95,7 +108,9 @@ def encode_pairs(task: TaskSpec, pairs: Sequence[TrainingPair], tokenizer: Any, 
     end = tokenizer.eos_token_id
     encoded = []
     for pair in pairs:
-        messages = [dict(m) for m in prompt_messages(task, pair.input, count_tokens, max_input_tokens)]
+        built = pair.messages if pair.messages is not None else prompt_messages(task, pair.input, count_tokens,
+                                                                                max_input_tokens)
+        messages = [dict(m) for m in built]
         prompt = list(tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,
                                                     return_dict=True)["input_ids"])
         output = truncate(pair.output, max_output_tokens, count_tokens) or pair.output
@@ -108,5 +123,6 @@ def encode_pairs(task: TaskSpec, pairs: Sequence[TrainingPair], tokenizer: Any, 
 
 def data_digest(pairs: Sequence[TrainingPair], extra: Any = None) -> str:
     """A short hash of the training pairs (and ``extra``): an adapter is stale when it changes."""
-    payload = json.dumps([[p.record_id, p.input, p.output] for p in pairs] + [extra], ensure_ascii=False)
+    rows = [[p.record_id, p.input, p.output] + ([list(p.messages)] if p.messages is not None else []) for p in pairs]
+    payload = json.dumps(rows + [extra], ensure_ascii=False, sort_keys=True)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]

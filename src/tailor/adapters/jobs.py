@@ -14,6 +14,14 @@ so user adapters cascade from their users. Then, by scope:
   global one. Personas come from ``personas_file`` (``{persona_id: [user_ids]}``, written
   into the store so inference finds them) or, without it, from the store's own personas.
 
+LoRA adapters are trained for one prompt method (``method``: ``none`` or ``bm25``, with its
+``k``, layout and token budgets): every training prompt is built by the personalizer
+``tailor eval`` uses for that method, and the adapters are stored under that prompt's id
+(:mod:`tailor.adapters.prompts`), so ``lora`` and ``lora+bm25`` are each served by the
+adapters trained on their own prompt. On the train split a user's pairs are their history
+items (each with retrieval from strictly earlier items only) and their questions with
+golds; on any other split only the items preceding all of the user's questions, no golds.
+
 Kind ``user-embedding`` trains the soft-prompt projector (:mod:`tailor.adapters.soft_prompt`)
 instead, as a global adapter of kind ``soft-prompt``.
 
@@ -26,22 +34,25 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
 from tailor.adapters.data import TrainingPair, data_digest, training_pairs
 from tailor.adapters.identity import base_model_identity
 from tailor.adapters.lora import from_bytes
+from tailor.adapters.prompts import TrainingPrompt, items_before_questions, method_pairs
 from tailor.adapters.soft_prompt import SoftPromptConfig
 from tailor.adapters.store import AdapterInfo, AdapterKey, AdapterStore, Scope, open_adapter_store
 from tailor.adapters.train import LoRATrainConfig
 from tailor.data.lamp import load_split
 from tailor.profiles import ingest_examples
+from tailor.prompting.builder import PromptBudget
+from tailor.registry import require
 from tailor.tasks import TaskSpec, get_task
-from tailor.types import HistoryRecord, Persona, Profile
+from tailor.types import HistoryRecord, Persona, Profile, TaskExample
 
-__all__ = ["TrainAdapterConfig", "TrainAdapterReport", "TrainedRow", "train_adapters"]
+__all__ = ["TrainAdapterConfig", "TrainAdapterReport", "TrainedRow", "train_adapters", "training_data"]
 
 TrainKind = Literal["lora", "user-embedding"]
 GLOBAL_DEFAULTS = LoRATrainConfig(epochs=1, max_items=None)
@@ -66,6 +77,14 @@ class TrainAdapterConfig:
     model: str | None = None
     """A model directory; the default model when ``None``."""
     threads: int | None = None
+    method: str = "none"
+    """The prompt method the LoRA adapters are trained for: ``none`` (served as ``lora``) or
+    ``bm25`` / ``bm25:LAYOUT`` (served as ``lora+bm25``)."""
+    k: int = 1
+    """Retrieved items per prompt (as ``tailor eval --k``)."""
+    input_tokens: int = 384
+    context_tokens: int = 384
+    """The prompt's token budgets (as ``tailor eval --input-tokens/--context-tokens``)."""
     lora: LoRATrainConfig = field(default_factory=LoRATrainConfig)
     global_lora: LoRATrainConfig = GLOBAL_DEFAULTS
     soft_prompt: SoftPromptConfig = field(default_factory=SoftPromptConfig)
@@ -80,6 +99,8 @@ class TrainAdapterConfig:
                              "(each user's vector comes from their own history at inference)")
         if self.min_history < 1:
             raise ValueError(f"min_history must be at least 1, got {self.min_history}")
+        if self.kind == "user-embedding" and self.method != "none":
+            raise ValueError("the user-embedding projector is trained on the none prompt; --method is for lora")
 
 
 @dataclass
@@ -148,9 +169,14 @@ class _Job:
         examples = load_split(config.data, config.split, self.task.lamp_format)
         if not examples:
             raise ValueError(f"{config.data}: split {config.split!r} holds no examples")
+        self.prompt = TrainingPrompt.of(config.method, self.task, k=config.k,
+                                        budget=PromptBudget(config.input_tokens, config.context_tokens))
         self.store: AdapterStore = open_adapter_store(config.out, create=True)
         ingest_examples(self.store.profiles, examples)
-        present = list(dict.fromkeys(e.user_id for e in examples))
+        self.examples: dict[str, list[TaskExample]] = {}
+        for example in examples:
+            self.examples.setdefault(example.user_id, []).append(example)
+        present = list(self.examples)
         self.all_users = present
         if config.users:
             missing = [u for u in config.users if u not in present]
@@ -162,15 +188,45 @@ class _Job:
             self.users = present
         self.rows: list[TrainedRow] = []
         self._trainer: Any = None
+        self._personalizer: Any = None
+        self._pairs: dict[str, list[TrainingPair]] = {}
 
     # -- helpers -------------------------------------------------------------------------------
 
     def profile(self, user_id: str) -> Profile:
         return self.store.profiles.get_profile(user_id)
 
+    def personalizer(self) -> Any:
+        """The personalizer ``tailor eval`` builds for the trained-for method, counting
+        tokens with the model's own tokenizer (as the backend serving it does)."""
+        if self._personalizer is None:
+            from tailor.personalizers import build_personalizer
+
+            transformers = require("transformers", "hf")
+            tokenizer = transformers.AutoTokenizer.from_pretrained(self.model_dir, local_files_only=True)
+
+            def count_tokens(text: str) -> int:
+                return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+            self._personalizer = build_personalizer(self.prompt.spec, self.task, k=self.prompt.k,
+                                                    count_tokens=count_tokens, budget=self.prompt.budget)
+        return self._personalizer
+
     def pairs(self, user_id: str, config: LoRATrainConfig) -> list[TrainingPair]:
-        records = _by_date(self.profile(user_id).records)
-        return training_pairs(self.task, records, max_items=config.max_items)
+        """The user's pairs with the method's prompts, the most recent ``max_items``."""
+        if user_id not in self._pairs:
+            questions = self.examples[user_id]
+            if self.config.split == "train":
+                records: dict[str, HistoryRecord] = {}
+                for question in questions:
+                    records.update((r.id, r) for r in question.profile.records)
+                history, golds = list(records.values()), [q for q in questions if q.gold]
+            else:
+                # Never a dev or test gold: only what precedes all of the user's questions.
+                history, golds = items_before_questions(questions), []
+            self._pairs[user_id] = method_pairs(self.task, self.personalizer(), user_id, history, golds)
+        pairs = self._pairs[user_id]
+        return pairs[-config.max_items:] if config.max_items is not None else list(pairs)
 
     def trainer(self) -> Any:
         if self._trainer is None:
@@ -190,7 +246,8 @@ class _Job:
         if below is not None and below_info is None:
             raise ValueError(f"adapter {below} is missing; train it first (--scope global)")
         shape = train_config.shape(int(self._num_layers()))
-        stored_config = {"lora": shape.to_dict(), "train": train_config.to_dict(), "task": self.task.name}
+        stored_config = {"lora": shape.to_dict(), "train": train_config.to_dict(), "task": self.task.name,
+                         "prompt": self.prompt.to_dict()}
         digest = data_digest(pairs, extra=below_info.digest if below_info is not None else None)
         info = self.store.info(key)
         if self.up_to_date(info, stored_config, digest):
@@ -213,6 +270,7 @@ class _Job:
         metadata = {"data_digest": digest, "items": result.items, "steps": result.steps,
                     "seconds": round(result.seconds, 2), "first_epoch_loss": round(result.first_epoch_loss, 4),
                     "last_epoch_loss": round(result.last_epoch_loss, 4), "split": self.config.split,
+                    "prompt": self.prompt.id, "golds": sum(1 for p in pairs if p.record_id in self._question_ids()),
                     "data": str(Path(self.config.data).resolve()),
                     "on_top_of": below_info.digest if below_info is not None else None,
                     "timings": {k: round(v, 2) for k, v in result.timings.items()}}
@@ -222,6 +280,12 @@ class _Job:
                                     round(result.first_epoch_loss, 4), round(result.last_epoch_loss, 4), saved.size))
         return saved
 
+    def _question_ids(self) -> set[str]:
+        """Ids of the split's questions whose golds were trained on (the train split's only)."""
+        if self.config.split != "train":
+            return set()
+        return {q.id for questions in self.examples.values() for q in questions if q.gold}
+
     def _num_layers(self) -> int:
         config = json.loads((self.model_dir / "config.json").read_text(encoding="utf-8"))
         return int(config["num_hidden_layers"])
@@ -229,7 +293,7 @@ class _Job:
     # -- scopes ----------------------------------------------------------------------------------
 
     def run_global(self) -> AdapterKey:
-        key = AdapterKey.global_(self.task.name)
+        key = AdapterKey.global_(self.task.name, prompt=self.prompt.id)
         # Every user of the split, whatever --users says: one task-level adapter that the
         # user and persona adapters of any later run can stack on.
         pooled = [pair for user_id in self.all_users for pair in self.pairs(user_id, self.config.global_lora)]
@@ -240,7 +304,7 @@ class _Job:
         below = self.run_global() if self.config.stack else None
         for user_id in self.users:
             pairs = self.pairs(user_id, self.config.lora)
-            key = AdapterKey("user", user_id, self.task.name)
+            key = AdapterKey("user", user_id, self.task.name, prompt=self.prompt.id)
             if len(pairs) < self.config.min_history:
                 self.rows.append(TrainedRow(str(key), "too little history", len(pairs)))
                 continue
@@ -273,7 +337,7 @@ class _Job:
         for persona, members in self.personas().items():
             members = [u for u in members if u in selected]
             pooled = [pair for user_id in members for pair in self.pairs(user_id, self.config.lora)]
-            key = AdapterKey("persona", persona, self.task.name)
+            key = AdapterKey("persona", persona, self.task.name, prompt=self.prompt.id)
             if len(pooled) < self.config.min_history:
                 self.rows.append(TrainedRow(str(key), "too little history", len(pooled)))
                 continue
@@ -332,6 +396,18 @@ def train_adapters(config: TrainAdapterConfig, *,
     finally:
         job.store.profiles.close()
     return TrainAdapterReport(str(job.store.profiles.path), job.rows)
+
+
+def training_data(config: TrainAdapterConfig) -> dict[str, list[TrainingPair]]:
+    """The LoRA training pairs of each user of ``config``'s split, with their prompts built
+    as training builds them (the global adapter pools them all; a user adapter takes the
+    last ``config.lora.max_items``). Loads the tokenizer, not the model: for inspecting
+    what an adapter would learn from, and for leakage checks."""
+    job = _Job(config, None)
+    try:
+        return {user_id: job.pairs(user_id, replace(config.lora, max_items=None)) for user_id in job.all_users}
+    finally:
+        job.store.profiles.close()
 
 
 def persona_map(groups: Mapping[str, Sequence[str]]) -> dict[str, str]:

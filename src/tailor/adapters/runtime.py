@@ -24,7 +24,7 @@ from typing import Any
 
 from tailor.adapters.identity import check_same_base
 from tailor.adapters.lora import LoRAShape, LoRAWeights, compose, from_bytes
-from tailor.adapters.store import AdapterKey, AdapterStore
+from tailor.adapters.store import NO_PROMPT, AdapterKey, AdapterStore
 from tailor.backends.base import TextStream
 from tailor.registry import require
 from tailor.types import GenerationRequest, GenerationResult, Granularity
@@ -70,12 +70,15 @@ class AdapterResolver:
     retrained or deleted since, the stale adapter is skipped, with a warning, until
     ``tailor train-adapter`` retrains it. ``personas`` maps user ids to persona ids where
     the store holds no personas (a groups file); the store's own personas come first.
+    Only adapters trained on ``prompt`` are considered (``none``: the input alone; see
+    :mod:`tailor.adapters.prompts`).
     """
 
     def __init__(self, store: AdapterStore, task: str, *, personas: Mapping[str, str] | None = None,
-                 identity: Mapping[str, str] | None = None) -> None:
+                 identity: Mapping[str, str] | None = None, prompt: str = NO_PROMPT) -> None:
         self.store = store
         self.task = task
+        self.prompt = prompt
         self.personas = dict(personas or {})
         self.identity = dict(identity) if identity is not None else None
         self._warned: set[str] = set()
@@ -88,14 +91,14 @@ class AdapterResolver:
         return found or self.personas.get(user_id)
 
     def resolve(self, user_id: str | None) -> Resolution:
-        global_key = AdapterKey.global_(self.task)
+        global_key = AdapterKey.global_(self.task, prompt=self.prompt)
         global_info = self.store.info(global_key)
         candidates: list[tuple[Granularity, AdapterKey]] = []
         if user_id is not None:
-            candidates.append(("user", AdapterKey("user", user_id, self.task)))
+            candidates.append(("user", AdapterKey("user", user_id, self.task, prompt=self.prompt)))
             persona = self.persona_of(user_id)
             if persona is not None:
-                candidates.append(("persona", AdapterKey("persona", persona, self.task)))
+                candidates.append(("persona", AdapterKey("persona", persona, self.task, prompt=self.prompt)))
         for granularity, key in candidates:
             info = self.store.info(key)
             if info is None:
@@ -282,6 +285,7 @@ class AdaptedBackend:
         self.backend = backend
         self.resolver = resolver
         self.name = f"{backend.name}+adapters"
+        self.engine = f"{getattr(backend, 'engine', backend.name)}+lora"
         self.model_id = getattr(backend, "model_id", backend.name)
         self.last_resolutions: list[Resolution] = []
 

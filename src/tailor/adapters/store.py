@@ -3,12 +3,17 @@
 Three tables, created through :meth:`SQLiteProfileStore.transaction` and following the
 store's derived data rule (see :mod:`tailor.profiles.sqlite`)::
 
-    adapters(user_id -> users ON DELETE CASCADE, task, kind, config, base_model,
-             metadata, weights BLOB, created_at, PRIMARY KEY (user_id, task, kind))
-    shared_adapters(scope 'persona'|'global', owner, task, kind, config, base_model,
-                    metadata, weights BLOB, created_at, PRIMARY KEY (scope, owner, task, kind))
-    adapter_contributors((scope, owner, task, kind) -> shared_adapters ON DELETE CASCADE,
+    adapters(user_id -> users ON DELETE CASCADE, task, kind, prompt, config, base_model,
+             metadata, weights BLOB, created_at, PRIMARY KEY (user_id, task, kind, prompt))
+    shared_adapters(scope 'persona'|'global', owner, task, kind, prompt, config, base_model,
+                    metadata, weights BLOB, created_at, PRIMARY KEY (scope, owner, task, kind, prompt))
+    adapter_contributors((scope, owner, task, kind, prompt) -> shared_adapters ON DELETE CASCADE,
                          user_id -> users ON DELETE CASCADE)
+
+``prompt`` names the prompt an adapter was trained on (``none``, or a retrieval method with
+its layout and k, ``bm25:lamp:k=1``): an adapter serves the prompt it learned, so one user
+can hold one adapter per prompt (see :mod:`tailor.adapters.prompts`). A file made before
+that column existed is rebuilt when opened, its adapters under ``none``.
 
 Why the database and not a folder of files: ``delete_user`` then removes a user's adapter
 in the same transaction as their records, by cascade, in every process that opens the
@@ -28,6 +33,7 @@ import builtins
 import hashlib
 import json
 import os
+import sqlite3
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -38,6 +44,7 @@ from tailor.profiles.sqlite import SQLiteProfileStore
 
 __all__ = [
     "GLOBAL_OWNER",
+    "NO_PROMPT",
     "AdapterInfo",
     "AdapterKey",
     "AdapterKind",
@@ -53,6 +60,8 @@ SCOPES: tuple[Scope, ...] = ("user", "persona", "global")
 KINDS: tuple[AdapterKind, ...] = ("lora", "soft-prompt")
 GLOBAL_OWNER = "all"
 """The owner name of a global adapter (the one for every user)."""
+NO_PROMPT = "none"
+"""The prompt of an adapter trained on the ``none`` method's prompt (the input alone)."""
 DEFAULT_MAX_BYTES = 5_000_000
 STORE_FILE = "profiles.sqlite"
 
@@ -60,6 +69,7 @@ STORE_FILE = "profiles.sqlite"
 # the owner is declared once, so every query can read either table with one column list.
 _COMMON_COLUMN_DEFINITIONS = """task TEXT NOT NULL,
         kind TEXT NOT NULL,
+        prompt TEXT NOT NULL DEFAULT 'none',
         config TEXT NOT NULL,
         base_model TEXT NOT NULL,
         metadata TEXT NOT NULL,
@@ -71,22 +81,23 @@ _TABLES = (
     f"""CREATE TABLE IF NOT EXISTS adapters (
         user_id TEXT NOT NULL REFERENCES users(user_id) ON DELETE CASCADE,
         {_COMMON_COLUMN_DEFINITIONS},
-        PRIMARY KEY (user_id, task, kind)
+        PRIMARY KEY (user_id, task, kind, prompt)
     )""",
     f"""CREATE TABLE IF NOT EXISTS shared_adapters (
         scope TEXT NOT NULL CHECK (scope IN ('persona', 'global')),
         owner TEXT NOT NULL,
         {_COMMON_COLUMN_DEFINITIONS},
-        PRIMARY KEY (scope, owner, task, kind)
+        PRIMARY KEY (scope, owner, task, kind, prompt)
     )""",
     """CREATE TABLE IF NOT EXISTS adapter_contributors (
         scope TEXT NOT NULL,
         owner TEXT NOT NULL,
         task TEXT NOT NULL,
         kind TEXT NOT NULL,
+        prompt TEXT NOT NULL DEFAULT 'none',
         user_id TEXT NOT NULL REFERENCES users(user_id) ON DELETE CASCADE,
-        PRIMARY KEY (scope, owner, task, kind, user_id),
-        FOREIGN KEY (scope, owner, task, kind) REFERENCES shared_adapters(scope, owner, task, kind)
+        PRIMARY KEY (scope, owner, task, kind, prompt, user_id),
+        FOREIGN KEY (scope, owner, task, kind, prompt) REFERENCES shared_adapters(scope, owner, task, kind, prompt)
             ON DELETE CASCADE
     )""",
     "CREATE INDEX IF NOT EXISTS adapter_contributors_by_user ON adapter_contributors (user_id)",
@@ -94,7 +105,7 @@ _TABLES = (
     """CREATE TRIGGER IF NOT EXISTS adapter_contributor_deleted AFTER DELETE ON adapter_contributors
     BEGIN
         DELETE FROM shared_adapters WHERE scope = old.scope AND owner = old.owner
-            AND task = old.task AND kind = old.kind;
+            AND task = old.task AND kind = old.kind AND prompt = old.prompt;
     END""",
 )
 
@@ -102,19 +113,21 @@ _TABLES = (
 @dataclass(frozen=True)
 class AdapterKey:
     """Which adapter: its scope, whose it is (a user id, a persona id, or ``"all"``), the
-    task it was trained for, and its kind (a LoRA delta or a soft-prompt projector)."""
+    task it was trained for, its kind (a LoRA delta or a soft-prompt projector), and the
+    prompt it was trained on (``none``, or e.g. ``bm25:lamp:k=1``)."""
 
     scope: Scope
     owner: str
     task: str
     kind: AdapterKind = "lora"
+    prompt: str = NO_PROMPT
 
     def __post_init__(self) -> None:
         if self.scope not in SCOPES:
             raise ValueError(f"adapter scope must be one of {', '.join(SCOPES)}, got {self.scope!r}")
         if self.kind not in KINDS:
             raise ValueError(f"adapter kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
-        for name in ("owner", "task"):
+        for name in ("owner", "task", "prompt"):
             value = getattr(self, name)
             if not isinstance(value, str) or not value:
                 raise ValueError(f"adapter {name} must be a non-empty string, got {value!r}")
@@ -122,11 +135,12 @@ class AdapterKey:
             raise ValueError(f"a global adapter's owner is {GLOBAL_OWNER!r}, got {self.owner!r}")
 
     @classmethod
-    def global_(cls, task: str, kind: AdapterKind = "lora") -> AdapterKey:
-        return cls("global", GLOBAL_OWNER, task, kind)
+    def global_(cls, task: str, kind: AdapterKind = "lora", prompt: str = NO_PROMPT) -> AdapterKey:
+        return cls("global", GLOBAL_OWNER, task, kind, prompt)
 
     def __str__(self) -> str:
-        return f"{self.scope}/{self.owner}/{self.task}/{self.kind}"
+        name = f"{self.scope}/{self.owner}/{self.task}/{self.kind}"
+        return name if self.prompt == NO_PROMPT else f"{name}/{self.prompt}"
 
 
 @dataclass(frozen=True)
@@ -144,7 +158,7 @@ class AdapterInfo:
 
     def to_dict(self) -> dict[str, Any]:
         return {"scope": self.key.scope, "owner": self.key.owner, "task": self.key.task, "kind": self.key.kind,
-                "config": dict(self.config), "base_model": dict(self.base_model), "metadata": dict(self.metadata),
+                "prompt": self.key.prompt, "config": dict(self.config), "base_model": dict(self.base_model), "metadata": dict(self.metadata),
                 "bytes": self.size, "digest": self.digest, "created_at": self.created_at}
 
 
@@ -166,6 +180,34 @@ def _dumps(value: Mapping[str, Any], what: str) -> str:
 
 _COLUMNS = "config, base_model, metadata, digest, weights, created_at"
 _INFO_COLUMNS = "config, base_model, metadata, digest, length(weights), created_at"
+_USER_MATCH = "user_id = ? AND task = ? AND kind = ? AND prompt = ?"
+_SHARED_MATCH = "scope = ? AND owner = ? AND task = ? AND kind = ? AND prompt = ?"
+
+
+def _add_prompt_column(connection: sqlite3.Connection) -> None:
+    """Rebuild adapter tables made before the ``prompt`` column (it is part of each primary
+    key, which SQLite cannot alter in place); their adapters were trained on ``none``."""
+    tables = ("adapter_contributors", "shared_adapters", "adapters")
+    old = [t for t in tables
+           if connection.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (t,)).fetchone()
+           and "prompt" not in {row[1] for row in connection.execute("SELECT * FROM pragma_table_info(?)", (t,))}]
+    if not old:
+        return
+    for table in old:
+        connection.execute(f"ALTER TABLE {table} RENAME TO {table}_before_prompt")
+    # The renamed tables keep their trigger and foreign keys; drop the trigger before copying.
+    connection.execute("DROP TRIGGER IF EXISTS adapter_contributor_deleted")
+    connection.execute("DROP INDEX IF EXISTS adapter_contributors_by_user")
+    for statement in _TABLES:
+        connection.execute(statement)
+    for table in reversed(tables):  # owners before the rows that reference them
+        if table in old:
+            columns = [row[1] for row in connection.execute("SELECT * FROM pragma_table_info(?)",
+                                                            (f"{table}_before_prompt",))]
+            names = ", ".join(columns)
+            connection.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {table}_before_prompt")
+    for table in old:  # references first, so dropping cascades to nothing still needed
+        connection.execute(f"DROP TABLE {table}_before_prompt")
 
 
 class AdapterStore:
@@ -184,6 +226,7 @@ class AdapterStore:
         self.profiles = profiles
         self.max_bytes = max_bytes
         with profiles.transaction() as connection:
+            _add_prompt_column(connection)
             for statement in _TABLES:
                 connection.execute(statement)
 
@@ -212,19 +255,18 @@ class AdapterStore:
                 if connection.execute("SELECT 1 FROM users WHERE user_id = ?", (key.owner,)).fetchone() is None:
                     raise ValueError(f"adapter {key}: user {key.owner!r} is not in the profile store {self.profiles.path}")
                 connection.execute(
-                    f"INSERT OR REPLACE INTO adapters (user_id, task, kind, {_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (key.owner, key.task, key.kind, *row))
+                    f"INSERT OR REPLACE INTO adapters (user_id, task, kind, prompt, {_COLUMNS}) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", (key.owner, key.task, key.kind, key.prompt, *row))
             else:
-                ident = (key.scope, key.owner, key.task, key.kind)
+                ident = (key.scope, key.owner, key.task, key.kind, key.prompt)
                 # Delete first: REPLACE would not cascade to the old contributor rows.
-                connection.execute("DELETE FROM shared_adapters WHERE scope = ? AND owner = ? AND task = ? AND kind = ?",
-                                   ident)
+                connection.execute(f"DELETE FROM shared_adapters WHERE {_SHARED_MATCH}", ident)
                 connection.execute(
-                    f"INSERT INTO shared_adapters (scope, owner, task, kind, {_COLUMNS}) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", (*ident, *row))
+                    f"INSERT INTO shared_adapters (scope, owner, task, kind, prompt, {_COLUMNS}) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", (*ident, *row))
                 connection.executemany(
-                    "INSERT OR IGNORE INTO adapter_contributors (scope, owner, task, kind, user_id) "
-                    "SELECT ?, ?, ?, ?, user_id FROM users WHERE user_id = ?",
+                    "INSERT OR IGNORE INTO adapter_contributors (scope, owner, task, kind, prompt, user_id) "
+                    "SELECT ?, ?, ?, ?, ?, user_id FROM users WHERE user_id = ?",
                     [(*ident, user_id) for user_id in dict.fromkeys(contributors)])
         info = self.info(key)
         if info is None:  # pragma: no cover - the row was written in the transaction above
@@ -235,18 +277,18 @@ class AdapterStore:
         """Delete one adapter; return whether it existed."""
         with self.profiles.transaction() as connection:
             if key.scope == "user":
-                cursor = connection.execute("DELETE FROM adapters WHERE user_id = ? AND task = ? AND kind = ?",
-                                            (key.owner, key.task, key.kind))
+                cursor = connection.execute(f"DELETE FROM adapters WHERE {_USER_MATCH}",
+                                            (key.owner, key.task, key.kind, key.prompt))
             else:
-                cursor = connection.execute(
-                    "DELETE FROM shared_adapters WHERE scope = ? AND owner = ? AND task = ? AND kind = ?",
-                    (key.scope, key.owner, key.task, key.kind))
+                cursor = connection.execute(f"DELETE FROM shared_adapters WHERE {_SHARED_MATCH}",
+                                            (key.scope, key.owner, key.task, key.kind, key.prompt))
             return cursor.rowcount > 0
 
     def delete_user_adapters(self, user_id: str) -> int:
         """Delete the user's own adapters and the pooled ones they contributed to; return how many went."""
         with self.profiles.transaction() as connection:
-            shared = connection.execute("SELECT COUNT(DISTINCT scope || '/' || owner || '/' || task || '/' || kind) "
+            shared = connection.execute("SELECT COUNT(DISTINCT scope || '/' || owner || '/' || task || '/' || kind "
+                                        "|| '/' || prompt) "
                                         "FROM adapter_contributors WHERE user_id = ?", (user_id,)).fetchone()[0]
             connection.execute("DELETE FROM adapter_contributors WHERE user_id = ?", (user_id,))
             own = connection.execute("DELETE FROM adapters WHERE user_id = ?", (user_id,)).rowcount
@@ -258,12 +300,11 @@ class AdapterStore:
         # The store's read snapshot: reads take no write lock, so they never wait on a trainer.
         with self.profiles._reading() as connection:
             if key.scope == "user":
-                row = connection.execute(f"SELECT {columns} FROM adapters WHERE user_id = ? AND task = ? AND kind = ?",
-                                         (key.owner, key.task, key.kind)).fetchone()
+                row = connection.execute(f"SELECT {columns} FROM adapters WHERE {_USER_MATCH}",
+                                         (key.owner, key.task, key.kind, key.prompt)).fetchone()
             else:
-                row = connection.execute(
-                    f"SELECT {columns} FROM shared_adapters WHERE scope = ? AND owner = ? AND task = ? AND kind = ?",
-                    (key.scope, key.owner, key.task, key.kind)).fetchone()
+                row = connection.execute(f"SELECT {columns} FROM shared_adapters WHERE {_SHARED_MATCH}",
+                                         (key.scope, key.owner, key.task, key.kind, key.prompt)).fetchone()
         return tuple(row) if row is not None else None
 
     def load(self, key: AdapterKey) -> StoredAdapter | None:
@@ -284,29 +325,32 @@ class AdapterStore:
         return AdapterInfo(key, json.loads(config), json.loads(base_model), json.loads(metadata), int(size), digest,
                            created_at)
 
-    def list(self, *, scope: Scope | None = None, task: str | None = None,
-             kind: AdapterKind | None = None) -> builtins.list[AdapterInfo]:
-        """Stored adapters (without weights), sorted by scope, owner, task and kind."""
+    def list(self, *, scope: Scope | None = None, task: str | None = None, kind: AdapterKind | None = None,
+             prompt: str | None = None) -> builtins.list[AdapterInfo]:
+        """Stored adapters (without weights), sorted by scope, owner, task, kind and prompt."""
         with self.profiles._reading() as connection:
             rows = [("user", *row) for row in connection.execute(
-                f"SELECT user_id, task, kind, {_INFO_COLUMNS} FROM adapters")]
-            rows += list(connection.execute(f"SELECT scope, owner, task, kind, {_INFO_COLUMNS} FROM shared_adapters"))
+                f"SELECT user_id, task, kind, prompt, {_INFO_COLUMNS} FROM adapters")]
+            rows += list(connection.execute(
+                f"SELECT scope, owner, task, kind, prompt, {_INFO_COLUMNS} FROM shared_adapters"))
         found = []
-        for row_scope, owner, row_task, row_kind, config, base_model, metadata, digest, size, created_at in rows:
-            if (scope and row_scope != scope) or (task and row_task != task) or (kind and row_kind != kind):
+        for (row_scope, owner, row_task, row_kind, row_prompt, config, base_model, metadata, digest, size,
+             created_at) in rows:
+            if ((scope and row_scope != scope) or (task and row_task != task) or (kind and row_kind != kind)
+                    or (prompt and row_prompt != prompt)):
                 continue
-            key = AdapterKey(row_scope, owner, row_task, row_kind)
+            key = AdapterKey(row_scope, owner, row_task, row_kind, row_prompt)
             found.append(AdapterInfo(key, json.loads(config), json.loads(base_model), json.loads(metadata),
                                      int(size), digest, created_at))
         order = {scope_name: i for i, scope_name in enumerate(SCOPES)}
-        return sorted(found, key=lambda a: (order[a.key.scope], a.key.owner, a.key.task, a.key.kind))
+        return sorted(found, key=lambda a: (order[a.key.scope], a.key.owner, a.key.task, a.key.kind, a.key.prompt))
 
     def contributors(self, key: AdapterKey) -> builtins.list[str]:
         """The users a persona or global adapter was trained on, sorted."""
         with self.profiles._reading() as connection:
             return [row[0] for row in connection.execute(
-                "SELECT user_id FROM adapter_contributors WHERE scope = ? AND owner = ? AND task = ? AND kind = ? "
-                "ORDER BY user_id", (key.scope, key.owner, key.task, key.kind))]
+                f"SELECT user_id FROM adapter_contributors WHERE {_SHARED_MATCH} ORDER BY user_id",
+                (key.scope, key.owner, key.task, key.kind, key.prompt))]
 
     def persona_of(self, user_id: str) -> str | None:
         """The user's persona in the profile store, or ``None``."""

@@ -207,6 +207,15 @@ def _add_train_adapter(verbs: Any) -> None:
                        help="user (default; trains the global adapter first), persona, or global")
     train.add_argument("--kind", choices=("lora", "user-embedding"), default="lora",
                        help="lora adapters (default), or the user-embedding soft-prompt projector (--scope global)")
+    train.add_argument("--method", default="none",
+                       help="the prompt the adapters are trained on, exactly as tailor eval builds it: none (served "
+                       "as lora; default) or bm25[:lamp|:dialogue] (served as lora+bm25, with the same --k)")
+    train.add_argument("--k", type=_positive, default=1, help="retrieved items per prompt, as tailor eval --k "
+                       "(default 1)")
+    train.add_argument("--input-tokens", type=_positive, default=384,
+                       help="prompt budget for the input, as tailor eval (default 384)")
+    train.add_argument("--context-tokens", type=_positive, default=384,
+                       help="prompt budget for retrieved items, as tailor eval (default 384)")
     train.add_argument("--personas", default=None, metavar="FILE",
                        help="JSON {persona_id: [user_ids]} for --scope persona (default: the store's personas)")
     train.add_argument("--min-history", type=_positive, default=8,
@@ -236,7 +245,9 @@ def _train_adapter(args: argparse.Namespace) -> int:
     config = TrainAdapterConfig(task=args.task, data=args.data, out=args.out, split=args.split,
                                 users=_user_list(args.users), scope=args.scope, kind=args.kind,
                                 personas_file=args.personas, min_history=args.min_history, stack=not args.no_stack,
-                                model=args.model, threads=args.threads, lora=lora, global_lora=global_lora,
+                                model=args.model, threads=args.threads, method=args.method, k=args.k,
+                                input_tokens=args.input_tokens, context_tokens=args.context_tokens,
+                                lora=lora, global_lora=global_lora,
                                 soft_prompt=SoftPromptConfig(embedder=args.embedder, steps=args.steps,
                                                              max_items=args.max_items))
     _quiet_libraries()

@@ -104,6 +104,8 @@ class MethodResult:
     versus_none: dict[str, dict[str, float]] = field(default_factory=dict)
     granularity: dict[str, int] = field(default_factory=dict)
     predictions_file: str | None = None
+    adapter: dict[str, Any] | None = None
+    """Adapter methods: the prompt their adapters were trained on, and on what data."""
 
 
 @dataclass
@@ -123,7 +125,8 @@ class EvalReport:
             "n": self.n,
             "results": [
                 {"method": r.method, "metrics": r.metrics, "ci95": r.ci95, "seconds": round(r.seconds, 3),
-                 "versus_none": r.versus_none, "granularity": r.granularity}
+                 "versus_none": r.versus_none, "granularity": r.granularity,
+                 **({"adapter": r.adapter} if r.adapter is not None else {})}
                 for r in self.results
             ],
         }
@@ -198,10 +201,12 @@ def evaluate(config: EvalConfig, *, backend: Backend | None = None, store: Profi
     scores: dict[str, PerExampleScores] = {}
     # One calibrator for the run: methods that build the same prompt share its scores.
     calibrator = ContextualCalibrator(backend, task) if task.uses_candidates else None
-    for method in methods:
-        personalizer = build_personalizer(method, task, k=config.k, count_tokens=backend.count_tokens,
-                                          budget=budget, seed=config.seed, embedder=embedder, store=store,
-                                          backend=backend, adapters=adapter_store)
+    # Every personalizer first: a method that cannot run (an adapter method without the
+    # adapters for its prompt) fails before the others spend their time.
+    personalizers = [build_personalizer(method, task, k=config.k, count_tokens=backend.count_tokens,
+                                        budget=budget, seed=config.seed, embedder=embedder, store=store,
+                                        backend=backend, adapters=adapter_store) for method in methods]
+    for method, personalizer in zip(methods, personalizers):
         # Adapter methods generate through a view of the backend that applies the user's adapter.
         bind = getattr(personalizer, "bind", None)
         method_backend = bind(backend) if callable(bind) else backend
@@ -212,7 +217,8 @@ def evaluate(config: EvalConfig, *, backend: Backend | None = None, store: Profi
                            method_calibrator)
         predictions = [rows[e.id]["output"] for e in examples]
         result = MethodResult(method=str(method), n=len(examples), metrics={}, ci95={},
-                              seconds=sum(float(rows[e.id].get("seconds", 0.0)) for e in examples))
+                              seconds=sum(float(rows[e.id].get("seconds", 0.0)) for e in examples),
+                              adapter=getattr(personalizer, "training", None))
         for example in examples:
             level = rows[example.id].get("granularity", "global")
             result.granularity[level] = result.granularity.get(level, 0) + 1

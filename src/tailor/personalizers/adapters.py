@@ -9,6 +9,12 @@ method's (``lora``, ``user-embedding``) or BM25's (``lora+bm25``).
 Granularity: the LoRA methods fall back from the user's adapter to their persona's, then
 the global one, then the base model; each prediction records where it landed
 (``granularity``, and ``notes["adapter"]``: ``user``, ``persona:ID``, ``global`` or ``none``).
+
+An adapter serves the prompt it was trained on (:mod:`tailor.adapters.prompts`): ``lora``
+uses the adapters trained for the ``none`` prompt, ``lora+bm25`` those trained for the
+bm25 prompt with the same layout and ``k``; a store without them is an error that names
+the ``tailor train-adapter`` command to run, and ``training`` describes what was found
+(``tailor eval`` writes it into results.json).
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from tailor.adapters.prompts import TrainingPrompt
 from tailor.adapters.store import AdapterKey, AdapterStore
 from tailor.personalizers.base import NoPersonalization, Personalized, Personalizer
 from tailor.prompting.builder import PromptBudget, TokenCounter
@@ -38,18 +45,18 @@ def _needs_adapter_backend(backend: Any, method: str) -> None:
 
 
 class LoRAPersonalizer:
-    """The user's LoRA adapter, with the prompt of ``inner`` (``none`` or a retrieval method)."""
+    """The user's LoRA adapter, with the prompt of ``inner`` (``none`` or a retrieval method),
+    among the adapters trained for that prompt (``prompt``, a :class:`TrainingPrompt`)."""
 
     def __init__(self, name: str, inner: Personalizer, store: AdapterStore, task: TaskSpec, *,
-                 personas: Mapping[str, str] | None = None) -> None:
+                 prompt: TrainingPrompt | None = None, personas: Mapping[str, str] | None = None) -> None:
         from tailor.adapters.runtime import AdapterResolver
 
-        if not store.list(task=task.name, kind="lora"):
-            raise ValueError(f"{store} holds no LoRA adapter for task {task.name}; train them with "
-                             f"tailor train-adapter --task {task.name} --data DIR --out DIR")
+        prompt = prompt if prompt is not None else TrainingPrompt()
+        self.training = _trained_for(store, task, prompt, name)
         self.name = name
         self.inner = inner
-        self.resolver = AdapterResolver(store, task.name, personas=personas)
+        self.resolver = AdapterResolver(store, task.name, personas=personas, prompt=prompt.id)
 
     def personalize(self, task: TaskSpec, text: str, profile: Profile) -> Personalized:
         decided = self.inner.personalize(task, text, profile)
@@ -179,6 +186,42 @@ class SoftPromptBackend:
         return results
 
 
+def _train_command(task: TaskSpec, prompt: TrainingPrompt) -> str:
+    method = "" if prompt.method == "none" else f" --method {prompt.spec} --k {prompt.k}"
+    budget = "" if prompt.budget == PromptBudget() else (f" --input-tokens {prompt.input_tokens}"
+                                                        f" --context-tokens {prompt.context_tokens}")
+    return f"tailor train-adapter --task {task.name} --data DIR{method}{budget} --out DIR"
+
+
+def _trained_for(store: AdapterStore, task: TaskSpec, prompt: TrainingPrompt, method: str) -> dict[str, Any]:
+    """What the store's adapters for ``prompt`` were trained on; an error naming the command
+    to run when it holds none, or when they were trained with other token budgets."""
+    found = store.list(task=task.name, kind="lora", prompt=prompt.id)
+    if not found:
+        others = sorted({a.key.prompt for a in store.list(task=task.name, kind="lora")})
+        held = f"it holds adapters for the prompts {', '.join(others)}" if others else "it holds none for this task"
+        raise ValueError(f"method {method} needs LoRA adapters trained on the {prompt.id} prompt for task "
+                         f"{task.name}, and {store} has none ({held}); train them with: {_train_command(task, prompt)}")
+    described = next((a for a in found if a.key.scope == "global"), found[0])
+    stored = described.config.get("prompt")
+    if stored is not None and TrainingPrompt.from_dict(dict(stored)).budget != prompt.budget:
+        trained = TrainingPrompt.from_dict(dict(stored))
+        raise ValueError(f"the {prompt.id} adapters in {store} were trained with token budgets input "
+                         f"{trained.input_tokens} / context {trained.context_tokens}, but this evaluation builds "
+                         f"prompts with {prompt.input_tokens} / {prompt.context_tokens}: pass --input-tokens "
+                         f"{trained.input_tokens} --context-tokens {trained.context_tokens} to tailor eval, or "
+                         f"retrain with {_train_command(task, prompt)}")
+    scopes: dict[str, int] = {}
+    for info in found:
+        scopes[info.key.scope] = scopes.get(info.key.scope, 0) + 1
+    return {"prompt": prompt.id, "method": prompt.method, "layout": prompt.layout, "k": prompt.k,
+            "input_tokens": prompt.input_tokens, "context_tokens": prompt.context_tokens,
+            # Adapters from before prompts were recorded saw the none prompt, inputs cut short.
+            "recorded": stored is not None, "split": described.metadata.get("split"),
+            "data": described.metadata.get("data"), "adapters": scopes,
+            "global_digest": described.digest if described.key.scope == "global" else None}
+
+
 def build_adapter_personalizer(name: str, task: TaskSpec, adapters: AdapterStore | None, *, k: int,
                                count_tokens: TokenCounter, budget: PromptBudget, layout: Any,
                                store: Any = None, personas: Mapping[str, str] | None = None) -> Personalizer:
@@ -190,11 +233,12 @@ def build_adapter_personalizer(name: str, task: TaskSpec, adapters: AdapterStore
         return UserEmbeddingPersonalizer(adapters, task, count_tokens=count_tokens, budget=budget, store=store)
     inner: Personalizer
     if name == "lora+bm25":
-        from tailor.personalizers.base import RetrievalPersonalizer
-        from tailor.retrieval.bm25 import BM25Retriever
+        from tailor.personalizers import build_personalizer
 
-        inner = RetrievalPersonalizer("bm25", BM25Retriever(document=task.document), k=k, layout=layout,
-                                      count_tokens=count_tokens, budget=budget)
+        # The very personalizer of the bm25 method: the prompt the adapters were trained on.
+        prompt = TrainingPrompt("bm25", layout, k, budget.input_tokens, budget.context_tokens)
+        inner = build_personalizer(prompt.spec, task, k=k, count_tokens=count_tokens, budget=budget)
     else:
+        prompt = TrainingPrompt("none", None, 1, budget.input_tokens, budget.context_tokens)
         inner = NoPersonalization(count_tokens=count_tokens, budget=budget)
-    return LoRAPersonalizer(name, inner, adapters, task, personas=personas)
+    return LoRAPersonalizer(name, inner, adapters, task, prompt=prompt, personas=personas)
