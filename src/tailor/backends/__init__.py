@@ -1,6 +1,8 @@
 """Backends: the models that answer generation requests.
 
-``load_backend("default")``, ``load_backend("echo")``, ``load_backend("transformers:/path")``,
+``load_backend("default")`` (through ONNX Runtime GenAI; ``default:int4`` quantized),
+``load_backend("default-fp32")`` (the same model in float32 through transformers),
+``load_backend("onnx:/path")``, ``load_backend("echo")``, ``load_backend("transformers:/path")``,
 ``load_backend("openai:http://127.0.0.1:8000/v1")``, ``load_backend("llamacpp:/path/model.gguf")``,
 and ``load_backend("ray:2:default")`` for any of them replicated on Ray actors.
 """
@@ -16,7 +18,9 @@ from tailor.registry import Registry
 BACKENDS = Registry(
     "backend",
     {
-        "default": "tailor.backends.hf:DefaultBackend",
+        "default": "tailor.backends.onnx:DefaultOnnxBackend",
+        "default-fp32": "tailor.backends.hf:DefaultBackend",
+        "onnx": "tailor.backends.onnx:OnnxGenAIBackend",
         "echo": "tailor.backends.echo:EchoBackend",
         "transformers": "tailor.backends.hf:TransformersBackend",
         "openai": "tailor.backends.openai:OpenAIBackend",
@@ -24,12 +28,14 @@ BACKENDS = Registry(
         "ray": "tailor.backends.ray:RayBackend",
     },
     group="tailor.backends",
-    extras={"default": "hf", "transformers": "hf", "openai": "openai", "llamacpp": "llamacpp", "ray": "ray"},
+    extras={"default": "hf", "default-fp32": "hf", "onnx": "hf", "transformers": "hf", "openai": "openai",
+            "llamacpp": "llamacpp", "ray": "ray"},
 )
 
 # Backends whose spec carries an argument after the colon (a path or a URL).
 _NEEDS_ARGUMENT = {
     "transformers": "a model directory, as in transformers:/path/to/model",
+    "onnx": "an ONNX Runtime GenAI model directory, as in onnx:/path/to/model",
     "openai": "the server's base URL, as in openai:http://127.0.0.1:8000/v1",
     "ray": "a replica count and an inner backend, as in ray:2:default",
 }

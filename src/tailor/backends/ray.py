@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 __all__ = ["RayBackend", "RayConfig", "Replica", "ReplicaInfo", "split_evenly"]
 
 # Inner backends whose tokenizer the driver can load alone, without the model.
-_TOKENIZER_BACKENDS = ("default", "transformers")
+_TOKENIZER_BACKENDS = ("default", "default-fp32", "transformers")
 # The keyword each kind of inner backend takes its thread count by.
 _THREAD_OPTIONS = ("threads", "n_threads")
 
@@ -300,7 +300,7 @@ class RayBackend:
         except ImportError:
             return None
         try:
-            if name == "default":
+            if name in ("default", "default-fp32"):
                 from tailor.backends.hf import default_model_dir
 
                 # Converting the GGUF file once here also spares the replicas racing to do it.

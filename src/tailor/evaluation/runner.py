@@ -106,6 +106,9 @@ class MethodResult:
     predictions_file: str | None = None
     adapter: dict[str, Any] | None = None
     """Adapter methods: the prompt their adapters were trained on, and on what data."""
+    engine: str | None = None
+    """The inference engine that generated this method's outputs (adapter methods may run
+    on another engine than the rest: see :class:`tailor.backends.onnx.DefaultOnnxBackend`)."""
 
 
 @dataclass
@@ -125,11 +128,16 @@ class EvalReport:
             "n": self.n,
             "results": [
                 {"method": r.method, "metrics": r.metrics, "ci95": r.ci95, "seconds": round(r.seconds, 3),
-                 "versus_none": r.versus_none, "granularity": r.granularity,
+                 "versus_none": r.versus_none, "granularity": r.granularity, "engine": r.engine,
                  **({"adapter": r.adapter} if r.adapter is not None else {})}
                 for r in self.results
             ],
         }
+
+
+def engine_of(backend: Backend) -> str:
+    """The name of the inference engine behind ``backend`` (its ``engine``, else its name)."""
+    return str(getattr(backend, "engine", None) or getattr(backend, "name", type(backend).__name__))
 
 
 def _profile_for(example: TaskExample, store: ProfileStore, cache: dict[str, Profile]) -> Profile:
@@ -218,7 +226,7 @@ def evaluate(config: EvalConfig, *, backend: Backend | None = None, store: Profi
         predictions = [rows[e.id]["output"] for e in examples]
         result = MethodResult(method=str(method), n=len(examples), metrics={}, ci95={},
                               seconds=sum(float(rows[e.id].get("seconds", 0.0)) for e in examples),
-                              adapter=getattr(personalizer, "training", None))
+                              adapter=getattr(personalizer, "training", None), engine=engine_of(method_backend))
         for example in examples:
             level = rows[example.id].get("granularity", "global")
             result.granularity[level] = result.granularity.get(level, 0) + 1

