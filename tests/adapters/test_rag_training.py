@@ -128,7 +128,8 @@ def test_items_before_questions_leave_out_every_question_of_the_split(tmp_path: 
 
 
 def test_training_prompt_names_and_checks() -> None:
-    assert TrainingPrompt.of("bm25", TASK, k=3).id == "bm25:lamp:k=3"
+    assert TrainingPrompt.of("bm25", TASK, k=3).id == f"bm25:{TASK.layout}:k=3"  # the task's default layout
+    assert TrainingPrompt.of("bm25:lamp", TASK, k=3).id == "bm25:lamp:k=3"
     assert TrainingPrompt.of("bm25:dialogue", TASK).spec == "bm25:dialogue"
     assert TrainingPrompt.of("none", TASK, k=4).id == "none"
     with pytest.raises(ValueError, match="none, bm25"):
@@ -177,11 +178,11 @@ def test_train_then_eval_lora_bm25_uses_the_adapters_of_its_prompt(tmp_path: Pat
     # ann and ben get adapters of their own; cat is left to the global adapter (unseen by user adapters).
     rows = train("--method", "bm25", "--k", "2", "--users", "ann,ben")
     assert [(r["key"], r["status"]) for r in rows] == [
-        ("global/all/commits/lora/bm25:lamp:k=2", "trained"), ("user/ann/commits/lora/bm25:lamp:k=2", "trained"),
-        ("user/ben/commits/lora/bm25:lamp:k=2", "trained")]
+        ("global/all/commits/lora/bm25:dialogue:k=2", "trained"), ("user/ann/commits/lora/bm25:dialogue:k=2", "trained"),
+        ("user/ben/commits/lora/bm25:dialogue:k=2", "trained")]
     store = open_adapter_store(out)
-    info = store.info(AdapterKey("user", "ann", "commits", prompt="bm25:lamp:k=2"))
-    assert info is not None and info.config["prompt"]["k"] == 2 and info.metadata["prompt"] == "bm25:lamp:k=2"
+    info = store.info(AdapterKey("user", "ann", "commits", prompt="bm25:dialogue:k=2"))
+    assert info is not None and info.config["prompt"]["k"] == 2 and info.metadata["prompt"] == "bm25:dialogue:k=2"
     assert info.metadata["golds"] == 3 and info.metadata["split"] == "train"
     assert store.info(AdapterKey("user", "ann", "commits")) is None  # nothing trained for the none prompt yet
     store.profiles.close()
@@ -189,8 +190,8 @@ def test_train_then_eval_lora_bm25_uses_the_adapters_of_its_prompt(tmp_path: Pat
     evaluate = ["eval", "--task", "commits", "--data", str(data), "--backend", f"transformers:{tiny_model_dir}",
                 "--adapters", str(out), "--json"]
     # Adapters trained for k=2 do not serve k=1 prompts, nor the none prompt: the error names the command.
-    assert main([*evaluate, "--method", "lora+bm25"]) == 1
-    assert "tailor train-adapter --task commits --data DIR --method bm25:lamp --k 1 --out DIR" in \
+    assert main([*evaluate, "--method", "lora+bm25", "--k", "1"]) == 1
+    assert "tailor train-adapter --task commits --data DIR --method bm25:dialogue --k 1 --out DIR" in \
         capsys.readouterr().err
     assert main([*evaluate, "--method", "none,lora", "--k", "2"]) == 1
     assert "trained on the none prompt" in capsys.readouterr().err
@@ -202,7 +203,7 @@ def test_train_then_eval_lora_bm25_uses_the_adapters_of_its_prompt(tmp_path: Pat
                                                                            "cat": "global"}
     saved = json.loads((tmp_path / "run" / "results.json").read_text())
     trained = next(r for r in saved["results"] if r["method"] == "lora+bm25")["adapter"]
-    assert trained["prompt"] == "bm25:lamp:k=2" and trained["k"] == 2 and trained["split"] == "train"
+    assert trained["prompt"] == "bm25:dialogue:k=2" and trained["k"] == 2 and trained["split"] == "train"
     assert trained["adapters"] == {"user": 2, "global": 1}
     # No record dated at or after its question in any inference prompt.
     for method in ("lora-bm25",):
@@ -214,7 +215,7 @@ def test_train_then_eval_lora_bm25_uses_the_adapters_of_its_prompt(tmp_path: Pat
     # lora (the none prompt) needs its own adapters; once trained, both are served side by side.
     train("--users", "ann")
     result = run_json([*evaluate, "--method", "lora,lora+bm25", "--k", "2", "--users", "ann,cat"], capsys)
-    assert [r["adapter"]["prompt"] for r in result["results"]] == ["none", "bm25:lamp:k=2"]
+    assert [r["adapter"]["prompt"] for r in result["results"]] == ["none", "bm25:dialogue:k=2"]
     assert result["results"][0]["granularity"] == {"user": 2, "global": 2}
 
 

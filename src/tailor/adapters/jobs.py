@@ -80,8 +80,8 @@ class TrainAdapterConfig:
     method: str = "none"
     """The prompt method the LoRA adapters are trained for: ``none`` (served as ``lora``) or
     ``bm25`` / ``bm25:LAYOUT`` (served as ``lora+bm25``)."""
-    k: int = 1
-    """Retrieved items per prompt (as ``tailor eval --k``)."""
+    k: int | None = None
+    """Retrieved items per prompt (as ``tailor eval --k``); ``None``: the task's default."""
     input_tokens: int = 384
     context_tokens: int = 384
     """The prompt's token budgets (as ``tailor eval --input-tokens/--context-tokens``)."""
@@ -169,7 +169,7 @@ class _Job:
         examples = load_split(config.data, config.split, self.task.lamp_format)
         if not examples:
             raise ValueError(f"{config.data}: split {config.split!r} holds no examples")
-        self.prompt = TrainingPrompt.of(config.method, self.task, k=config.k,
+        self.prompt = TrainingPrompt.of(config.method, self.task, k=config.k or self.task.k,
                                         budget=PromptBudget(config.input_tokens, config.context_tokens))
         self.store: AdapterStore = open_adapter_store(config.out, create=True)
         ingest_examples(self.store.profiles, examples)

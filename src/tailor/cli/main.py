@@ -70,7 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "lora, lora+bm25, user-embedding need --adapters; labels and ratings: profile-prior, knn, "
                     "none+prior, bm25+prior, user-mean, global-mean")
     ev.add_argument("--backend", default="default", help="default | echo | transformers:PATH | openai:URL | llamacpp[:PATH] | ray:N:INNER (N replicas on Ray)")
-    ev.add_argument("--k", type=_positive, default=1, help="profile items retrieved per input (default 1)")
+    ev.add_argument("--k", type=_positive, default=None,
+                    help="profile items retrieved per input (default: the task's measured default, 1 for LaMP tasks)")
     ev.add_argument("--limit", type=_positive, default=None, help="first N examples in file order")
     ev.add_argument("--out", default=None, help="folder for predictions and results.json (resumable)")
     ev.add_argument("--batch-size", type=_positive, default=8)
@@ -210,8 +211,8 @@ def _add_train_adapter(verbs: Any) -> None:
     train.add_argument("--method", default="none",
                        help="the prompt the adapters are trained on, exactly as tailor eval builds it: none (served "
                        "as lora; default) or bm25[:lamp|:dialogue] (served as lora+bm25, with the same --k)")
-    train.add_argument("--k", type=_positive, default=1, help="retrieved items per prompt, as tailor eval --k "
-                       "(default 1)")
+    train.add_argument("--k", type=_positive, default=None, help="retrieved items per prompt, as tailor eval --k "
+                       "(default: the task's, as tailor eval)")
     train.add_argument("--input-tokens", type=_positive, default=384,
                        help="prompt budget for the input, as tailor eval (default 384)")
     train.add_argument("--context-tokens", type=_positive, default=384,
@@ -344,7 +345,7 @@ def _demo(args: argparse.Namespace) -> int:
                         backend=args.backend, k=1, limit=args.n, out=str(out / f"eval-n{args.n}"))
     _quiet_libraries()
     report_line(f"evaluating {', '.join(methods)} on the first {args.n} dev questions with the {args.backend} "
-                "backend (first run converts the model once, ~30 s)")
+                "backend (the first run converts the model once, about a minute)")
     report = evaluate(config)
     if args.json:
         _print_json(report.to_json())

@@ -49,7 +49,8 @@ class EvalConfig:
     split: str = "dev"
     methods: tuple[str, ...] = ("none", "bm25")
     backend: str = "default"
-    k: int = 1
+    k: int | None = None
+    """Profile items retrieved per input; ``None``: the task's default (:attr:`TaskSpec.k`)."""
     limit: int | None = None
     out: str | None = None
     batch_size: int = 8
@@ -70,7 +71,7 @@ class EvalConfig:
     quotes, markdown and explanations removed), or keep the first line ``raw`` (``--raw-answers``)."""
 
     def __post_init__(self) -> None:
-        if self.k < 1:
+        if self.k is not None and self.k < 1:
             raise ValueError(f"k must be at least 1, got {self.k}")
         if self.limit is not None and self.limit < 1:
             raise ValueError(f"limit must be at least 1, got {self.limit}")
@@ -176,6 +177,9 @@ def evaluate(config: EvalConfig, *, backend: Backend | None = None, store: Profi
     task = get_task(config.task)
     if task.answers != config.answers:
         task = replace(task, answers=config.answers)
+    if config.k is None:
+        # The task's measured default, resolved before anything records the config.
+        config = replace(config, k=task.k)
     examples = load_split(config.data, config.split, task.lamp_format,
                           limit=None if config.users else config.limit)
     if config.users:
@@ -211,7 +215,7 @@ def evaluate(config: EvalConfig, *, backend: Backend | None = None, store: Profi
     calibrator = ContextualCalibrator(backend, task) if task.uses_candidates else None
     # Every personalizer first: a method that cannot run (an adapter method without the
     # adapters for its prompt) fails before the others spend their time.
-    personalizers = [build_personalizer(method, task, k=config.k, count_tokens=backend.count_tokens,
+    personalizers = [build_personalizer(method, task, k=config.k or task.k, count_tokens=backend.count_tokens,
                                         budget=budget, seed=config.seed, embedder=embedder, store=store,
                                         backend=backend, adapters=adapter_store) for method in methods]
     for method, personalizer in zip(methods, personalizers):

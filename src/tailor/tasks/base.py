@@ -46,9 +46,12 @@ class TaskSpec:
     stop: tuple[str, ...] = ("\n",)
     context_header: str = "Here are earlier items by the same user:"
     layout: Literal["lamp", "dialogue"] = "lamp"
+    """The prompt layout retrieval methods use unless told otherwise (the one measured best)."""
+    k: int = 1
+    """Profile items retrieved per input unless told otherwise (``--k``): 1 as in LaMP, or
+    the value measured best on the task's train split (the task's spec says where)."""
     data_format: str = ""
     """The LaMP file layout the task's data follows (its own name for LaMP tasks)."""
-    """The prompt layout retrieval methods use unless told otherwise (the one measured best)."""
     answers: AnswerMode = "extract"
     """Generation tasks: extract the answer from the generated text, or keep it ``raw``."""
 
