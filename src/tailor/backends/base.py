@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Generator, Iterable, Sequence
-from typing import Protocol, runtime_checkable
+from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
 
 from tailor.types import GenerationRequest, GenerationResult
 
@@ -142,6 +142,30 @@ def cut_stream(pieces: Iterable[str], stop: Sequence[str], *, strip: bool = Fals
         sent.append(tail)
         yield tail
     return "".join(sent)
+
+
+# -- helpers for backends that hold a Hugging Face tokenizer (transformers, ONNX Runtime GenAI) --
+
+
+def tokenizer_count(tokenizer: Any, text: str) -> int:
+    """How many tokens ``text`` takes for ``tokenizer``, special tokens left out."""
+    return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def chat_prompt_ids(tokenizer: Any, request: GenerationRequest, limit: int) -> list[int]:
+    """The request's messages through ``tokenizer``'s chat template, cut from the left to ``limit`` tokens."""
+    ids = tokenizer.apply_chat_template(
+        [dict(m) for m in request.messages], add_generation_prompt=True, tokenize=True, return_dict=True
+    )["input_ids"]
+    return list(ids[-limit:]) if len(ids) > limit else list(ids)
+
+
+def batches_by_length(encoded: Mapping[int, Sequence[int]], size: int) -> Iterator[list[int]]:
+    """The keys of ``encoded`` (request index -> prompt ids) in batches of ``size``, shortest
+    prompts first, so prompts of similar length share a batch and padding wastes little compute."""
+    order = sorted(encoded, key=lambda i: len(encoded[i]))
+    for start in range(0, len(order), size):
+        yield order[start:start + size]
 
 
 def approximate_token_count(text: str) -> int:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from tailor.backends.base import TextStream, apply_stop, cut_stream
+from tailor.backends.base import TextStream, apply_stop, batches_by_length, chat_prompt_ids, cut_stream, tokenizer_count
 from tailor.registry import require
 from tailor.types import GenerationRequest, GenerationResult
 
@@ -155,15 +155,11 @@ class TransformersBackend:
     # -- helpers -------------------------------------------------------------------------
 
     def count_tokens(self, text: str) -> int:
-        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        return tokenizer_count(self.tokenizer, text)
 
     def prompt_ids(self, request: GenerationRequest) -> list[int]:
         """The request's messages through the model's chat template, cut from the left to fit."""
-        ids = self.tokenizer.apply_chat_template(
-            [dict(m) for m in request.messages], add_generation_prompt=True, tokenize=True, return_dict=True
-        )["input_ids"]
-        limit = self.config.max_input_tokens
-        return list(ids[-limit:]) if len(ids) > limit else list(ids)
+        return chat_prompt_ids(self.tokenizer, request, self.config.max_input_tokens)
 
     # -- generation ------------------------------------------------------------------------
 
@@ -194,11 +190,7 @@ class TransformersBackend:
             for i in scored:
                 results[i] = self._score_candidates(requests[i], name(i), prefix(i))
             encoded = {i: self.prompt_ids(requests[i]) for i in free}
-            # Similar lengths batch together, so padding wastes little compute.
-            order = sorted(free, key=lambda i: len(encoded[i]))
-            size = self.config.batch_size
-            for start in range(0, len(order), size):
-                batch = order[start:start + size]
+            for batch in batches_by_length(encoded, self.config.batch_size):
                 for i, result in zip(batch, self._generate_batch([requests[i] for i in batch],
                                                                  [encoded[i] for i in batch],
                                                                  [name(i) for i in batch],

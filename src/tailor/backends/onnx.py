@@ -17,6 +17,7 @@ transformers model, loaded on first need; :attr:`OnnxGenAIBackend.engine` and
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -31,7 +32,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from tailor.backends.base import StopFilter, TextStream, apply_stop
+from tailor.backends.base import (
+    StopFilter,
+    TextStream,
+    apply_stop,
+    batches_by_length,
+    chat_prompt_ids,
+    tokenizer_count,
+)
 from tailor.backends.hf import DEFAULT_MODEL_FILE, DEFAULT_MODEL_NAME, default_model_dir, tailor_home
 from tailor.registry import require
 from tailor.types import GenerationRequest, GenerationResult
@@ -175,15 +183,11 @@ class OnnxGenAIBackend:
     # -- helpers -------------------------------------------------------------------------
 
     def count_tokens(self, text: str) -> int:
-        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        return tokenizer_count(self.tokenizer, text)
 
     def prompt_ids(self, request: GenerationRequest) -> list[int]:
         """The request's messages through the model's chat template, cut from the left to fit."""
-        ids = self.tokenizer.apply_chat_template(
-            [dict(m) for m in request.messages], add_generation_prompt=True, tokenize=True, return_dict=True
-        )["input_ids"]
-        limit = self.config.max_input_tokens
-        return list(ids[-limit:]) if len(ids) > limit else list(ids)
+        return chat_prompt_ids(self.tokenizer, request, self.config.max_input_tokens)
 
     def _generator(self, batch: int, max_length: int) -> Any:
         params = self.og.GeneratorParams(self.model)
@@ -212,11 +216,7 @@ class OnnxGenAIBackend:
                 if request.candidates is not None:
                     results[i] = self._score_candidates(request)
             encoded = {i: self.prompt_ids(requests[i]) for i in free}
-            # Similar lengths batch together, so padding wastes little compute.
-            order = sorted(free, key=lambda i: len(encoded[i]))
-            size = self.config.batch_size
-            for start in range(0, len(order), size):
-                batch = order[start:start + size]
+            for batch in batches_by_length(encoded, self.config.batch_size):
                 texts = self._generate_batch([requests[i] for i in batch], [encoded[i] for i in batch])
                 for i, result in zip(batch, texts):
                     results[i] = result
@@ -401,7 +401,7 @@ class DefaultOnnxBackend(OnnxGenAIBackend):
             self._fallback = DefaultBackend(**self._fallback_options)  # type: ignore[arg-type]
         return self._fallback
 
-    @property
+    @functools.cached_property
     def identity(self) -> dict[str, str]:
         """The base model's identity as adapters record it: the float32 model they train on."""
         from tailor.adapters.identity import base_model_identity

@@ -22,6 +22,7 @@ inner backend's own.
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 import logging
 import math
@@ -34,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tailor.backends.base import BackendError
+from tailor.backends.base import BackendError, tokenizer_count
 from tailor.registry import require
 from tailor.types import GenerationRequest, GenerationResult
 
@@ -314,10 +315,7 @@ class RayBackend:
             raise BackendError(f"{self.spec}: the tokenizer of {self.config.inner!r} could not be loaded: {error}") \
                 from error
 
-        def count(text: str) -> int:
-            return len(tokenizer(text, add_special_tokens=False)["input_ids"])
-
-        return count
+        return functools.partial(tokenizer_count, tokenizer)
 
 
 def _machine_cpus() -> int:
