@@ -132,6 +132,21 @@ def test_hybrid_fuses_ranks_as_computed_by_hand() -> None:
     assert _ids(HybridRetriever(embedder, k_rrf=0).retrieve("apple", user, 3)) == ["r1", "r2", "r3"]
 
 
+def test_hybrid_depth_cuts_each_ranking_before_fusing() -> None:
+    user = Profile("u", (
+        record("r1", "apple apple"),            # BM25 1st; dense 3rd
+        record("r2", "cherry"),                 # BM25 none; dense 1st
+        record("r3", "apple pear kiwi plum"),   # BM25 2nd; dense 2nd
+    ))
+    embedder = TableEmbedder({"apple": (1.0, 0.0), "apple apple": (0.1, 0.9), "cherry": (0.9, 0.1),
+                              "apple pear kiwi plum": (0.5, 0.5)})
+    hits = HybridRetriever(embedder, depth=1).retrieve("apple", user, 3)
+    # Each ranking keeps its first record only: r1 (BM25) and r2 (dense) tie at 1/61;
+    # r3 is in neither cut ranking and is no hit.
+    assert _ids(hits) == ["r1", "r2"]
+    assert [hit.score for hit in hits] == pytest.approx([1 / 61, 1 / 61])
+
+
 def test_hybrid_rejects_a_negative_constant() -> None:
     with pytest.raises(ValueError, match="k_rrf"):
         HybridRetriever(HashingEmbedder(), k_rrf=-1)

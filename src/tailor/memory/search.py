@@ -13,8 +13,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from tailor.memory.lexical import compile_index
-
-RRF_CONSTANT = 60
+from tailor.retrieval.fusion import RRF_CONSTANT, reciprocal_rank_fusion
 
 
 @runtime_checkable
@@ -25,17 +24,6 @@ class TextEmbedder(Protocol):
     name: str
 
     def embed(self, texts: Sequence[str]) -> np.ndarray: ...
-
-
-def reciprocal_rank_fusion(rankings: Sequence[Sequence[int]], *, constant: int = RRF_CONSTANT) -> list[tuple[int, float]]:
-    """Items of all ``rankings`` (each best first) by fused score, best first; ties keep
-    the order in which items were first seen."""
-    fused: dict[int, float] = {}
-    for ranking in rankings:
-        for rank, item in enumerate(ranking):
-            fused[item] = fused.get(item, 0.0) + 1.0 / (constant + rank + 1)
-    order = sorted(fused.items(), key=lambda pair: -pair[1])  # sorted() is stable
-    return order
 
 
 def hybrid_rank(query_tokens: Sequence[str], token_lists: Sequence[Sequence[str]], *, k: int,
