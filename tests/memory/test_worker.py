@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tailor.memory.extraction import prompted_extractor
 from tailor.memory.store import MemoryStore
 from tailor.memory.worker import ExtractionWorker
 from tailor.profiles.sqlite import SQLiteProfileStore
@@ -27,7 +28,7 @@ def facts_for(messages: Sequence[dict[str, str]]) -> str:
 
 def test_facts_arrive_after_a_flush_and_low_confidence_is_dropped(store: SQLiteProfileStore) -> None:
     memory = MemoryStore(store)
-    worker = ExtractionWorker(memory, facts_for)
+    worker = ExtractionWorker(memory, prompted_extractor(facts_for))
     message = memory.add_exchange("alice", "c1", "I live in Lisbon", "ok")
     worker.submit("alice", message)
     assert worker.flush("alice", timeout=10)
@@ -44,7 +45,7 @@ def test_submit_never_waits_for_the_model(store: SQLiteProfileStore) -> None:
         return facts_for(messages)
 
     memory = MemoryStore(store)
-    worker = ExtractionWorker(memory, slow)
+    worker = ExtractionWorker(memory, prompted_extractor(slow))
     for index in range(3):
         worker.submit("alice", memory.add_exchange("alice", f"c{index}", f"I live in City{index}", "ok"))
     assert worker.pending("alice") == 3  # all queued while the model is stuck
@@ -58,7 +59,7 @@ def test_submit_never_waits_for_the_model(store: SQLiteProfileStore) -> None:
 def test_messages_pending_at_a_crash_are_extracted_by_the_next_worker(store: SQLiteProfileStore) -> None:
     memory = MemoryStore(store)
     memory.add_exchange("alice", "c1", "I live in Oslo", "ok")  # stored, never handed to a worker
-    worker = ExtractionWorker(memory, facts_for)
+    worker = ExtractionWorker(memory, prompted_extractor(facts_for))
     assert worker.flush(timeout=10)
     assert [m.value for m in memory.list_memories("alice")] == ["Oslo"]
     worker.close()
@@ -74,7 +75,7 @@ def test_a_failing_model_marks_the_message_and_the_worker_goes_on(store: SQLiteP
         return facts_for(messages)
 
     memory = MemoryStore(store)
-    worker = ExtractionWorker(memory, flaky)
+    worker = ExtractionWorker(memory, prompted_extractor(flaky))
     worker.submit("alice", memory.add_exchange("alice", "c1", "I live in Rome", "ok"))
     worker.submit("alice", memory.add_exchange("alice", "c2", "I live in Nice", "ok"))
     assert worker.flush(timeout=10)
@@ -91,7 +92,7 @@ def test_a_user_deleted_before_extraction_leaves_nothing_behind(store: SQLitePro
         return facts_for(messages)
 
     memory = MemoryStore(store)
-    worker = ExtractionWorker(memory, gated)
+    worker = ExtractionWorker(memory, prompted_extractor(gated))
     worker.submit("alice", memory.add_exchange("alice", "c1", "I live in Lima", "ok"))
     worker.submit("alice", memory.add_exchange("alice", "c2", "I live in Quito", "ok"))
     store.delete_user("alice")
@@ -104,10 +105,10 @@ def test_a_user_deleted_before_extraction_leaves_nothing_behind(store: SQLitePro
 
 def test_close_leaves_queued_messages_pending(store: SQLiteProfileStore) -> None:
     memory = MemoryStore(store)
-    worker = ExtractionWorker(memory, facts_for)
+    worker = ExtractionWorker(memory, prompted_extractor(facts_for))
     worker.close()
     message = memory.add_exchange("alice", "c1", "I live in Kyiv", "ok")
     worker.submit("alice", message)
     assert memory.pending_messages() == [("alice", message)]
     with pytest.raises(ValueError):
-        ExtractionWorker(memory, facts_for, min_confidence=2.0)
+        ExtractionWorker(memory, prompted_extractor(facts_for), min_confidence=2.0)

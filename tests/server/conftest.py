@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,19 +14,13 @@ pytest.importorskip("httpx")
 from fastapi.testclient import TestClient
 
 from tailor.backends.echo import EchoBackend
-from tailor.memory.facts import EXTRACTION_INSTRUCTION
 from tailor.server import ServeConfig, create_app
 from tailor.types import GenerationRequest
 
 
 def scripted_reply(request: GenerationRequest) -> str:
-    """Facts for extraction prompts ("I live in X", "I like X"); otherwise the whole prompt,
-    so a test can read what the model was shown."""
-    if request.messages[0]["content"] == EXTRACTION_INSTRUCTION:
-        text = request.messages[-1]["content"]
-        facts = [f"FACT: user.city = {city} | CONFIDENCE: 0.9" for city in re.findall(r"I live in (\w+)", text)]
-        facts += [f"- FACT: user.likes += {thing} | CONFIDENCE: 80%" for thing in re.findall(r"I like (\w+)", text)]
-        return "\n".join(facts) or "NONE"
+    """The whole prompt, so a test can read what the model was shown. (Fact extraction
+    scores ``yes``/``no`` per statement; the echo backend's word counts say yes.)"""
     return " ".join(f"[{m['role']}] {m['content']}" for m in request.messages)
 
 

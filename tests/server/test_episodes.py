@@ -1,5 +1,5 @@
 """Episodic memory on the served path: what a user said earlier reaches the prompt, with
-its date, without any fact extraction (the issue's Maria scenario), and goes with the user."""
+its date, beside the facts extracted from it (the issue's Maria scenario), and goes with the user."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from collections.abc import Callable
 from fastapi.testclient import TestClient
 
 from tailor.backends.echo import EchoBackend
-from tailor.memory.facts import EXTRACTION_INSTRUCTION
 from tailor.server.personalize import EPISODES_HEADER
 from tailor.types import GenerationRequest
 
@@ -20,14 +19,12 @@ DINNER = "Suggest a dinner for tonight and a birthday gift idea"
 
 
 def small_model_reply(request: GenerationRequest) -> str:
-    """A model like the 135M default: no usable FACT lines, a short reply otherwise."""
-    if request.messages[0]["content"] == EXTRACTION_INSTRUCTION:
-        return "Sure! Here are some facts about the user you might find useful."
+    """A short reply, as a small model gives (extraction only scores ``yes``/``no``)."""
     return "Noted, thank you."
 
 
 def last_prompt(backend: EchoBackend) -> str:
-    chat = [request for request in backend.requests if request.messages[0]["content"] != EXTRACTION_INSTRUCTION]
+    chat = [request for request in backend.requests if request.candidates is None]
     return chat[-1].messages[0]["content"]
 
 
@@ -44,11 +41,12 @@ def test_maria_dinner_request_is_served_with_the_vegetarian_turn(make_client: Ca
     for message in MARIA:
         ask(client, "maria", message)
     assert client.post("/v1/users/maria/memories:flush").status_code == 200
-    assert client.get("/v1/users/maria/memories").json()["data"] == []  # extraction found nothing
+    memories = [m["text"] for m in client.get("/v1/users/maria/memories").json()["data"]]
+    assert "user.diet = vegetarian" in memories and "user.city = Porto" in memories  # Lisbon superseded
 
     response = ask(client, "maria", DINNER)
     assert response.headers["x-tailor-granularity"] == "user"  # type: ignore[attr-defined]
-    chat = [request for request in backend.requests if request.messages[0]["content"] != EXTRACTION_INSTRUCTION]
+    chat = [request for request in backend.requests if request.candidates is None]
     system = chat[-1].messages[0]
     assert system["role"] == "system"
     assert EPISODES_HEADER in system["content"]

@@ -84,7 +84,7 @@ def test_memories_are_extracted_off_the_request_and_superseded_not_lost(client: 
     active = client.get("/v1/users/alice/memories").json()["data"]
     assert sorted(m["text"] for m in active) == ["user.city = Porto", "user.likes += jazz"]
     porto = next(m for m in active if m["value"] == "Porto")
-    assert porto["confidence"] == 0.9
+    assert 0.5 <= porto["confidence"] <= 1.0  # the model's margin over the extractor's threshold
     assert porto["source_message_id"].startswith("msg_")
 
     ask(client, "I live in Lisbon now. I like jazz", user="alice")  # a move, and a repeat

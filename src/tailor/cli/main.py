@@ -18,6 +18,7 @@ from typing import Any
 
 from tailor.about import version_line
 from tailor.backends.base import BackendError
+from tailor.cli.facts import add_eval_facts_verb, run_eval_facts
 from tailor.cli.memory import add_eval_memory_verb, run_eval_memory
 from tailor.cli.serve import add_serve_verbs, run_keys, run_personas, run_serve
 
@@ -118,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     data_verbs.add_parser("list", help="list the packaged data sets")
     add_serve_verbs(verbs)
     add_eval_memory_verb(verbs)
+    add_eval_facts_verb(verbs)
     return parser
 
 
@@ -132,7 +134,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         handler = {"demo": _demo, "eval": _eval, "score": _score, "data": _data, "report": _report,
                    "serve": run_serve, "keys": run_keys, "personas": run_personas,
-                   "train-adapter": _train_adapter, "eval-memory": run_eval_memory}[args.verb]
+                   "train-adapter": _train_adapter, "eval-memory": run_eval_memory,
+                   "eval-facts": run_eval_facts}[args.verb]
         return handler(args)
     except UsageError as error:
         print(f"tailor {args.verb}: {error}", file=sys.stderr)

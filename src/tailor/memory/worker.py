@@ -1,9 +1,10 @@
 """Fact extraction off the request path: a background thread fed by a queue.
 
 A chat reply stores the user's message marked ``pending`` and hands its id to the worker;
-it never waits for the extraction. The worker asks the model for facts (see
-:mod:`tailor.memory.facts`), keeps those confident enough, and marks the message done in
-the same transaction that stores them. Messages still pending when the process stops
+it never waits for the extraction. The worker hands the message to an extractor (on the
+server, :class:`tailor.memory.extraction.FactExtractor`: statements found by code, judged
+by the model), keeps the facts confident enough, and marks the message done in the same
+transaction that stores them. Messages still pending when the process stops
 (or is killed) are picked up again when the next worker starts.
 """
 
@@ -13,30 +14,25 @@ import logging
 from collections.abc import Callable, Sequence
 
 from tailor.background import KeyedWorker
-from tailor.memory.facts import EXTRACTION_INSTRUCTION, parse_facts
+from tailor.memory.facts import Fact
 from tailor.memory.store import MemoryStore
 from tailor.profiles.base import UnknownUserError
 
 logger = logging.getLogger(__name__)
 
-# messages -> the model's answer; the server routes it through its backend at low priority.
-Generate = Callable[[Sequence[dict[str, str]]], str]
-
-
-def extraction_messages(text: str) -> list[dict[str, str]]:
-    """The chat messages that ask a model for the facts in one user message."""
-    return [{"role": "system", "content": EXTRACTION_INSTRUCTION}, {"role": "user", "content": text}]
+# A user's message -> the facts it states; the server's runs its model at low priority.
+Extract = Callable[[str], Sequence[Fact]]
 
 
 class ExtractionWorker:
     """Extracts facts from queued messages, one at a time, on a daemon thread."""
 
-    def __init__(self, memory: MemoryStore, generate: Generate, *, min_confidence: float = 0.5,
+    def __init__(self, memory: MemoryStore, extract: Extract, *, min_confidence: float = 0.5,
                  resume: bool = True) -> None:
         if not 0.0 <= min_confidence <= 1.0:
             raise ValueError(f"min_confidence must be between 0 and 1, got {min_confidence}")
         self.memory = memory
-        self.generate = generate
+        self.extract = extract
         self.min_confidence = min_confidence
         self._worker: KeyedWorker[str] = KeyedWorker(self._extract, name="tailor-memory-extraction")
         if resume:
@@ -66,8 +62,7 @@ class ExtractionWorker:
             text = self.memory.message_text(user_id, message_id)
             if text is None:
                 return  # the user (and their messages) were deleted meanwhile
-            answer = self.generate(extraction_messages(text))
-            facts = [fact for fact in parse_facts(answer) if fact.confidence >= self.min_confidence]
+            facts = [fact for fact in self.extract(text) if fact.confidence >= self.min_confidence]
             self.memory.add_facts(user_id, facts, source_message_id=message_id)
         except UnknownUserError:
             return
@@ -80,4 +75,4 @@ class ExtractionWorker:
                 logger.exception("could not mark message %s as failed", message_id)
 
 
-__all__ = ["ExtractionWorker", "extraction_messages"]
+__all__ = ["Extract", "ExtractionWorker"]

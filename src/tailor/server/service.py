@@ -12,11 +12,14 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from tailor.backends import load_backend
 from tailor.backends.base import Backend
+from tailor.memory.extraction import FactExtractor
+from tailor.memory.facts import Fact
 from tailor.memory.store import MemoryStore
 from tailor.memory.worker import ExtractionWorker
 from tailor.profiles import open_store
@@ -38,7 +41,6 @@ logger = logging.getLogger(__name__)
 
 # A user message longer than this is cut before it is sent for fact extraction.
 MAX_EXTRACTION_CHARS = 8000
-EXTRACTION_TOKENS = 160
 
 
 @dataclass(frozen=True)
@@ -149,10 +151,12 @@ class TailorService:
     def _background(self, request: GenerationRequest) -> GenerationResult:
         return self._memory_gate.generate(request, background=True)
 
-    def _extract(self, messages: Any) -> str:
-        cut = [{**message, "content": message["content"][:MAX_EXTRACTION_CHARS]} for message in messages]
-        request = GenerationRequest(tuple(cut), max_new_tokens=EXTRACTION_TOKENS)
-        return self._memory_gate.generate(request, background=True).text
+    def _extract(self, text: str) -> list[Fact]:
+        # Statements found by code, each judged by the model (yes/no scored): a 135M model can do that.
+        return FactExtractor(self._judge).extract(text[:MAX_EXTRACTION_CHARS])
+
+    def _judge(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+        return [self._background(request) for request in requests]
 
     def close(self) -> None:
         if self.worker is not None:
