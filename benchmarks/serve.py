@@ -58,7 +58,7 @@ import numpy as np
 
 from tailor.embeddings import embed_profiles, load_embedder
 from tailor.profiles.sqlite import SQLiteProfileStore
-from tailor.server.config import ServeMethod
+from tailor.server.config import parse_serve_method
 from tailor.server.record_index import RecordIndex
 from tailor.server.record_vectors import SCHEMA as MATRIX_SCHEMA
 from tailor.types import HistoryRecord, Profile
@@ -300,7 +300,7 @@ def main() -> None:
         return
     args.users = 1000 if args.users is None else args.users
     args.records = 1000 if args.records is None else args.records
-    needs_vectors = ServeMethod.parse(args.method).needs_vectors
+    needs_vectors = parse_serve_method(args.method).retrieval in ("dense", "hybrid")
 
     default = Path(os.environ.get("TMPDIR", "/tmp")) / "tailor-bench" / f"serve-{args.users}x{args.records}.db"
     path = Path(args.store) if args.store else default

@@ -6,8 +6,9 @@ import pytest
 
 from tailor.backends.echo import EchoBackend
 from tailor.embeddings.hashing import HashingEmbedder
-from tailor.personalizers.llm_methods import PersonaPersonalizer, RefinePersonalizer, SummaryPersonalizer
+from tailor.personalizers.llm_methods import NotesPersonalizer, RefinePersonalizer
 from tailor.personas.builder import build_personas_across_users
+from tailor.personas.chooser import PersonaChooser
 from tailor.profiles import InMemoryProfileStore
 from tailor.prompting.refine import StyleNoteWriter
 from tailor.prompting.summary import SUMMARY_KIND, ProfileSummarizer
@@ -72,8 +73,8 @@ def test_summaries_are_written_once_stored_and_invalidated_by_new_records() -> N
 def test_summary_method_puts_the_summary_and_items_in_the_prompt() -> None:
     store = make_store()
     summarizer = ProfileSummarizer(EchoBackend(describe), TASK, store)
-    method = SummaryPersonalizer("summary+bm25", summarizer, retriever=BM25Retriever(TASK.document), k=1,
-                                 count_tokens=count_words)
+    method = NotesPersonalizer("summary+bm25", summaries=summarizer, retriever=BM25Retriever(TASK.document), k=1,
+                               count_tokens=count_words)
     method.prepare(TASK, [example("cy")])
     decided = method.personalize(TASK, "Generate a headline for the following article: cooking delta",
                                  store.get_profile("cy"))
@@ -88,7 +89,8 @@ def test_personas_cluster_users_and_cold_start_takes_the_nearest() -> None:
     personas = build_personas_across_users(store, embedder, EchoBackend(describe), TASK, k=3)
     assert sorted(p.size for p in personas) == [2, 2, 2]
     assert store.persona_of("ana") == store.persona_of("ben") != store.persona_of("cy")
-    method = PersonaPersonalizer(store, embedder, EchoBackend(describe), count_tokens=count_words, min_records=3)
+    method = NotesPersonalizer("persona", personas=PersonaChooser(store, embedder), count_tokens=count_words,
+                               persona_backend=EchoBackend(describe))
     method.prepare(TASK, [example("ana")])
     own = method.personalize(TASK, "Generate a headline for the following article: x", store.get_profile("ana"))
     assert own.granularity == "persona" and "football" in own.messages[-1]["content"]
@@ -100,7 +102,8 @@ def test_personas_cluster_users_and_cold_start_takes_the_nearest() -> None:
 
 def test_persona_without_any_personas_falls_back_to_global() -> None:
     store = InMemoryProfileStore()
-    method = PersonaPersonalizer(store, HashingEmbedder(dim=64), EchoBackend(describe), count_tokens=count_words)
+    method = NotesPersonalizer("persona", personas=PersonaChooser(store, HashingEmbedder(dim=64)),
+                               count_tokens=count_words)
     decided = method.personalize(TASK, "Generate a headline for the following article: x", Profile("nobody"))
     assert decided.granularity == "global" and len(decided.messages) == 2
 

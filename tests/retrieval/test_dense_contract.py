@@ -128,7 +128,8 @@ def test_hybrid_fuses_ranks_as_computed_by_hand() -> None:
     assert _ids(hits) == ["r1", "r3", "r2"]
     for hit in hits:
         assert hit.score == pytest.approx(fused[hit.record.id], rel=1e-12)
-    # With k_rrf = 0, r2 (1/1) ties r3 (1/2 + 1/2), and the tie goes to the earlier record.
+    # With k_rrf = 0, r2 (1/1) ties r3 (1/2 + 1/2), and the tie goes to the one the dense
+    # ranking places higher (r2).
     assert _ids(HybridRetriever(embedder, k_rrf=0).retrieve("apple", user, 3)) == ["r1", "r2", "r3"]
 
 
@@ -141,9 +142,9 @@ def test_hybrid_depth_cuts_each_ranking_before_fusing() -> None:
     embedder = TableEmbedder({"apple": (1.0, 0.0), "apple apple": (0.1, 0.9), "cherry": (0.9, 0.1),
                               "apple pear kiwi plum": (0.5, 0.5)})
     hits = HybridRetriever(embedder, depth=1).retrieve("apple", user, 3)
-    # Each ranking keeps its first record only: r1 (BM25) and r2 (dense) tie at 1/61;
-    # r3 is in neither cut ranking and is no hit.
-    assert _ids(hits) == ["r1", "r2"]
+    # Each ranking keeps its first record only: r2 (dense) and r1 (BM25) tie at 1/61, and
+    # the tie goes to the dense ranking's; r3 is in neither cut ranking and is no hit.
+    assert _ids(hits) == ["r2", "r1"]
     assert [hit.score for hit in hits] == pytest.approx([1 / 61, 1 / 61])
 
 

@@ -61,8 +61,8 @@ def test_deleting_a_user_over_http_leaves_nothing_of_them_in_any_table_or_prompt
     # What kept's prompt would hold now, read without a chat: a reply to kept would be kept's
     # conversation, which the delete of another user rightly leaves alone (docs/serving.md).
     kept_id = f"{tenant}{TENANT_SEPARATOR}kept" if tenant else "kept"
-    notes = service.personalizer.context(kept_id, "what about the garden shed").notes
-    assert "zanzibar" in " ".join(notes).lower()  # the persona note held GONE's words
+    decided = service.personalizer.context(kept_id, "what about the garden shed").personalized
+    assert "zanzibar" in " ".join(m["content"] for m in decided.messages).lower()  # the persona note held GONE's words
     assert traces_of_the_deleted_user(rows_of_every_table(service.store))  # the scan does see them
 
     assert client.delete(f"/v1/users/{GONE}", headers=headers).json()["deleted"] is True

@@ -10,10 +10,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tailor.backends.echo import EchoBackend
+from tailor.personalizers.methods import MethodSpec, parse_method
 from tailor.profiles.base import UnknownUserError
 from tailor.prompting.summary import SUMMARY_INSTRUCTION
 from tailor.server import ServeConfig
-from tailor.server.config import ServeMethod
+from tailor.server.config import parse_serve_method
 from tailor.server.keys import TENANT_SEPARATOR
 from tailor.server.record_vectors import fuse_rankings
 from tailor.types import GenerationRequest, HistoryRecord
@@ -40,26 +41,31 @@ def shown(response: Any) -> str:
 
 
 @pytest.mark.parametrize(("text", "expected"), [
-    ("bm25", ServeMethod("bm25")),
-    ("dense", ServeMethod("dense")),
-    ("summary+hybrid", ServeMethod("hybrid", summary=True)),
-    ("persona+summary", ServeMethod("none", summary=True, persona=True)),
-    ("RECENCY+persona", ServeMethod("recency", persona=True)),
+    ("bm25", MethodSpec("bm25")),
+    ("dense", MethodSpec("dense")),
+    ("summary+hybrid", MethodSpec("hybrid", summary=True)),
+    ("persona+summary", MethodSpec("none", summary=True, persona=True)),
+    ("RECENCY+persona", MethodSpec("recency", persona=True)),
+    ("recency+dense", MethodSpec("recency+dense")),
+    ("random:lamp", MethodSpec("random", layout="lamp")),
 ])
-def test_methods_parse_into_one_retrieval_and_notes(text: str, expected: ServeMethod) -> None:
-    assert ServeMethod.parse(text) == expected
-    assert ServeMethod.parse(str(expected)) == expected
+def test_serve_takes_evals_grammar(text: str, expected: MethodSpec) -> None:
+    assert parse_serve_method(text) == expected == parse_method(text)
+    assert parse_serve_method(str(expected)) == expected
 
 
 @pytest.mark.parametrize(("text", "message"), [
-    ("bm26", "unknown part 'bm26'"),
+    ("bm26", "unknown method 'bm26'"),
     ("bm25+dense", "pick one"),
     ("summary+summary", "twice"),
-    ("", "a serving method is needed"),
+    ("", "a method is needed"),
+    ("lora+bm25", "--adapter-task"),
+    ("knn", "a chat has none"),
+    ("refine", "does not call the model"),
 ])
 def test_bad_methods_say_what_is_wrong(text: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        ServeMethod.parse(text)
+        parse_serve_method(text)
 
 
 def test_dense_methods_need_an_embedder(tmp_path: Any) -> None:
@@ -154,7 +160,7 @@ def test_summaries_are_written_in_the_background_and_rewritten_when_records_chan
     assert service.summaries.flush(10)
     first = service.store.list_artifacts("alice")
     assert [a.kind for a in first] == ["summary"] and first[0].profile_version == service.store.profile_version("alice")
-    assert "About the user:\n" + first[0].value["summary"] in shown(ask(client, "hello", user="alice"))
+    assert "About this user: " + first[0].value["summary"] in shown(ask(client, "hello", user="alice"))
 
     client.post("/v1/users/alice/records", json={"records": [{"id": "r9", "text": "Training for a marathon", "date": "2024-06-01"}]})
     assert service.summaries.flush(10)
@@ -214,7 +220,7 @@ def test_personas_are_built_per_tenant_and_cold_start_users_get_their_tenants_ne
     # A new acme user with no records gets the acme persona nearest to their message.
     client.put("/v1/users/gus", json={}, headers=tenant("acme"))
     response = ask(client, "any good tomato bread recipes for dinner?", user="gus", headers=tenant("acme"))
-    assert "Cooks." in shown(response) and response.headers["x-tailor-granularity"] == "user"
+    assert "Cooks." in shown(response) and response.headers["x-tailor-granularity"] == "persona"
     # A user outside any tenant sees no tenant's personas.
     client.put("/v1/users/hal", json={})
     assert "Cooks." not in shown(ask(client, "tomato bread recipes", user="hal"))

@@ -91,7 +91,9 @@ def test_acknowledged_writes_survive_kill_9(tmp_path: Path) -> None:
             exported = client.get("/v1/users/alice/export").json()
         assert len(exported["records"]) == 500
         assert exported["attributes"] == {"city": "Porto"}
-        assert [m["content"] for m in exported["conversations"]] == ["record 3", "record 3"]
+        # The user's message as sent; the echo model's reply repeats its personalized prompt.
+        said, replied = (m["content"] for m in exported["conversations"])
+        assert said == "record 3" and replied.endswith("\n\nrecord 3")
     finally:
         server.stop()
 
@@ -130,7 +132,9 @@ def test_the_openai_client_talks_to_the_real_server(server: ServerProcess) -> No
     api = openai.OpenAI(base_url=f"{server.url}/v1", api_key="not-needed-on-loopback-without-keys")
     completion = api.chat.completions.create(model="echo", user="carol", temperature=0.2,
                                              messages=[{"role": "user", "content": "which instrument? the oboe"}])
-    assert completion.choices[0].message.content == "which instrument? the oboe"
+    # The echo model repeats the personalized message: carol's record, then her question.
+    assert completion.choices[0].message.content == ("Earlier items from this user:\n- carol plays the oboe\n\n"
+                                                     "which instrument? the oboe")
     assert completion.choices[0].finish_reason == "stop"
     assert completion.id.startswith("chatcmpl-")
     cut = api.chat.completions.create(model="echo", max_tokens=2, messages=[{"role": "user", "content": "a b c d"}])
@@ -138,7 +142,7 @@ def test_the_openai_client_talks_to_the_real_server(server: ServerProcess) -> No
     stream = api.chat.completions.create(model="echo", user="carol", stream=True,
                                          messages=[{"role": "user", "content": "stream this reply"}])
     pieces = [chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices]
-    assert "".join(pieces) == "stream this reply"
+    assert "".join(pieces) == "Earlier items from this user:\n- carol plays the oboe\n\nstream this reply"
     assert len(pieces) > 2
 
 

@@ -8,7 +8,7 @@ import json
 import sys
 from typing import Any
 
-from tailor.server.config import PROFILE_NOTES, RETRIEVALS, ServeConfig, ServeMethod
+from tailor.server.config import ServeConfig, parse_serve_method
 from tailor.server.keys import TENANT_SEPARATOR
 from tailor.server.request_log import LOG_FORMATS
 
@@ -20,9 +20,16 @@ def _count(text: str) -> int:
     return value
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def _method(text: str) -> str:
     try:
-        return str(ServeMethod.parse(text))
+        return str(parse_serve_method(text))
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
 
@@ -35,11 +42,12 @@ def add_serve_verbs(verbs: Any) -> None:
                        "needs an API key to exist)")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--backend", default="default", help="default | echo | transformers:PATH | openai:URL")
-    serve.add_argument("--method", type=_method, default="bm25", metavar="PART[+PART]",
-                       help=f"how each reply is personalized: one retrieval over the user's records "
-                       f"({', '.join(RETRIEVALS)}) and/or {' and '.join(PROFILE_NOTES)} notes, joined with '+' "
-                       "(default bm25; e.g. summary+hybrid)")
-    serve.add_argument("--k", type=_count, default=3, help="records retrieved per request (default 3)")
+    serve.add_argument("--method", type=_method, default="bm25", metavar="PART[+PART][:LAYOUT]",
+                       help="how each reply is personalized, as tailor eval --method names it: one retrieval over "
+                       "the user's records (none, bm25, recency, random, dense, hybrid, recency+dense) and/or "
+                       "summary and persona notes, joined with '+' (default bm25; e.g. summary+hybrid)")
+    serve.add_argument("--k", type=_positive, default=None,
+                       help="records retrieved per request (default: the chat task's k, 3)")
     serve.add_argument("--k-memories", type=_count, default=3, help="memories retrieved per request (default 3)")
     serve.add_argument("--k-episodes", type=_count, default=4,
                        help="the user's earlier messages recalled per request, dated (default 4; 0: none)")

@@ -24,7 +24,7 @@ from tailor.evaluation.checkpoint import Checkpoint, safe_name
 from tailor.evaluation.scoring import score_predictions
 from tailor.metrics import bootstrap_ci, paired_comparison
 from tailor.metrics.scores import PerExampleScores
-from tailor.personalizers import ADAPTER_METHODS, DENSE_METHODS, Personalized, build_personalizer, parse_methods
+from tailor.personalizers import Personalized, build_personalizer, parse_methods
 from tailor.personalizers.calibration import ContextualCalibrator
 from tailor.personalizers.labels import combine, decide
 from tailor.profiles import InMemoryProfileStore, ProfileStore, SQLiteProfileStore, ingest_examples
@@ -197,14 +197,14 @@ def evaluate(config: EvalConfig, *, backend: Backend | None = None, store: Profi
     budget = PromptBudget(config.input_tokens, config.context_tokens)
     methods = parse_methods(",".join(config.methods))
     embedder: Embedder | None = None
-    if any(method.name in (*DENSE_METHODS, "persona") for method in methods):
+    if any(method.needs_embedder for method in methods):
         embedder = load_embedder(config.embedder)
         # Once per record, at ingestion: every dense method then reads the stored vectors.
         embed_profiles(store, embedder, dict.fromkeys(e.user_id for e in examples), document=task.document,
                        progress=progress is not None)
     has_golds = all(e.gold is not None for e in examples)
     adapter_store = None
-    if config.adapters and any(method.name in ADAPTER_METHODS for method in methods):
+    if config.adapters and any(method.adapter is not None for method in methods):
         from tailor.adapters.store import open_adapter_store
 
         adapter_store = open_adapter_store(config.adapters)

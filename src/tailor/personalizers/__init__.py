@@ -1,20 +1,21 @@
-"""Personalization methods by name, as ``tailor eval --method`` takes them.
-
-A method spec is a name, optionally followed by ``:`` and a prompt layout:
-``bm25`` (the task's preferred layout), ``bm25:lamp``, ``bm25:dialogue``. The label
-methods (``profile-prior``, ``knn``, ``user-mean``, ``global-mean``, ``none+prior``,
+"""Personalizers by method, as ``tailor eval --method`` and ``tailor serve --method`` take
+them: the grammar is :mod:`tailor.personalizers.methods` (``bm25``, ``bm25:dialogue``,
+``summary+persona+hybrid``, ``lora+bm25``...), and :func:`build_personalizer` makes the
+one personalizer object that both commands use for a method. The label methods
+(``profile-prior``, ``knn``, ``user-mean``, ``global-mean``, ``none+prior``,
 ``bm25+prior``) serve the tasks with a label set or ratings (see
 :mod:`tailor.personalizers.labels`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+import inspect
+from typing import TYPE_CHECKING, Any
 
 from tailor.personalizers.base import NoPersonalization, Personalized, Personalizer, RetrievalPersonalizer
-from tailor.personalizers.labels import LABEL_METHODS, MODEL_FREE_METHODS, PRIOR_METHODS, RATING_ONLY_METHODS
-from tailor.prompting.builder import LAYOUTS, Layout, PromptBudget, TokenCounter
+from tailor.personalizers.labels import LABEL_METHODS, MODEL_FREE_METHODS, PRIOR_METHODS
+from tailor.personalizers.methods import MethodSpec, parse_method, parse_methods, retriever_needs_embedder
+from tailor.prompting.builder import PromptBudget, TokenCounter
 from tailor.retrieval.base import Retriever
 from tailor.tasks.base import TaskSpec
 
@@ -22,111 +23,113 @@ if TYPE_CHECKING:
     from tailor.adapters.store import AdapterStore
     from tailor.backends.base import Backend
     from tailor.embeddings.base import Embedder
+    from tailor.personalizers.llm_methods import SummarySource
+    from tailor.personas.chooser import PersonaChooser
     from tailor.profiles.base import ProfileStore
 
-# Methods that rank by embeddings: they need an embedder, and profit from a store of vectors.
+# Listings for help texts; the grammar itself is MethodSpec.parse.
 DENSE_METHODS = ("dense", "hybrid", "recency+dense")
 RETRIEVAL_METHODS = ("bm25", "recency", "random", *DENSE_METHODS)
-# Methods that call the LLM before answering (a profile summary, a persona description, a style note).
 LLM_METHODS = ("summary", "summary+bm25", "persona", "refine")
-# Methods that change the model per user (a LoRA adapter, a soft prompt): they need --adapters.
 ADAPTER_METHODS = ("lora", "lora+bm25", "user-embedding")
 METHODS = ("none", *RETRIEVAL_METHODS, *LLM_METHODS, *ADAPTER_METHODS, *LABEL_METHODS)
 
 _DEFAULT_BUDGET = PromptBudget()
 
 
-@dataclass(frozen=True)
-class MethodSpec:
-    name: str
-    layout: Layout | None = None
-
-    def __str__(self) -> str:
-        return self.name if self.layout is None else f"{self.name}:{self.layout}"
-
-
-def parse_method(spec: str) -> MethodSpec:
-    """``"bm25:dialogue"`` -> ``MethodSpec("bm25", "dialogue")``, with clear errors."""
-    name, _, layout = spec.strip().partition(":")
-    if name not in METHODS:
-        raise ValueError(f"unknown method {name!r}; valid methods: {', '.join(METHODS)}")
-    if layout and layout not in LAYOUTS:
-        raise ValueError(f"unknown layout {layout!r} in method {spec!r}; valid layouts: {', '.join(LAYOUTS)}")
-    if layout and name in ("none", "none+prior", *MODEL_FREE_METHODS):
-        raise ValueError(f"method {name!r} pastes no items, so it takes no layout")
-    if layout and name in ("lora", "user-embedding"):
-        raise ValueError(f"method {name!r} pastes no items, so it takes no layout")
-    return MethodSpec(name, layout or None)  # type: ignore[arg-type]
-
-
-def parse_methods(text: str) -> list[MethodSpec]:
-    """A comma-separated list of method specs, without duplicates."""
-    specs = [parse_method(part) for part in text.split(",") if part.strip()]
-    if not specs:
-        raise ValueError("no method given; valid methods: " + ", ".join(METHODS))
-    seen = set()
-    for spec in specs:
-        if str(spec) in seen:
-            raise ValueError(f"method {spec} is listed twice")
-        seen.add(str(spec))
-    return specs
-
-
 def make_retriever(name: str, task: TaskSpec, *, seed: int = 0, embedder: Embedder | None = None,
                    store: ProfileStore | None = None) -> Retriever:
-    """The retriever for a method name on ``task``.
+    """The retriever registered as ``name`` (:data:`tailor.retrieval.RETRIEVERS`, where an
+    entry point can add one) for ``task``.
 
-    The dense methods embed with ``embedder`` (all-MiniLM-L6-v2, loaded once per process,
-    when ``None``) and keep record vectors in ``store`` when one is given.
+    The registered class is called with the keyword arguments its constructor names among
+    ``embedder`` (all-MiniLM-L6-v2, loaded once per process, when ``None``), ``store``
+    (where record vectors are kept), ``document`` (the task's indexed text) and ``seed``.
     """
-    if name == "bm25":
-        from tailor.retrieval.bm25 import BM25Retriever
+    from tailor.retrieval import RETRIEVERS
 
-        return BM25Retriever(document=task.document)
-    if name == "recency":
-        from tailor.retrieval.simple import RecencyRetriever
-
-        return RecencyRetriever()
-    if name == "random":
-        from tailor.retrieval.simple import RandomRetriever
-
-        return RandomRetriever(seed=seed)
-    if name in DENSE_METHODS:
+    factory = RETRIEVERS.load(name)
+    parameters = inspect.signature(factory).parameters
+    arguments: dict[str, Any] = {}
+    if "embedder" in parameters:
         from tailor.embeddings import load_embedder
-        from tailor.retrieval.dense import DenseRetriever, RecencyDenseRetriever
-        from tailor.retrieval.hybrid import HybridRetriever
 
-        chosen = embedder if embedder is not None else load_embedder()
-        kinds: dict[str, type[DenseRetriever | HybridRetriever | RecencyDenseRetriever]] = {
-            "dense": DenseRetriever, "hybrid": HybridRetriever, "recency+dense": RecencyDenseRetriever}
-        return kinds[name](chosen, store, document=task.document)
-    raise ValueError(f"unknown retriever {name!r}; valid retrievers: {', '.join(RETRIEVAL_METHODS)}")
+        arguments["embedder"] = embedder if embedder is not None else load_embedder()
+    if "store" in parameters:
+        arguments["store"] = store
+    if "document" in parameters:
+        arguments["document"] = task.document
+    if "seed" in parameters:
+        arguments["seed"] = seed
+    retriever: Retriever = factory(**arguments)
+    return retriever
 
 
-def build_personalizer(spec: MethodSpec | str, task: TaskSpec, *, k: int = 1, count_tokens: TokenCounter,
+def build_personalizer(spec: MethodSpec | str, task: TaskSpec, *, k: int | None = None, count_tokens: TokenCounter,
                        budget: PromptBudget = _DEFAULT_BUDGET, seed: int = 0, embedder: Embedder | None = None,
                        store: ProfileStore | None = None, backend: Backend | None = None,
-                       adapters: AdapterStore | None = None) -> Personalizer:
-    """The personalizer for a method spec on ``task``; ``embedder`` and ``store`` serve the
-    dense methods (see :func:`make_retriever`); the LLM methods also need ``backend``; the
-    adapter methods need ``adapters`` (their personalizers' ``bind(backend)`` gives the
-    backend view to generate with)."""
+                       adapters: AdapterStore | None = None, retriever: Retriever | None = None,
+                       summaries: SummarySource | None = None, personas: PersonaChooser | None = None) -> Personalizer:
+    """The personalizer for a method on ``task``, retrieving ``k`` items (the task's
+    :attr:`~tailor.tasks.base.TaskSpec.k` when ``None``).
+
+    ``embedder`` and ``store`` serve the dense methods (see :func:`make_retriever`); the
+    LLM methods also need ``backend``; the adapter methods need ``adapters`` (their
+    personalizers' ``bind(backend)`` gives the backend view to generate with).
+
+    What ``tailor serve`` passes in place of the defaults: ``retriever`` (the method's
+    ranking read from its stored per-user indexes), ``summaries`` (stored summaries,
+    written in the background) and ``personas`` (scoped to the user's tenant). The prompt
+    is built the same way.
+    """
     method = parse_method(spec) if isinstance(spec, str) else spec
-    if method.name in LABEL_METHODS:
+    k = task.k if k is None else k
+    if method.model_free is not None or method.prior:
         return _build_label_method(method, task, k=k, count_tokens=count_tokens, budget=budget, store=store)
-    if method.name == "none":
-        return NoPersonalization(count_tokens=count_tokens, budget=budget)
-    if method.name in ADAPTER_METHODS:
+    layout = method.layout or task.layout
+    if method.adapter is not None:
         from tailor.personalizers.adapters import build_adapter_personalizer
 
         return build_adapter_personalizer(method.name, task, adapters, k=k, count_tokens=count_tokens, budget=budget,
-                                          layout=method.layout or task.layout, store=store)
-    if method.name in LLM_METHODS:
-        return _build_llm_method(method, task, k=k, count_tokens=count_tokens, budget=budget, seed=seed,
-                                 embedder=embedder, store=store, backend=backend)
-    layout = method.layout or task.layout
-    retriever = make_retriever(method.name, task, seed=seed, embedder=embedder, store=store)
-    return RetrievalPersonalizer(str(method), retriever, k=k, layout=layout, count_tokens=count_tokens, budget=budget)
+                                          layout=layout, store=store)
+    if method.refine:
+        if backend is None:
+            raise ValueError(f"method {method} needs a backend to write its style notes")
+        from tailor.personalizers.llm_methods import RefinePersonalizer
+        from tailor.prompting.refine import StyleNoteWriter
+
+        # A style note needs a few examples to generalize from, whatever k says for pasting items.
+        return RefinePersonalizer(retriever or make_retriever("bm25", task), StyleNoteWriter(backend, task),
+                                  k=max(k, 4), count_tokens=count_tokens, budget=budget)
+    if method.retrieval != "none" and retriever is None:
+        retriever = make_retriever(method.retrieval, task, seed=seed, embedder=embedder, store=store)
+    if not (method.summary or method.persona):
+        if method.retrieval == "none":
+            return NoPersonalization(count_tokens=count_tokens, budget=budget)
+        if retriever is None:
+            raise AssertionError("unreachable: a retrieval method without a retriever")
+        return RetrievalPersonalizer(str(method), retriever, k=k, layout=layout, count_tokens=count_tokens,
+                                     budget=budget)
+    from tailor.personalizers.llm_methods import NotesPersonalizer
+
+    if method.summary and summaries is None:
+        if backend is None or store is None:
+            raise ValueError(f"method {method} needs a backend and a profile store to write its summaries")
+        from tailor.prompting.summary import ProfileSummarizer
+
+        summaries = ProfileSummarizer(backend, task, store)
+    persona_backend = None
+    if method.persona and personas is None:
+        if backend is None or store is None:
+            raise ValueError(f"method {method} needs a backend and a profile store to build its personas")
+        from tailor.embeddings import load_embedder
+        from tailor.personas.chooser import PersonaChooser
+
+        personas = PersonaChooser(store, embedder if embedder is not None else load_embedder())
+        persona_backend = backend
+    return NotesPersonalizer(str(method), summaries=summaries if method.summary else None,
+                             personas=personas if method.persona else None, retriever=retriever, k=k, layout=layout,
+                             count_tokens=count_tokens, budget=budget, persona_backend=persona_backend, seed=seed)
 
 
 def _build_label_method(method: MethodSpec, task: TaskSpec, *, k: int, count_tokens: TokenCounter,
@@ -142,46 +145,19 @@ def _build_label_method(method: MethodSpec, task: TaskSpec, *, k: int, count_tok
     if not task.uses_candidates:
         raise ValueError(f"method {method} needs a task with a label set or ratings; {task.name} is a "
                          f"{task.kind} task")
-    if method.name in RATING_ONLY_METHODS:
+    if method.model_free in ("user-mean", "global-mean"):
         if task.kind != "rating":
             raise ValueError(f"method {method} needs a rating task; {task.name} is a {task.kind} task")
         if store is None:
             raise ValueError(f"method {method} needs a profile store to read the ratings from")
-        return MeanRatingPersonalizer("user" if method.name == "user-mean" else "global", store)
-    if method.name == "profile-prior":
+        return MeanRatingPersonalizer("user" if method.model_free == "user-mean" else "global", store)
+    if method.model_free == "profile-prior":
         return ProfilePriorPersonalizer()
-    if method.name == "knn":
+    if method.model_free == "knn":
         return KNNPersonalizer(make_retriever("bm25", task), k=max(k, KNN_VOTERS))
-    inner = build_personalizer(MethodSpec(method.name.removesuffix("+prior"), method.layout), task, k=k,
+    inner = build_personalizer(MethodSpec(method.retrieval, layout=method.layout), task, k=k,
                                count_tokens=count_tokens, budget=budget, store=store)
     return PriorPersonalizer(str(method), inner)
-
-
-def _build_llm_method(method: MethodSpec, task: TaskSpec, *, k: int, count_tokens: TokenCounter,
-                      budget: PromptBudget, seed: int, embedder: Embedder | None, store: ProfileStore | None,
-                      backend: Backend | None) -> Personalizer:
-    if backend is None or store is None:
-        raise ValueError(f"method {method} needs a backend and a profile store to write its "
-                         "summaries, personas or style notes")
-    from tailor.personalizers.llm_methods import PersonaPersonalizer, RefinePersonalizer, SummaryPersonalizer
-
-    layout = method.layout or task.layout
-    if method.name in ("summary", "summary+bm25"):
-        from tailor.prompting.summary import ProfileSummarizer
-
-        retriever = make_retriever("bm25", task) if method.name == "summary+bm25" else None
-        return SummaryPersonalizer(str(method), ProfileSummarizer(backend, task, store), retriever=retriever, k=k,
-                                   layout=layout, count_tokens=count_tokens, budget=budget)
-    if method.name == "persona":
-        from tailor.embeddings import load_embedder
-
-        return PersonaPersonalizer(store, embedder if embedder is not None else load_embedder(), backend,
-                                   count_tokens=count_tokens, budget=budget, seed=seed)
-    from tailor.prompting.refine import StyleNoteWriter
-
-    # A style note needs a few examples to generalize from, whatever --k says for pasting items.
-    return RefinePersonalizer(make_retriever("bm25", task), StyleNoteWriter(backend, task), k=max(k, 4),
-                              count_tokens=count_tokens, budget=budget)
 
 
 __all__ = [
@@ -202,4 +178,5 @@ __all__ = [
     "make_retriever",
     "parse_method",
     "parse_methods",
+    "retriever_needs_embedder",
 ]

@@ -1,4 +1,5 @@
-"""Personalizers that ask the LLM first: profile summaries, personas, prompt refinement.
+"""Personalizers that ask the LLM first: profile summaries and personas (one personalizer,
+:class:`NotesPersonalizer`, for ``tailor eval`` and ``tailor serve``), prompt refinement.
 
 Each has a ``prepare(task, examples)`` step that the evaluation runner calls once before
 predicting, so that the extra LLM calls (a summary per user, a description per persona)
@@ -8,89 +9,85 @@ run in batches with a progress bar instead of one at a time inside the loop.
 from __future__ import annotations
 
 from collections.abc import Sequence
-
-import numpy as np
+from typing import Protocol
 
 from tailor.backends.base import Backend
-from tailor.embeddings.base import Embedder
 from tailor.personalizers.base import Personalized
-from tailor.personas.builder import build_personas_across_users, nearest_persona
-from tailor.profiles.base import ProfileStore
+from tailor.personas.chooser import PersonaChooser
 from tailor.prompting.builder import Layout, PromptBudget, TokenCounter, build_messages
 from tailor.prompting.refine import StyleNoteWriter, refined_instruction
-from tailor.prompting.summary import ProfileSummarizer
 from tailor.retrieval.base import Retriever
 from tailor.tasks.base import TaskSpec
-from tailor.types import Persona, Profile, TaskExample
+from tailor.types import Granularity, Profile, TaskExample
 
 
-class SummaryPersonalizer:
-    """``summary``: the user's LLM-written profile summary above the input;
-    ``summary+bm25``: the summary and the retrieved items."""
+class SummarySource(Protocol):
+    """Where a user's profile summary comes from: written now (``tailor eval``,
+    :class:`~tailor.prompting.summary.ProfileSummarizer`) or the newest stored one while a
+    new one is written in the background (``tailor serve``)."""
 
-    def __init__(self, name: str, summarizer: ProfileSummarizer, *, retriever: Retriever | None = None, k: int = 1,
-                 layout: Layout = "lamp", count_tokens: TokenCounter, budget: PromptBudget = PromptBudget()) -> None:
-        self.name, self.summarizer, self.retriever, self.k = name, summarizer, retriever, k
-        self.layout, self.count_tokens, self.budget = layout, count_tokens, budget
-        self._summaries: dict[str, str] = {}
-
-    def prepare(self, task: TaskSpec, examples: Sequence[TaskExample], progress: object | None = None) -> None:
-        self._summaries.update(self.summarizer.summaries([e.user_id for e in examples], progress))
-
-    def personalize(self, task: TaskSpec, text: str, profile: Profile) -> Personalized:
-        if profile.user_id not in self._summaries:
-            self._summaries.update(self.summarizer.summaries([profile.user_id]))
-        summary = self._summaries[profile.user_id]
-        records = [h.record for h in self.retriever.retrieve(task.query(text), profile, self.k)] if self.retriever else []
-        context = f"About this user: {summary}" if summary else None
-        messages = build_messages(task, text, records, layout=self.layout, count_tokens=self.count_tokens,
-                                  budget=self.budget, extra_context=context)
-        return Personalized(messages=messages, retrieved=tuple(r.id for r in records),
-                            granularity="user" if summary or records else "global",
-                            notes={"summary": summary} if summary else {})
+    def summary(self, user_id: str) -> str:
+        """The user's summary; empty when there is none."""
+        ...
 
 
-class PersonaPersonalizer:
-    """``persona``: the description of the user's persona above the input.
+SUMMARY_PREFIX = "About this user: "
+PERSONA_PREFIX = "This user writes like this group: "
 
-    A user with fewer than ``min_records`` records (cold start) gets the persona nearest to
-    the input itself; with no personas at all, no personalization (global).
+
+class NotesPersonalizer:
+    """Notes about the user above the input, and the retrieved items: ``summary`` (the
+    user's LLM-written profile summary), ``persona`` (their persona's description, see
+    :class:`~tailor.personas.chooser.PersonaChooser`), both, each with or without a
+    retrieval (``summary+bm25``, ``persona+hybrid``...). The notes are one free-text block
+    (:func:`~tailor.prompting.builder.build_messages`' ``extra_context``): summary first,
+    then persona.
     """
 
-    def __init__(self, store: ProfileStore, embedder: Embedder, backend: Backend, *, k_personas: int | None = None,
-                 min_records: int = 3, count_tokens: TokenCounter, budget: PromptBudget = PromptBudget(),
-                 seed: int = 0) -> None:
-        self.name = "persona"
-        self.store, self.embedder, self.backend = store, embedder, backend
-        self.k_personas, self.min_records, self.seed = k_personas, min_records, seed
-        self.count_tokens, self.budget = count_tokens, budget
-        self._personas: dict[str, Persona] = {}
+    def __init__(self, name: str, *, summaries: SummarySource | None = None, personas: PersonaChooser | None = None,
+                 retriever: Retriever | None = None, k: int = 1, layout: Layout = "lamp",
+                 count_tokens: TokenCounter, budget: PromptBudget = PromptBudget(),
+                 persona_backend: Backend | None = None, k_personas: int | None = None, seed: int = 0) -> None:
+        self.name, self.summaries, self.personas, self.retriever, self.k = name, summaries, personas, retriever, k
+        self.layout, self.count_tokens, self.budget = layout, count_tokens, budget
+        self.persona_backend, self.k_personas, self.seed = persona_backend, k_personas, seed
+        self._prepared: dict[str, str] = {}
 
     def prepare(self, task: TaskSpec, examples: Sequence[TaskExample], progress: object | None = None) -> None:
-        users = [u for u in dict.fromkeys(e.user_id for e in examples)
-                 if self.store.count_records(u) >= self.min_records]
-        personas = self.store.list_personas()
-        built_for = {str(p.metadata.get("task")) for p in personas}
-        if not personas or task.name not in built_for or any(self.store.persona_of(u) is None for u in users):
-            personas = build_personas_across_users(self.store, self.embedder, self.backend, task, user_ids=users or None,
-                                                   k=self.k_personas, seed=self.seed)
-        self._personas = {p.persona_id: p for p in personas}
+        """Write the summaries of the examples' users in batches, and build the personas
+        they need, before the first prompt (``tailor eval`` calls this once)."""
+        users = [e.user_id for e in examples]
+        write = getattr(self.summaries, "summaries", None)
+        if callable(write):
+            self._prepared.update(write(users, progress))
+        if self.personas is not None and self.persona_backend is not None:
+            self.personas.prepare(task, users, self.persona_backend, k=self.k_personas, seed=self.seed)
 
     def personalize(self, task: TaskSpec, text: str, profile: Profile) -> Personalized:
-        if not self._personas:
-            self._personas = {p.persona_id: p for p in self.store.list_personas()}
-        persona: Persona | None = None
-        if len(profile.records) >= self.min_records:
-            persona_id = self.store.persona_of(profile.user_id)
-            persona = self._personas.get(persona_id) if persona_id else None
-        if persona is None and self._personas:  # cold start: the persona nearest to the input
-            vector = self.embedder.embed([task.query(text)])[0]
-            persona = nearest_persona(list(self._personas.values()), np.asarray(vector, dtype=np.float64))
-        context = f"This user writes like this group: {persona.description}" if persona and persona.description else None
-        messages = build_messages(task, text, (), count_tokens=self.count_tokens, budget=self.budget,
-                                  extra_context=context)
-        return Personalized(messages=messages, granularity="persona" if context else "global",
-                            notes={"persona": persona.persona_id} if persona else {})
+        user_id = profile.user_id
+        lines: list[str] = []
+        notes: dict[str, str] = {}
+        if self.summaries is not None:
+            summary = self._prepared[user_id] if user_id in self._prepared else self.summaries.summary(user_id)
+            if summary:
+                lines.append(SUMMARY_PREFIX + summary)
+                notes["summary"] = summary
+        persona_shown = False
+        if self.personas is not None:
+            persona = self.personas.persona(user_id, task.query(text))
+            if persona is not None:
+                notes["persona"] = persona.persona_id
+                if persona.description.strip():
+                    lines.append(PERSONA_PREFIX + persona.description.strip())
+                    persona_shown = True
+        records = ([h.record for h in self.retriever.retrieve(task.query(text), profile, self.k)]
+                   if self.retriever is not None else [])
+        messages = build_messages(task, text, records, layout=self.layout, count_tokens=self.count_tokens,
+                                  budget=self.budget, extra_context="\n".join(lines) or None)
+        granularity: Granularity = "user" if "summary" in notes or records else (
+            "persona" if persona_shown else "global")
+        return Personalized(messages=messages, retrieved=tuple(r.id for r in records), granularity=granularity,
+                            notes=notes)
 
 
 class RefinePersonalizer:

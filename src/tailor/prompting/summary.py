@@ -68,6 +68,10 @@ class ProfileSummarizer:
             return None
         return str(artifact.value.get("summary", ""))
 
+    def summary(self, user_id: str) -> str:
+        """The user's summary, written now if missing or stale."""
+        return self.summaries([user_id])[user_id]
+
     def summaries(self, user_ids: Sequence[str], progress: object | None = None) -> dict[str, str]:
         """Summaries for ``user_ids``: cached ones read back, missing or stale ones written
         in batches and stored. Users without records get an empty summary."""

@@ -4,65 +4,29 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
-from typing import Literal
 
+from tailor.personalizers.methods import MethodSpec, retriever_needs_embedder
 from tailor.server.request_log import LOG_FORMATS, LogFormat
 
-Retrieval = Literal["none", "bm25", "recency", "dense", "hybrid"]
-RETRIEVALS: tuple[Retrieval, ...] = ("none", "bm25", "recency", "dense", "hybrid")
-PROFILE_NOTES = ("summary", "persona")
-SERVE_METHODS: tuple[str, ...] = (*RETRIEVALS, *PROFILE_NOTES)
-"""The parts a serving method is made of, joined with ``+`` (``summary+persona+hybrid``)."""
+ServeMethod = MethodSpec
+"""How a chat request is personalized: a method of the one grammar
+(:mod:`tailor.personalizers.methods`), the same that ``tailor eval`` takes."""
 
 
-@dataclass(frozen=True)
-class ServeMethod:
-    """How a chat request is personalized: one retrieval over the user's records, plus
-    the user's profile summary and persona description when asked for.
-
-    ``bm25``: records sharing words with the user's last message; ``recency``: their
-    latest; ``dense``: the closest in meaning (cosine over the embedder's vectors, kept in
-    the store); ``hybrid``: BM25 and dense fused by reciprocal rank; ``none``: no records.
-    ``summary`` adds the newest LLM-written summary of the user's records (written in the
-    background, never on the request path); ``persona`` adds the description of the
-    user's persona (``tailor personas build``), or of the persona nearest their records or
-    message for a user who has none.
-    """
-
-    retrieval: Retrieval = "bm25"
-    summary: bool = False
-    persona: bool = False
-
-    @classmethod
-    def parse(cls, text: str) -> ServeMethod:
-        """``"bm25"``, ``"summary+dense"``, ``"persona+summary+hybrid"``...: at most one
-        retrieval (``none`` when only notes are named), each part once."""
-        if not isinstance(text, str) or not text.strip():
-            raise ValueError(f"a serving method is needed; valid parts: {', '.join(SERVE_METHODS)}")
-        parts = [part.strip().lower() for part in text.split("+")]
-        unknown = [part for part in parts if part not in SERVE_METHODS]
-        if unknown:
-            raise ValueError(f"unknown part {unknown[0]!r} in serving method {text!r}; valid parts: "
-                             f"{', '.join(SERVE_METHODS)}, joined with '+' (e.g. summary+bm25)")
-        if len(set(parts)) != len(parts):
-            raise ValueError(f"serving method {text!r} names a part twice")
-        retrievals = [part for part in parts if part in RETRIEVALS]
-        if len(retrievals) > 1:
-            raise ValueError(f"serving method {text!r} names {len(retrievals)} retrievals "
-                             f"({', '.join(retrievals)}); pick one (hybrid fuses bm25 and dense)")
-        retrieval: Retrieval = retrievals[0] if retrievals else "none"  # type: ignore[assignment]
-        return cls(retrieval, summary="summary" in parts, persona="persona" in parts)
-
-    def __str__(self) -> str:
-        notes = [name for name, on in (("summary", self.summary), ("persona", self.persona)) if on]
-        if notes and self.retrieval == "none":
-            return "+".join(notes)
-        return "+".join([*notes, self.retrieval])
-
-    @property
-    def needs_vectors(self) -> bool:
-        """Whether record vectors are kept (dense or hybrid retrieval)."""
-        return self.retrieval in ("dense", "hybrid")
+def parse_serve_method(text: str) -> MethodSpec:
+    """A method ``tailor serve`` can serve: any retrieval, with or without ``summary`` and
+    ``persona`` notes. Adapters are served by ``adapter_task`` (for any method), label
+    methods need a task with labels, and ``refine`` would call the model before every reply."""
+    spec = MethodSpec.parse(text)
+    if spec.adapter is not None:
+        raise ValueError(f"method {spec} is an adapter method; tailor serve applies each user's adapter with "
+                         "--adapter-task, under any method")
+    if spec.model_free is not None or spec.prior:
+        raise ValueError(f"method {spec} scores a task's labels; a chat has none")
+    if spec.refine:
+        raise ValueError("method refine writes a style note with the model before each prompt; tailor serve "
+                         "does not call the model before a reply (use summary, written in the background)")
+    return spec
 
 
 @dataclass(frozen=True)
@@ -90,10 +54,14 @@ class Limits:
 class ServeConfig:
     """How to serve: the store, where to listen, the model, and how to personalize.
 
-    ``method`` is a :class:`ServeMethod` in its ``+``-joined form (``bm25``,
-    ``summary+hybrid``...; see there). Memories are searched as well when ``memory`` is on
-    (``k_memories`` of them, hybrid BM25 + dense with ``embedder``; ``None`` for BM25
-    alone), and so are the user's earlier messages and the replies to them (episodic
+    ``method`` is a method of the one grammar (``bm25``, ``summary+hybrid``,
+    ``persona+recency+dense``...; :func:`parse_serve_method` says which ones serve), and
+    ``k`` how many records it retrieves: the task's ``k`` when ``None``, as in ``tailor
+    eval`` (the chat task's is 3). ``input_tokens`` is the token budget the personalizer
+    cuts the user's latest message to, ``context_tokens`` the one of the retrieved records
+    together (:class:`~tailor.prompting.builder.PromptBudget`). Memories are searched as
+    well when ``memory`` is on (``k_memories`` of them, hybrid BM25 + dense with
+    ``embedder``; ``None`` for BM25 alone), and so are the user's earlier messages and the replies to them (episodic
     memory: ``k_episodes`` of them, within ``episode_tokens``, found by ``memory_method``,
     the :class:`~tailor.memory.episodes.EpisodeMethod` that ``tailor eval-memory``
     measures). ``embedder`` also embeds records for the ``dense`` and ``hybrid`` methods and
@@ -117,7 +85,7 @@ class ServeConfig:
     port: int = 8000
     backend: str = "default"
     method: str = "bm25"
-    k: int = 3
+    k: int | None = None
     memory: bool = True
     k_memories: int = 3
     k_episodes: int = 4
@@ -128,6 +96,7 @@ class ServeConfig:
     min_confidence: float = 0.5
     model: str | None = None
     context_tokens: int = 384
+    input_tokens: int = 4096
     default_max_tokens: int = 256
     auto_create_users: bool = False
     adapter_task: str | None = "auto"
@@ -139,13 +108,13 @@ class ServeConfig:
     limits: Limits = field(default_factory=Limits)
 
     @property
-    def serve_method(self) -> ServeMethod:
-        return ServeMethod.parse(self.method)
+    def serve_method(self) -> MethodSpec:
+        return parse_serve_method(self.method)
 
     def __post_init__(self) -> None:
         if not isinstance(self.store, str) or not self.store:
             raise ValueError("ServeConfig.store must name the profile store (a SQLite file path)")
-        if ServeMethod.parse(self.method).needs_vectors and not self.embedder:
+        if retriever_needs_embedder(parse_serve_method(self.method).retrieval) and not self.embedder:
             raise ValueError(f"serving method {self.method!r} searches record vectors and needs an embedder "
                              "(hashing or minilm)")
         for name in ("max_batch", "max_queue", "worker_threads"):
@@ -164,14 +133,18 @@ class ServeConfig:
             raise ValueError(f"memory method {self.memory_method!r} ranks by meaning and needs an embedder")
         for name in ("k", "k_memories", "k_episodes", "episode_tokens"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"ServeConfig.{name} must be a non-negative integer, got {value!r}")
+            if name == "k" and value is None:
+                continue
+            least = 1 if name == "k" else 0
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise ValueError(f"ServeConfig.{name} must be an integer of at least {least}, got {value!r}")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"ServeConfig.port must be 0-65535, got {self.port}")
         if not 0.0 <= self.min_confidence <= 1.0:
             raise ValueError(f"ServeConfig.min_confidence must be between 0 and 1, got {self.min_confidence}")
-        if self.context_tokens < 8 or self.default_max_tokens < 1:
-            raise ValueError("ServeConfig.context_tokens must be at least 8 and default_max_tokens at least 1")
+        if self.context_tokens < 8 or self.input_tokens < 8 or self.default_max_tokens < 1:
+            raise ValueError("ServeConfig.context_tokens and input_tokens must be at least 8 and default_max_tokens "
+                             "at least 1")
 
 
 def is_loopback(host: str) -> bool:
@@ -184,5 +157,4 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-__all__ = ["PROFILE_NOTES", "RETRIEVALS", "SERVE_METHODS", "Limits", "Retrieval", "ServeConfig", "ServeMethod",
-           "is_loopback"]
+__all__ = ["Limits", "ServeConfig", "ServeMethod", "is_loopback", "parse_serve_method"]

@@ -1,158 +1,197 @@
-"""Personalizing one chat request: what the model is told about the user, and where.
+"""Personalizing one chat request: the library's personalizer, plus the chat additions.
 
-For a user the store holds, the user's latest message is the query. The serving method
-(:class:`~tailor.server.config.ServeMethod`) picks the ``k`` records to show (BM25,
-recency, dense or hybrid), and whether the user's profile summary and persona
-description are added; the ``k_memories`` best memories are added whenever memory is on,
-and so are the user's ``k_episodes`` most relevant earlier messages, dated, within
-``episode_tokens`` (episodic memory, :mod:`tailor.memory.episodes`: it needs no model, so
-it works with any backend and from the second message on).
-All of it goes into one system message ahead of the conversation (the client's own system
-messages come first in it). The user's adapter, where the model has one, is named in the
-context so that the reply reports it. An unknown user, or a request without ``user``, is
-served as is: no personalization, granularity ``global``.
+The prompt of a served request is built by the very personalizer ``tailor eval`` measures
+for the serving method (:func:`tailor.personalizers.build_personalizer` on
+:data:`~tailor.tasks.chat.CHAT_TASK`, the user's latest message as the input), so a number
+in docs/results.md describes what a served user gets. Two things differ from ``tailor
+eval`` only in where they come from, not in what they are: records are ranked from the
+server's stored per-user indexes (:class:`StoredRetriever`, the same rankings), and
+summaries are the newest stored ones (a stale one is rewritten in the background).
+
+On top of those messages the chat adds, and only these (:data:`CHAT_ADDITIONS`; a test
+drives the same user through both paths and allows no other difference):
+
+- ``client-system``: the client's own system messages take the place of the task's
+  instruction in the leading system message;
+- ``memories``: the ``k_memories`` best facts the user shared earlier, a block at the end
+  of the system message;
+- ``episodes``: the user's ``k_episodes`` most relevant earlier messages, dated, within
+  ``episode_tokens`` (episodic memory, :mod:`tailor.memory.episodes`), a block after it;
+- ``conversation``: the conversation's earlier turns, between the system message and the
+  personalized turn(s); turns after the latest user message stay after it;
+- ``as-is``: when nothing of the user was used (granularity ``global``, no memories, no
+  episodes), the conversation is sent as the client sent it, without the task's
+  instruction; so is a request for an unknown user or without ``user``.
+
+The user's adapter, where the model has one, is named in the context so that the reply
+reports it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from tailor.embeddings.base import Embedder
 from tailor.memory.episodes import Episode
 from tailor.memory.store import Memory, MemoryStore
-from tailor.profiles.sqlite import SQLiteProfileStore
-from tailor.prompting.builder import TokenCounter, fit_record
-from tailor.server.config import ServeMethod
-from tailor.server.profile_notes import PersonaChooser, SummaryWorker, newest_summary
+from tailor.personalizers import build_personalizer, make_retriever
+from tailor.personalizers.base import Personalized, Personalizer
+from tailor.personalizers.llm_methods import SummarySource
+from tailor.personalizers.methods import MethodSpec
+from tailor.personas.chooser import PersonaChooser
+from tailor.profiles.base import ProfileStore, UnknownUserError
+from tailor.prompting.builder import PromptBudget, TokenCounter
+from tailor.retrieval.base import Retriever
+from tailor.retrieval.fusion import fuse
+from tailor.retrieval.hybrid import HYBRID_DEPTH
 from tailor.server.record_index import RecordIndex
-from tailor.server.record_vectors import RecordVectors, fuse_rankings
+from tailor.server.record_vectors import RecordVectors
 from tailor.tasks.chat import CHAT_TASK, ChatTask
-from tailor.types import Granularity, HistoryRecord
+from tailor.types import Granularity, HistoryRecord, Profile, RetrievalHit
+
+CHAT_ADDITIONS = ("client-system", "memories", "episodes", "conversation", "as-is")
+EPISODES_HEADER = "Earlier in your conversations with this user (most relevant first):"
+STORED_RETRIEVALS = ("bm25", "dense", "hybrid", "recency")
+_EVERY_RECORD = 1 << 30
+
+
+class StoredRetriever:
+    """A retriever's ranking read from the server's stored per-user indexes instead of a
+    loaded profile: ``bm25`` (:class:`RecordIndex`, the same tokens and BM25; like
+    :class:`~tailor.retrieval.bm25.BM25Retriever`, ``k`` is filled with records that share
+    no term, in profile order), ``dense`` (:class:`RecordVectors`, cosine over the same
+    embedder), ``hybrid`` (both fused by
+    :func:`~tailor.retrieval.fusion.fuse` at the library retriever's ``depth``) and
+    ``recency``. Any other retriever (``random``, ``recency+dense``, one from an entry
+    point) is run on the user's profile, read from the store. Only ``profile.user_id`` is
+    read: the profile handed in may be empty."""
+
+    def __init__(self, name: str, store: ProfileStore, index: RecordIndex, *, vectors: RecordVectors | None = None,
+                 library: Retriever | None = None, depth: int | None = None) -> None:
+        if name in ("dense", "hybrid") and vectors is None:
+            raise ValueError(f"retrieval {name} needs record vectors (an embedder)")
+        if name not in STORED_RETRIEVALS and library is None:
+            raise ValueError(f"retrieval {name} has no stored index; pass the library retriever")
+        self.name, self.store, self.index, self.vectors = name, store, index, vectors
+        self.library, self.depth = library, depth
+
+    def retrieve(self, query: str, profile: Profile, k: int) -> list[RetrievalHit]:
+        user_id = profile.user_id
+        records: list[HistoryRecord] | None
+        if self.name == "recency":
+            records = self.index.recent(user_id, k)
+        elif self.name in STORED_RETRIEVALS:
+            ids = self._rank(user_id, query, k)
+            records = None if ids is None else self.index.records(user_id, ids)
+            if self.name == "bm25" and records is not None and len(records) < k:
+                # BM25Retriever fills k with the records that share no term, in profile order.
+                chosen = {record.id for record in records}
+                rest = [r for r in self.store.get_profile(user_id).records if r.id not in chosen]
+                records += rest[:k - len(records)]
+        else:
+            assert self.library is not None  # checked in __init__
+            return self.library.retrieve(query, self.store.get_profile(user_id), k)
+        if records is None:
+            raise UnknownUserError(user_id)
+        return [RetrievalHit(record=record, score=0.0, rank=rank) for rank, record in enumerate(records)]
+
+    def _rank(self, user_id: str, query: str, k: int) -> list[str] | None:
+        if self.name == "bm25":
+            return self.index.rank(user_id, query, k)
+        assert self.vectors is not None  # checked in __init__
+        if self.name == "dense":
+            return self.vectors.rank(user_id, query, k)
+        reach = self.depth if self.depth is not None else _EVERY_RECORD
+        # Dense first, as HybridRetriever fuses: equal fused scores go to the closer record.
+        dense, sparse = self.vectors.rank(user_id, query, reach), self.index.rank(user_id, query, reach)
+        if dense is None or sparse is None:
+            return None
+        return fuse([dense, sparse], k, depth=self.depth)
 
 
 @dataclass(frozen=True)
 class ChatContext:
-    """What was found about the user for one request. ``adapter`` is the adapter the
-    model runs with (``"user"``, ``"persona:ID"``, ``"global"``; ``None``: the base model)."""
+    """What was found about the user for one request: the personalizer's decision, and the
+    chat additions. ``adapter`` is the adapter the model runs with (``"user"``,
+    ``"persona:ID"``, ``"global"``; ``None``: the base model)."""
 
-    records: tuple[HistoryRecord, ...] = ()
+    personalized: Personalized | None = None
     memories: tuple[Memory, ...] = ()
-    notes: tuple[str, ...] = ()
-    adapter: str | None = None
     episodes: tuple[Episode, ...] = ()
+    adapter: str | None = None
+    notes: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def retrieved(self) -> tuple[str, ...]:
+        return self.personalized.retrieved if self.personalized is not None else ()
+
+    @property
+    def uses_the_user(self) -> bool:
+        """Whether anything of the user goes into the prompt."""
+        used = self.personalized is not None and self.personalized.granularity != "global"
+        return used or bool(self.memories or self.episodes)
 
     @property
     def granularity(self) -> Granularity:
         """The narrowest level the reply is personalized at."""
-        if self.records or self.memories or self.notes or self.episodes or self.adapter == "user":
+        decided = self.personalized.granularity if self.personalized is not None else "global"
+        if decided == "user" or self.memories or self.episodes or self.adapter == "user":
             return "user"
-        if self.adapter is not None and self.adapter.startswith("persona"):
+        if decided == "persona" or (self.adapter is not None and self.adapter.startswith("persona")):
             return "persona"
         return "global"
 
 
-EPISODES_HEADER = "Earlier in your conversations with this user (most relevant first):"
-
-# How deep each ranking goes before hybrid fusion: deeper than k, so that a record ranked
-# well by both methods but first by neither still makes the cut.
-FUSION_DEPTH = 50
-
-
 class ChatPersonalizer:
-    """Retrieves a user's context and places it in a conversation."""
+    """The library ``personalizer`` for a user's latest message, and the chat additions."""
 
-    def __init__(self, store: SQLiteProfileStore, index: RecordIndex, memory: MemoryStore | None, *,
-                 method: ServeMethod, k: int, k_memories: int, count_tokens: TokenCounter,
-                 vectors: RecordVectors | None = None, personas: PersonaChooser | None = None,
-                 summaries: SummaryWorker | None = None, adapter_label: Callable[[str | None], str | None] | None = None,
-                 context_tokens: int = 384, task: ChatTask = CHAT_TASK, k_episodes: int = 4,
-                 episode_tokens: int = 256) -> None:
-        if method.needs_vectors and vectors is None:
-            raise ValueError(f"serving method {method} needs record vectors (an embedder)")
+    def __init__(self, store: ProfileStore, personalizer: Personalizer, memory: MemoryStore | None, *,
+                 k_memories: int, count_tokens: TokenCounter,
+                 adapter_label: Callable[[str | None], str | None] | None = None, task: ChatTask = CHAT_TASK,
+                 k_episodes: int = 4, episode_tokens: int = 256) -> None:
         self.store = store
-        self.index = index
+        self.personalizer = personalizer
         self.memory = memory
-        self.method = method
-        self.k = k
         self.k_memories = k_memories
         self.count_tokens = count_tokens
-        self.vectors = vectors
-        self.personas = personas
-        self.summaries = summaries
         self.adapter_label = adapter_label
-        self.context_tokens = context_tokens
         self.task = task
         self.k_episodes = k_episodes
         self.episode_tokens = episode_tokens
 
     def context(self, user_id: str, query: str) -> ChatContext | None:
         """The user's context for ``query``; ``None`` when the store does not hold the user."""
-        records = self._records(user_id, query)
-        if records is None:
+        if not self.store.has_user(user_id):
             return None
+        decided = self.personalizer.personalize(self.task, query, Profile(user_id))
         memories = self.memory.search(user_id, query, self.k_memories) if self.memory is not None else []
         # The user's own words only: a small model's replies can be wrong, and showing them
         # again would make its mistakes self-reinforcing. Replies still help find messages.
         episodes = (self.memory.search_episodes(user_id, query, self.k_episodes, speaker="user")
                     if self.memory is not None else [])
         adapter = self.adapter_label(user_id) if self.adapter_label is not None else None
-        return ChatContext(tuple(records), tuple(memories), tuple(self._notes(user_id, query)), adapter,
-                           tuple(episodes))
-
-    def _records(self, user_id: str, query: str) -> list[HistoryRecord] | None:
-        retrieval = self.method.retrieval
-        if retrieval == "recency":
-            return self.index.recent(user_id, self.k)
-        if retrieval == "none":
-            return [] if self.store.has_user(user_id) else None
-        ids: list[str] | None
-        if retrieval == "bm25":
-            ids = self.index.rank(user_id, query, self.k)
-        elif retrieval == "dense" and self.vectors is not None:
-            ids = self.vectors.rank(user_id, query, self.k)
-        elif self.vectors is not None:  # hybrid
-            depth = max(self.k, FUSION_DEPTH)
-            ids = fuse_rankings([self.index.rank(user_id, query, depth), self.vectors.rank(user_id, query, depth)],
-                                self.k)
-        else:
-            raise AssertionError(f"unhandled retrieval {retrieval!r}")
-        return None if ids is None else self.index.records(user_id, ids)
-
-    def _notes(self, user_id: str, query: str) -> list[str]:
-        notes = []
-        if self.method.persona and self.personas is not None:
-            persona = self.personas.persona(user_id, query)
-            if persona is not None and persona.description.strip():
-                notes.append(persona.description.strip())
-        if self.method.summary:
-            summary, current = newest_summary(self.store, user_id)
-            if not current and self.summaries is not None and self.store.count_records(user_id):
-                self.summaries.submit(user_id)  # written in the background; this reply uses what exists
-            if summary is not None:
-                notes.append(summary)
-        return notes
+        return ChatContext(decided, tuple(memories), tuple(episodes), adapter, dict(decided.notes))
 
     def messages(self, conversation: Sequence[dict[str, str]], context: ChatContext) -> tuple[dict[str, str], ...]:
-        """The conversation with the user's context in a leading system message."""
-        if not (context.records or context.memories or context.notes or context.episodes):
+        """The personalized messages with the chat additions (see the module docstring)."""
+        decided = context.personalized
+        if decided is None or not decided.messages or not context.uses_the_user:
             return tuple(conversation)
-        system = [m["content"] for m in conversation if m["role"] == "system" and m["content"].strip()]
-        blocks = ["\n\n".join(system) if system else self.task.instruction]
-        if context.notes:
-            blocks.append("About the user:\n" + "\n".join(context.notes))
+        system = decided.messages[0]["content"]
+        client = [m["content"] for m in conversation if m["role"] == "system" and m["content"].strip()]
+        if client:
+            system = system.replace(self.task.instruction, "\n\n".join(client), 1)
+        blocks = [system]
         if context.memories:
             blocks.append(self.task.memory_header + "\n" + "\n".join(f"- {m.text}" for m in context.memories))
-        if context.episodes:
-            lines = self._episode_lines(context.episodes)
-            if lines:
-                blocks.append(EPISODES_HEADER + "\n" + "\n".join(lines))
-        if context.records:
-            share = self.context_tokens // len(context.records)
-            fitted = [fit_record(self.task, record, share, self.count_tokens) for record in context.records]
-            blocks.append(self.task.context_header + "\n"
-                          + "\n".join(f"- {self.task.render_item(record)}" for record in fitted))
-        rest = [m for m in conversation if m["role"] != "system"]
-        return ({"role": "system", "content": "\n\n".join(blocks)}, *rest)
+        lines = self._episode_lines(context.episodes)
+        if lines:
+            blocks.append(EPISODES_HEADER + "\n" + "\n".join(lines))
+        turns = [m for m in conversation if m["role"] != "system"]
+        last = max((i for i, m in enumerate(turns) if m["role"] == "user"), default=len(turns))
+        return ({"role": "system", "content": "\n\n".join(blocks)}, *turns[:last], *decided.messages[1:],
+                *turns[last + 1:])
 
     def _episode_lines(self, episodes: Sequence[Episode]) -> list[str]:
         """``On DATE the user said: ...`` lines, most relevant first, within ``episode_tokens``
@@ -176,4 +215,25 @@ class ChatPersonalizer:
         return lines
 
 
-__all__ = ["EPISODES_HEADER", "FUSION_DEPTH", "ChatContext", "ChatPersonalizer"]
+
+
+def serving_personalizer(method: MethodSpec, *, store: ProfileStore, index: RecordIndex,
+                         vectors: RecordVectors | None, embedder: Embedder | None, k: int | None,
+                         budget: PromptBudget, count_tokens: TokenCounter, summaries: SummarySource | None,
+                         personas: PersonaChooser | None) -> Personalizer:
+    """The personalizer ``tailor eval`` builds for ``method`` on the chat task, with the
+    method's ranking read from the stored indexes (:class:`StoredRetriever`) and the
+    server's ``summaries`` and ``personas`` sources."""
+    retriever = None
+    if method.retrieval != "none":
+        library = None
+        if method.retrieval not in STORED_RETRIEVALS:
+            library = make_retriever(method.retrieval, CHAT_TASK, embedder=embedder, store=store)
+        retriever = StoredRetriever(method.retrieval, store, index, vectors=vectors, library=library,
+                                    depth=HYBRID_DEPTH)
+    return build_personalizer(method, CHAT_TASK, k=k, count_tokens=count_tokens, budget=budget, embedder=embedder,
+                              store=store, retriever=retriever, summaries=summaries, personas=personas)
+
+
+__all__ = ["CHAT_ADDITIONS", "EPISODES_HEADER", "STORED_RETRIEVALS", "ChatContext", "ChatPersonalizer",
+           "StoredRetriever", "serving_personalizer"]

@@ -9,29 +9,26 @@ the new one through the backend at background priority, as
 
 Personas are built per tenant, never across tenants (:func:`build_personas_for_tenant`,
 ``tailor personas build``): a persona description is written from its members' items, so
-sharing one across tenants would show one tenant's data to another. A user who belongs to
-no persona gets the one nearest to the mean of their record vectors, or to their message
-when they have none, among their own tenant's personas (the survey's persona-level
-fallback for cold-start users).
+sharing one across tenants would show one tenant's data to another. Which persona a user
+is shown is the library's rule (:class:`~tailor.personas.chooser.PersonaChooser`), with the
+nearest persona of a user outside any looked for among their own tenant's only.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Sequence
 
 from tailor.backends.base import Backend
 from tailor.background import KeyedWorker
 from tailor.embeddings.base import Embedder
-from tailor.personas.builder import describe_personas_across_users, mean_direction, nearest_persona
-from tailor.profiles.base import UnknownUserError
+from tailor.personas.builder import describe_personas_across_users
+from tailor.personas.chooser import PersonaChooser
+from tailor.profiles.base import ProfileStore, UnknownUserError
 from tailor.profiles.sqlite import SQLiteProfileStore
 from tailor.prompting.summary import SUMMARY_KIND, ProfileSummarizer
 from tailor.server.keys import TENANT_SEPARATOR
 from tailor.tasks.chat import CHAT_TASK
 from tailor.types import GenerationRequest, GenerationResult, Persona
-
-logger = logging.getLogger(__name__)
 
 GenerateOne = Callable[[GenerationRequest], GenerationResult]
 
@@ -42,7 +39,7 @@ def tenant_of(store_id: str) -> str | None:
     return tenant if separator else None
 
 
-def newest_summary(store: SQLiteProfileStore, user_id: str) -> tuple[str | None, bool]:
+def newest_summary(store: ProfileStore, user_id: str) -> tuple[str | None, bool]:
     """The user's newest stored summary (any model) and whether it is current for their
     profile; ``(None, False)`` when they have none."""
     summaries = [a for a in store.list_artifacts(user_id) if a.kind == SUMMARY_KIND]
@@ -81,6 +78,14 @@ class SummaryWorker:
         self.summarizer = ProfileSummarizer(_BackgroundBackend(backend, generate), CHAT_TASK, store, batch_size=1)
         self._worker: KeyedWorker[None] = KeyedWorker(self._summarize, name="tailor-summaries", coalesce=True)
 
+    def summary(self, user_id: str) -> str:
+        """The user's newest stored summary (empty when none); a missing or stale one is
+        queued to be written, and this request goes on with what exists."""
+        summary, current = newest_summary(self.summarizer.store, user_id)
+        if not current and self.summarizer.store.count_records(user_id):
+            self.submit(user_id)
+        return summary or ""
+
     def submit(self, user_id: str) -> None:
         """Queue the user for a new summary; returns at once."""
         self._worker.submit(user_id, None)
@@ -99,37 +104,15 @@ class SummaryWorker:
             pass  # deleted meanwhile
 
 
-class PersonaChooser:
-    """The persona description for a user: their own persona's, else the nearest one of
-    their tenant (needs ``embedder``, the one the personas were built with)."""
+def same_tenant(user_id: str, persona: Persona) -> bool:
+    """Whether ``persona`` is of the user's own tenant (a :data:`PersonaScope`)."""
+    return tenant_of(persona.persona_id) == tenant_of(user_id)
 
-    def __init__(self, store: SQLiteProfileStore, embedder: Embedder | None) -> None:
-        self.store = store
-        self.embedder = embedder
-        self._warned = False
 
-    def persona(self, user_id: str, query: str) -> Persona | None:
-        personas = self.store.list_personas()
-        if not personas:
-            return None
-        own = self.store.persona_of(user_id)
-        if own is not None:
-            return next((p for p in personas if p.persona_id == own), None)
-        if self.embedder is None:
-            return None
-        tenant = tenant_of(user_id)
-        candidates = [p for p in personas if tenant_of(p.persona_id) == tenant and p.centroid
-                      and p.metadata.get("embedder") == self.embedder.name]
-        if not candidates:
-            if not self._warned and any(tenant_of(p.persona_id) == tenant for p in personas):
-                self._warned = True
-                logger.warning("personas were built with another embedder than the server's (%s); users without a "
-                               "persona get none", self.embedder.name)
-            return None
-        # Their records' vectors where the store has them (dense serving keeps them), else the message.
-        _, matrix = self.store.get_embeddings(user_id, self.embedder.name)
-        vector = mean_direction(matrix if len(matrix) else self.embedder.embed([query]))
-        return nearest_persona(candidates, vector) if vector is not None else None
+def tenant_persona_chooser(store: SQLiteProfileStore, embedder: Embedder | None) -> PersonaChooser:
+    """The library's :class:`~tailor.personas.chooser.PersonaChooser`, with a user's
+    nearest persona looked for among their own tenant's only."""
+    return PersonaChooser(store, embedder, scope=same_tenant)
 
 
 def build_personas_for_tenant(store: SQLiteProfileStore, embedder: Embedder, backend: Backend, *,
@@ -157,4 +140,5 @@ def build_personas_for_tenant(store: SQLiteProfileStore, embedder: Embedder, bac
     return personas
 
 
-__all__ = ["PersonaChooser", "SummaryWorker", "build_personas_for_tenant", "newest_summary", "tenant_of"]
+__all__ = ["SummaryWorker", "build_personas_for_tenant", "newest_summary", "same_tenant", "tenant_of",
+           "tenant_persona_chooser"]

@@ -25,13 +25,14 @@ from tailor.memory.worker import ExtractionWorker
 from tailor.profiles import open_store
 from tailor.profiles.base import UnknownUserError
 from tailor.profiles.sqlite import SQLiteProfileStore
+from tailor.prompting.builder import PromptBudget
 from tailor.server.adapters import serve_adapters
 from tailor.server.config import ServeConfig, is_loopback
 from tailor.server.generation import BackendGate, count_prompt_tokens, finish_reason, now
 from tailor.server.hooks import AdapterHook, default_adapters
 from tailor.server.keys import KeyStore, Principal, check_tenant
-from tailor.server.personalize import ChatContext, ChatPersonalizer
-from tailor.server.profile_notes import PersonaChooser, SummaryWorker
+from tailor.server.personalize import ChatContext, ChatPersonalizer, serving_personalizer
+from tailor.server.profile_notes import SummaryWorker, tenant_persona_chooser
 from tailor.server.record_index import RecordIndex
 from tailor.server.record_vectors import RecordVectors
 from tailor.server.validation import MEMORY_ID_PATTERN, APIError, ChatRequest, check_user_id, invalid, not_found
@@ -121,7 +122,8 @@ class TailorService:
             from tailor.embeddings import load_embedder
 
             embedder = load_embedder(config.embedder)
-        self.vectors = RecordVectors(self.store, embedder) if method.needs_vectors and embedder is not None else None
+        stored = method.retrieval in ("dense", "hybrid")
+        self.vectors = RecordVectors(self.store, embedder) if stored and embedder is not None else None
         if memory_backend is None and config.memory_backend:
             memory_backend = load_backend(config.memory_backend)
         if memory_backend is not None:
@@ -141,12 +143,14 @@ class TailorService:
         self.summaries: SummaryWorker | None = None
         if method.summary:
             self.summaries = SummaryWorker(self.store, memory_backend or self.base_backend, self._background)
+        # The personalizer tailor eval measures for this method, plus the chat additions.
+        library = serving_personalizer(
+            method, store=self.store, index=self.index, vectors=self.vectors, embedder=embedder, k=config.k,
+            budget=PromptBudget(config.input_tokens, config.context_tokens), count_tokens=self.backend.count_tokens,
+            summaries=self.summaries, personas=tenant_persona_chooser(self.store, embedder) if method.persona else None)
         self.personalizer = ChatPersonalizer(
-            self.store, self.index, self.memory, method=method, k=config.k, k_memories=config.k_memories,
-            count_tokens=self.backend.count_tokens, vectors=self.vectors,
-            personas=PersonaChooser(self.store, embedder) if method.persona else None, summaries=self.summaries,
-            adapter_label=adapter_label, context_tokens=config.context_tokens, k_episodes=config.k_episodes,
-            episode_tokens=config.episode_tokens)
+            self.store, library, self.memory, k_memories=config.k_memories, count_tokens=self.backend.count_tokens,
+            adapter_label=adapter_label, k_episodes=config.k_episodes, episode_tokens=config.episode_tokens)
 
     def _background(self, request: GenerationRequest) -> GenerationResult:
         return self._memory_gate.generate(request, background=True)

@@ -43,6 +43,9 @@ CHAT_TASK = ChatTask(
     max_new_tokens=256,
     stop=(),
     context_header="Earlier items from this user:",
+    # A served user has no task to measure k on: 3 records, tailor serve's default before
+    # eval and serve shared one rule (the caller's k, else the task's).
+    k=3,
 )
 
 __all__ = ["CHAT_TASK", "ChatTask"]

@@ -1,0 +1,147 @@
+"""The server serves what ``tailor eval`` measures (issue 11's "done when").
+
+The same user, records and input go through ``tailor eval``'s path (the personalizer
+:func:`~tailor.personalizers.build_personalizer` makes, run by the evaluation runner's
+loop) and through the real app (``/v1/chat/completions`` with ``user``), for every
+retrieval and prompting method, on one store. A scripted backend records the messages it
+is sent; they must be identical, apart from the chat additions that
+:data:`~tailor.server.personalize.CHAT_ADDITIONS` names, each checked here by name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tailor.backends.echo import EchoBackend
+from tailor.embeddings.hashing import HashingEmbedder
+from tailor.evaluation.runner import EvalConfig, _run_method
+from tailor.personalizers import build_personalizer
+from tailor.prompting.builder import PromptBudget
+from tailor.prompting.summary import SUMMARY_INSTRUCTION
+from tailor.server import ServeConfig
+from tailor.server.personalize import CHAT_ADDITIONS, EPISODES_HEADER
+from tailor.server.profile_notes import build_personas_for_tenant
+from tailor.tasks.chat import CHAT_TASK
+from tailor.types import GenerationRequest, Profile, TaskExample
+
+Messages = tuple[dict[str, str], ...]
+
+# Every retrieval, and the prompting methods serve takes (refine, adapters and label methods
+# are refused by serve with a reason: tests/server/test_methods.py).
+METHODS = ["none", "bm25", "recency", "random", "dense", "hybrid", "recency+dense", "bm25:dialogue", "summary",
+           "persona", "summary+bm25", "persona+hybrid", "summary+persona+recency", "persona+recency+dense"]
+INPUTS = ["any tips for hiking with a dog in the summer?", "learner notebook for the cello", "hello"]
+USERS = {
+    "alice": ["Hiking the Alps with my dog every summer", "my grandmother's tomato sauce recipe",
+              "Notes on learning the cello", "A summer marathon, run with friends"],
+    "bob": ["cello and violin scales before the concert", "a new bow for my cello", "orchestra tour dates"],
+    "carol": ["baking bread with a sourdough starter", "tomato and basil pasta for dinner", "bread rolls"],
+    "dan": ["rye bread and a tomato salad", "dinner party recipes", "slow cooked stew"],
+}
+SERVING = ServeConfig(store=":memory:")
+
+
+def scripted(request: GenerationRequest) -> str:
+    last = request.messages[-1]["content"]
+    if SUMMARY_INSTRUCTION in last:
+        return "Writes about " + last.split("\n")[1].lstrip("- ")[:30]
+    if "write alike" in last:  # a persona description
+        return "Musicians." if "cello" in last else "Cooks."
+    return "ok"
+
+
+def served(make_client: Callable[..., TestClient], method: str, **options: Any) -> tuple[TestClient, EchoBackend]:
+    backend = EchoBackend(scripted)
+    client = make_client(method=method, backend=backend, embedder="hashing", **options)
+    for number, (user, texts) in enumerate(USERS.items()):
+        assert client.put(f"/v1/users/{user}", json={}).status_code == 200
+        records = [{"id": f"{user}-{i}", "text": text, "date": f"2024-0{1 + (i + number) % 9}-1{i}"}
+                   for i, text in enumerate(texts)]
+        assert client.post(f"/v1/users/{user}/records", json={"records": records}).status_code == 200
+    assert client.put("/v1/users/newcomer", json={}).status_code == 200  # cold start: no records
+    service = client.app.state.service  # type: ignore[attr-defined]
+    if service.summaries is not None:
+        assert service.summaries.flush(10)  # written in the background; the compared prompts have them
+    if "persona" in method:
+        build_personas_for_tenant(service.store, HashingEmbedder(), backend, tenant=None, k=2)
+    return client, backend
+
+
+def sent(backend: EchoBackend, text: str, since: int) -> Messages:
+    """The first request for ``text`` the backend got after request number ``since`` (the
+    chat's: memory extraction only starts once it is answered)."""
+    request = next(r for r in backend.requests[since:] if r.messages and text in r.messages[-1]["content"])
+    return tuple(dict(m) for m in request.messages)
+
+
+def through_eval(method: str, client: TestClient, backend: EchoBackend, user: str, text: str) -> tuple[Messages, str]:
+    """The messages ``tailor eval`` sends for this method, user and input, and the granularity."""
+    service = client.app.state.service  # type: ignore[attr-defined]
+    config = EvalConfig(task="chat", data=".", methods=(method,), backend="echo", embedder="hashing",
+                        batch_size=1, input_tokens=SERVING.input_tokens, context_tokens=SERVING.context_tokens)
+    personalizer = build_personalizer(method, CHAT_TASK, k=config.k or CHAT_TASK.k,
+                                      count_tokens=backend.count_tokens,
+                                      budget=PromptBudget(config.input_tokens, config.context_tokens), seed=config.seed,
+                                      embedder=HashingEmbedder(), store=service.store, backend=backend)
+    since = len(backend.requests)
+    rows = _run_method(CHAT_TASK, [TaskExample(id="q", user_id=user, input=text, profile=Profile(user))],
+                       personalizer, backend, service.store, config, None, None)
+    return sent(backend, text, since), str(rows["q"]["granularity"])
+
+
+def through_serve(client: TestClient, backend: EchoBackend, user: str, messages: Sequence[dict[str, str]]) -> Messages:
+    since = len(backend.requests)
+    response = client.post("/v1/chat/completions", json={"model": "m", "user": user, "messages": list(messages)})
+    assert response.status_code == 200, response.text
+    return sent(backend, messages[-1]["content"], since)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_served_prompts_are_evals_prompts(method: str, make_client: Callable[..., TestClient]) -> None:
+    client, backend = served(make_client, method, memory=False)
+    personalized = 0
+    for user in ("alice", "bob", "newcomer"):
+        for text in INPUTS:
+            expected, granularity = through_eval(method, client, backend, user, text)
+            got = through_serve(client, backend, user, [{"role": "user", "content": text}])
+            if granularity == "global":
+                # "as-is": nothing of the user was used, so the conversation goes as sent.
+                assert got == ({"role": "user", "content": text},), (method, user, text)
+            else:
+                assert got == expected, (method, user, text)
+                personalized += 1
+    assert personalized or method == "none"
+
+
+def test_served_prompts_differ_from_evals_by_the_named_chat_additions_only(
+        make_client: Callable[..., TestClient]) -> None:
+    assert CHAT_ADDITIONS == ("client-system", "memories", "episodes", "conversation", "as-is")
+    client, backend = served(make_client, "summary+hybrid", k_memories=3, k_episodes=4)
+    service = client.app.state.service  # type: ignore[attr-defined]
+    said = "I live in Lisbon and I keep a dog"
+    assert through_serve(client, backend, "alice", [{"role": "user", "content": said}])
+    assert client.post("/v1/users/alice/memories:flush").json()["done"] is True
+    text = "any tips for hiking with a dog in the summer?"
+    expected, _ = through_eval("summary+hybrid", client, backend, "alice", text)
+    conversation = [{"role": "system", "content": "Answer in French."},
+                    {"role": "user", "content": "hello there"}, {"role": "assistant", "content": "bonjour"},
+                    {"role": "user", "content": text}]
+    got = through_serve(client, backend, "alice", conversation)
+    context = service.personalizer.context("alice", text)
+    assert context.memories and context.episodes  # both additions are in play
+
+    system, *rest = got
+    # "conversation": the earlier turns, then eval's personalized turn(s), unchanged.
+    assert rest == [*conversation[1:3], *expected[1:]]
+    # "client-system": the client's system message in place of the task's instruction.
+    assert expected[0]["content"] == CHAT_TASK.instruction
+    head, _, additions = system["content"].partition("\n\n")
+    assert head == "Answer in French."
+    # "memories", then "episodes": blocks after it, and nothing else.
+    memories, _, episodes = additions.partition("\n\n" + EPISODES_HEADER + "\n")
+    assert memories.startswith(CHAT_TASK.memory_header + "\n- ")
+    assert "Lisbon" in memories and said in episodes
