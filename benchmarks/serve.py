@@ -60,7 +60,6 @@ from tailor.embeddings import embed_profiles, load_embedder
 from tailor.profiles.sqlite import SQLiteProfileStore
 from tailor.server.config import parse_serve_method
 from tailor.server.record_index import RecordIndex
-from tailor.server.record_vectors import SCHEMA as MATRIX_SCHEMA
 from tailor.types import HistoryRecord, Profile
 
 VOCABULARY_SIZE = 30_000
@@ -322,9 +321,7 @@ def main() -> None:
             print(f"  record vectors: {report.embedded} computed, {report.already} held "
                   f"({time.perf_counter() - began:.0f} s)", file=sys.stderr)
         # A rerun must find the cold users cold again: drop what their first requests indexed.
-        RecordIndex(store)  # makes sure the index tables exist
         with store.transaction() as connection:
-            connection.execute(MATRIX_SCHEMA)
             for table in ("serve_record_terms", "serve_record_index", "record_embeddings", "serve_record_matrix"):
                 connection.execute(f"DELETE FROM {table} WHERE user_id LIKE 'cold%'")
     size_mb = sum(p.stat().st_size for p in path.parent.glob(path.name + "*")) / 1e6

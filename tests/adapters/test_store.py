@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
 
 from tailor.adapters.store import AdapterKey, AdapterStore
 from tailor.profiles import SQLiteProfileStore
-from tailor.types import HistoryRecord, Persona, Profile
+from tailor.profiles._schema import MIGRATIONS
+from tailor.types import Persona
 
 BASE = {"path": "/models/m", "fingerprint": "abc123"}
 CONFIG = {"lora": {"rank": 4, "alpha": 8.0, "target_modules": ["q_proj"], "layers": None}}
@@ -122,11 +124,14 @@ def test_the_prompt_an_adapter_was_trained_on_is_part_of_its_key(adapter_store: 
 
 def test_a_store_made_before_prompts_keeps_its_adapters_under_none(tmp_path: Path) -> None:
     path = tmp_path / "old.sqlite"
-    profiles = SQLiteProfileStore(path)
-    profiles.add_profiles([Profile("alice", (HistoryRecord("a1", {"title": "t", "text": "x"}),))])
     columns = "task TEXT NOT NULL, kind TEXT NOT NULL, config TEXT NOT NULL, base_model TEXT NOT NULL, " \
               "metadata TEXT NOT NULL, digest TEXT NOT NULL, weights BLOB NOT NULL, created_at TEXT NOT NULL"
-    with profiles.transaction() as connection:  # the tables as the first adapter store wrote them
+    with sqlite3.connect(path) as connection:  # a version 2 file with the tables as the first adapter store wrote them
+        for version in (1, 2):
+            for statement in MIGRATIONS[version]:
+                connection.execute(statement)  # type: ignore[arg-type]
+        connection.execute("PRAGMA user_version = 2")
+        connection.execute("INSERT INTO users (user_id, created_at) VALUES ('alice', '2026-01-01')")
         connection.execute(f"CREATE TABLE adapters (user_id TEXT NOT NULL REFERENCES users(user_id) ON DELETE "
                            f"CASCADE, {columns}, PRIMARY KEY (user_id, task, kind))")
         connection.execute(f"CREATE TABLE shared_adapters (scope TEXT NOT NULL, owner TEXT NOT NULL, {columns}, "
@@ -139,6 +144,8 @@ def test_a_store_made_before_prompts_keeps_its_adapters_under_none(tmp_path: Pat
         connection.execute("INSERT INTO adapters VALUES ('alice', ?, ?, ?, ?, ?, ?, ?, ?)", row)
         connection.execute("INSERT INTO shared_adapters VALUES ('global', 'all', ?, ?, ?, ?, ?, ?, ?, ?)", row)
         connection.execute("INSERT INTO adapter_contributors VALUES ('global', 'all', 'LaMP-4', 'lora', 'alice')")
+    connection.close()
+    profiles = SQLiteProfileStore(path)  # the migration to version 3 rebuilds the adapter tables
     store = AdapterStore(profiles)
     assert [str(a.key) for a in store.list()] == ["user/alice/LaMP-4/lora", "global/all/LaMP-4/lora"]
     assert store.contributors(AdapterKey.global_("LaMP-4")) == ["alice"]

@@ -84,3 +84,28 @@ def test_adapters_of_a_migrated_file_are_kept_and_go_with_their_user(old_file: P
         assert adapters.contributors(AdapterKey.global_("chat")) == ["alice"]
         assert store.delete_user("alice")
         assert adapters.list() == []  # the global adapter learned from alice: it went too
+
+
+def test_a_postgres_schema_of_version_2_migrates_and_keeps_its_profiles(postgres_url: str) -> None:
+    import psycopg
+
+    from tailor.profiles._postgres_schema import MIGRATIONS, SCHEMA_VERSION_TABLE
+    from tailor.profiles.postgres import SCHEMA_VERSION, PostgresProfileStore
+    from tailor.server.keys import KeyStore
+
+    with psycopg.connect(postgres_url, autocommit=True) as raw:  # what tailor before version 3 created
+        raw.execute(SCHEMA_VERSION_TABLE)
+        for statement in MIGRATIONS[2]:
+            raw.execute(statement)
+        raw.execute("INSERT INTO schema_version (version) VALUES (2)")
+        raw.execute("INSERT INTO users (user_id, created_at, profile_version) VALUES ('alice', 'then', 1)")
+        raw.execute("INSERT INTO records (user_id, record_id, position, fields) VALUES ('alice', 'a1', 0, %s)",
+                    ('{"text": "tomatoes"}',))
+    with PostgresProfileStore(postgres_url) as store:
+        assert [record.fields for record in store.get_profile("alice").records] == [{"text": "tomatoes"}]
+        assert store.tables_missing_cascade() == []
+        keys = KeyStore(store)
+        _, key = keys.create(admin=True)
+        assert keys.verify(key) is not None
+    with psycopg.connect(postgres_url, autocommit=True) as raw:
+        assert raw.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]

@@ -250,9 +250,9 @@ def test_tables_missing_cascade_names_tables_that_break_the_rule(tmp_path: Path)
     with SQLiteProfileStore(tmp_path / "profiles.db") as store:
         assert store.tables_missing_cascade() == []
         with store.transaction() as connection:
-            connection.execute("CREATE TABLE memories (user_id TEXT NOT NULL, fact TEXT)")
+            connection.execute("CREATE TABLE scribbles (user_id TEXT NOT NULL, fact TEXT)")
             connection.execute(
                 "CREATE TABLE notes (user_id TEXT NOT NULL REFERENCES users(user_id), note TEXT)"  # no CASCADE
             )
             connection.execute("CREATE TABLE settings (name TEXT PRIMARY KEY, value TEXT)")  # not per-user
-        assert store.tables_missing_cascade() == ["memories", "notes"]
+        assert store.tables_missing_cascade() == ["notes", "scribbles"]

@@ -53,9 +53,9 @@ def test_records_written_outside_the_server_are_indexed_on_the_next_search(store
 def test_an_index_refreshed_in_a_transaction_commits_with_it(store: SQLiteProfileStore) -> None:
     index = RecordIndex(store)
     store.set_attributes("u", {})
-    with pytest.raises(RuntimeError), store.transaction() as connection:
+    with pytest.raises(RuntimeError), store.transaction():
         store.add_records("u", records(["walrus facts"]))
-        assert index.refresh("u", connection)
+        assert index.refresh("u")
         raise RuntimeError("the batch fails")
     assert index.search("u", "walrus", 3) == []
     assert not index.refresh("u")  # nothing stale

@@ -395,7 +395,7 @@ def train_adapters(config: TrainAdapterConfig, *,
             job.run_personas()
     finally:
         job.store.profiles.close()
-    return TrainAdapterReport(str(job.store.profiles.path), job.rows)
+    return TrainAdapterReport(job.store.location, job.rows)
 
 
 def training_data(config: TrainAdapterConfig) -> dict[str, list[TrainingPair]]:

@@ -1,7 +1,7 @@
-"""The adapter store: adapter weights kept inside the profile store's SQLite file.
+"""The adapter store: adapter weights kept inside the profile store (SQLite or PostgreSQL).
 
-Three tables, created through :meth:`SQLiteProfileStore.transaction` and following the
-store's derived data rule (see :mod:`tailor.profiles.sqlite`)::
+Three tables, declared with the store's schema (:mod:`tailor.profiles._schema`, version 3)
+and following its derived data rule (see :mod:`tailor.profiles.sqlite`)::
 
     adapters(user_id -> users ON DELETE CASCADE, task, kind, prompt, config, base_model,
              metadata, weights BLOB, created_at, PRIMARY KEY (user_id, task, kind, prompt))
@@ -13,7 +13,7 @@ store's derived data rule (see :mod:`tailor.profiles.sqlite`)::
 ``prompt`` names the prompt an adapter was trained on (``none``, or a retrieval method with
 its layout and k, ``bm25:lamp:k=1``): an adapter serves the prompt it learned, so one user
 can hold one adapter per prompt (see :mod:`tailor.adapters.prompts`). A file made before
-that column existed is rebuilt when opened, its adapters under ``none``.
+that column existed is rebuilt by the store's migration, its adapters under ``none``.
 
 Why the database and not a folder of files: ``delete_user`` then removes a user's adapter
 in the same transaction as their records, by cascade, in every process that opens the
@@ -33,13 +33,13 @@ import builtins
 import hashlib
 import json
 import os
-import sqlite3
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
+from tailor.profiles import SQLProfileStore
 from tailor.profiles.sqlite import SQLiteProfileStore
 
 __all__ = [
@@ -64,51 +64,6 @@ NO_PROMPT = "none"
 """The prompt of an adapter trained on the ``none`` method's prompt (the input alone)."""
 DEFAULT_MAX_BYTES = 5_000_000
 STORE_FILE = "profiles.sqlite"
-
-# A user's adapters and the shared ones differ only in their owner columns; what follows
-# the owner is declared once, so every query can read either table with one column list.
-_COMMON_COLUMN_DEFINITIONS = """task TEXT NOT NULL,
-        kind TEXT NOT NULL,
-        prompt TEXT NOT NULL DEFAULT 'none',
-        config TEXT NOT NULL,
-        base_model TEXT NOT NULL,
-        metadata TEXT NOT NULL,
-        digest TEXT NOT NULL,
-        weights BLOB NOT NULL,
-        created_at TEXT NOT NULL"""
-
-_TABLES = (
-    f"""CREATE TABLE IF NOT EXISTS adapters (
-        user_id TEXT NOT NULL REFERENCES users(user_id) ON DELETE CASCADE,
-        {_COMMON_COLUMN_DEFINITIONS},
-        PRIMARY KEY (user_id, task, kind, prompt)
-    )""",
-    f"""CREATE TABLE IF NOT EXISTS shared_adapters (
-        scope TEXT NOT NULL CHECK (scope IN ('persona', 'global')),
-        owner TEXT NOT NULL,
-        {_COMMON_COLUMN_DEFINITIONS},
-        PRIMARY KEY (scope, owner, task, kind, prompt)
-    )""",
-    """CREATE TABLE IF NOT EXISTS adapter_contributors (
-        scope TEXT NOT NULL,
-        owner TEXT NOT NULL,
-        task TEXT NOT NULL,
-        kind TEXT NOT NULL,
-        prompt TEXT NOT NULL DEFAULT 'none',
-        user_id TEXT NOT NULL REFERENCES users(user_id) ON DELETE CASCADE,
-        PRIMARY KEY (scope, owner, task, kind, prompt, user_id),
-        FOREIGN KEY (scope, owner, task, kind, prompt) REFERENCES shared_adapters(scope, owner, task, kind, prompt)
-            ON DELETE CASCADE
-    )""",
-    "CREATE INDEX IF NOT EXISTS adapter_contributors_by_user ON adapter_contributors (user_id)",
-    # A pooled adapter learned from the deleted user's history: it goes with them.
-    """CREATE TRIGGER IF NOT EXISTS adapter_contributor_deleted AFTER DELETE ON adapter_contributors
-    BEGIN
-        DELETE FROM shared_adapters WHERE scope = old.scope AND owner = old.owner
-            AND task = old.task AND kind = old.kind AND prompt = old.prompt;
-    END""",
-)
-
 
 @dataclass(frozen=True)
 class AdapterKey:
@@ -184,54 +139,29 @@ _USER_MATCH = "user_id = ? AND task = ? AND kind = ? AND prompt = ?"
 _SHARED_MATCH = "scope = ? AND owner = ? AND task = ? AND kind = ? AND prompt = ?"
 
 
-def _add_prompt_column(connection: sqlite3.Connection) -> None:
-    """Rebuild adapter tables made before the ``prompt`` column (it is part of each primary
-    key, which SQLite cannot alter in place); their adapters were trained on ``none``."""
-    tables = ("adapter_contributors", "shared_adapters", "adapters")
-    old = [t for t in tables
-           if connection.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (t,)).fetchone()
-           and "prompt" not in {row[1] for row in connection.execute("SELECT * FROM pragma_table_info(?)", (t,))}]
-    if not old:
-        return
-    for table in old:
-        connection.execute(f"ALTER TABLE {table} RENAME TO {table}_before_prompt")
-    # The renamed tables keep their trigger and foreign keys; drop the trigger before copying.
-    connection.execute("DROP TRIGGER IF EXISTS adapter_contributor_deleted")
-    connection.execute("DROP INDEX IF EXISTS adapter_contributors_by_user")
-    for statement in _TABLES:
-        connection.execute(statement)
-    for table in reversed(tables):  # owners before the rows that reference them
-        if table in old:
-            columns = [row[1] for row in connection.execute("SELECT * FROM pragma_table_info(?)",
-                                                            (f"{table}_before_prompt",))]
-            names = ", ".join(columns)
-            connection.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {table}_before_prompt")
-    for table in old:  # references first, so dropping cascades to nothing still needed
-        connection.execute(f"DROP TABLE {table}_before_prompt")
-
-
 class AdapterStore:
-    """Per-user, per-persona and global adapters kept in a :class:`SQLiteProfileStore`.
+    """Per-user, per-persona and global adapters kept in a SQL profile store (SQLite or PostgreSQL).
 
     A user adapter needs the user in the profile store (it cascades from them); deleting
     the user through the store deletes it. ``max_bytes`` refuses adapters larger than the
     budget (5 MB by default), so a misconfigured rank fails at save time, not in production.
     """
 
-    def __init__(self, profiles: SQLiteProfileStore, *, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
-        if not isinstance(profiles, SQLiteProfileStore):
-            raise TypeError(f"AdapterStore keeps adapters in a SQLiteProfileStore, got {type(profiles).__name__}")
+    def __init__(self, profiles: SQLProfileStore, *, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        if not isinstance(profiles, SQLProfileStore):
+            raise TypeError(f"AdapterStore keeps adapters in a SQLite or PostgreSQL profile store, "
+                            f"got {type(profiles).__name__}")
         if max_bytes < 1:
             raise ValueError(f"max_bytes must be positive, got {max_bytes}")
         self.profiles = profiles
         self.max_bytes = max_bytes
-        with profiles.transaction() as connection:
-            _add_prompt_column(connection)
-            for statement in _TABLES:
-                connection.execute(statement)
+        self.location = str(getattr(profiles, "path", profiles))
+        """Where the adapters are: the SQLite file's path, or the PostgreSQL store's description."""
+        # The statements below are written with "?" markers; the store turns them into its dialect.
+        self._sql = profiles._sql
 
     def __repr__(self) -> str:
-        return f"AdapterStore({self.profiles.path!r})"
+        return f"AdapterStore({self.profiles!r})"
 
     # -- writes ---------------------------------------------------------------------------
 
@@ -252,22 +182,26 @@ class AdapterStore:
                _digest(bytes(weights)), bytes(weights), datetime.now(timezone.utc).isoformat(timespec="seconds"))
         with self.profiles.transaction() as connection:
             if key.scope == "user":
-                if connection.execute("SELECT 1 FROM users WHERE user_id = ?", (key.owner,)).fetchone() is None:
-                    raise ValueError(f"adapter {key}: user {key.owner!r} is not in the profile store {self.profiles.path}")
-                connection.execute(
-                    f"INSERT OR REPLACE INTO adapters (user_id, task, kind, prompt, {_COLUMNS}) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", (key.owner, key.task, key.kind, key.prompt, *row))
+                if connection.execute(self._sql("SELECT 1 FROM users WHERE user_id = ?"),
+                                      (key.owner,)).fetchone() is None:
+                    raise ValueError(f"adapter {key}: user {key.owner!r} is not in the profile store {self.profiles!r}")
+                connection.execute(self._sql(
+                    f"INSERT INTO adapters (user_id, task, kind, prompt, {_COLUMNS}) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (user_id, task, kind, prompt) DO UPDATE SET "
+                    + ", ".join(f"{column} = excluded.{column}" for column in _COLUMNS.split(", "))),
+                    (key.owner, key.task, key.kind, key.prompt, *row))
             else:
                 ident = (key.scope, key.owner, key.task, key.kind, key.prompt)
                 # Delete first: REPLACE would not cascade to the old contributor rows.
-                connection.execute(f"DELETE FROM shared_adapters WHERE {_SHARED_MATCH}", ident)
-                connection.execute(
+                connection.execute(self._sql(f"DELETE FROM shared_adapters WHERE {_SHARED_MATCH}"), ident)
+                connection.execute(self._sql(
                     f"INSERT INTO shared_adapters (scope, owner, task, kind, prompt, {_COLUMNS}) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", (*ident, *row))
-                connection.executemany(
-                    "INSERT OR IGNORE INTO adapter_contributors (scope, owner, task, kind, prompt, user_id) "
-                    "SELECT ?, ?, ?, ?, ?, user_id FROM users WHERE user_id = ?",
-                    [(*ident, user_id) for user_id in dict.fromkeys(contributors)])
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"), (*ident, *row))
+                for user_id in dict.fromkeys(contributors):
+                    connection.execute(self._sql(
+                        "INSERT INTO adapter_contributors (scope, owner, task, kind, prompt, user_id) "
+                        "SELECT ?, ?, ?, ?, ?, user_id FROM users WHERE user_id = ? ON CONFLICT DO NOTHING"),
+                        (*ident, user_id))
         info = self.info(key)
         if info is None:  # pragma: no cover - the row was written in the transaction above
             raise RuntimeError(f"adapter {key} vanished after saving")
@@ -277,21 +211,21 @@ class AdapterStore:
         """Delete one adapter; return whether it existed."""
         with self.profiles.transaction() as connection:
             if key.scope == "user":
-                cursor = connection.execute(f"DELETE FROM adapters WHERE {_USER_MATCH}",
+                cursor = connection.execute(self._sql(f"DELETE FROM adapters WHERE {_USER_MATCH}"),
                                             (key.owner, key.task, key.kind, key.prompt))
             else:
-                cursor = connection.execute(f"DELETE FROM shared_adapters WHERE {_SHARED_MATCH}",
+                cursor = connection.execute(self._sql(f"DELETE FROM shared_adapters WHERE {_SHARED_MATCH}"),
                                             (key.scope, key.owner, key.task, key.kind, key.prompt))
             return cursor.rowcount > 0
 
     def delete_user_adapters(self, user_id: str) -> int:
         """Delete the user's own adapters and the pooled ones they contributed to; return how many went."""
         with self.profiles.transaction() as connection:
-            shared = connection.execute("SELECT COUNT(DISTINCT scope || '/' || owner || '/' || task || '/' || kind "
-                                        "|| '/' || prompt) "
-                                        "FROM adapter_contributors WHERE user_id = ?", (user_id,)).fetchone()[0]
-            connection.execute("DELETE FROM adapter_contributors WHERE user_id = ?", (user_id,))
-            own = connection.execute("DELETE FROM adapters WHERE user_id = ?", (user_id,)).rowcount
+            shared = connection.execute(self._sql(
+                "SELECT COUNT(DISTINCT scope || '/' || owner || '/' || task || '/' || kind || '/' || prompt) "
+                "FROM adapter_contributors WHERE user_id = ?"), (user_id,)).fetchone()[0]
+            connection.execute(self._sql("DELETE FROM adapter_contributors WHERE user_id = ?"), (user_id,))
+            own = connection.execute(self._sql("DELETE FROM adapters WHERE user_id = ?"), (user_id,)).rowcount
             return int(own) + int(shared)
 
     # -- reads ----------------------------------------------------------------------------
@@ -300,10 +234,10 @@ class AdapterStore:
         # The store's read snapshot: reads take no write lock, so they never wait on a trainer.
         with self.profiles._reading() as connection:
             if key.scope == "user":
-                row = connection.execute(f"SELECT {columns} FROM adapters WHERE {_USER_MATCH}",
+                row = connection.execute(self._sql(f"SELECT {columns} FROM adapters WHERE {_USER_MATCH}"),
                                          (key.owner, key.task, key.kind, key.prompt)).fetchone()
             else:
-                row = connection.execute(f"SELECT {columns} FROM shared_adapters WHERE {_SHARED_MATCH}",
+                row = connection.execute(self._sql(f"SELECT {columns} FROM shared_adapters WHERE {_SHARED_MATCH}"),
                                          (key.scope, key.owner, key.task, key.kind, key.prompt)).fetchone()
         return tuple(row) if row is not None else None
 
@@ -348,8 +282,8 @@ class AdapterStore:
     def contributors(self, key: AdapterKey) -> builtins.list[str]:
         """The users a persona or global adapter was trained on, sorted."""
         with self.profiles._reading() as connection:
-            return [row[0] for row in connection.execute(
-                f"SELECT user_id FROM adapter_contributors WHERE {_SHARED_MATCH} ORDER BY user_id",
+            return [row[0] for row in connection.execute(self._sql(
+                f"SELECT user_id FROM adapter_contributors WHERE {_SHARED_MATCH} ORDER BY user_id"),
                 (key.scope, key.owner, key.task, key.kind, key.prompt))]
 
     def persona_of(self, user_id: str) -> str | None:

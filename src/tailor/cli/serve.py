@@ -37,7 +37,9 @@ def _method(text: str) -> str:
 def add_serve_verbs(verbs: Any) -> None:
     """Add ``serve`` and ``keys`` to the ``tailor`` command's verbs."""
     serve = verbs.add_parser("serve", help="serve an OpenAI-compatible chat API personalized per user")
-    serve.add_argument("--store", required=True, help="the SQLite profile store (created if missing)")
+    serve.add_argument("--store", required=True,
+                       help="the profile store: a SQLite file (created if missing) or a postgresql:// URL, which "
+                       "several server processes can share")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; any other "
                        "needs an API key to exist)")
     serve.add_argument("--port", type=int, default=8000)
@@ -130,9 +132,9 @@ def run_serve(args: argparse.Namespace) -> int:
 def run_personas(args: argparse.Namespace) -> int:
     from tailor.backends import load_backend
     from tailor.embeddings import load_embedder
-    from tailor.profiles.sqlite import SQLiteProfileStore
     from tailor.server.keys import check_tenant
     from tailor.server.profile_notes import build_personas_for_tenant
+    from tailor.server.service import open_serving_store
 
     if args.personas_verb is None:
         print("tailor personas: choose an action: build", file=sys.stderr)
@@ -142,7 +144,7 @@ def run_personas(args: argparse.Namespace) -> int:
         raise ValueError(f"--k must be at least 1, got {args.k}")
     embedder = load_embedder(args.embedder)
     backend = load_backend(args.backend)
-    with SQLiteProfileStore(args.store) as store:
+    with open_serving_store(args.store) as store:
         personas = build_personas_for_tenant(store, embedder, backend, tenant=tenant, k=args.k)
         sizes = {p.persona_id: p.size for p in personas}
     rows = [{"persona_id": p.persona_id.rpartition(TENANT_SEPARATOR)[2], "size": sizes[p.persona_id],
@@ -158,13 +160,13 @@ def run_personas(args: argparse.Namespace) -> int:
 
 
 def run_keys(args: argparse.Namespace) -> int:
-    from tailor.profiles.sqlite import SQLiteProfileStore
     from tailor.server.keys import KeyStore
+    from tailor.server.service import open_serving_store
 
     if args.keys_verb is None:
         print("tailor keys: choose an action: create, list, revoke", file=sys.stderr)
         return 2
-    with SQLiteProfileStore(args.store) as store:
+    with open_serving_store(args.store) as store:
         keys = KeyStore(store)
         if args.keys_verb == "create":
             info, key = keys.create(tenant=args.tenant, admin=args.admin)

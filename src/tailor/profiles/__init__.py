@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import os
 
-from tailor.profiles.base import Artifact, ProfileStore, UnknownUserError
+from tailor.profiles._serving import ServingData as SQLProfileStore
+from tailor.profiles.base import Artifact, ProfileStore, StoreUnavailableError, UnknownUserError
 from tailor.profiles.ingest import IngestReport, ingest_examples
 from tailor.profiles.memory import InMemoryProfileStore
 from tailor.profiles.sqlite import SQLiteProfileStore
@@ -20,7 +21,9 @@ __all__ = [
     "InMemoryProfileStore",
     "IngestReport",
     "ProfileStore",
+    "SQLProfileStore",
     "SQLiteProfileStore",
+    "StoreUnavailableError",
     "UnknownUserError",
     "ingest_examples",
     "open_store",

@@ -15,12 +15,14 @@ Differences from SQLite, each for a reason:
 - Vectors and centroids are ``BYTEA`` (the same little-endian bytes as SQLite's ``BLOB``).
 - The trigger that drops a record's embeddings when its fields change is a PL/pgSQL
   function that names its table through ``TG_TABLE_SCHEMA``, so it holds whatever
-  ``search_path`` the writing session has.
+  ``search_path`` the writing session has (so do version 3's triggers).
+- Conversations and memories keep their order of insertion in a ``seq`` identity column
+  (SQLite's ``rowid`` does it there); ``memory_history.event_id`` is an identity too.
 """
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Serializes schema creation between processes that open an empty database at once; the
 # second number is the schema's name hashed, so stores in separate schemas do not wait on
@@ -95,9 +97,137 @@ _SCHEMA_V2 = (
         EXECUTE FUNCTION tailor_record_fields_changed()""",
 )
 
+# Version 3: the server's tables and the adapter store's (see tailor.profiles._schema).
+_SCHEMA_V3 = (
+    """CREATE TABLE api_keys (
+        key_id TEXT COLLATE "C" PRIMARY KEY,
+        tenant TEXT COLLATE "C",
+        admin INTEGER NOT NULL,
+        salt BYTEA NOT NULL,
+        digest BYTEA NOT NULL,
+        created_at TEXT NOT NULL,
+        revoked_at TEXT
+    )""",
+    """CREATE TABLE conversation_messages (
+        message_id TEXT COLLATE "C" PRIMARY KEY,
+        user_id TEXT COLLATE "C" NOT NULL REFERENCES users (user_id) ON DELETE CASCADE,
+        completion_id TEXT NOT NULL,
+        role TEXT NOT NULL,
+        content TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        extraction TEXT NOT NULL,
+        seq BIGINT GENERATED ALWAYS AS IDENTITY
+    )""",
+    "CREATE INDEX conversation_messages_by_user ON conversation_messages (user_id, seq)",
+    "CREATE INDEX conversation_messages_pending ON conversation_messages (seq) WHERE extraction = 'pending'",
+    """CREATE TABLE memories (
+        memory_id TEXT COLLATE "C" PRIMARY KEY,
+        user_id TEXT COLLATE "C" NOT NULL REFERENCES users (user_id) ON DELETE CASCADE,
+        key TEXT,
+        operator TEXT NOT NULL,
+        value TEXT NOT NULL,
+        text TEXT NOT NULL,
+        normalized TEXT NOT NULL,
+        terms TEXT NOT NULL,
+        confidence DOUBLE PRECISION NOT NULL,
+        source_message_id TEXT,
+        created_at TEXT NOT NULL,
+        superseded_by TEXT,
+        superseded_at TEXT,
+        embedder TEXT,
+        embedding BYTEA,
+        seq BIGINT GENERATED ALWAYS AS IDENTITY
+    )""",
+    "CREATE INDEX memories_by_user ON memories (user_id, superseded_by)",
+    """CREATE TABLE memory_history (
+        event_id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        memory_id TEXT COLLATE "C" NOT NULL REFERENCES memories (memory_id) ON DELETE CASCADE,
+        user_id TEXT COLLATE "C" NOT NULL REFERENCES users (user_id) ON DELETE CASCADE,
+        event TEXT NOT NULL,
+        related_memory_id TEXT,
+        source_message_id TEXT,
+        at TEXT NOT NULL
+    )""",
+    "CREATE INDEX memory_history_by_memory ON memory_history (user_id, memory_id)",
+    "CREATE INDEX memory_history_by_related ON memory_history (user_id, related_memory_id)",
+    """CREATE TABLE serve_record_terms (
+        user_id TEXT COLLATE "C" NOT NULL,
+        record_id TEXT COLLATE "C" NOT NULL,
+        terms TEXT NOT NULL,
+        PRIMARY KEY (user_id, record_id),
+        FOREIGN KEY (user_id, record_id) REFERENCES records (user_id, record_id) ON DELETE CASCADE
+    )""",
+    """CREATE TABLE serve_record_index (
+        user_id TEXT COLLATE "C" PRIMARY KEY REFERENCES users (user_id) ON DELETE CASCADE,
+        profile_version BIGINT NOT NULL,
+        build_id TEXT NOT NULL,
+        record_ids TEXT NOT NULL,
+        vocabulary TEXT NOT NULL,
+        arrays BYTEA NOT NULL
+    )""",
+    """CREATE FUNCTION tailor_record_terms_stale() RETURNS trigger LANGUAGE plpgsql AS $body$
+    BEGIN
+        EXECUTE format('DELETE FROM %I.serve_record_terms WHERE user_id = $1 AND record_id = $2', TG_TABLE_SCHEMA)
+            USING OLD.user_id, OLD.record_id;
+        RETURN NULL;
+    END
+    $body$""",
+    """CREATE TRIGGER serve_record_terms_stale AFTER UPDATE OF fields ON records
+        FOR EACH ROW WHEN (OLD.fields IS DISTINCT FROM NEW.fields)
+        EXECUTE FUNCTION tailor_record_terms_stale()""",
+    """CREATE TABLE serve_record_matrix (
+        user_id TEXT COLLATE "C" NOT NULL REFERENCES users (user_id) ON DELETE CASCADE,
+        model TEXT COLLATE "C" NOT NULL,
+        profile_version BIGINT NOT NULL,
+        record_ids TEXT NOT NULL,
+        dim INTEGER NOT NULL,
+        matrix BYTEA NOT NULL,
+        PRIMARY KEY (user_id, model)
+    )""",
+    *(f"""CREATE TABLE {table} (
+        {owner},
+        task TEXT COLLATE "C" NOT NULL,
+        kind TEXT COLLATE "C" NOT NULL,
+        prompt TEXT COLLATE "C" NOT NULL DEFAULT 'none',
+        config TEXT NOT NULL,
+        base_model TEXT NOT NULL,
+        metadata TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        weights BYTEA NOT NULL,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY ({key})
+    )""" for table, owner, key in (
+        ("adapters", 'user_id TEXT COLLATE "C" NOT NULL REFERENCES users (user_id) ON DELETE CASCADE',
+         "user_id, task, kind, prompt"),
+        ("shared_adapters", """scope TEXT COLLATE "C" NOT NULL CHECK (scope IN ('persona', 'global')),
+        owner TEXT COLLATE "C" NOT NULL""", "scope, owner, task, kind, prompt"))),
+    """CREATE TABLE adapter_contributors (
+        scope TEXT COLLATE "C" NOT NULL,
+        owner TEXT COLLATE "C" NOT NULL,
+        task TEXT COLLATE "C" NOT NULL,
+        kind TEXT COLLATE "C" NOT NULL,
+        prompt TEXT COLLATE "C" NOT NULL DEFAULT 'none',
+        user_id TEXT COLLATE "C" NOT NULL REFERENCES users (user_id) ON DELETE CASCADE,
+        PRIMARY KEY (scope, owner, task, kind, prompt, user_id),
+        FOREIGN KEY (scope, owner, task, kind, prompt) REFERENCES shared_adapters (scope, owner, task, kind, prompt)
+            ON DELETE CASCADE
+    )""",
+    "CREATE INDEX adapter_contributors_by_user ON adapter_contributors (user_id)",
+    """CREATE FUNCTION tailor_adapter_contributor_deleted() RETURNS trigger LANGUAGE plpgsql AS $body$
+    BEGIN
+        EXECUTE format('DELETE FROM %I.shared_adapters WHERE scope = $1 AND owner = $2 AND task = $3 '
+                       'AND kind = $4 AND prompt = $5', TG_TABLE_SCHEMA)
+            USING OLD.scope, OLD.owner, OLD.task, OLD.kind, OLD.prompt;
+        RETURN NULL;
+    END
+    $body$""",
+    """CREATE TRIGGER adapter_contributor_deleted AFTER DELETE ON adapter_contributors
+        FOR EACH ROW EXECUTE FUNCTION tailor_adapter_contributor_deleted()""",
+)
+
 # MIGRATIONS[n] holds the statements that turn a version n-1 schema into version n; an
 # empty database (version 0) starts at the first key.
-MIGRATIONS: dict[int, tuple[str, ...]] = {2: _SCHEMA_V2}
+MIGRATIONS: dict[int, tuple[str, ...]] = {2: _SCHEMA_V2, 3: _SCHEMA_V3}
 
 # Tables with a user_id column that follow no cascade from users or records, in the
 # current schema: the derived data rule's check (see tailor.profiles.sqlite).

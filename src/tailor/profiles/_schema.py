@@ -23,11 +23,41 @@ Version 2 adds derived data, each table under the derived data rule (see
 and a trigger that deletes a record's embeddings when its fields change: the vectors
 were computed from text that is gone. A trigger rather than code in the store's write
 path, for the same reason as the cascades: it holds for every process that opens the file.
+
+Version 3 brings here the tables that the server and the adapter store used to create
+beside the store's own (each with ``CREATE TABLE IF NOT EXISTS`` in its own module), so
+that every table of the file is declared in this one place. Their definitions are the ones
+those modules wrote, so a version 2 file that already holds them keeps them as they are::
+
+    api_keys(key_id PRIMARY KEY, tenant, admin, salt BLOB, digest BLOB, created_at,
+             revoked_at)                                  -- holds no user data
+    conversation_messages(message_id PRIMARY KEY, user_id -> users ON DELETE CASCADE,
+                          completion_id, role, content, created_at, extraction)
+    memories(memory_id PRIMARY KEY, user_id -> users ON DELETE CASCADE, key, operator,
+             value, text, normalized, terms, confidence, source_message_id, created_at,
+             superseded_by, superseded_at, embedder, embedding BLOB)
+    memory_history(event_id PRIMARY KEY, memory_id -> memories ON DELETE CASCADE,
+                   user_id -> users ON DELETE CASCADE, event, related_memory_id,
+                   source_message_id, at)
+    serve_record_terms((user_id, record_id) -> records ON DELETE CASCADE, terms)
+    serve_record_index(user_id PRIMARY KEY -> users ON DELETE CASCADE, profile_version,
+                       build_id, record_ids, vocabulary, arrays BLOB)
+    serve_record_matrix(user_id -> users ON DELETE CASCADE, model, profile_version,
+                        record_ids, dim, matrix BLOB, PRIMARY KEY (user_id, model))
+    adapters, shared_adapters, adapter_contributors        -- see tailor.adapters.store
+
+with the triggers that drop a record's terms when its fields change, and a pooled adapter
+when one of its contributors goes. Adapter tables made before their ``prompt`` column are
+rebuilt first (:func:`add_adapter_prompt_column`). Order of rows within a user
+(conversations, memories) is SQLite's ``rowid``, the order of insertion.
 """
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 2
+import sqlite3
+from collections.abc import Callable
+
+SCHEMA_VERSION = 3
 
 _SCHEMA_V1 = (
     """CREATE TABLE IF NOT EXISTS users (
@@ -95,8 +125,172 @@ _SCHEMA_V2 = (
     END""",
 )
 
-# MIGRATIONS[n] holds the statements that turn a version n-1 file into version n.
-MIGRATIONS: dict[int, tuple[str, ...]] = {1: _SCHEMA_V1, 2: _SCHEMA_V2}
+_API_KEYS = (
+    """CREATE TABLE IF NOT EXISTS api_keys (
+        key_id TEXT PRIMARY KEY NOT NULL,
+        tenant TEXT,
+        admin INTEGER NOT NULL,
+        salt BLOB NOT NULL,
+        digest BLOB NOT NULL,
+        created_at TEXT NOT NULL,
+        revoked_at TEXT
+    )""",
+)
+
+_CONVERSATIONS = (
+    """CREATE TABLE IF NOT EXISTS conversation_messages (
+        message_id TEXT PRIMARY KEY NOT NULL,
+        user_id TEXT NOT NULL REFERENCES users(user_id) ON DELETE CASCADE,
+        completion_id TEXT NOT NULL,
+        role TEXT NOT NULL,
+        content TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        extraction TEXT NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS conversation_messages_by_user ON conversation_messages (user_id)",
+    ("CREATE INDEX IF NOT EXISTS conversation_messages_pending ON conversation_messages (extraction) "
+     "WHERE extraction = 'pending'"),
+    """CREATE TABLE IF NOT EXISTS memories (
+        memory_id TEXT PRIMARY KEY NOT NULL,
+        user_id TEXT NOT NULL REFERENCES users(user_id) ON DELETE CASCADE,
+        key TEXT,
+        operator TEXT NOT NULL,
+        value TEXT NOT NULL,
+        text TEXT NOT NULL,
+        normalized TEXT NOT NULL,
+        terms TEXT NOT NULL,
+        confidence REAL NOT NULL,
+        source_message_id TEXT,
+        created_at TEXT NOT NULL,
+        superseded_by TEXT,
+        superseded_at TEXT,
+        embedder TEXT,
+        embedding BLOB
+    )""",
+    "CREATE INDEX IF NOT EXISTS memories_by_user ON memories (user_id, superseded_by)",
+    """CREATE TABLE IF NOT EXISTS memory_history (
+        event_id INTEGER PRIMARY KEY AUTOINCREMENT,
+        memory_id TEXT NOT NULL REFERENCES memories(memory_id) ON DELETE CASCADE,
+        user_id TEXT NOT NULL REFERENCES users(user_id) ON DELETE CASCADE,
+        event TEXT NOT NULL,
+        related_memory_id TEXT,
+        source_message_id TEXT,
+        at TEXT NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS memory_history_by_memory ON memory_history (user_id, memory_id)",
+    "CREATE INDEX IF NOT EXISTS memory_history_by_related ON memory_history (user_id, related_memory_id)",
+)
+
+_RECORD_SEARCH = (
+    """CREATE TABLE IF NOT EXISTS serve_record_terms (
+        user_id TEXT NOT NULL,
+        record_id TEXT NOT NULL,
+        terms TEXT NOT NULL,
+        PRIMARY KEY (user_id, record_id),
+        FOREIGN KEY (user_id, record_id) REFERENCES records(user_id, record_id) ON DELETE CASCADE
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS serve_record_index (
+        user_id TEXT PRIMARY KEY NOT NULL REFERENCES users(user_id) ON DELETE CASCADE,
+        profile_version INTEGER NOT NULL,
+        build_id TEXT NOT NULL,
+        record_ids TEXT NOT NULL,
+        vocabulary TEXT NOT NULL,
+        arrays BLOB NOT NULL
+    )""",
+    """CREATE TRIGGER IF NOT EXISTS serve_record_terms_stale AFTER UPDATE OF fields ON records
+        WHEN old.fields IS NOT new.fields
+    BEGIN
+        DELETE FROM serve_record_terms WHERE user_id = old.user_id AND record_id = old.record_id;
+    END""",
+    """CREATE TABLE IF NOT EXISTS serve_record_matrix (
+        user_id TEXT NOT NULL REFERENCES users(user_id) ON DELETE CASCADE,
+        model TEXT NOT NULL,
+        profile_version INTEGER NOT NULL,
+        record_ids TEXT NOT NULL,
+        dim INTEGER NOT NULL,
+        matrix BLOB NOT NULL,
+        PRIMARY KEY (user_id, model)
+    )""",
+)
+
+# A user's adapters and the shared ones differ only in their owner columns.
+_ADAPTER_COLUMNS = """task TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        prompt TEXT NOT NULL DEFAULT 'none',
+        config TEXT NOT NULL,
+        base_model TEXT NOT NULL,
+        metadata TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        weights BLOB NOT NULL,
+        created_at TEXT NOT NULL"""
+
+ADAPTER_TABLES = (
+    f"""CREATE TABLE IF NOT EXISTS adapters (
+        user_id TEXT NOT NULL REFERENCES users(user_id) ON DELETE CASCADE,
+        {_ADAPTER_COLUMNS},
+        PRIMARY KEY (user_id, task, kind, prompt)
+    )""",
+    f"""CREATE TABLE IF NOT EXISTS shared_adapters (
+        scope TEXT NOT NULL CHECK (scope IN ('persona', 'global')),
+        owner TEXT NOT NULL,
+        {_ADAPTER_COLUMNS},
+        PRIMARY KEY (scope, owner, task, kind, prompt)
+    )""",
+    """CREATE TABLE IF NOT EXISTS adapter_contributors (
+        scope TEXT NOT NULL,
+        owner TEXT NOT NULL,
+        task TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        prompt TEXT NOT NULL DEFAULT 'none',
+        user_id TEXT NOT NULL REFERENCES users(user_id) ON DELETE CASCADE,
+        PRIMARY KEY (scope, owner, task, kind, prompt, user_id),
+        FOREIGN KEY (scope, owner, task, kind, prompt) REFERENCES shared_adapters(scope, owner, task, kind, prompt)
+            ON DELETE CASCADE
+    )""",
+    "CREATE INDEX IF NOT EXISTS adapter_contributors_by_user ON adapter_contributors (user_id)",
+    # A pooled adapter learned from the deleted user's history: it goes with them.
+    """CREATE TRIGGER IF NOT EXISTS adapter_contributor_deleted AFTER DELETE ON adapter_contributors
+    BEGIN
+        DELETE FROM shared_adapters WHERE scope = old.scope AND owner = old.owner
+            AND task = old.task AND kind = old.kind AND prompt = old.prompt;
+    END""",
+)
+
+
+def add_adapter_prompt_column(connection: sqlite3.Connection) -> None:
+    """Rebuild adapter tables made before the ``prompt`` column (it is part of each primary
+    key, which SQLite cannot alter in place); their adapters were trained on ``none``."""
+    tables = ("adapter_contributors", "shared_adapters", "adapters")
+    old = [t for t in tables
+           if connection.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (t,)).fetchone()
+           and "prompt" not in {row[1] for row in connection.execute("SELECT * FROM pragma_table_info(?)", (t,))}]
+    if not old:
+        return
+    for table in old:
+        connection.execute(f"ALTER TABLE {table} RENAME TO {table}_before_prompt")
+    # The renamed tables keep their trigger and foreign keys; drop the trigger before copying.
+    connection.execute("DROP TRIGGER IF EXISTS adapter_contributor_deleted")
+    connection.execute("DROP INDEX IF EXISTS adapter_contributors_by_user")
+    for statement in ADAPTER_TABLES:
+        connection.execute(statement)
+    for table in reversed(tables):  # owners before the rows that reference them
+        if table in old:
+            columns = [row[1] for row in connection.execute("SELECT * FROM pragma_table_info(?)",
+                                                            (f"{table}_before_prompt",))]
+            names = ", ".join(columns)
+            connection.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {table}_before_prompt")
+    for table in old:  # references first, so dropping cascades to nothing still needed
+        connection.execute(f"DROP TABLE {table}_before_prompt")
+
+
+Step = str | Callable[[sqlite3.Connection], None]
+
+_SCHEMA_V3: tuple[Step, ...] = (
+    *_API_KEYS, *_CONVERSATIONS, *_RECORD_SEARCH, add_adapter_prompt_column, *ADAPTER_TABLES)
+
+# MIGRATIONS[n] holds the steps (statements, or functions of the connection for what a
+# statement cannot say) that turn a version n-1 file into version n.
+MIGRATIONS: dict[int, tuple[Step, ...]] = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3}
 
 INSERT_USER = "INSERT INTO users (user_id, created_at) VALUES (?, ?) ON CONFLICT (user_id) DO NOTHING"
 UPSERT_ATTRIBUTE = (

@@ -81,15 +81,33 @@ class SQLStore(StoreBase, Generic[ConnectionT]):
 
         def _reading(self) -> AbstractContextManager[ConnectionT]: ...
 
+        # Each dialect writes these with statements of its own.
+        def put_embeddings(self, user_id: str, model: str, vectors: Mapping[str, np.ndarray]) -> None: ...
+
+        def put_personas(self, personas: Sequence[Persona], memberships: Mapping[str, str]) -> None: ...
+
     # -- dialect ---------------------------------------------------------------------------
 
     def _sql(self, statement: str) -> str:
         """``statement``, written with ``?`` markers, in this store's dialect (SQLite's: as it is)."""
         return statement
 
+    _row_order = "rowid"
+    """The column that orders a user's conversations and memories by insertion."""
+
     def _check_text(self, value: str, what: str, where: str) -> str:
         """``value`` if the database can store it (SQLite's text holds any string)."""
         return value
+
+    def _execute_many(self, connection: ConnectionT, statement: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Run ``statement`` (already in the dialect) once per row, in one round of the driver where it can."""
+        for row in rows:
+            connection.execute(statement, row)
+
+    def _hold_user(self, connection: ConnectionT, user_id: str) -> None:
+        """Raise :class:`UnknownUserError` unless the user exists, and keep them from being
+        deleted until the transaction ends (SQLite's write transactions hold the file)."""
+        self._require_user(connection, user_id)
 
     def _check_user(self, user_id: object, where: str) -> str:
         """``user_id`` if it is a non-empty string that the database can store."""

@@ -34,6 +34,11 @@ class UnknownUserError(KeyError):
         return f"unknown user_id {self.user_id!r}"
 
 
+class StoreUnavailableError(RuntimeError):
+    """The store's database cannot be reached now (a restart, a network fault, every
+    connection busy); the same call may succeed later. The server answers 503."""
+
+
 @dataclass(frozen=True)
 class Artifact:
     """Something derived from one user's profile and kept with it, such as a profile summary.

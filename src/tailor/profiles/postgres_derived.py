@@ -20,7 +20,7 @@ require("psycopg", "postgres")  # fails with the "pip install 'tailor-llm[postgr
 import psycopg
 
 from tailor.profiles._derived import check_personas, check_vectors, persona_rows, unknown_record
-from tailor.profiles._sql_store import SQLStore
+from tailor.profiles._serving import ServingData
 from tailor.profiles.base import UnknownUserError
 from tailor.types import Persona
 
@@ -40,7 +40,7 @@ def columns_of(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
     return [list(column) for column in zip(*rows)] if rows else [[] for _ in range(width)]
 
 
-class PostgresDerivedData(SQLStore[Connection]):
+class PostgresDerivedData(ServingData[Connection]):
     """PostgreSQL's dialect of the shared methods, and the embeddings and personas writes
     whose statements are its own."""
 
@@ -50,8 +50,20 @@ class PostgresDerivedData(SQLStore[Connection]):
         # The shared statements hold no "?" but their markers, and no "%" psycopg would read.
         return statement.replace("?", "%s")
 
+    _row_order = "seq"
+
     def _check_text(self, value: str, what: str, where: str) -> str:
         return check_text(value, what, where)
+
+    def _execute_many(self, connection: Connection, statement: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            with connection.cursor() as cursor:
+                cursor.executemany(statement, rows)
+
+    def _hold_user(self, connection: Connection, user_id: str) -> None:
+        # KEY SHARE: a concurrent delete_user waits for this transaction, other writers do not.
+        if connection.execute("SELECT 1 FROM users WHERE user_id = %s FOR KEY SHARE", (user_id,)).fetchone() is None:
+            raise UnknownUserError(user_id)
 
     def _require_user(self, connection: Connection, user_id: str, *, lock: bool = False) -> None:
         """Raise :class:`UnknownUserError` unless the user exists; with ``lock``, hold their

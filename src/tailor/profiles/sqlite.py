@@ -156,8 +156,11 @@ class SQLiteProfileStore(SQLiteDerivedData):
                     f"schema version {version} is newer than this tailor's ({SCHEMA_VERSION}); upgrade tailor"
                 )
             for target in range(version + 1, SCHEMA_VERSION + 1):
-                for statement in MIGRATIONS[target]:
-                    connection.execute(statement)
+                for step in MIGRATIONS[target]:
+                    if isinstance(step, str):
+                        connection.execute(step)
+                    else:
+                        step(connection)
             connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     # -- writes ---------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -22,15 +23,18 @@ from tailor.profiles._derived import (
     persona_rows,
     unknown_record,
 )
-from tailor.profiles._sql_store import SQLStore
+from tailor.profiles._serving import ServingData
 from tailor.types import Persona
 
 # SQLite's default limit on host parameters is 999 in older builds; stay well under it.
 _CHUNK = 500
 
 
-class SQLiteDerivedData(SQLStore[sqlite3.Connection]):
+class SQLiteDerivedData(ServingData[sqlite3.Connection]):
     """Embeddings and personas written on the store's connection and transactions."""
+
+    def _execute_many(self, connection: sqlite3.Connection, statement: str, rows: Sequence[Sequence[Any]]) -> None:
+        connection.executemany(statement, rows)
 
     # -- record embeddings ------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable
 
 from tailor.backends.base import Backend
-from tailor.profiles.sqlite import SQLiteProfileStore
+from tailor.profiles import SQLProfileStore
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +25,7 @@ class AdapterSetupError(ValueError):
     that cannot apply them)."""
 
 
-def serve_adapters(backend: Backend, store: SQLiteProfileStore,
+def serve_adapters(backend: Backend, store: SQLProfileStore,
                    adapter_task: str | None) -> tuple[Backend, AdapterLabel | None]:
     """The backend to answer chats with, and a function naming each user's adapter
     (``"user"``, ``"persona:ID"``, ``"global"``, or ``None`` for the base model; the user

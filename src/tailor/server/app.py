@@ -36,7 +36,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
 from tailor.backends.base import Backend, BackendError
-from tailor.profiles.sqlite import SQLiteProfileStore
+from tailor.profiles import SQLProfileStore
 from tailor.server.config import ServeConfig, is_loopback
 from tailor.server.generation import GateClosed, GateFull, PieceStream, completion, stream_events
 from tailor.server.hooks import AdapterHook
@@ -75,7 +75,7 @@ class ClientGone(Exception):
     waited for the model): there is no one to answer."""
 
 
-def create_app(config: ServeConfig, *, backend: Backend | None = None, store: SQLiteProfileStore | None = None,
+def create_app(config: ServeConfig, *, backend: Backend | None = None, store: SQLProfileStore | None = None,
                adapters: AdapterHook | None = None, memory_backend: Backend | None = None) -> FastAPI:
     """The FastAPI application for ``config`` (``backend`` and ``store`` override the ones
     the config names; tests pass an echo backend). Raises :class:`OpenServerRefused`

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
 
-from tailor.profiles.sqlite import SQLiteProfileStore
+from tailor.profiles import SQLProfileStore
 
 
 @runtime_checkable
@@ -39,7 +39,7 @@ class NoAdapters:
         return 0
 
 
-def default_adapters(store: SQLiteProfileStore) -> AdapterHook:
+def default_adapters(store: SQLProfileStore) -> AdapterHook:
     """tailor's adapter store in ``store``'s file, or :class:`NoAdapters` without it."""
     try:
         from tailor.adapters.store import AdapterStore

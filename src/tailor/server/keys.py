@@ -12,7 +12,8 @@ the API accepts), so two tenants' ``alice`` never collide and a tenant key canno
 name another tenant's user. Users outside any tenant (written by an admin, or by
 ``tailor ingest``) keep their plain id.
 
-The table ``api_keys`` lives in the profile store's file and holds no user data.
+The table ``api_keys`` lives in the profile store (SQLite or PostgreSQL, declared with its
+schema) and holds no user data.
 """
 
 from __future__ import annotations
@@ -23,20 +24,8 @@ import re
 import secrets
 from dataclasses import dataclass
 
+from tailor.profiles import SQLProfileStore
 from tailor.profiles._derived import utc_now
-from tailor.profiles.sqlite import SQLiteProfileStore
-
-SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS api_keys (
-        key_id TEXT PRIMARY KEY NOT NULL,
-        tenant TEXT,
-        admin INTEGER NOT NULL,
-        salt BLOB NOT NULL,
-        digest BLOB NOT NULL,
-        created_at TEXT NOT NULL,
-        revoked_at TEXT
-    )""",
-)
 
 # Every pattern here is used with fullmatch: "$" would also match before a final newline.
 TENANT_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -79,13 +68,10 @@ def _digest(salt: bytes, secret: str) -> bytes:
 
 
 class KeyStore:
-    """Creates, verifies, lists and revokes API keys kept in the profile store's file."""
+    """Creates, verifies, lists and revokes API keys kept in the profile store."""
 
-    def __init__(self, store: SQLiteProfileStore) -> None:
+    def __init__(self, store: SQLProfileStore) -> None:
         self.store = store
-        with store.transaction() as connection:
-            for statement in SCHEMA:
-                connection.execute(statement)
 
     def create(self, *, tenant: str | None = None, admin: bool = False) -> tuple[KeyInfo, str]:
         """A new key; returns its info and the key itself (shown once, never stored)."""
@@ -97,15 +83,12 @@ class KeyStore:
         secret = secrets.token_urlsafe(32)
         salt = secrets.token_bytes(16)
         created = utc_now()
-        with self.store.transaction() as connection:
-            connection.execute("INSERT INTO api_keys VALUES (?, ?, ?, ?, ?, ?, NULL)",
-                               (key_id, tenant, int(admin), salt, _digest(salt, secret), created))
+        self.store.add_api_key(key_id, tenant, admin, salt, _digest(salt, secret), created)
         return KeyInfo(key_id, tenant, admin, created, None), f"tailor-{key_id}.{secret}"
 
     def any_active(self) -> bool:
         """Whether any unrevoked key exists (then every request must carry one)."""
-        with self.store.transaction() as connection:
-            return connection.execute("SELECT 1 FROM api_keys WHERE revoked_at IS NULL LIMIT 1").fetchone() is not None
+        return self.store.has_active_api_key()
 
     def verify(self, key: str) -> Principal | None:
         """The principal of a valid, unrevoked key; ``None`` otherwise."""
@@ -113,27 +96,20 @@ class KeyStore:
         if match is None:
             return None
         key_id, secret = match.groups()
-        with self.store.transaction() as connection:
-            row = connection.execute("SELECT tenant, admin, salt, digest FROM api_keys "
-                                     "WHERE key_id = ? AND revoked_at IS NULL", (key_id,)).fetchone()
+        row = self.store.active_api_key(key_id)
         if row is None:
             return None
         tenant, admin, salt, digest = row
         if not hmac.compare_digest(_digest(salt, secret), digest):
             return None
-        return Principal(key_id=key_id, tenant=tenant, admin=bool(admin))
+        return Principal(key_id=key_id, tenant=tenant, admin=admin)
 
     def list(self) -> list[KeyInfo]:
-        with self.store.transaction() as connection:
-            rows = connection.execute("SELECT key_id, tenant, admin, created_at, revoked_at FROM api_keys "
-                                      "ORDER BY created_at, key_id").fetchall()
-        return [KeyInfo(key_id, tenant, bool(admin), created, revoked) for key_id, tenant, admin, created, revoked in rows]
+        return [KeyInfo(*row) for row in self.store.list_api_keys()]
 
     def revoke(self, key_id: str) -> bool:
         """Revoke a key; return whether an active key of that id existed."""
-        with self.store.transaction() as connection:
-            return connection.execute("UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL",
-                                      (utc_now(), key_id)).rowcount > 0
+        return self.store.revoke_api_key(key_id, utc_now())
 
 
-__all__ = ["SCHEMA", "TENANT_PATTERN", "TENANT_SEPARATOR", "KeyInfo", "KeyStore", "Principal", "check_tenant"]
+__all__ = ["TENANT_PATTERN", "TENANT_SEPARATOR", "KeyInfo", "KeyStore", "Principal", "check_tenant"]

@@ -23,8 +23,8 @@ from tailor.background import KeyedWorker
 from tailor.embeddings.base import Embedder
 from tailor.personas.builder import describe_personas_across_users
 from tailor.personas.chooser import PersonaChooser
+from tailor.profiles import SQLProfileStore as SQLiteProfileStore  # SQLite or PostgreSQL
 from tailor.profiles.base import ProfileStore, UnknownUserError
-from tailor.profiles.sqlite import SQLiteProfileStore
 from tailor.prompting.summary import SUMMARY_KIND, ProfileSummarizer
 from tailor.server.keys import TENANT_SEPARATOR
 from tailor.tasks.chat import CHAT_TASK

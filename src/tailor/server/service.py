@@ -22,9 +22,8 @@ from tailor.memory.extraction import FactExtractor
 from tailor.memory.facts import Fact
 from tailor.memory.store import MemoryStore
 from tailor.memory.worker import ExtractionWorker
-from tailor.profiles import open_store
+from tailor.profiles import SQLiteProfileStore, SQLProfileStore, open_store
 from tailor.profiles.base import UnknownUserError
-from tailor.profiles.sqlite import SQLiteProfileStore
 from tailor.prompting.builder import PromptBudget
 from tailor.server.adapters import serve_adapters
 from tailor.server.config import ServeConfig, is_loopback
@@ -78,15 +77,18 @@ class PreparedChat:
     adapter: str | None = None
 
 
-def _open_sqlite(target: str) -> SQLiteProfileStore:
+def open_serving_store(target: str) -> SQLProfileStore:
+    """The store ``tailor serve --store`` names: a SQLite file (path or ``sqlite:///path``)
+    or a PostgreSQL database (``postgresql://...``); keys, memories and indexes go beside
+    the profiles, so the in-memory store, which has no room for them, is refused."""
     if target in (":memory:", "memory"):  # a throwaway server (tests): SQLite in memory
         return SQLiteProfileStore(":memory:")
     opened = open_store(target)
-    if not isinstance(opened, SQLiteProfileStore):
+    if not isinstance(opened, SQLProfileStore):
         opened.close()
         # A configuration mistake (the CLI reports ValueErrors as such), not a caller's type error.
         raise ValueError(  # noqa: TRY004
-            f"tailor serve needs a SQLite store (a file path or sqlite:///path), got {target!r}")
+            f"tailor serve needs a SQLite file (a path or sqlite:///path) or a postgresql:// URL, got {target!r}")
     return opened
 
 
@@ -98,14 +100,14 @@ class TailorService:
     """The store, keys, index, memory and model behind one server."""
 
     def __init__(self, config: ServeConfig, *, backend: Backend | None = None,
-                 store: SQLiteProfileStore | None = None, adapters: AdapterHook | None = None,
+                 store: SQLProfileStore | None = None, adapters: AdapterHook | None = None,
                  memory_backend: Backend | None = None) -> None:
-        if store is not None and not isinstance(store, SQLiteProfileStore):
-            raise TypeError(f"tailor serve keeps keys and memories beside the profiles and needs a "
-                            f"SQLiteProfileStore, got {type(store).__name__}")
+        if store is not None and not isinstance(store, SQLProfileStore):
+            raise TypeError(f"tailor serve keeps keys and memories beside the profiles and needs a SQLite or "
+                            f"PostgreSQL store, got {type(store).__name__}")
         self.config = config
         self._owns_store = store is None
-        self.store = store if store is not None else _open_sqlite(config.store)
+        self.store = store if store is not None else open_serving_store(config.store)
         self.keys = KeyStore(self.store)
         self.index = RecordIndex(self.store)
         self.base_backend = backend if backend is not None else load_backend(config.backend)
@@ -237,13 +239,13 @@ class TailorService:
         store_id = self.store_id(principal, user_id)
         # Vectors are computed before the write lock is taken, and stored with the batch.
         vectors = self.vectors.vectors_for(records) if self.vectors is not None else {}
-        with self.store.transaction() as connection:
+        with self.store.transaction():
             if not self.store.has_user(store_id):
                 raise not_found(f"unknown user {user_id!r}; create it with PUT /v1/users/{user_id}", "user_id")
             added = self.store.add_records(store_id, records)
             if self.vectors is not None:
                 self.vectors.store_vectors(store_id, vectors)
-            self.index.refresh(store_id, connection)
+            self.index.refresh(store_id)
             total = self.store.count_records(store_id)
         if added and self.summaries is not None:
             self.summaries.submit(store_id)
