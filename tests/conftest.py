@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+# The throwaway PostgreSQL server (one per session) and a schema per test, for every folder.
+from tests.postgres_fixtures import postgres_server_url, postgres_url  # noqa: F401
+
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:

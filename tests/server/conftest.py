@@ -26,11 +26,12 @@ def scripted_reply(request: GenerationRequest) -> str:
 
 @pytest.fixture
 def make_client(tmp_path: Path) -> Iterator[Callable[..., TestClient]]:
-    """``make_client(**config)``: a test client of a fresh app on ``tmp_path/store.db``."""
+    """``make_client(**config)``: a test client of a fresh app on ``tmp_path/store.db``
+    (``store=URL`` for another store, e.g. a PostgreSQL database)."""
     clients: list[TestClient] = []
 
     def make(*, backend: Any = None, **options: Any) -> TestClient:
-        config = ServeConfig(store=str(tmp_path / "store.db"), backend="echo", **options)
+        config = ServeConfig(**{"store": str(tmp_path / "store.db"), "backend": "echo", **options})
         client = TestClient(create_app(config, backend=backend or EchoBackend(scripted_reply)))
         client.__enter__()
         clients.append(client)

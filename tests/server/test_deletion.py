@@ -1,6 +1,7 @@
 """Deletion over HTTP reaches what was derived from the user (issue 12): after personas were
 built from a user's records, ``DELETE /v1/users/{user_id}`` leaves nothing of them in any
-table of the SQLite store, and another member's chat prompt no longer holds their words.
+table of the store (SQLite, and PostgreSQL), and another member's chat prompt no longer
+holds their words.
 
 The personas are built as ``tailor personas build`` builds them, on the server's own store,
 with a scripted model that writes each description from its members' items word for word
@@ -17,6 +18,7 @@ from tests.server.conftest import scripted_reply
 
 from tailor.backends.echo import EchoBackend
 from tailor.embeddings import load_embedder
+from tailor.profiles import SQLiteProfileStore
 from tailor.server.keys import TENANT_SEPARATOR
 from tailor.server.profile_notes import build_personas_for_tenant
 
@@ -26,9 +28,11 @@ GONE_TEXTS = [f"my {SECRET} diary", "I keep bees on the quokka roof", "heliotrop
 
 
 def rows_of_every_table(store: Any) -> list[str]:
-    """Every row of every table of the SQLite store (the server's and the store's own), as text."""
+    """Every row of every table of the store (the server's and the store's own), as text."""
+    listing = ("SELECT name FROM sqlite_master WHERE type = 'table'" if isinstance(store, SQLiteProfileStore) else
+               "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()")
     with store.transaction() as connection:
-        tables = [row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        tables = [row[0] for row in connection.execute(listing)]
         rows = [f"{table}: {row!r}" for table in tables
                 for row in connection.execute(f'SELECT * FROM "{table}"').fetchall()]
     assert {"personas", "persona_members", "records", "memories", "conversation_messages"} <= set(tables)
@@ -40,10 +44,13 @@ def traces_of_the_deleted_user(rows: list[str]) -> list[str]:
     return [row for row in rows if GONE in row or any(word in row.lower() for word in words)]
 
 
+@pytest.mark.parametrize("store_kind", ["sqlite", "postgres"])
 @pytest.mark.parametrize("tenant", [None, "acme"])
 def test_deleting_a_user_over_http_leaves_nothing_of_them_in_any_table_or_prompt(
-        tenant: str | None, make_client: Callable[..., TestClient], ask: Callable[..., Any]) -> None:
-    client = make_client(method="persona+bm25", embedder="hashing")
+        tenant: str | None, store_kind: str, make_client: Callable[..., TestClient], ask: Callable[..., Any],
+        request: pytest.FixtureRequest) -> None:
+    store = {} if store_kind == "sqlite" else {"store": request.getfixturevalue("postgres_url")}
+    client = make_client(method="persona+bm25", embedder="hashing", **store)
     headers = {"X-Tailor-Tenant": tenant} if tenant else {}
     service = client.app.state.service  # type: ignore[attr-defined]
     for user, texts in [(GONE, GONE_TEXTS), ("kept", ["I keep a garden diary", "paint for the garden shed"])]:

@@ -11,7 +11,14 @@ the same transaction, for every process and tool that deletes users, not only th
 Concurrency: every write is one transaction, and locks the rows of the users it writes
 (in one order, so writers never deadlock): several processes may write the same database,
 and writers to one user take turns. Reads of more than one statement (a profile, an
-export) run in one ``REPEATABLE READ`` snapshot.
+export) run in one ``REPEATABLE READ`` snapshot. Within a process, the store's threads
+share a connection pool (``psycopg_pool``): each transaction takes a connection of its
+own, and a transaction opened inside another on the same thread joins it.
+
+Faults: the pool checks a connection before lending it and replaces one that was lost
+(a database restart, a network fault), so the store needs no reopening; a call that meets
+the database unreachable, or waits longer than ``pool_timeout`` for a free connection,
+raises :class:`~tailor.profiles.base.StoreUnavailableError` (the server answers 503).
 
 One limit PostgreSQL sets that SQLite does not: text cannot hold the NUL character, so
 ids, names, dates and attributes with one are refused with a ValueError (record fields
@@ -30,7 +37,7 @@ from tailor.registry import require
 require("psycopg", "postgres")  # fails with the "pip install 'tailor-llm[postgres]'" hint
 
 import psycopg
-from psycopg import pq
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from tailor.profiles._batch import UserBatch
 from tailor.profiles._derived import utc_now
@@ -45,6 +52,7 @@ from tailor.profiles._postgres_schema import (
     UPSERT_ATTRIBUTES,
     UPSERT_RECORDS,
 )
+from tailor.profiles.base import StoreUnavailableError
 from tailor.profiles.postgres_derived import Connection, PostgresDerivedData, check_text, columns_of
 
 __all__ = ["SCHEMA_VERSION", "PostgresProfileStore"]
@@ -59,70 +67,105 @@ class PostgresProfileStore(PostgresDerivedData):
     ``search_path``: add ``?options=-csearch_path%3Dtailor`` to pick one); give tailor a
     database or schema of its own.
 
-    One connection, in autocommit mode, is shared by all threads of the process under a
-    lock, and each store method is one transaction on it: simple, but one process's
-    threads take turns at the database. A connection pool (``psycopg_pool``) is the next
-    step if one process must run many queries at once. A lost connection is not
-    reopened: close the store and open another.
+    The process's threads share a pool of up to ``pool_size`` connections (autocommit;
+    each store method is one transaction on one of them); a thread waits up to
+    ``pool_timeout`` seconds for a free one. Lost connections are replaced as they are
+    found (see the module's docstring); :meth:`close` closes the pool.
 
-    This class holds the connection, transactions, migrations and the batch write; the
+    This class holds the pool, transactions, migrations and the batch write; the
     reads and what else reads the same in SQLite are in :mod:`tailor.profiles._sql_store`.
     """
 
-    def __init__(self, conninfo: str, *, connect_timeout: int = 10) -> None:
+    def __init__(self, conninfo: str, *, connect_timeout: int = 10, pool_size: int = 10,
+                 pool_timeout: float = 10.0) -> None:
         if not isinstance(conninfo, str) or not conninfo.strip():
             raise ValueError(f"PostgresProfileStore: conninfo must be a non-empty string, got {conninfo!r}")
+        if pool_size < 1:
+            raise ValueError(f"PostgresProfileStore: pool_size must be at least 1, got {pool_size}")
         self._lock = threading.RLock()
-        self._connection: Connection | None = None
+        self._connection: Connection | None = None  # the pool lends connections; see transaction()
+        self._local = threading.local()  # the connection of this thread's open transaction, if any
+        self._pool: ConnectionPool[Connection] | None = None
         try:
+            # One connection of its own first: a wrong URL fails here, with a clear error, and
+            # the schema is created or migrated before the pool lends anything.
             connection = psycopg.connect(conninfo, autocommit=True, connect_timeout=connect_timeout)
         except psycopg.Error as error:
             # The message names host, port and database, never the password.
             raise psycopg.OperationalError(f"PostgresProfileStore: cannot connect: {error}") from error
         self._description = connection.info.dsn  # the parameters, without the password
-        self._connection = connection
         try:
-            self._migrate()
-        except BaseException:
-            self.close()
-            raise
+            self._migrate(connection)
+        finally:
+            connection.close()
+        self._pool = ConnectionPool(
+            conninfo, min_size=1, max_size=pool_size, timeout=pool_timeout, open=True,
+            kwargs={"autocommit": True, "connect_timeout": connect_timeout},
+            check=ConnectionPool.check_connection, name="tailor-store")
 
     def __repr__(self) -> str:
         return f"PostgresProfileStore({getattr(self, '_description', '')!r})"
 
     # -- transactions -------------------------------------------------------------------
 
+    def close(self) -> None:
+        """Close the pool; further calls raise RuntimeError. Closing twice is harmless."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
+
+    @contextmanager
+    def _borrowed(self) -> Iterator[Connection]:
+        """A connection of the pool for this thread's transaction; database faults become
+        :class:`StoreUnavailableError`, raised wherever they meet the block."""
+        pool = self._pool
+        if pool is None:
+            raise RuntimeError(f"{self!r} is closed")
+        try:
+            with pool.connection() as connection:
+                self._local.connection = connection
+                try:
+                    yield connection
+                finally:
+                    self._local.connection = None
+        except PoolTimeout as error:
+            raise StoreUnavailableError(f"PostgreSQL: no connection free or reachable ({error})") from error
+        except psycopg.OperationalError as error:
+            raise StoreUnavailableError(f"PostgreSQL is unreachable: {error}") from error
+
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
-        """A write transaction on the store's connection, held under the store's lock.
+        """A write transaction on a connection of the pool, held by this thread.
 
         Commits when the block ends and rolls back if it raises. For features that keep
-        derived data in the same database (see the derived data rule). Nested use,
-        including store methods called inside the block, joins the outer transaction
-        through a savepoint, so an inner failure undoes only the inner part.
+        derived data in the same database (see the derived data rule). Nested use on the
+        same thread, including store methods called inside the block, joins the outer
+        transaction through a savepoint, so an inner failure undoes only the inner part.
         """
-        with self._lock:
-            connection = self._open_connection()
-            with connection.transaction():
-                yield connection
+        current: Connection | None = getattr(self._local, "connection", None)
+        if current is not None:
+            with current.transaction():
+                yield current
+            return
+        with self._borrowed() as connection, connection.transaction():
+            yield connection
 
     @contextmanager
     def _reading(self) -> Iterator[Connection]:
         """One read snapshot, so a profile's attributes and records come from the same commit."""
-        with self._lock:
-            connection = self._open_connection()
-            if connection.info.transaction_status != pq.TransactionStatus.IDLE:
-                yield connection  # inside a transaction already: read what it sees
-                return
-            with connection.transaction():
-                connection.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-                yield connection
+        current: Connection | None = getattr(self._local, "connection", None)
+        if current is not None:
+            yield current  # inside a transaction already: read what it sees
+            return
+        with self._borrowed() as connection, connection.transaction():
+            connection.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            yield connection
 
-    def _migrate(self) -> None:
-        connection = self._open_connection()
+    def _migrate(self, connection: Connection) -> None:
         if self._schema_version(connection) == SCHEMA_VERSION:
             return
-        with self.transaction():
+        with connection.transaction():
             # Under the lock, re-read: another process may have created the schema meanwhile.
             connection.execute(ADVISORY_LOCK)
             connection.execute(SCHEMA_VERSION_TABLE)

@@ -36,7 +36,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
 from tailor.backends.base import Backend, BackendError
-from tailor.profiles import SQLProfileStore
+from tailor.profiles import SQLProfileStore, StoreUnavailableError
 from tailor.server.config import ServeConfig, is_loopback
 from tailor.server.generation import GateClosed, GateFull, PieceStream, completion, stream_events
 from tailor.server.hooks import AdapterHook
@@ -127,6 +127,14 @@ def create_app(config: ServeConfig, *, backend: Backend | None = None, store: SQ
     @app.exception_handler(GateClosed)
     async def shutting_down(request: Any, error: GateClosed) -> Any:
         return error_response(APIError(503, str(error), type="server_error", code="shutting_down"))
+
+    @app.exception_handler(StoreUnavailableError)
+    async def store_unavailable(request: Any, error: StoreUnavailableError) -> Any:
+        # The store's database is down or out of connections: the client may retry; the
+        # process stays up and its pool reconnects when the database is back.
+        logger.warning("store unavailable on %s %s: %s", request.method, route_of(request.scope), error)
+        return error_response(APIError(503, "the profile store is unavailable; retry shortly", type="server_error",
+                                       code="store_unavailable", headers={"Retry-After": "1"}))
 
     @app.exception_handler(BackendError)
     async def model_failed(request: Any, error: BackendError) -> Any:
