@@ -84,13 +84,19 @@ class ThrowawayPostgres:
                                f"{result.stdout}{result.stderr}{log}")
 
     def start(self) -> None:
-        self._run(str(self.binaries / "initdb"), "-D", str(self.data), "-U", SYSTEM_USER, "-A", "trust",
-                  "-E", "UTF8", "--locale=C", "--no-sync")
+        """Create the cluster (the first time) and start its server."""
+        if not self.data.exists():
+            self._run(str(self.binaries / "initdb"), "-D", str(self.data), "-U", SYSTEM_USER, "-A", "trust",
+                      "-E", "UTF8", "--locale=C", "--no-sync")
         # Durability is worth nothing in a cluster deleted at the end of the session.
         options = (f"-k {shlex.quote(str(self.directory))} -c listen_addresses='' -c fsync=off "
                    "-c synchronous_commit=off -c full_page_writes=off -c max_connections=50")
         self._run(str(self.binaries / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-o", options,
                   "-w", "-t", "60", "start")
+
+    def halt(self) -> None:
+        """Stop the server and keep the cluster, so that :meth:`start` restarts it (a fault test's outage)."""
+        self._run(str(self.binaries / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
 
     def stop(self) -> None:
         try:

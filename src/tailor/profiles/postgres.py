@@ -19,6 +19,9 @@ Faults: the pool checks a connection before lending it and replaces one that was
 (a database restart, a network fault), so the store needs no reopening; a call that meets
 the database unreachable, or waits longer than ``pool_timeout`` for a free connection,
 raises :class:`~tailor.profiles.base.StoreUnavailableError` (the server answers 503).
+Once a call has found the database unreachable, the next ones wait at most
+``outage_timeout`` for a connection (not ``pool_timeout``), so that during an outage
+callers are told at once rather than queued, until a connection works again.
 
 One limit PostgreSQL sets that SQLite does not: text cannot hold the NUL character, so
 ids, names, dates and attributes with one are refused with a ValueError (record fields
@@ -77,7 +80,7 @@ class PostgresProfileStore(PostgresDerivedData):
     """
 
     def __init__(self, conninfo: str, *, connect_timeout: int = 10, pool_size: int = 10,
-                 pool_timeout: float = 10.0) -> None:
+                 pool_timeout: float = 10.0, outage_timeout: float = 0.5) -> None:
         if not isinstance(conninfo, str) or not conninfo.strip():
             raise ValueError(f"PostgresProfileStore: conninfo must be a non-empty string, got {conninfo!r}")
         if pool_size < 1:
@@ -86,6 +89,8 @@ class PostgresProfileStore(PostgresDerivedData):
         self._connection: Connection | None = None  # the pool lends connections; see transaction()
         self._local = threading.local()  # the connection of this thread's open transaction, if any
         self._pool: ConnectionPool[Connection] | None = None
+        self._outage_timeout = outage_timeout
+        self._unreachable = False  # the last borrow met the database down: fail fast until one works
         try:
             # One connection of its own first: a wrong URL fails here, with a clear error, and
             # the schema is created or migrated before the pool lends anything.
@@ -123,15 +128,18 @@ class PostgresProfileStore(PostgresDerivedData):
         if pool is None:
             raise RuntimeError(f"{self!r} is closed")
         try:
-            with pool.connection() as connection:
+            with pool.connection(timeout=self._outage_timeout if self._unreachable else None) as connection:
+                self._unreachable = False
                 self._local.connection = connection
                 try:
                     yield connection
                 finally:
                     self._local.connection = None
         except PoolTimeout as error:
+            self._unreachable = True
             raise StoreUnavailableError(f"PostgreSQL: no connection free or reachable ({error})") from error
         except psycopg.OperationalError as error:
+            self._unreachable = True
             raise StoreUnavailableError(f"PostgreSQL is unreachable: {error}") from error
 
     @contextmanager
