@@ -21,8 +21,10 @@ TEXTS = [
 
 @pytest.mark.parametrize("stem", [True, False])
 def test_tokenize_equals_bm25s_tokenize(stem: bool) -> None:
+    import Stemmer
+
     retriever = BM25Retriever(stem=stem)
-    stemmer = retriever._stemmer
+    stemmer = Stemmer.Stemmer("english") if stem else None
     expected = bm25s.tokenize(TEXTS, stopwords="en", stemmer=stemmer, return_ids=False, show_progress=False)
     assert retriever.tokenize(TEXTS) == expected
     for text, terms in zip(TEXTS, expected):

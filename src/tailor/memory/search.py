@@ -12,7 +12,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from tailor.memory.lexical import compile_index
+from tailor.retrieval.bm25 import BM25Index
 from tailor.retrieval.fusion import RRF_CONSTANT, reciprocal_rank_fusion
 
 
@@ -37,7 +37,7 @@ def hybrid_rank(query_tokens: Sequence[str], token_lists: Sequence[Sequence[str]
     if k <= 0 or not token_lists:
         return []
     ids = [str(i) for i in range(len(token_lists))]
-    lexical = [index for index, _ in compile_index(ids, token_lists).top(query_tokens, len(ids))]
+    lexical = [index for index, _ in BM25Index.build(ids, token_lists).top(query_tokens, len(ids))]
     rankings: list[list[int]] = [lexical]
     if query_vector is not None and vectors is not None and len(vectors):
         similarities = vectors @ np.asarray(query_vector, dtype=np.float32)
