@@ -25,6 +25,7 @@ Load (issue 12), instead of the above when ``--clients`` is given:
 
     python benchmarks/serve.py --clients 32,64,128 --streams 200 [--users 200] [--records 100]
                                [--seconds 15] [--burst-chats 200] [--timeout 60]
+                               [--store postgresql://... --processes 2]
 
 - for each client count, that many clients ask personalized chats back to back for
   ``--seconds``: requests/s, client-side p50/p99, errors, rejected (429/503);
@@ -33,6 +34,10 @@ Load (issue 12), instead of the above when ``--clients`` is given:
   timeout): every request must
   end with a whole reply or a 429/503 within its timeout, and ``/v1/models`` must answer
   throughout and after.
+
+With ``--processes N`` (a PostgreSQL ``--store``; SQLite works too, its writes take turns)
+N server processes serve one store, and each client sends every request to one of them
+(client i to process i mod N); the burst goes to the first.
 
 Clients are coroutines of this process (httpx), so they share the machine with the server.
 """
@@ -57,6 +62,7 @@ import httpx
 import numpy as np
 
 from tailor.embeddings import embed_profiles, load_embedder
+from tailor.profiles import SQLProfileStore, open_store
 from tailor.profiles.sqlite import SQLiteProfileStore
 from tailor.server.config import parse_serve_method
 from tailor.server.record_index import RecordIndex
@@ -82,7 +88,7 @@ def sentence(words: list[str], generator: np.random.Generator, length: int) -> s
     return " ".join(tokens)
 
 
-def populate(store: SQLiteProfileStore, users: int, records: int, *, index: bool, prefix: str = "user") -> float:
+def populate(store: SQLProfileStore, users: int, records: int, *, index: bool, prefix: str = "user") -> float:
     words = vocabulary()
     generator = np.random.default_rng(0 if index else 1)
     record_index = RecordIndex(store, cache_size=0)
@@ -110,7 +116,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(store: Path, port: int, method: str, embedder: str) -> subprocess.Popen[bytes]:
+def start_server(store: Path | str, port: int, method: str, embedder: str) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "tailor.cli.main", "serve", "--store", str(store), "--backend", "echo",
                "--port", str(port), "--log-level", "warning", "--method", method, "--embedder", embedder]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -137,23 +143,24 @@ def percentiles(values: list[float]) -> tuple[float, float]:
     return float(np.percentile(array, 50)), float(np.percentile(array, 99))
 
 
-async def load_round(base: str, clients: int, seconds: float, users: int, queries: list[str],
+async def load_round(bases: list[str], clients: int, seconds: float, users: int, queries: list[str],
                      timeout: float) -> dict[str, float]:
-    """``clients`` coroutines asking chats back to back for ``seconds``."""
+    """``clients`` coroutines asking chats back to back for ``seconds``, client i of server i mod N."""
     latencies: list[float] = []
     counts = {"ok": 0, "rejected": 0, "errors": 0}
     stop_at = time.monotonic() + seconds
     limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
-    async with httpx.AsyncClient(base_url=base, timeout=timeout, limits=limits) as client:
+    async with httpx.AsyncClient(timeout=timeout, limits=limits) as client:
 
         async def one_client(number: int) -> None:
             local = random.Random(number)
+            base = bases[number % len(bases)]
             while time.monotonic() < stop_at:
                 body = {"model": "echo", "user": f"user{local.randrange(users)}", "max_tokens": 64,
                         "messages": [{"role": "user", "content": queries[local.randrange(len(queries))]}]}
                 began = time.perf_counter()
                 try:
-                    response = await client.post("/v1/chat/completions", json=body)
+                    response = await client.post(f"{base}/v1/chat/completions", json=body)
                 except httpx.HTTPError:
                     counts["errors"] += 1
                     continue
@@ -240,9 +247,17 @@ def run_load(args: argparse.Namespace) -> None:
     users = args.users if args.users is not None else 200
     records = args.records if args.records is not None else 100
     default = Path(os.environ.get("TMPDIR", "/tmp")) / "tailor-bench" / f"serve-load-{users}x{records}.db"
-    path = Path(args.store) if args.store else default
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with SQLiteProfileStore(path) as store:
+    path: Path | str = default
+    if args.store and "://" in args.store:
+        path = args.store  # a postgresql:// URL
+    elif args.store:
+        path = Path(args.store)
+    if isinstance(path, Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    opened = open_store(path)
+    if not isinstance(opened, SQLProfileStore):
+        raise SystemExit(f"--store {path}: the server needs a SQLite file or a postgresql:// URL")
+    with opened as store:
         have = len(store.list_users())
         if have == 0:
             print(f"populating {path}: {users} users x {records} records", file=sys.stderr)
@@ -252,20 +267,24 @@ def run_load(args: argparse.Namespace) -> None:
     words = vocabulary()
     generator = np.random.default_rng(42)
     queries = [sentence(words, generator, int(generator.integers(6, 16))) for _ in range(500)]
-    port = free_port()
-    server = start_server(path, port, args.method, args.embedder)
-    base = f"http://127.0.0.1:{port}"
+    servers, bases = [], []
     try:
-        rounds = [asyncio.run(load_round(base, clients, args.seconds, users, queries, args.timeout))
+        for _ in range(args.processes):
+            port = free_port()
+            servers.append(start_server(path, port, args.method, args.embedder))
+            bases.append(f"http://127.0.0.1:{port}")
+        rounds = [asyncio.run(load_round(bases, clients, args.seconds, users, queries, args.timeout))
                   for clients in (int(c) for c in args.clients.split(","))]
         chats = args.burst_chats if args.burst_chats is not None else args.streams
-        bursts = asyncio.run(burst(base, args.streams, chats, users, args.timeout)) if args.streams else None
+        bursts = asyncio.run(burst(bases[0], args.streams, chats, users, args.timeout)) if args.streams else None
     finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(30)
-    print(f"\nstore: {path} ({users} users x {records} records); server: tailor serve --backend echo --method "
-          f"{args.method} (defaults: --max-queue 64, --max-batch 8, --threads 40); {os.cpu_count()} CPUs, "
-          f"{platform.processor() or platform.machine()}, Python {platform.python_version()}\n")
+        for server in servers:
+            server.send_signal(signal.SIGTERM)
+            server.wait(30)
+    where = repr(store) if not isinstance(path, Path) else str(path)
+    print(f"\nstore: {where} ({users} users x {records} records); {args.processes} server process(es): tailor serve "
+          f"--backend echo --method {args.method} (defaults: --max-queue 64, --max-batch 8, --threads 40); "
+          f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, Python {platform.python_version()}\n")
     print("| clients | replies | requests/s | client p50 | client p99 | errors | rejected (429/503) |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for r in rounds:
@@ -293,6 +312,8 @@ def main() -> None:
     parser.add_argument("--burst-chats", type=int, default=None, help="load mode: plain chats in the burst "
                         "(default: as many as --streams)")
     parser.add_argument("--timeout", type=float, default=60.0, help="load mode: each request's timeout, s")
+    parser.add_argument("--processes", type=int, default=1,
+                        help="load mode: server processes on the one store (default 1)")
     args = parser.parse_args()
     if args.clients:
         run_load(args)

@@ -1,20 +1,38 @@
-"""The adapter store: round trips, listing, the size limit, and deletion with the user."""
+"""The adapter store: round trips, listing, the size limit, and deletion with the user, on
+a SQLite file and on PostgreSQL (the same tables, declared with each store's schema)."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tailor.adapters.store import AdapterKey, AdapterStore
-from tailor.profiles import SQLiteProfileStore
+from tailor.profiles import SQLiteProfileStore, SQLProfileStore
 from tailor.profiles._schema import MIGRATIONS
-from tailor.types import Persona
+from tailor.types import HistoryRecord, Persona, Profile
 
 BASE = {"path": "/models/m", "fingerprint": "abc123"}
 CONFIG = {"lora": {"rank": 4, "alpha": 8.0, "target_modules": ["q_proj"], "layers": None}}
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def adapter_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AdapterStore]:
+    """An adapter store on a store holding alice, bob and carol (this module's own: the
+    folder's fixture stays on SQLite for the training tests)."""
+    if request.param == "sqlite":
+        profiles: SQLProfileStore = SQLiteProfileStore(tmp_path / "profiles.sqlite")
+    else:
+        from tailor.profiles.postgres import PostgresProfileStore
+
+        profiles = PostgresProfileStore(request.getfixturevalue("postgres_url"))
+    profiles.add_profiles([Profile(user_id, (HistoryRecord("r1", {"title": "t", "text": f"{user_id} writes"}),))
+                           for user_id in ("alice", "bob", "carol")])
+    yield AdapterStore(profiles)
+    profiles.close()
 
 
 def test_save_load_round_trip_keeps_weights_config_and_identity(adapter_store: AdapterStore) -> None:
