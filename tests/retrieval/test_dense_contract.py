@@ -195,3 +195,17 @@ def test_dense_cache_is_bounded_in_profiles_and_bytes() -> None:
             retriever.retrieve("text", user, 1)
         assert [key[0] for key in retriever._cache] == ["u3", "u4"]
         assert retriever._held_bytes == sum(m.nbytes for _, m in retriever._cache.values())
+
+
+def test_similarity_order_is_the_dense_retrievers_order() -> None:
+    from tailor.retrieval.dense import similarity_order
+
+    embedder = HashingEmbedder(dim=64)
+    texts = ["apple pie", "apple tart", "pear", "apple pie", "plum"]
+    user = Profile("u", tuple(record(f"r{i}", text) for i, text in enumerate(texts)))
+    matrix = embedder.embed(texts)
+    order = similarity_order(matrix, embedder.embed(["apple pie"])[0])
+    assert [f"r{i}" for i in order] == _ids(DenseRetriever(embedder).retrieve("apple pie", user, 5))
+    assert list(order[:2]) == [0, 3]  # equal vectors: the earlier row first
+    assert list(similarity_order(matrix, embedder.embed(["pear"])[0], 1)) == [2]
+    assert similarity_order(np.zeros((0, 64)), embedder.embed(["pear"])[0]).size == 0

@@ -13,6 +13,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from tailor.retrieval.bm25 import BM25Index
+from tailor.retrieval.dense import similarity_order
 from tailor.retrieval.fusion import RRF_CONSTANT, reciprocal_rank_fusion
 
 
@@ -40,8 +41,7 @@ def hybrid_rank(query_tokens: Sequence[str], token_lists: Sequence[Sequence[str]
     lexical = [index for index, _ in BM25Index.build(ids, token_lists).top(query_tokens, len(ids))]
     rankings: list[list[int]] = [lexical]
     if query_vector is not None and vectors is not None and len(vectors):
-        similarities = vectors @ np.asarray(query_vector, dtype=np.float32)
-        rankings.append([int(i) for i in np.argsort(-similarities, kind="stable")])
+        rankings.append(similarity_order(vectors, query_vector).tolist())
     return reciprocal_rank_fusion(rankings)[:k]
 
 

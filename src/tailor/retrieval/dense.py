@@ -17,11 +17,21 @@ import numpy as np
 
 from tailor.embeddings.base import Embedder
 from tailor.profiles.base import ProfileStore, UnknownUserError
-from tailor.retrieval.base import DocumentFn, check_k, rank_array, record_text, same_records
+from tailor.retrieval.base import DocumentFn, check_k, rank_array, record_text, same_records, top_k
 from tailor.retrieval.simple import recency_order
 from tailor.types import HistoryRecord, Profile, RetrievalHit
 
 logger = logging.getLogger(__name__)
+
+
+def similarity_order(matrix: np.ndarray, query_vector: np.ndarray, k: int | None = None) -> np.ndarray:
+    """Row indices of ``matrix`` (unit vectors) by cosine similarity to ``query_vector``,
+    best first, ties to the earlier row: the one dense ranking (records, memories, stored
+    vectors). ``k``: how many (``None``: all)."""
+    if not len(matrix):
+        return np.zeros(0, dtype=np.intp)
+    similarities = np.asarray(matrix, dtype=np.float32) @ np.asarray(query_vector, dtype=np.float32)
+    return top_k(similarities, len(similarities) if k is None else k)
 
 
 class DenseRetriever:

@@ -150,15 +150,9 @@ class ChatPersonalizer:
                  k_memories: int, count_tokens: TokenCounter,
                  adapter_label: Callable[[str | None], str | None] | None = None, task: ChatTask = CHAT_TASK,
                  k_episodes: int = 4, episode_tokens: int = 256) -> None:
-        self.store = store
-        self.personalizer = personalizer
-        self.memory = memory
-        self.k_memories = k_memories
-        self.count_tokens = count_tokens
-        self.adapter_label = adapter_label
-        self.task = task
-        self.k_episodes = k_episodes
-        self.episode_tokens = episode_tokens
+        self.store, self.personalizer, self.memory, self.task = store, personalizer, memory, task
+        self.k_memories, self.k_episodes, self.episode_tokens = k_memories, k_episodes, episode_tokens
+        self.count_tokens, self.adapter_label = count_tokens, adapter_label
 
     def context(self, user_id: str, query: str) -> ChatContext | None:
         """The user's context for ``query``; ``None`` when the store does not hold the user."""
