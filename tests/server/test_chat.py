@@ -144,3 +144,13 @@ def test_persona_and_summary_personalize_a_user_without_matching_records(make_cl
     assert response.headers["x-tailor-granularity"] == "user"
     assert "Outdoor people who like short, practical answers." in reply
     assert ("Writes tersely, in lists." in reply) != ("Writes long essays." in reply)  # one summary, the newest
+
+
+def test_bm25_fills_k_with_the_first_records_and_sees_them_change(client: TestClient, ask: Ask) -> None:
+    seed(client)
+    reply = ask(client, "hello", user="alice").json()["choices"][0]["message"]["content"]
+    assert "- Hiking the Alps with my dog every summer\n- Pasta" in reply  # no word shared: profile order
+    replaced = {"records": [{"id": "r1", "text": "Sailing the Aegean"}]}
+    assert client.post("/v1/users/alice/records", json=replaced).status_code == 200
+    reply = ask(client, "hello", user="alice").json()["choices"][0]["message"]["content"]
+    assert "Sailing the Aegean" in reply and "Hiking" not in reply

@@ -29,6 +29,8 @@ reports it.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -54,6 +56,8 @@ CHAT_ADDITIONS = ("client-system", "memories", "episodes", "conversation", "as-i
 EPISODES_HEADER = "Earlier in your conversations with this user (most relevant first):"
 STORED_RETRIEVALS = ("bm25", "dense", "hybrid", "recency")
 _EVERY_RECORD = 1 << 30
+_FIRSTS_KEPT = 16  # records kept per user for BM25's fill
+_FIRSTS_USERS = 4096
 
 
 class StoredRetriever:
@@ -75,6 +79,8 @@ class StoredRetriever:
             raise ValueError(f"retrieval {name} has no stored index; pass the library retriever")
         self.name, self.store, self.index, self.vectors = name, store, index, vectors
         self.library, self.depth = library, depth
+        self._firsts: OrderedDict[str, tuple[int, tuple[HistoryRecord, ...], bool]] = OrderedDict()
+        self._lock = threading.Lock()
 
     def retrieve(self, query: str, profile: Profile, k: int) -> list[RetrievalHit]:
         user_id = profile.user_id
@@ -85,9 +91,10 @@ class StoredRetriever:
             ids = self._rank(user_id, query, k)
             records = None if ids is None else self.index.records(user_id, ids)
             if self.name == "bm25" and records is not None and len(records) < k:
-                # BM25Retriever fills k with the records that share no term, in profile order.
+                # BM25Retriever fills k with the records that share no term, in profile order;
+                # fewer than k matched, so the first 2k - 1 records hold enough of them.
                 chosen = {record.id for record in records}
-                rest = [r for r in self.store.get_profile(user_id).records if r.id not in chosen]
+                rest = [r for r in self._first_records(user_id, 2 * k - 1) if r.id not in chosen]
                 records += rest[:k - len(records)]
         else:
             assert self.library is not None  # checked in __init__
@@ -95,6 +102,24 @@ class StoredRetriever:
         if records is None:
             raise UnknownUserError(user_id)
         return [RetrievalHit(record=record, score=0.0, rank=rank) for rank, record in enumerate(records)]
+
+    def _first_records(self, user_id: str, n: int) -> tuple[HistoryRecord, ...]:
+        """The user's first ``n`` records in profile order, cached per profile version (a
+        message that shares no word with a large profile would read it whole each time)."""
+        version = self.store.profile_version(user_id)
+        with self._lock:
+            cached = self._firsts.get(user_id)
+            if cached is not None and cached[0] == version and (len(cached[1]) >= n or cached[2]):
+                self._firsts.move_to_end(user_id)
+                return cached[1][:n]
+        records = self.store.get_profile(user_id).records
+        kept = records[:max(n, _FIRSTS_KEPT)]
+        with self._lock:
+            self._firsts[user_id] = (version, kept, len(kept) == len(records))
+            self._firsts.move_to_end(user_id)
+            while len(self._firsts) > _FIRSTS_USERS:
+                self._firsts.popitem(last=False)
+        return kept[:n]
 
     def _rank(self, user_id: str, query: str, k: int) -> list[str] | None:
         if self.name == "bm25":
