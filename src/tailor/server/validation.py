@@ -70,13 +70,17 @@ def parse_json(body: bytes) -> Any:
 
 
 def check_text(value: object, param: str, *, max_chars: int, allow_empty: bool = True) -> str:
-    """A string that SQLite and the model can take, at most ``max_chars`` long."""
+    """A string that every store (SQLite, PostgreSQL) and the model can take, at most
+    ``max_chars`` long. PostgreSQL's text cannot hold the NUL character, so the API refuses
+    it on every store: a request gets the same answer whichever store serves it."""
     if not isinstance(value, str):
         raise invalid(f"{param} must be a string, got {_kind(value)}", param)
     if len(value) > max_chars:
         raise invalid(f"{param} is {len(value)} characters long; the limit is {max_chars}", param)
     if not allow_empty and not value.strip():
         raise invalid(f"{param} must not be empty", param)
+    if "\x00" in value:
+        raise invalid(f"{param} holds a NUL character (\\u0000), which the store cannot keep", param)
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
@@ -316,7 +320,8 @@ def openapi_operations(limits: Limits) -> dict[str, dict[str, Any]]:
     """What each route accepts, as OpenAPI (the app's ``openapi_extra``; the fuzz tests
     generate requests from it): the bodies and query parameters the parsers above check,
     with the same limits. Keyed by the route's function name."""
-    text = {"type": "string"}
+    no_nul = "^[^\\x00]*$"  # check_text refuses the NUL character
+    text = {"type": "string", "pattern": no_nul}
 
     def optional(schema: dict[str, Any]) -> dict[str, Any]:
         # The parsers take null as absent for every optional field (as OpenAI's clients send it).
@@ -326,15 +331,16 @@ def openapi_operations(limits: Limits) -> dict[str, dict[str, Any]]:
     field_name = "^" + _FIELD_NAME.pattern + "$"
     content_part = {"type": "object", "required": ["type", "text"],
                     "properties": {"type": {"enum": ["text"]},
-                                   "text": {"type": "string", "maxLength": limits.max_message_chars}}}
+                                   "text": {"type": "string", "maxLength": limits.max_message_chars,
+                                            "pattern": no_nul}}}
     message = {"type": "object", "required": ["role", "content"], "properties": {
         "role": {"enum": sorted(_ROLES)},
-        "content": {"oneOf": [{"type": "string", "maxLength": limits.max_message_chars},
+        "content": {"oneOf": [{"type": "string", "maxLength": limits.max_message_chars, "pattern": no_nul},
                               {"type": "array", "items": content_part}]}}}
     tokens = optional({"type": "integer", "minimum": 1, "maximum": limits.max_tokens})
-    stop = {"type": "string", "maxLength": 256}
+    stop = {"type": "string", "maxLength": 256, "pattern": no_nul}
     chat = {"type": "object", "required": ["messages"], "properties": {
-        "model": optional({"type": "string", "maxLength": 256}),
+        "model": optional({"type": "string", "maxLength": 256, "pattern": no_nul}),
         "messages": {"type": "array", "minItems": 1, "maxItems": limits.max_messages, "items": message,
                      "contains": {"type": "object", "required": ["role"], "properties": {"role": {"const": "user"}}}},
         "max_tokens": tokens, "max_completion_tokens": tokens,
@@ -345,15 +351,16 @@ def openapi_operations(limits: Limits) -> dict[str, dict[str, Any]]:
         "stream_options": optional({"type": "object", "properties": {"include_usage": optional({"type": "boolean"})}}),
         "user": optional(user_id)}}
     record = {"type": "object", "required": ["id", "text"], "maxProperties": limits.max_fields_per_record + 2,
-              "properties": {"id": {"type": "string", "minLength": 1, "maxLength": 256},
-                             "date": optional({"type": "string", "maxLength": 64}),
-                             "text": {"type": "string", "maxLength": limits.max_record_chars}},
+              "properties": {"id": {"type": "string", "minLength": 1, "maxLength": 256,
+                                    "pattern": "^[^\\x00]*[^\\s\\x00][^\\x00]*$"},  # not only white space
+                             "date": optional({"type": "string", "maxLength": 64, "pattern": no_nul}),
+                             "text": {"type": "string", "maxLength": limits.max_record_chars, "pattern": no_nul}},
               "propertyNames": {"pattern": field_name}, "additionalProperties": text}
     records = {"type": "object", "required": ["records"], "properties": {
         "records": {"type": "array", "minItems": 1, "maxItems": limits.max_records_per_batch, "items": record}}}
     attributes = {"type": "object", "properties": {"attributes": optional({
         "type": "object", "maxProperties": limits.max_attributes, "propertyNames": {"pattern": field_name},
-        "additionalProperties": {"type": "string", "maxLength": limits.max_attribute_chars}})}}
+        "additionalProperties": {"type": "string", "maxLength": limits.max_attribute_chars, "pattern": no_nul}})}}
 
     def body(schema: dict[str, Any], *, required: bool = True) -> dict[str, Any]:
         return {"requestBody": {"required": required, "content": {"application/json": {"schema": schema}}}}
@@ -368,7 +375,7 @@ def openapi_operations(limits: Limits) -> dict[str, dict[str, Any]]:
         "list_memories": {"parameters": [
             query("include_superseded", {"type": "boolean"}),
             query("k", {"type": "integer", "minimum": 1, "maximum": 100}),
-            query("query", {"type": "string", "maxLength": limits.max_message_chars})]},
+            query("query", {"type": "string", "maxLength": limits.max_message_chars, "pattern": no_nul})]},
         "flush_memories": {"parameters": [query("timeout", {"type": "integer", "minimum": 1, "maximum": 300})]},
     }
 
