@@ -1,7 +1,6 @@
 """The schema-driven fuzz suite of ``test_fuzz.py`` (20 examples per operation) against a
-server on PostgreSQL: no input
-is a 5xx there either (PostgreSQL refuses some text SQLite keeps, so the same request must
-be told apart before it reaches the store)."""
+server on PostgreSQL: no input is a 5xx there either (PostgreSQL refuses some text SQLite
+keeps, so the same request must be told apart before it reaches the store)."""
 
 from __future__ import annotations
 
