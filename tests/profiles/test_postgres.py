@@ -139,6 +139,19 @@ def test_open_store_opens_postgres_urls(postgres_url: str, scheme: str) -> None:
         opened.close()
 
 
+def test_a_url_sets_the_connection_pool(postgres_url: str) -> None:
+    opened = open_store(postgres_url + "&pool_size=3&pool_timeout=2.5")
+    try:
+        pool = opened._pool  # type: ignore[attr-defined]
+        assert (pool.max_size, pool.timeout) == (3, 2.5)
+        opened.add_records("alice", [record("a")])  # the rest of the URL went to libpq as it was
+        assert opened.count_records("alice") == 1
+    finally:
+        opened.close()
+    with pytest.raises(ValueError, match="pool_size must be positive"):
+        open_store(postgres_url + "&pool_size=0")
+
+
 def test_the_schema_is_created_once_and_versioned(store: Any, postgres_url: str) -> None:
     from tailor.profiles.postgres import SCHEMA_VERSION, PostgresProfileStore
 

@@ -38,6 +38,28 @@ _ACCEPTED = (
 _POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
 
 
+def _pool_options(url: str) -> tuple[str, int | None, float | None]:
+    """``url`` without the pool's own query parameters, and their values (``None``: not given)."""
+    from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    found = {key: value for key, value in query if key in ("pool_size", "pool_timeout")}
+    if not found:
+        return url, None, None
+    numbers: dict[str, float] = {}
+    for key, value in found.items():
+        try:
+            numbers[key] = int(value) if key == "pool_size" else float(value)
+        except ValueError:
+            raise ValueError(f"open_store: {key} must be a number, got {value!r}") from None
+        if not numbers[key] > 0:
+            raise ValueError(f"open_store: {key} must be positive, got {value!r}")
+    kept = urlencode([(key, value) for key, value in query if key not in found], quote_via=quote, safe="/")
+    size = numbers.get("pool_size")
+    return urlunsplit(parts._replace(query=kept)), None if size is None else int(size), numbers.get("pool_timeout")
+
+
 def open_store(url_or_path: str | os.PathLike[str]) -> ProfileStore:
     """Open the profile store that ``url_or_path`` names.
 
@@ -46,7 +68,9 @@ def open_store(url_or_path: str | os.PathLike[str]) -> ProfileStore:
     writes it) or a plain path gives a :class:`SQLiteProfileStore`.
     ``"postgresql://user:password@host:port/dbname"`` (or ``postgres://``, or SQLAlchemy's
     ``postgresql+psycopg://``) gives a :class:`~tailor.profiles.postgres.PostgresProfileStore`;
-    it needs the ``postgres`` extra, and says so when psycopg is missing.
+    it needs the ``postgres`` extra, and says so when psycopg is missing. Its query may set
+    the store's connection pool, ``pool_size`` (default 10) and ``pool_timeout`` (seconds,
+    default 10), which are taken out before the rest goes to libpq.
     """
     target = os.fspath(url_or_path)
     if not isinstance(target, str) or not target.strip():
@@ -63,7 +87,8 @@ def open_store(url_or_path: str | os.PathLike[str]) -> ProfileStore:
         from tailor.profiles.postgres import PostgresProfileStore
 
         # libpq reads postgresql:// and postgres:// URLs; the driver suffix is SQLAlchemy's.
-        return PostgresProfileStore(f"postgresql://{rest}")
+        conninfo, pool_size, pool_timeout = _pool_options(f"postgresql://{rest}")
+        return PostgresProfileStore(conninfo, pool_size=pool_size or 10, pool_timeout=pool_timeout or 10.0)
     if scheme != "sqlite":
         raise ValueError(f"open_store: unknown scheme {scheme!r} in {target!r}; expected {_ACCEPTED}")
     if rest in ("", "/:memory:"):
