@@ -118,3 +118,49 @@ def test_a_retriever_added_by_entry_point_is_a_method_everywhere(tmp_path: Path,
     decided = build_personalizer("last", TASK, k=1, count_tokens=len).personalize(TASK, "input", profile)
     assert decided.retrieved == ("2",)
     monkeypatch.delitem(sys.modules, "tailor_test_retriever")
+
+
+def test_a_whole_method_added_by_entry_point_runs_in_eval_and_serve(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from fastapi.testclient import TestClient
+
+    from tailor.backends.echo import EchoBackend
+    from tailor.personalizers import methods
+    from tailor.server import ServeConfig, create_app
+
+    (tmp_path / "tailor_test_method.py").write_text(
+        "from tailor.personalizers.base import Personalized\n"
+        "def make(task, k, layout):\n"
+        "    return Shout(k, layout)\n"
+        "class Shout:\n"
+        "    name = 'shout'\n"
+        "    def __init__(self, k, layout):\n"
+        "        self.k, self.layout = k, layout\n"
+        "    def personalize(self, task, text, profile):\n"
+        "        said = ' / '.join(r.text() for r in profile.records[:self.k])\n"
+        "        return Personalized(messages=({'role': 'user', 'content': f'{said} | {text.upper()}'},),\n"
+        "                            granularity='user')\n")
+    dist_info = tmp_path / "tailor_test_method-1.0.dist-info"
+    dist_info.mkdir()
+    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: tailor-test-method\nVersion: 1.0\n")
+    (dist_info / "entry_points.txt").write_text("[tailor.personalizers]\nshout = tailor_test_method:make\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(methods, "PERSONALIZERS", Registry("personalizer", {}, group="tailor.personalizers"))
+
+    spec = parse_method("shout:dialogue")
+    assert spec.plugin == "shout" and str(spec) == "shout:dialogue" and not spec.needs_embedder
+    with pytest.raises(ValueError, match="used alone"):
+        parse_method("shout+bm25")
+    profile = Profile("u", (HistoryRecord("1", {"text": "plays the oboe"}),))
+    decided = build_personalizer("shout", TASK, count_tokens=len).personalize(TASK, "hi", profile)
+    assert decided.messages[-1]["content"] == "plays the oboe | HI"
+
+    backend = EchoBackend(lambda request: " ".join(f"[{m['role']}] {m['content']}" for m in request.messages))
+    with TestClient(create_app(ServeConfig(store=str(tmp_path / "s.db"), method="shout", memory=False),
+                               backend=backend)) as client:
+        client.put("/v1/users/u", json={})
+        client.post("/v1/users/u/records", json={"records": [{"id": "1", "text": "plays the oboe"}]})
+        body = {"model": "m", "user": "u", "messages": [{"role": "user", "content": "hi"}]}
+        assert client.post("/v1/chat/completions", json=body).json()["choices"][0]["message"]["content"] == (
+            "[user] plays the oboe | HI")
+    monkeypatch.delitem(sys.modules, "tailor_test_method")

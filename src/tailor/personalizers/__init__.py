@@ -14,7 +14,13 @@ from typing import TYPE_CHECKING, Any
 
 from tailor.personalizers.base import NoPersonalization, Personalized, Personalizer, RetrievalPersonalizer
 from tailor.personalizers.labels import LABEL_METHODS, MODEL_FREE_METHODS, PRIOR_METHODS
-from tailor.personalizers.methods import MethodSpec, parse_method, parse_methods, retriever_needs_embedder
+from tailor.personalizers.methods import (
+    PERSONALIZERS,
+    MethodSpec,
+    parse_method,
+    parse_methods,
+    retriever_needs_embedder,
+)
 from tailor.prompting.builder import PromptBudget, TokenCounter
 from tailor.retrieval.base import Retriever
 from tailor.tasks.base import TaskSpec
@@ -84,6 +90,9 @@ def build_personalizer(spec: MethodSpec | str, task: TaskSpec, *, k: int | None 
     """
     method = parse_method(spec) if isinstance(spec, str) else spec
     k = task.k if k is None else k
+    if method.plugin is not None:
+        return _build_plugin(method, task, k=k, count_tokens=count_tokens, budget=budget, seed=seed,
+                             embedder=embedder, store=store, backend=backend)
     if method.model_free is not None or method.prior:
         return _build_label_method(method, task, k=k, count_tokens=count_tokens, budget=budget, store=store)
     layout = method.layout or task.layout
@@ -132,6 +141,22 @@ def build_personalizer(spec: MethodSpec | str, task: TaskSpec, *, k: int | None 
                              count_tokens=count_tokens, budget=budget, persona_backend=persona_backend, seed=seed)
 
 
+def _build_plugin(method: MethodSpec, task: TaskSpec, **options: Any) -> Personalizer:
+    """A method a package adds (:data:`~tailor.personalizers.methods.PERSONALIZERS`), called
+    with the keyword arguments its factory names."""
+    from tailor.personalizers import methods
+
+    factory = methods.PERSONALIZERS.load(str(method.plugin))  # looked up now: tests may swap the registry
+    parameters = inspect.signature(factory).parameters
+    offered = {"task": task, "layout": method.layout or task.layout, **options}
+    if "embedder" in parameters and offered.get("embedder") is None:
+        from tailor.embeddings import load_embedder
+
+        offered["embedder"] = load_embedder()
+    personalizer: Personalizer = factory(**{name: value for name, value in offered.items() if name in parameters})
+    return personalizer
+
+
 def _build_label_method(method: MethodSpec, task: TaskSpec, *, k: int, count_tokens: TokenCounter,
                         budget: PromptBudget, store: ProfileStore | None) -> Personalizer:
     from tailor.personalizers.labels import (
@@ -167,6 +192,7 @@ __all__ = [
     "LLM_METHODS",
     "METHODS",
     "MODEL_FREE_METHODS",
+    "PERSONALIZERS",
     "PRIOR_METHODS",
     "RETRIEVAL_METHODS",
     "MethodSpec",

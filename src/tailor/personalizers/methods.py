@@ -8,10 +8,13 @@ A method is parts joined with ``+``, optionally followed by ``:`` and a prompt l
     lora | lora+bm25 | user-embedding           a per-user adapter (with the prompt named)
     RETRIEVAL+prior                             model scores times the user's label prior
     profile-prior | knn | user-mean | global-mean   label methods that need no model
+    NAME[:LAYOUT]                               a personalizer a package adds
 
 ``RETRIEVAL`` is ``none`` or a name of :data:`tailor.retrieval.RETRIEVERS` (``bm25``,
 ``recency``, ``random``, ``dense``, ``hybrid``, ``recency+dense``, or one a package adds
-through the ``tailor.retrievers`` entry point). ``none`` may be left out when notes are
+through the ``tailor.retrievers`` entry point); a whole method a package adds is a name of
+:data:`PERSONALIZERS` (entry point ``tailor.personalizers``), used alone. ``none`` may be
+left out when notes are
 named (``summary``, ``persona+summary``). Parts may come in any order and any case;
 :attr:`MethodSpec.name` writes them in one canonical order, so ``persona+bm25``,
 ``BM25+persona`` and ``persona+bm25:lamp`` with a ``lamp`` task name the same prompt.
@@ -28,6 +31,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from tailor.prompting.builder import LAYOUTS, Layout
+from tailor.registry import Registry
 
 NOTES = ("summary", "persona")
 ADAPTERS = ("lora", "user-embedding")
@@ -37,6 +41,12 @@ RATING_ONLY = ("user-mean", "global-mean")
 _COMPOUND_RETRIEVALS = {("recency", "dense"): "recency+dense"}
 
 Adapter = Literal["lora", "user-embedding"]
+
+PERSONALIZERS = Registry("personalizer", {}, group="tailor.personalizers")
+"""Whole methods that packages add: each entry is a callable that returns a personalizer,
+called with the keyword arguments it names among ``task``, ``k``, ``layout``,
+``count_tokens``, ``budget``, ``seed``, ``embedder``, ``store`` and ``backend`` (see
+:func:`tailor.personalizers.build_personalizer`)."""
 
 
 def retrieval_names() -> list[str]:
@@ -71,6 +81,7 @@ class MethodSpec:
     adapter: Adapter | None = None
     prior: bool = False
     model_free: str | None = None
+    plugin: str | None = None
     layout: Layout | None = None
 
     @property
@@ -78,6 +89,8 @@ class MethodSpec:
         """The canonical method name, without the layout (``summary+persona+hybrid``)."""
         if self.model_free is not None:
             return self.model_free
+        if self.plugin is not None:
+            return self.plugin
         parts = [part for part, on in (("summary", self.summary), ("persona", self.persona),
                                        ("refine", self.refine)) if on]
         if self.adapter is not None:
@@ -94,11 +107,13 @@ class MethodSpec:
     @property
     def pastes_items(self) -> bool:
         """Whether the prompt shows retrieved items (so a layout means something)."""
-        return self.retrieval != "none" or self.summary or self.persona
+        return self.retrieval != "none" or self.summary or self.persona or self.plugin is not None
 
     @property
     def needs_embedder(self) -> bool:
         """Whether the method ranks records or personas by embeddings."""
+        if self.plugin is not None:
+            return "embedder" in inspect.signature(PERSONALIZERS.load(self.plugin)).parameters
         return self.persona or retriever_needs_embedder(self.retrieval)
 
     @property
@@ -119,8 +134,9 @@ class MethodSpec:
         if len(set(parts)) != len(parts):
             raise ValueError(f"method {text!r} names a part twice")
         retrievals = set(retrieval_names())
+        plugins = set(PERSONALIZERS.names())
         unknown = [part for part in parts if part not in (*NOTES, "refine", *ADAPTERS, "prior", *MODEL_FREE)
-                   and part not in retrievals]
+                   and part not in retrievals and part not in plugins]
         if unknown:
             what = f"method {unknown[0]!r}" if len(parts) == 1 else f"part {unknown[0]!r} in method {text!r}"
             raise ValueError(f"unknown {what}; valid parts: "
@@ -130,12 +146,14 @@ class MethodSpec:
             raise ValueError(f"method {text!r} names {len(chosen)} retrievals ({', '.join(chosen)}); pick one "
                              "(hybrid fuses bm25 and dense)")
         model_free = [part for part in parts if part in MODEL_FREE]
+        plugin = [part for part in parts if part in plugins and part not in retrievals]
         adapters = [part for part in parts if part in ADAPTERS]
         spec = cls(
             retrieval=chosen[0] if chosen else "none",
             summary="summary" in parts, persona="persona" in parts, refine="refine" in parts,
             adapter=adapters[0] if adapters else None,  # type: ignore[arg-type]
             prior="prior" in parts, model_free=model_free[0] if model_free else None,
+            plugin=plugin[0] if plugin else None,
             layout=layout or None,  # type: ignore[arg-type]
         )
         _check_combination(spec, parts, text)
@@ -154,6 +172,8 @@ def _join_compounds(parts: list[str]) -> list[str]:
 
 def _check_combination(spec: MethodSpec, parts: list[str], text: str) -> None:
     alone = [part for part in parts if part in (*MODEL_FREE, "refine", "user-embedding")]
+    if spec.plugin is not None:
+        alone.append(spec.plugin)
     if alone and len(parts) > 1:
         raise ValueError(f"method {alone[0]!r} is used alone, not combined ({text!r})")
     if spec.adapter == "lora" and (spec.summary or spec.persona or spec.prior or spec.retrieval not in ("none", "bm25")):
@@ -167,7 +187,7 @@ def _check_combination(spec: MethodSpec, parts: list[str], text: str) -> None:
 
 
 def valid_parts() -> list[str]:
-    return [*retrieval_names(), *NOTES, "refine", *ADAPTERS, "prior", *MODEL_FREE]
+    return [*retrieval_names(), *NOTES, "refine", *ADAPTERS, "prior", *MODEL_FREE, *PERSONALIZERS.names()]
 
 
 def parse_method(spec: str) -> MethodSpec:
@@ -188,5 +208,5 @@ def parse_methods(text: str) -> list[MethodSpec]:
     return specs
 
 
-__all__ = ["ADAPTERS", "MODEL_FREE", "NOTES", "RATING_ONLY", "MethodSpec", "parse_method", "parse_methods",
+__all__ = ["ADAPTERS", "MODEL_FREE", "NOTES", "PERSONALIZERS", "RATING_ONLY", "MethodSpec", "parse_method", "parse_methods",
            "retrieval_names", "retriever_needs_embedder", "valid_parts"]

@@ -49,6 +49,7 @@ from tailor.retrieval.fusion import fuse
 from tailor.retrieval.hybrid import HYBRID_DEPTH
 from tailor.server.record_index import RecordIndex
 from tailor.server.record_vectors import RecordVectors
+from tailor.tasks.base import TaskSpec
 from tailor.tasks.chat import CHAT_TASK, ChatTask
 from tailor.types import Granularity, HistoryRecord, Profile, RetrievalHit
 
@@ -197,20 +198,24 @@ class ChatPersonalizer:
         decided = context.personalized
         if decided is None or not decided.messages or not context.uses_the_user:
             return tuple(conversation)
-        system = decided.messages[0]["content"]
+        personalized = list(decided.messages)
+        # The personalizer's system message (a package's method may have none).
+        system = personalized.pop(0)["content"] if personalized[0]["role"] == "system" else ""
         client = [m["content"] for m in conversation if m["role"] == "system" and m["content"].strip()]
         if client:
-            system = system.replace(self.task.instruction, "\n\n".join(client), 1)
-        blocks = [system]
+            joined = "\n\n".join(client)
+            system = system.replace(self.task.instruction, joined, 1) if self.task.instruction in system else (
+                "\n\n".join(part for part in (joined, system) if part))
+        blocks = [system] if system else []
         if context.memories:
             blocks.append(self.task.memory_header + "\n" + "\n".join(f"- {m.text}" for m in context.memories))
         lines = self._episode_lines(context.episodes)
         if lines:
             blocks.append(EPISODES_HEADER + "\n" + "\n".join(lines))
+        head = [{"role": "system", "content": "\n\n".join(blocks)}] if blocks else []
         turns = [m for m in conversation if m["role"] != "system"]
         last = max((i for i, m in enumerate(turns) if m["role"] == "user"), default=len(turns))
-        return ({"role": "system", "content": "\n\n".join(blocks)}, *turns[:last], *decided.messages[1:],
-                *turns[last + 1:])
+        return (*head, *turns[:last], *personalized, *turns[last + 1:])
 
     def _episode_lines(self, episodes: Sequence[Episode]) -> list[str]:
         """``On DATE the user said: ...`` lines, most relevant first, within ``episode_tokens``
@@ -236,6 +241,16 @@ class ChatPersonalizer:
 
 
 
+class _ProfileFromStore:
+    """``personalizer`` handed the user's whole profile, read from ``store``."""
+
+    def __init__(self, personalizer: Personalizer, store: ProfileStore) -> None:
+        self.name, self.personalizer, self.store = personalizer.name, personalizer, store
+
+    def personalize(self, task: TaskSpec, text: str, profile: Profile) -> Personalized:
+        return self.personalizer.personalize(task, text, self.store.get_profile(profile.user_id))
+
+
 def serving_personalizer(method: MethodSpec, *, store: ProfileStore, index: RecordIndex,
                          vectors: RecordVectors | None, embedder: Embedder | None, k: int | None,
                          budget: PromptBudget, count_tokens: TokenCounter, summaries: SummarySource | None,
@@ -243,6 +258,10 @@ def serving_personalizer(method: MethodSpec, *, store: ProfileStore, index: Reco
     """The personalizer ``tailor eval`` builds for ``method`` on the chat task, with the
     method's ranking read from the stored indexes (:class:`StoredRetriever`) and the
     server's ``summaries`` and ``personas`` sources."""
+    if method.plugin is not None:
+        # A package's whole method: it gets the user's profile, read from the store.
+        return _ProfileFromStore(build_personalizer(
+            method, CHAT_TASK, k=k, count_tokens=count_tokens, budget=budget, embedder=embedder, store=store), store)
     retriever = None
     if method.retrieval != "none":
         library = None
