@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -25,13 +26,22 @@ def scripted_reply(request: GenerationRequest) -> str:
 
 
 @pytest.fixture
-def make_client(tmp_path: Path) -> Iterator[Callable[..., TestClient]]:
-    """``make_client(**config)``: a test client of a fresh app on ``tmp_path/store.db``
+def store_target(tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """The store ``make_client`` opens: ``tmp_path/store.db``, or a PostgreSQL schema of the
+    test's own when ``TAILOR_TEST_SERVER_STORE=postgres`` (to run the server suite on PostgreSQL)."""
+    if os.environ.get("TAILOR_TEST_SERVER_STORE") == "postgres":
+        return str(request.getfixturevalue("postgres_url"))
+    return str(tmp_path / "store.db")
+
+
+@pytest.fixture
+def make_client(store_target: str) -> Iterator[Callable[..., TestClient]]:
+    """``make_client(**config)``: a test client of a fresh app on ``store_target``
     (``store=URL`` for another store, e.g. a PostgreSQL database)."""
     clients: list[TestClient] = []
 
     def make(*, backend: Any = None, **options: Any) -> TestClient:
-        config = ServeConfig(**{"store": str(tmp_path / "store.db"), "backend": "echo", **options})
+        config = ServeConfig(**{"store": store_target, "backend": "echo", **options})
         client = TestClient(create_app(config, backend=backend or EchoBackend(scripted_reply)))
         client.__enter__()
         clients.append(client)

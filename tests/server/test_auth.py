@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from tailor.backends.echo import EchoBackend
 from tailor.cli.main import main
+from tailor.profiles import open_store
 from tailor.profiles.sqlite import SQLiteProfileStore
 from tailor.server import ServeConfig, create_app
 from tailor.server.app import OpenServerRefused
@@ -25,7 +26,7 @@ def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
-def create_key(store: Path, capsys: pytest.CaptureFixture[str], *flags: str) -> str:
+def create_key(store: Path | str, capsys: pytest.CaptureFixture[str], *flags: str) -> str:
     assert main(["keys", "create", "--store", str(store), *flags, "--json"]) == 0
     return str(json.loads(capsys.readouterr().out)["key"])
 
@@ -51,11 +52,11 @@ def test_with_a_public_address_and_a_key_the_server_starts(tmp_path: Path, capsy
         assert client.get("/v1/models", headers=bearer(key)).status_code == 200
 
 
-def test_once_a_key_exists_every_request_needs_one(tmp_path: Path, make_client: Callable[..., TestClient],
+def test_once_a_key_exists_every_request_needs_one(store_target: str, make_client: Callable[..., TestClient],
                                                    capsys: pytest.CaptureFixture[str], ask: Ask) -> None:
     client = make_client()
     assert client.get("/v1/models").status_code == 200  # open until a key exists
-    key = create_key(tmp_path / "store.db", capsys, "--admin")  # made by another process, while serving
+    key = create_key(store_target, capsys, "--admin")  # made by another process, while serving
     for headers in (None, {"Authorization": "Bearer nonsense"}, {"Authorization": key},
                     bearer(key[:-2] + ("AA" if not key.endswith("AA") else "BB"))):
         response = client.get("/v1/models", headers=headers)
@@ -67,7 +68,7 @@ def test_once_a_key_exists_every_request_needs_one(tmp_path: Path, make_client: 
     assert client.get("/v1/models", headers=bearer(key)).status_code == 200
 
     key_id = key.split("-", 1)[1].split(".")[0]
-    assert main(["keys", "revoke", key_id, "--store", str(tmp_path / "store.db")]) == 0
+    assert main(["keys", "revoke", key_id, "--store", store_target]) == 0
     capsys.readouterr()
     # The only key is revoked: the store holds no active key, so loopback is open again.
     assert client.get("/v1/models").status_code == 200
@@ -101,9 +102,9 @@ def _route_calls(memory_id: str) -> list[tuple[str, str, Any]]:
     ]
 
 
-def test_a_tenant_key_never_reaches_another_tenants_users(tmp_path: Path, make_client: Callable[..., TestClient],
+def test_a_tenant_key_never_reaches_another_tenants_users(store_target: str, make_client: Callable[..., TestClient],
                                                           capsys: pytest.CaptureFixture[str], ask: Ask) -> None:
-    store = tmp_path / "store.db"
+    store = store_target
     acme, globex, admin = (create_key(store, capsys, "--tenant", "acme"), create_key(store, capsys, "--tenant", "globex"),
                            create_key(store, capsys, "--admin"))
     client = make_client()
@@ -143,13 +144,13 @@ def test_a_tenant_key_never_reaches_another_tenants_users(tmp_path: Path, make_c
     acting = {**bearer(admin), "X-Tailor-Tenant": "acme"}
     assert client.get("/v1/users/alice", headers=acting).json()["attributes"] == {"secret": "acme-only"}
     assert client.get("/v1/users/alice", headers={**bearer(admin), "X-Tailor-Tenant": "no such!"}).status_code == 400
-    with SQLiteProfileStore(store) as raw:
+    with open_store(store) as raw:
         assert raw.list_users() == ["acme\x1falice", "globex\x1falice"]
 
 
-def test_a_tenant_key_may_name_its_own_tenant(tmp_path: Path, make_client: Callable[..., TestClient],
+def test_a_tenant_key_may_name_its_own_tenant(store_target: str, make_client: Callable[..., TestClient],
                                               capsys: pytest.CaptureFixture[str]) -> None:
-    acme = create_key(tmp_path / "store.db", capsys, "--tenant", "acme")
+    acme = create_key(store_target, capsys, "--tenant", "acme")
     client = make_client()
     headers = {**bearer(acme), "X-Tailor-Tenant": "acme"}
     assert client.put("/v1/users/bob", headers=headers).status_code == 200
