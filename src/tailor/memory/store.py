@@ -36,11 +36,11 @@ import numpy as np
 from tailor.embeddings.base import Embedder
 from tailor.memory.episodes import DEFAULT_EPISODE_METHOD, Episode, EpisodeMethod, EpisodeSearch
 from tailor.memory.facts import Fact
-from tailor.memory.lexical import tokenize
 from tailor.memory.search import TextEmbedder, hybrid_rank
 from tailor.profiles import SQLProfileStore
 from tailor.profiles._conversations import NewMemory
 from tailor.profiles._derived import utc_now
+from tailor.retrieval.bm25 import tokenize
 
 # Search reads at most this many of a user's newest active memories.
 MAX_SEARCHED = 2000

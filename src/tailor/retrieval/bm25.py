@@ -39,7 +39,7 @@ _record_id = attrgetter("id")
 _PLACEHOLDER = "\x00"
 _MAGIC = b"bm25s\x01"
 _HEADER = struct.Struct("<iiq")  # documents, terms, stored scores
-_OLD_HEADER = struct.Struct("<iii")  # the numpy postings of tailor <= 0.x (memory/lexical.py)
+_OLD_HEADER = struct.Struct("<iii")  # the numpy postings the server stored before bm25s
 
 
 def _stemmer() -> Any:

@@ -24,8 +24,8 @@ import threading
 import uuid
 from collections import OrderedDict
 
-from tailor.memory.lexical import LexicalIndex, compile_index, tokenize
 from tailor.profiles import SQLProfileStore
+from tailor.retrieval.bm25 import BM25Index, tokenize
 from tailor.types import HistoryRecord
 
 
@@ -36,7 +36,7 @@ class RecordIndex:
         if cache_size < 0:
             raise ValueError(f"cache_size must be non-negative, got {cache_size}")
         self.store = store
-        self._cache: OrderedDict[str, tuple[str, LexicalIndex]] = OrderedDict()
+        self._cache: OrderedDict[str, tuple[str, BM25Index]] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
 
@@ -64,7 +64,7 @@ class RecordIndex:
             self.store.put_record_terms(user_id, {record.id: " ".join(tokens)
                                                   for record, tokens in zip(missing, tokenize(texts))})
         rows = self.store.record_terms(user_id)
-        index = compile_index([row[0] for row in rows], [row[1].split() for row in rows])
+        index = BM25Index.build([row[0] for row in rows], [row[1].split() for row in rows])
         build_id = uuid.uuid4().hex
         self.store.put_record_index(user_id, state[0], build_id, index.ids, index.vocabulary, index.arrays_bytes())
         return build_id
@@ -104,7 +104,7 @@ class RecordIndex:
             if stored is None:
                 return None  # deleted meanwhile
             build_id, ids, vocabulary, arrays = stored
-            index = LexicalIndex.from_parts(ids, vocabulary, arrays)
+            index = BM25Index.from_parts(ids, vocabulary, arrays)
             self._remember(user_id, build_id, index)
         return [index.ids[position] for position, _ in index.top(tokens, k)]
 
@@ -118,7 +118,7 @@ class RecordIndex:
         orders them; ``None`` when the store does not hold the user."""
         return self.store.recent_records(user_id, k)
 
-    def _cached(self, user_id: str, build_id: str | None) -> LexicalIndex | None:
+    def _cached(self, user_id: str, build_id: str | None) -> BM25Index | None:
         with self._lock:
             entry = self._cache.get(user_id)
             if entry is None or entry[0] != build_id:
@@ -126,7 +126,7 @@ class RecordIndex:
             self._cache.move_to_end(user_id)
             return entry[1]
 
-    def _remember(self, user_id: str, build_id: str, index: LexicalIndex) -> None:
+    def _remember(self, user_id: str, build_id: str, index: BM25Index) -> None:
         if self._cache_size == 0:
             return
         with self._lock:

@@ -27,6 +27,7 @@ import numpy as np
 from tailor.embeddings.base import Embedder
 from tailor.profiles import SQLProfileStore
 from tailor.profiles.base import UnknownUserError
+from tailor.retrieval.dense import similarity_order
 from tailor.retrieval.fusion import fuse
 from tailor.tasks.chat import CHAT_TASK
 from tailor.types import HistoryRecord
@@ -75,10 +76,7 @@ class RecordVectors:
         ids, matrix = entry
         if not ids:
             return []
-        query_vector = self.embedder.embed([query])[0]
-        similarities = matrix @ np.asarray(query_vector, dtype=np.float32)
-        order = np.argsort(-similarities, kind="stable")[:k]
-        return [ids[int(i)] for i in order]
+        return [ids[int(i)] for i in similarity_order(matrix, self.embedder.embed([query])[0], k)]
 
     def forget(self, user_id: str) -> None:
         with self._lock:
