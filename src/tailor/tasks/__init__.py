@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from tailor.registry import Registry
 from tailor.task_names import normalize_task_name
 from tailor.tasks.base import TaskKind, TaskSpec
 from tailor.tasks.lamp import LAMP_TASKS, TitledTextTask
@@ -33,15 +34,27 @@ OWN_TASKS: dict[str, TaskSpec] = {
 TASKS: dict[str, TaskSpec] = {**LAMP_TASKS, **OWN_TASKS}
 
 
+TASK_PLUGINS = Registry("task", {}, group="tailor.tasks")
+"""Tasks that packages add: each entry is a :class:`TaskSpec` (entry point ``tailor.tasks``),
+taken by every command that takes ``--task``."""
+
+
 def get_task(name: str) -> TaskSpec:
-    """The task spec for ``name`` (``LaMP-4``, ``LaMP_4`` and ``lamp-4`` alike)."""
+    """The task spec for ``name`` (``LaMP-4``, ``LaMP_4`` and ``lamp-4`` alike), or one a
+    package adds (:data:`TASK_PLUGINS`)."""
     if name in OWN_TASKS:
         return OWN_TASKS[name]
     try:
         canonical = normalize_task_name(name)
     except ValueError:
-        raise ValueError(f"unknown task {name!r}; valid tasks: {', '.join(TASKS)}") from None
+        if name in TASK_PLUGINS:
+            task = TASK_PLUGINS.load(name)
+            if not isinstance(task, TaskSpec):
+                raise TypeError(f"task {name!r} of entry point group tailor.tasks is not a TaskSpec") from None
+            return task
+        valid = [*TASKS, *TASK_PLUGINS.names()]
+        raise ValueError(f"unknown task {name!r}; valid tasks: {', '.join(valid)}") from None
     return TASKS[canonical]
 
 
-__all__ = ["OWN_TASKS", "TASKS", "TaskKind", "TaskSpec", "get_task"]
+__all__ = ["OWN_TASKS", "TASKS", "TASK_PLUGINS", "TaskKind", "TaskSpec", "get_task"]
