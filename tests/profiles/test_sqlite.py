@@ -256,3 +256,21 @@ def test_tables_missing_cascade_names_tables_that_break_the_rule(tmp_path: Path)
             )
             connection.execute("CREATE TABLE settings (name TEXT PRIMARY KEY, value TEXT)")  # not per-user
         assert store.tables_missing_cascade() == ["notes", "scribbles"]
+
+
+def test_a_write_lock_held_too_long_by_another_process_is_store_unavailable(tmp_path: Path) -> None:
+    from tailor.profiles import StoreUnavailableError
+
+    with SQLiteProfileStore(tmp_path / "profiles.db", busy_timeout=0.2) as store:
+        store.add_records("alice", [HistoryRecord("a", {"text": "x"})])
+        other = sqlite3.connect(tmp_path / "profiles.db", isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")  # another writer that does not let go
+            with pytest.raises(StoreUnavailableError, match="locked by another writer"):
+                store.add_records("alice", [HistoryRecord("b", {"text": "y"})])
+            assert store.count_records("alice") == 1  # reads go on meanwhile (WAL)
+            other.execute("ROLLBACK")
+        finally:
+            other.close()
+        store.add_records("alice", [HistoryRecord("b", {"text": "y"})])
+        assert store.count_records("alice") == 2

@@ -35,6 +35,7 @@ from pathlib import Path
 from tailor.profiles._batch import UserBatch
 from tailor.profiles._derived import utc_now
 from tailor.profiles._schema import INSERT_USER, MIGRATIONS, SCHEMA_VERSION, UPSERT_ATTRIBUTE, UPSERT_RECORD
+from tailor.profiles.base import StoreUnavailableError
 from tailor.profiles.sqlite_derived import SQLiteDerivedData
 
 __all__ = ["SCHEMA_VERSION", "SQLiteProfileStore"]
@@ -50,13 +51,15 @@ class SQLiteProfileStore(SQLiteDerivedData):
     The file runs in WAL mode with ``synchronous=NORMAL``: readers never block the writer,
     and a commit survives a process crash (an OS crash may lose the last commits, never
     corrupt the file). One connection is shared by all threads under a lock; other
-    processes open their own store on the same path and wait up to 30 s for the write lock.
+    processes open their own store on the same path and wait up to ``busy_timeout``
+    seconds (30) for the write lock, after which the write raises
+    :class:`~tailor.profiles.base.StoreUnavailableError` (the server answers 503).
 
     This class holds the connection, transactions, migrations and the batch write; the
     reads and what else reads the same in PostgreSQL are in :mod:`tailor.profiles._sql_store`.
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = _BUSY_TIMEOUT_SECONDS) -> None:
         self._path = os.fspath(path)
         if not isinstance(self._path, str) or not self._path:
             raise ValueError(f"SQLiteProfileStore: path must be a non-empty str or os.PathLike, got {path!r}")
@@ -65,13 +68,14 @@ class SQLiteProfileStore(SQLiteDerivedData):
             if not parent.is_dir():
                 raise FileNotFoundError(f"SQLiteProfileStore: directory {str(parent)!r} does not exist")
         self._lock = threading.RLock()
+        self._busy_timeout = busy_timeout
         # isolation_level=None: the module never opens transactions behind our back;
         # this class issues BEGIN/COMMIT itself, so a batch is exactly one transaction.
         connection = sqlite3.connect(
-            self._path, timeout=_BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False
+            self._path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
         )
         try:
-            connection.execute(f"PRAGMA busy_timeout = {int(_BUSY_TIMEOUT_SECONDS * 1000)}")
+            connection.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
             self._journal_mode: str = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             connection.execute("PRAGMA synchronous = NORMAL")
             connection.execute("PRAGMA foreign_keys = ON")
@@ -120,7 +124,15 @@ class SQLiteProfileStore(SQLiteDerivedData):
             # IMMEDIATE takes the write lock up front: a transaction that starts as a reader
             # and later writes can fail at once (SQLITE_BUSY, no waiting) if another process
             # committed in between.
-            connection.execute("BEGIN IMMEDIATE")
+            try:
+                connection.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as error:
+                # Another process held the write lock for the whole busy timeout: the caller may
+                # retry later (the server answers 503), the file is fine.
+                if "locked" in str(error) or "busy" in str(error):
+                    raise StoreUnavailableError(f"SQLite: {self._path!r} stayed locked by another writer for "
+                                                f"{self._busy_timeout:g} s") from error
+                raise
             try:
                 yield connection
                 connection.execute("COMMIT")
