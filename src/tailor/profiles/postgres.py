@@ -166,9 +166,15 @@ class PostgresProfileStore(PostgresDerivedData):
         if current is not None:
             yield current  # inside a transaction already: read what it sees
             return
-        with self._borrowed() as connection, connection.transaction():
-            connection.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            yield connection
+        with self._borrowed() as connection:
+            # Set on the connection, so that BEGIN itself says it: one round trip fewer than a
+            # SET TRANSACTION; reset before the connection goes back to the pool.
+            connection.isolation_level, connection.read_only = psycopg.IsolationLevel.REPEATABLE_READ, True
+            try:
+                with connection.transaction():
+                    yield connection
+            finally:
+                connection.isolation_level, connection.read_only = None, None
 
     def _migrate(self, connection: Connection) -> None:
         if self._schema_version(connection) == SCHEMA_VERSION:
