@@ -78,10 +78,11 @@ def sent(backend: EchoBackend, text: str, since: int) -> Messages:
     return tuple(dict(m) for m in request.messages)
 
 
-def through_eval(method: str, client: TestClient, backend: EchoBackend, user: str, text: str) -> tuple[Messages, str]:
+def through_eval(method: str, client: TestClient, backend: EchoBackend, user: str, text: str,
+                 k: int | None = None) -> tuple[Messages, str]:
     """The messages ``tailor eval`` sends for this method, user and input, and the granularity."""
     service = client.app.state.service  # type: ignore[attr-defined]
-    config = EvalConfig(task="chat", data=".", methods=(method,), backend="echo", embedder="hashing",
+    config = EvalConfig(task="chat", data=".", methods=(method,), backend="echo", embedder="hashing", k=k,
                         batch_size=1, input_tokens=SERVING.input_tokens, context_tokens=SERVING.context_tokens)
     personalizer = build_personalizer(method, CHAT_TASK, k=config.k or CHAT_TASK.k,
                                       count_tokens=backend.count_tokens,
@@ -115,6 +116,15 @@ def test_served_prompts_are_evals_prompts(method: str, make_client: Callable[...
                 assert got == expected, (method, user, text)
                 personalized += 1
     assert personalized or method == "none"
+
+
+@pytest.mark.parametrize("method", ["bm25", "hybrid", "summary+recency"])
+def test_an_explicit_k_is_taken_alike(method: str, make_client: Callable[..., TestClient]) -> None:
+    client, backend = served(make_client, method, memory=False, k=1)
+    for text in INPUTS:
+        expected, _ = through_eval(method, client, backend, "alice", text, k=1)
+        assert through_serve(client, backend, "alice", [{"role": "user", "content": text}]) == expected
+        assert expected[-1]["content"].count("\n- ") <= 1
 
 
 def test_served_prompts_differ_from_evals_by_the_named_chat_additions_only(
