@@ -29,6 +29,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import numpy as np
@@ -42,6 +43,8 @@ from tailor.profiles._conversations import NewMemory
 from tailor.profiles._derived import utc_now
 from tailor.retrieval.bm25 import tokenize
 
+# How long a worker's claim on a message lasts: far longer than one extraction takes.
+CLAIM_SECONDS = 600.0
 # Search reads at most this many of a user's newest active memories.
 MAX_SEARCHED = 2000
 
@@ -119,6 +122,16 @@ class MemoryStore:
 
     def message_text(self, user_id: str, message_id: str) -> str | None:
         return self.store.message_text(user_id, message_id)
+
+    def claim_message(self, user_id: str, message_id: str, *, lease: float = CLAIM_SECONDS) -> str | None:
+        """The text of a pending message, claimed for this caller's extraction for ``lease``
+        seconds; ``None`` when it is gone, no longer pending, or claimed by another (a
+        server process sharing the store). A claim left by a process that died runs out,
+        and the message is extracted by the next worker that starts."""
+        now = datetime.now(timezone.utc)
+        until = now + timedelta(seconds=lease)
+        return self.store.claim_message(user_id, message_id, now.isoformat(timespec="seconds"),
+                                        until.isoformat(timespec="seconds"))
 
     def mark_extracted(self, user_id: str, message_id: str, status: str) -> None:
         self.store.mark_message(user_id, message_id, status)

@@ -59,9 +59,9 @@ class ExtractionWorker:
 
     def _extract(self, user_id: str, message_id: str) -> None:
         try:
-            text = self.memory.message_text(user_id, message_id)
+            text = self.memory.claim_message(user_id, message_id)
             if text is None:
-                return  # the user (and their messages) were deleted meanwhile
+                return  # deleted meanwhile, or another server process sharing the store has it
             facts = [fact for fact in self.extract(text) if fact.confidence >= self.min_confidence]
             self.memory.add_facts(user_id, facts, source_message_id=message_id)
         except UnknownUserError:

@@ -92,6 +92,22 @@ class ConversationData(SQLStore[ConnectionT]):
                 (user_id, message_id)).fetchone()
         return None if row is None else str(row[0])
 
+    def claim_message(self, user_id: str, message_id: str, now: str, until: str) -> str | None:
+        """Claim a pending message for extraction until ``until`` (ISO-8601 UTC, as ``now``);
+        return its text, or ``None`` when it is not pending, is gone, or another claim on it
+        has not run out by ``now``. Of several processes claiming one message, one gets it."""
+        with self.transaction() as connection:
+            claimed = connection.execute(self._sql(
+                "UPDATE conversation_messages SET claimed_until = ? WHERE user_id = ? AND message_id = ? "
+                "AND extraction = 'pending' AND (claimed_until IS NULL OR claimed_until <= ?)"),
+                (until, user_id, message_id, now)).rowcount
+            if claimed != 1:
+                return None
+            row = connection.execute(self._sql(
+                "SELECT content FROM conversation_messages WHERE user_id = ? AND message_id = ?"),
+                (user_id, message_id)).fetchone()
+        return None if row is None else str(row[0])
+
     def mark_message(self, user_id: str, message_id: str, extraction: str) -> None:
         """Set the message's extraction status (``pending``, ``done``, ``failed``, ``none``)."""
         with self.transaction() as connection:

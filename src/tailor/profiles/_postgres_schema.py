@@ -22,7 +22,7 @@ Differences from SQLite, each for a reason:
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # Serializes schema creation between processes that open an empty database at once; the
 # second number is the schema's name hashed, so stores in separate schemas do not wait on
@@ -225,9 +225,12 @@ _SCHEMA_V3 = (
         FOR EACH ROW EXECUTE FUNCTION tailor_adapter_contributor_deleted()""",
 )
 
+# Version 4: extraction claims on messages (see tailor.profiles._schema).
+_SCHEMA_V4 = ("ALTER TABLE conversation_messages ADD COLUMN claimed_until TEXT",)
+
 # MIGRATIONS[n] holds the statements that turn a version n-1 schema into version n; an
 # empty database (version 0) starts at the first key.
-MIGRATIONS: dict[int, tuple[str, ...]] = {2: _SCHEMA_V2, 3: _SCHEMA_V3}
+MIGRATIONS: dict[int, tuple[str, ...]] = {2: _SCHEMA_V2, 3: _SCHEMA_V3, 4: _SCHEMA_V4}
 
 # Tables with a user_id column that follow no cascade from users or records, in the
 # current schema: the derived data rule's check (see tailor.profiles.sqlite).

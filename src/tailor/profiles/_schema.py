@@ -50,6 +50,11 @@ with the triggers that drop a record's terms when its fields change, and a poole
 when one of its contributors goes. Adapter tables made before their ``prompt`` column are
 rebuilt first (:func:`add_adapter_prompt_column`). Order of rows within a user
 (conversations, memories) is SQLite's ``rowid``, the order of insertion.
+
+Version 4 adds ``conversation_messages.claimed_until`` (an ISO-8601 UTC time, or NULL): a
+process about to extract facts from a pending message claims it until then, so that two
+server processes sharing the store never extract the same message at once, and a claim
+left by a process that died runs out.
 """
 
 from __future__ import annotations
@@ -57,7 +62,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _SCHEMA_V1 = (
     """CREATE TABLE IF NOT EXISTS users (
@@ -288,9 +293,11 @@ Step = str | Callable[[sqlite3.Connection], None]
 _SCHEMA_V3: tuple[Step, ...] = (
     *_API_KEYS, *_CONVERSATIONS, *_RECORD_SEARCH, add_adapter_prompt_column, *ADAPTER_TABLES)
 
+_SCHEMA_V4: tuple[Step, ...] = ("ALTER TABLE conversation_messages ADD COLUMN claimed_until TEXT",)
+
 # MIGRATIONS[n] holds the steps (statements, or functions of the connection for what a
 # statement cannot say) that turn a version n-1 file into version n.
-MIGRATIONS: dict[int, tuple[Step, ...]] = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3}
+MIGRATIONS: dict[int, tuple[Step, ...]] = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3, 4: _SCHEMA_V4}
 
 INSERT_USER = "INSERT INTO users (user_id, created_at) VALUES (?, ?) ON CONFLICT (user_id) DO NOTHING"
 UPSERT_ATTRIBUTE = (
