@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from tailor.backends.base import Backend
 from tailor.profiles.base import ProfileStore
 from tailor.prompting.builder import TokenCounter, fit_record
+from tailor.retrieval.simple import recency_order
 from tailor.tasks.base import TaskSpec
 from tailor.types import GenerationRequest, HistoryRecord, Profile
 
@@ -26,9 +27,8 @@ SUMMARY_INSTRUCTION = (
 
 def latest_records(profile: Profile, n: int) -> list[HistoryRecord]:
     """The ``n`` most recent records (by date, then by position), oldest first."""
-    indexed = list(enumerate(profile.records))
-    indexed.sort(key=lambda pair: (pair[1].date is not None, pair[1].date or "", pair[0]))
-    return [record for _, record in indexed[-n:]] if n > 0 else []
+    # The one recency rule (retrieval.simple.recency_order), most recent first, turned around.
+    return [profile.records[i] for i in reversed(recency_order(profile.records)[:max(n, 0)])]
 
 
 def describe_items_messages(task: TaskSpec, records: Sequence[HistoryRecord], instruction: str, *,
