@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import json
 import threading
+import time
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
@@ -59,6 +61,9 @@ from tailor.profiles.base import StoreUnavailableError
 from tailor.profiles.postgres_derived import Connection, PostgresDerivedData, check_text, columns_of
 
 __all__ = ["SCHEMA_VERSION", "PostgresProfileStore"]
+
+# A connection returned to the pool this recently is lent again without a check.
+_FRESH_SECONDS = 1.0
 
 
 class PostgresProfileStore(PostgresDerivedData):
@@ -89,6 +94,7 @@ class PostgresProfileStore(PostgresDerivedData):
         self._connection: Connection | None = None  # the pool lends connections; see transaction()
         self._local = threading.local()  # the connection of this thread's open transaction, if any
         self._pool: ConnectionPool[Connection] | None = None
+        self._returned_at: weakref.WeakKeyDictionary[Connection, float] = weakref.WeakKeyDictionary()
         self._outage_timeout = outage_timeout
         self._unreachable = False  # the last borrow met the database down: fail fast until one works
         try:
@@ -106,12 +112,23 @@ class PostgresProfileStore(PostgresDerivedData):
         self._pool = ConnectionPool(
             conninfo, min_size=1, max_size=pool_size, timeout=pool_timeout, open=True,
             kwargs={"autocommit": True, "connect_timeout": connect_timeout},
-            check=ConnectionPool.check_connection, name="tailor-store")
+            check=self._check_idle, reset=self._returned, name="tailor-store")
 
     def __repr__(self) -> str:
         return f"PostgresProfileStore({getattr(self, '_description', '')!r})"
 
     # -- transactions -------------------------------------------------------------------
+
+    def _returned(self, connection: Connection) -> None:
+        self._returned_at[connection] = time.monotonic()
+
+    def _check_idle(self, connection: Connection) -> None:
+        """The pool's check before lending a connection: a round trip to the server, skipped
+        for a connection that came back within the last second (a busy server lends each
+        one many times a second; a connection lost meanwhile fails its first statement, and
+        the pool replaces it when it is returned)."""
+        if time.monotonic() - self._returned_at.get(connection, float("-inf")) > _FRESH_SECONDS:
+            ConnectionPool.check_connection(connection)
 
     def close(self) -> None:
         """Close the pool; further calls raise RuntimeError. Closing twice is harmless."""
