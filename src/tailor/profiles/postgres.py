@@ -15,8 +15,9 @@ export) run in one ``REPEATABLE READ`` snapshot. Within a process, the store's t
 share a connection pool (``psycopg_pool``): each transaction takes a connection of its
 own, and a transaction opened inside another on the same thread joins it.
 
-Faults: the pool checks a connection before lending it and replaces one that was lost
-(a database restart, a network fault), so the store needs no reopening; a call that meets
+Faults: the pool checks a connection idle for over a second before lending it, and
+replaces one that was lost (a database restart, a network fault) as it finds it or as it
+comes back broken, so the store needs no reopening; a call that meets
 the database unreachable, or waits longer than ``pool_timeout`` for a free connection,
 raises :class:`~tailor.profiles.base.StoreUnavailableError` (the server answers 503).
 Once a call has found the database unreachable, the next ones wait at most
