@@ -32,7 +32,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from tailor.embeddings.base import Embedder
 from tailor.memory.episodes import Episode
@@ -146,7 +146,6 @@ class ChatContext:
     memories: tuple[Memory, ...] = ()
     episodes: tuple[Episode, ...] = ()
     adapter: str | None = None
-    notes: dict[str, str] = field(default_factory=dict)
 
     @property
     def retrieved(self) -> tuple[str, ...]:
@@ -191,7 +190,7 @@ class ChatPersonalizer:
         episodes = (self.memory.search_episodes(user_id, query, self.k_episodes, speaker="user")
                     if self.memory is not None else [])
         adapter = self.adapter_label(user_id) if self.adapter_label is not None else None
-        return ChatContext(decided, tuple(memories), tuple(episodes), adapter, dict(decided.notes))
+        return ChatContext(decided, tuple(memories), tuple(episodes), adapter)
 
     def messages(self, conversation: Sequence[dict[str, str]], context: ChatContext) -> tuple[dict[str, str], ...]:
         """The personalized messages with the chat additions (see the module docstring)."""
