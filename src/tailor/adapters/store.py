@@ -40,6 +40,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from tailor.profiles import SQLProfileStore
+from tailor.profiles._adapters import AdapterName
+from tailor.profiles.base import UnknownUserError
 from tailor.profiles.sqlite import SQLiteProfileStore
 
 __all__ = [
@@ -133,10 +135,8 @@ def _dumps(value: Mapping[str, Any], what: str) -> str:
         raise TypeError(f"adapter {what} must be JSON-ready: {error}") from None
 
 
-_COLUMNS = "config, base_model, metadata, digest, weights, created_at"
-_INFO_COLUMNS = "config, base_model, metadata, digest, length(weights), created_at"
-_USER_MATCH = "user_id = ? AND task = ? AND kind = ? AND prompt = ?"
-_SHARED_MATCH = "scope = ? AND owner = ? AND task = ? AND kind = ? AND prompt = ?"
+def _name(key: AdapterKey) -> AdapterName:
+    return (key.scope, key.owner, key.task, key.kind, key.prompt)
 
 
 class AdapterStore:
@@ -157,8 +157,6 @@ class AdapterStore:
         self.max_bytes = max_bytes
         self.location = str(getattr(profiles, "path", profiles))
         """Where the adapters are: the SQLite file's path, or the PostgreSQL store's description."""
-        # The statements below are written with "?" markers; the store turns them into its dialect.
-        self._sql = profiles._sql
 
     def __repr__(self) -> str:
         return f"AdapterStore({self.profiles!r})"
@@ -180,28 +178,10 @@ class AdapterStore:
                              f"{self.max_bytes:,}; lower the rank or the number of adapted layers")
         row = (_dumps(config, "config"), _dumps(base_model, "base_model"), _dumps(metadata or {}, "metadata"),
                _digest(bytes(weights)), bytes(weights), datetime.now(timezone.utc).isoformat(timespec="seconds"))
-        with self.profiles.transaction() as connection:
-            if key.scope == "user":
-                if connection.execute(self._sql("SELECT 1 FROM users WHERE user_id = ?"),
-                                      (key.owner,)).fetchone() is None:
-                    raise ValueError(f"adapter {key}: user {key.owner!r} is not in the profile store {self.profiles!r}")
-                connection.execute(self._sql(
-                    f"INSERT INTO adapters (user_id, task, kind, prompt, {_COLUMNS}) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (user_id, task, kind, prompt) DO UPDATE SET "
-                    + ", ".join(f"{column} = excluded.{column}" for column in _COLUMNS.split(", "))),
-                    (key.owner, key.task, key.kind, key.prompt, *row))
-            else:
-                ident = (key.scope, key.owner, key.task, key.kind, key.prompt)
-                # Delete first: REPLACE would not cascade to the old contributor rows.
-                connection.execute(self._sql(f"DELETE FROM shared_adapters WHERE {_SHARED_MATCH}"), ident)
-                connection.execute(self._sql(
-                    f"INSERT INTO shared_adapters (scope, owner, task, kind, prompt, {_COLUMNS}) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"), (*ident, *row))
-                for user_id in dict.fromkeys(contributors):
-                    connection.execute(self._sql(
-                        "INSERT INTO adapter_contributors (scope, owner, task, kind, prompt, user_id) "
-                        "SELECT ?, ?, ?, ?, ?, user_id FROM users WHERE user_id = ? ON CONFLICT DO NOTHING"),
-                        (*ident, user_id))
+        try:
+            self.profiles.put_adapter(_name(key), row, tuple(contributors))
+        except UnknownUserError:
+            raise ValueError(f"adapter {key}: user {key.owner!r} is not in the profile store {self.location}") from None
         info = self.info(key)
         if info is None:  # pragma: no cover - the row was written in the transaction above
             raise RuntimeError(f"adapter {key} vanished after saving")
@@ -209,41 +189,17 @@ class AdapterStore:
 
     def delete(self, key: AdapterKey) -> bool:
         """Delete one adapter; return whether it existed."""
-        with self.profiles.transaction() as connection:
-            if key.scope == "user":
-                cursor = connection.execute(self._sql(f"DELETE FROM adapters WHERE {_USER_MATCH}"),
-                                            (key.owner, key.task, key.kind, key.prompt))
-            else:
-                cursor = connection.execute(self._sql(f"DELETE FROM shared_adapters WHERE {_SHARED_MATCH}"),
-                                            (key.scope, key.owner, key.task, key.kind, key.prompt))
-            return cursor.rowcount > 0
+        return self.profiles.delete_adapter(_name(key))
 
     def delete_user_adapters(self, user_id: str) -> int:
         """Delete the user's own adapters and the pooled ones they contributed to; return how many went."""
-        with self.profiles.transaction() as connection:
-            shared = connection.execute(self._sql(
-                "SELECT COUNT(DISTINCT scope || '/' || owner || '/' || task || '/' || kind || '/' || prompt) "
-                "FROM adapter_contributors WHERE user_id = ?"), (user_id,)).fetchone()[0]
-            connection.execute(self._sql("DELETE FROM adapter_contributors WHERE user_id = ?"), (user_id,))
-            own = connection.execute(self._sql("DELETE FROM adapters WHERE user_id = ?"), (user_id,)).rowcount
-            return int(own) + int(shared)
+        return self.profiles.delete_user_adapters(user_id)
 
     # -- reads ----------------------------------------------------------------------------
 
-    def _select(self, key: AdapterKey, columns: str) -> tuple[Any, ...] | None:
-        # The store's read snapshot: reads take no write lock, so they never wait on a trainer.
-        with self.profiles._reading() as connection:
-            if key.scope == "user":
-                row = connection.execute(self._sql(f"SELECT {columns} FROM adapters WHERE {_USER_MATCH}"),
-                                         (key.owner, key.task, key.kind, key.prompt)).fetchone()
-            else:
-                row = connection.execute(self._sql(f"SELECT {columns} FROM shared_adapters WHERE {_SHARED_MATCH}"),
-                                         (key.scope, key.owner, key.task, key.kind, key.prompt)).fetchone()
-        return tuple(row) if row is not None else None
-
     def load(self, key: AdapterKey) -> StoredAdapter | None:
         """The adapter with its weights, or ``None`` when the store has none under ``key``."""
-        row = self._select(key, _COLUMNS)
+        row = self.profiles.get_adapter(_name(key), weights=True)
         if row is None:
             return None
         config, base_model, metadata, digest, weights, created_at = row
@@ -252,7 +208,7 @@ class AdapterStore:
 
     def info(self, key: AdapterKey) -> AdapterInfo | None:
         """The adapter without its weights, or ``None``."""
-        row = self._select(key, _INFO_COLUMNS)
+        row = self.profiles.get_adapter(_name(key), weights=False)
         if row is None:
             return None
         config, base_model, metadata, digest, size, created_at = row
@@ -262,14 +218,9 @@ class AdapterStore:
     def list(self, *, scope: Scope | None = None, task: str | None = None, kind: AdapterKind | None = None,
              prompt: str | None = None) -> builtins.list[AdapterInfo]:
         """Stored adapters (without weights), sorted by scope, owner, task, kind and prompt."""
-        with self.profiles._reading() as connection:
-            rows = [("user", *row) for row in connection.execute(
-                f"SELECT user_id, task, kind, prompt, {_INFO_COLUMNS} FROM adapters")]
-            rows += list(connection.execute(
-                f"SELECT scope, owner, task, kind, prompt, {_INFO_COLUMNS} FROM shared_adapters"))
         found = []
         for (row_scope, owner, row_task, row_kind, row_prompt, config, base_model, metadata, digest, size,
-             created_at) in rows:
+             created_at) in self.profiles.list_adapters():
             if ((scope and row_scope != scope) or (task and row_task != task) or (kind and row_kind != kind)
                     or (prompt and row_prompt != prompt)):
                 continue
@@ -281,10 +232,7 @@ class AdapterStore:
 
     def contributors(self, key: AdapterKey) -> builtins.list[str]:
         """The users a persona or global adapter was trained on, sorted."""
-        with self.profiles._reading() as connection:
-            return [row[0] for row in connection.execute(self._sql(
-                f"SELECT user_id FROM adapter_contributors WHERE {_SHARED_MATCH} ORDER BY user_id"),
-                (key.scope, key.owner, key.task, key.kind, key.prompt))]
+        return self.profiles.adapter_contributors(_name(key))
 
     def persona_of(self, user_id: str) -> str | None:
         """The user's persona in the profile store, or ``None``."""

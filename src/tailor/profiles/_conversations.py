@@ -19,7 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tailor.profiles._sql_store import ConnectionT, SQLStore
+from tailor.profiles._adapters import AdapterData
+from tailor.profiles._sql_store import ConnectionT
 
 __all__ = ["MEMORY_COLUMNS", "ConnectionT", "ConversationData", "NewMemory"]
 
@@ -45,7 +46,7 @@ class NewMemory:
     embedding: bytes | None = None
 
 
-class ConversationData(SQLStore[ConnectionT]):
+class ConversationData(AdapterData[ConnectionT]):
     """Conversation messages, memories and their history, per user."""
 
     # -- conversations ----------------------------------------------------------------------
