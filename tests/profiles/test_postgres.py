@@ -224,8 +224,10 @@ def test_importing_tailor_and_its_stores_imports_no_psycopg() -> None:
     assert result.stdout.strip() == "False"
 
 
-def test_a_postgres_url_without_psycopg_names_the_extra_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "psycopg", None)  # what `import psycopg` sees when it is not installed
+@pytest.mark.parametrize("missing", ["psycopg", "psycopg_pool"])
+def test_a_postgres_url_without_psycopg_names_the_extra_to_install(monkeypatch: pytest.MonkeyPatch,
+                                                                   missing: str) -> None:
+    monkeypatch.setitem(sys.modules, missing, None)  # what `import psycopg` sees when it is not installed
     monkeypatch.delitem(sys.modules, "tailor.profiles.postgres", raising=False)
     with pytest.raises(MissingExtraError, match=r"pip install 'tailor-llm\[postgres\]'"):
         open_store("postgresql://someone@localhost/tailor")

@@ -41,6 +41,7 @@ from contextlib import contextmanager
 from tailor.registry import require
 
 require("psycopg", "postgres")  # fails with the "pip install 'tailor-llm[postgres]'" hint
+require("psycopg_pool", "postgres")
 
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
