@@ -338,6 +338,8 @@ def openapi_operations(limits: Limits) -> dict[str, dict[str, Any]]:
         "content": {"oneOf": [{"type": "string", "maxLength": limits.max_message_chars, "pattern": no_nul},
                               {"type": "array", "items": content_part}]}}}
     tokens = optional({"type": "integer", "minimum": 1, "maximum": limits.max_tokens})
+    unsupported = {"anyOf": [{"type": "null"}, {"const": False}, {"const": 0}, {"const": ""},
+                             {"type": "array", "maxItems": 0}, {"type": "object", "maxProperties": 0}]}
     stop = {"type": "string", "maxLength": 256, "pattern": no_nul}
     chat = {"type": "object", "required": ["messages"], "properties": {
         "model": optional({"type": "string", "maxLength": 256, "pattern": no_nul}),
@@ -349,7 +351,9 @@ def openapi_operations(limits: Limits) -> dict[str, dict[str, Any]]:
         "stop": {"oneOf": [stop, {"type": "array", "maxItems": limits.max_stop, "items": stop}, {"type": "null"}]},
         "stream": optional({"type": "boolean"}),
         "stream_options": optional({"type": "object", "properties": {"include_usage": optional({"type": "boolean"})}}),
-        "user": optional(user_id)}}
+        "user": optional(user_id),
+        # Refused when given a value, as the parser does; absent, null or an empty/false value passes.
+        **{name: unsupported for name in ("tools", "functions", "logprobs")}}}
     record = {"type": "object", "required": ["id", "text"], "maxProperties": limits.max_fields_per_record + 2,
               "properties": {"id": {"type": "string", "minLength": 1, "maxLength": 256,
                                     "pattern": "^[^\\x00]*[^\\s\\x00][^\\x00]*$"},  # not only white space
