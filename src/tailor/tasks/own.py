@@ -88,6 +88,9 @@ PACKAGED_TASKS: dict[str, TaskSpec] = {
         query_marker="movie:", document_fields=("text",),
         context_header="Ratings this user gave to earlier movies:",
     ),
+    # Layout and k measured on the train split (first 48, docs/results.md, "debates"): none
+    # 0.0997; lamp k=1/2/4 0.115/0.096/0.098; dialogue 0.082/0.068/0.065. The LaMP layout with
+    # k=1 stays.
     "debates": DebateReplyTask(
         name="debates", kind="generation", max_new_tokens=64, data_format="LaMP-7",
         instruction="Answer with the opening of the speaker's reply only, in their own words, on one line, "
