@@ -89,7 +89,7 @@ PACKAGED_TASKS: dict[str, TaskSpec] = {
         context_header="Ratings this user gave to earlier movies:",
     ),
     # Layout and k measured on the train split (first 48, docs/results.md, "debates"): none
-    # 0.0997; lamp k=1/2/4 0.115/0.096/0.098; dialogue 0.082/0.068/0.065. The LaMP layout with
+    # 0.0998; lamp k=1/2/4 0.115/0.096/0.098; dialogue 0.082/0.068/0.065. The LaMP layout with
     # k=1 stays.
     "debates": DebateReplyTask(
         name="debates", kind="generation", max_new_tokens=64, data_format="LaMP-7",
