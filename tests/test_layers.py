@@ -1,6 +1,5 @@
 """Layers point one way (docs/architecture.md): a module imports only from its own layer or
-lower ones, lazy imports inside functions included. The known exceptions are listed, so
-that a new one fails here and a fixed one must be struck off."""
+lower ones, lazy imports inside functions included, and no two parts import each other."""
 
 from __future__ import annotations
 
@@ -20,18 +19,9 @@ LAYERS: dict[str, int] = {
     "backends": 3, "adapters": 3,
     # 4: personalizers, personas, memory
     "personalizers": 4, "personas": 4, "memory": 4,
-    # 5: entry points: evaluation, the server, the command line, shipped fakes
-    "evaluation": 5, "server": 5, "cli": 5, "testing": 5,
+    # 5: entry points: evaluation, training jobs, the server, the command line, shipped fakes
+    "evaluation": 5, "training": 5, "server": 5, "cli": 5, "testing": 5,
 }
-
-# Upward imports that exist today (issue 11, item 5), each with why it is still there.
-KNOWN_UPWARD = {
-    # Summaries and style notes are written by a model: prompting takes a Backend.
-    ("prompting", "backends"),
-    # TrainingPrompt.of parses a method; adapters/jobs.py (training jobs) builds personalizers.
-    ("adapters", "personalizers"),
-}
-
 
 def _part(path: Path) -> str:
     relative = path.relative_to(SOURCE)
@@ -58,7 +48,12 @@ def test_every_part_of_the_package_has_a_layer() -> None:
     assert parts <= set(LAYERS), f"give these a layer in LAYERS and docs/architecture.md: {parts - set(LAYERS)}"
 
 
-def test_imports_point_down_except_the_known_ones() -> None:
+def test_imports_point_down() -> None:
     upward = {(own, target) for own, target in _imports() if LAYERS[target] > LAYERS[own]}
-    assert upward - KNOWN_UPWARD == set(), "a lower layer imports a higher one"
-    assert KNOWN_UPWARD - upward == set(), "fixed: strike these off KNOWN_UPWARD and docs/architecture.md"
+    assert upward == set(), "a lower layer imports a higher one"
+
+
+def test_no_two_parts_import_each_other() -> None:
+    edges = _imports()
+    cycles = {tuple(sorted((own, target))) for own, target in edges if (target, own) in edges}
+    assert cycles == set(), "these import each other (within one layer): one of them must not"

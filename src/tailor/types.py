@@ -7,11 +7,12 @@ caller's back, and plain so that they serialize to JSON without ceremony.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, runtime_checkable
 
 __all__ = [
+    "Backend",
     "GenerationRequest",
     "GenerationResult",
     "HistoryRecord",
@@ -19,6 +20,7 @@ __all__ = [
     "Profile",
     "RetrievalHit",
     "TaskExample",
+    "TextStream",
 ]
 
 Granularity = Literal["user", "persona", "global"]
@@ -131,6 +133,31 @@ class GenerationResult:
     text: str
     scores: Mapping[str, float] | None = None
     tokens: int = 0
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """Generates text for a batch of requests, or scores their candidate outputs.
+
+    A request with ``candidates`` gets the candidate of highest likelihood as its text
+    and every candidate's score in ``scores``; a request without them gets free text,
+    cut at its stop strings. The backends (:mod:`tailor.backends`) are the
+    implementations; the contract lives here so that the layers below them (prompting,
+    adapters) can take a model without importing one.
+    """
+
+    name: str
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]: ...
+
+    def count_tokens(self, text: str) -> int:
+        """How many tokens ``text`` takes for this backend's model (for prompt budgets)."""
+        ...
+
+
+TextStream = Generator[str, None, GenerationResult]
+"""A reply as it is generated: text pieces, then, as the generator's return value, the
+whole :class:`GenerationResult` (its ``text`` the pieces joined, ``tokens`` those generated)."""
 
 
 @dataclass(frozen=True)

@@ -10,13 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from tailor.adapters.jobs import TrainAdapterConfig, training_data
-from tailor.adapters.prompts import TrainingPrompt, items_before_questions, method_pairs
+from tailor.adapters.prompts import items_before_questions
 from tailor.adapters.store import AdapterKey, open_adapter_store
 from tailor.cli.main import main
 from tailor.data.lamp import load_split
 from tailor.personalizers import build_personalizer
 from tailor.tasks import get_task
+from tailor.training.jobs import TrainAdapterConfig, training_data
+from tailor.training.pairs import method_pairs, training_prompt
 from tailor.types import HistoryRecord, Profile, TaskExample
 
 from .test_cli_adapters import SMALL, run_json
@@ -128,14 +129,14 @@ def test_items_before_questions_leave_out_every_question_of_the_split(tmp_path: 
 
 
 def test_training_prompt_names_and_checks() -> None:
-    assert TrainingPrompt.of("bm25", TASK, k=3).id == f"bm25:{TASK.layout}:k=3"  # the task's default layout
-    assert TrainingPrompt.of("bm25:lamp", TASK, k=3).id == "bm25:lamp:k=3"
-    assert TrainingPrompt.of("bm25:dialogue", TASK).spec == "bm25:dialogue"
-    assert TrainingPrompt.of("none", TASK, k=4).id == "none"
+    assert training_prompt("bm25", TASK, k=3).id == f"bm25:{TASK.layout}:k=3"  # the task's default layout
+    assert training_prompt("bm25:lamp", TASK, k=3).id == "bm25:lamp:k=3"
+    assert training_prompt("bm25:dialogue", TASK).spec == "bm25:dialogue"
+    assert training_prompt("none", TASK, k=4).id == "none"
     with pytest.raises(ValueError, match="none, bm25"):
-        TrainingPrompt.of("dense", TASK)
+        training_prompt("dense", TASK)
     with pytest.raises(ValueError, match="unknown method"):
-        TrainingPrompt.of("bm26", TASK)
+        training_prompt("bm26", TASK)
 
 
 # -- the job: no leakage ------------------------------------------------------------------------

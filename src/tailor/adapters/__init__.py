@@ -7,7 +7,7 @@
 - :mod:`tailor.adapters.soft_prompt`: the ``user-embedding`` projector.
 - :mod:`tailor.adapters.runtime`: which adapter a user gets (user -> persona -> global ->
   none) and the LRU of loaded adapters on a backend's model.
-- :mod:`tailor.adapters.jobs`: ``tailor train-adapter``.
+  ``tailor train-adapter`` (:mod:`tailor.training.jobs`) trains them.
 
 Importing this package imports neither torch nor peft; the modules that need them load
 them on first use (``pip install 'tailor-llm[peft]'``).

@@ -25,9 +25,8 @@ from typing import Any
 from tailor.adapters.identity import check_same_base
 from tailor.adapters.lora import LoRAShape, LoRAWeights, compose, from_bytes
 from tailor.adapters.store import NO_PROMPT, AdapterKey, AdapterStore
-from tailor.backends.base import TextStream
 from tailor.registry import require
-from tailor.types import GenerationRequest, GenerationResult, Granularity
+from tailor.types import GenerationRequest, GenerationResult, Granularity, TextStream
 
 logger = logging.getLogger(__name__)
 

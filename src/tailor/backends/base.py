@@ -7,30 +7,9 @@ import re
 from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
-from tailor.types import GenerationRequest, GenerationResult
-
-
-@runtime_checkable
-class Backend(Protocol):
-    """Generates text for a batch of requests, or scores their candidate outputs.
-
-    A request with ``candidates`` gets the candidate of highest likelihood as its text
-    and every candidate's score in ``scores``; a request without them gets free text,
-    cut at its stop strings.
-    """
-
-    name: str
-
-    def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]: ...
-
-    def count_tokens(self, text: str) -> int:
-        """How many tokens ``text`` takes for this backend's model (for prompt budgets)."""
-        ...
-
-
-TextStream = Generator[str, None, GenerationResult]
-"""A reply as it is generated: text pieces, then, as the generator's return value, the
-whole :class:`GenerationResult` (its ``text`` the pieces joined, ``tokens`` those generated)."""
+# The contract itself is a core type (layers below the backends take a model too); it is
+# re-exported here, where backends have always found it.
+from tailor.types import Backend, GenerationRequest, GenerationResult, TextStream
 
 
 @runtime_checkable

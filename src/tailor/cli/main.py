@@ -248,9 +248,9 @@ def _add_train_adapter(verbs: Any) -> None:
 def _train_adapter(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from tailor.adapters.jobs import GLOBAL_DEFAULTS, TrainAdapterConfig, train_adapters
     from tailor.adapters.soft_prompt import SoftPromptConfig
     from tailor.adapters.train import LoRATrainConfig
+    from tailor.training.jobs import GLOBAL_DEFAULTS, TrainAdapterConfig, train_adapters
 
     lora = LoRATrainConfig(rank=args.rank, epochs=args.epochs, top_layers=args.top_layers, max_items=args.max_items)
     global_lora = replace(GLOBAL_DEFAULTS, rank=args.rank, top_layers=args.top_layers)

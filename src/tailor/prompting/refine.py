@@ -11,10 +11,9 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Sequence
 
-from tailor.backends.base import Backend
 from tailor.prompting.summary import clean_description, describe_items_messages
 from tailor.tasks.base import TaskSpec
-from tailor.types import GenerationRequest, HistoryRecord
+from tailor.types import Backend, GenerationRequest, HistoryRecord
 
 STYLE_INSTRUCTION = (
     "In one short sentence, state the conventions these items follow that a writer should "

@@ -10,12 +10,11 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
-from tailor.backends.base import Backend
 from tailor.profiles.base import ProfileStore
 from tailor.prompting.builder import TokenCounter, fit_record
 from tailor.retrieval.simple import recency_order
 from tailor.tasks.base import TaskSpec
-from tailor.types import GenerationRequest, HistoryRecord, Profile
+from tailor.types import Backend, GenerationRequest, HistoryRecord, Profile
 
 SUMMARY_KIND = "summary"
 

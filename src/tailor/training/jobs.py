@@ -17,7 +17,7 @@ so user adapters cascade from their users. Then, by scope:
 LoRA adapters are trained for one prompt method (``method``: ``none`` or ``bm25``, with its
 ``k``, layout and token budgets): every training prompt is built by the personalizer
 ``tailor eval`` uses for that method, and the adapters are stored under that prompt's id
-(:mod:`tailor.adapters.prompts`), so ``lora`` and ``lora+bm25`` are each served by the
+(:mod:`tailor.training.pairs`), so ``lora`` and ``lora+bm25`` are each served by the
 adapters trained on their own prompt. On the train split a user's pairs are their history
 items (each with retrieval from strictly earlier items only) and their questions with
 golds; on any other split only the items preceding all of the user's questions, no golds.
@@ -41,7 +41,7 @@ from typing import Any, Literal
 from tailor.adapters.data import TrainingPair, data_digest, training_pairs
 from tailor.adapters.identity import base_model_identity
 from tailor.adapters.lora import from_bytes
-from tailor.adapters.prompts import TrainingPrompt, items_before_questions, method_pairs
+from tailor.adapters.prompts import items_before_questions
 from tailor.adapters.soft_prompt import SoftPromptConfig
 from tailor.adapters.store import AdapterInfo, AdapterKey, AdapterStore, Scope, open_adapter_store
 from tailor.adapters.train import LoRATrainConfig
@@ -50,6 +50,7 @@ from tailor.profiles import ingest_examples
 from tailor.prompting.builder import PromptBudget
 from tailor.registry import require
 from tailor.tasks import TaskSpec, get_task
+from tailor.training.pairs import method_pairs, training_prompt
 from tailor.types import HistoryRecord, Persona, Profile, TaskExample
 
 __all__ = ["TrainAdapterConfig", "TrainAdapterReport", "TrainedRow", "train_adapters", "training_data"]
@@ -169,8 +170,8 @@ class _Job:
         examples = load_split(config.data, config.split, self.task.lamp_format)
         if not examples:
             raise ValueError(f"{config.data}: split {config.split!r} holds no examples")
-        self.prompt = TrainingPrompt.of(config.method, self.task, k=config.k or self.task.k,
-                                        budget=PromptBudget(config.input_tokens, config.context_tokens))
+        self.prompt = training_prompt(config.method, self.task, k=config.k or self.task.k,
+                                      budget=PromptBudget(config.input_tokens, config.context_tokens))
         self.store: AdapterStore = open_adapter_store(config.out, create=True)
         ingest_examples(self.store.profiles, examples)
         self.examples: dict[str, list[TaskExample]] = {}
