@@ -62,10 +62,11 @@ import httpx
 import numpy as np
 
 from tailor.embeddings import embed_profiles, load_embedder
+from tailor.personalizers.methods import parse_serve_method
 from tailor.profiles import SQLProfileStore, open_store
 from tailor.profiles.sqlite import SQLiteProfileStore
-from tailor.server.config import parse_serve_method
-from tailor.server.record_index import RecordIndex
+from tailor.retrieval.record_index import RecordIndex
+from tailor.retrieval.stored import VECTOR_RETRIEVALS
 from tailor.types import HistoryRecord, Profile
 
 VOCABULARY_SIZE = 30_000
@@ -320,7 +321,7 @@ def main() -> None:
         return
     args.users = 1000 if args.users is None else args.users
     args.records = 1000 if args.records is None else args.records
-    needs_vectors = parse_serve_method(args.method).retrieval in ("dense", "hybrid")
+    needs_vectors = parse_serve_method(args.method).retrieval in VECTOR_RETRIEVALS
 
     default = Path(os.environ.get("TMPDIR", "/tmp")) / "tailor-bench" / f"serve-{args.users}x{args.records}.db"
     path = Path(args.store) if args.store else default

@@ -10,7 +10,7 @@ SOURCE = Path(__file__).resolve().parents[1] / "src" / "tailor"
 
 LAYERS: dict[str, int] = {
     # 0: types, the registry, small shared helpers
-    "tailor": 0, "about": 0, "types": 0, "registry": 0, "task_names": 0, "background": 0,
+    "tailor": 0, "about": 0, "types": 0, "registry": 0, "task_names": 0, "background": 0, "logs": 0,
     # 1: stores, data, metrics, task specs
     "profiles": 1, "data": 1, "metrics": 1, "tasks": 1,
     # 2: retrieval, prompting, embeddings

@@ -107,7 +107,7 @@ def test_keys_are_validated() -> None:
 
 
 def test_the_server_hook_exports_and_deletes_a_users_adapters(adapter_store: AdapterStore) -> None:
-    from tailor.server.hooks import AdapterHook
+    from tailor.adapters.serving import AdapterHook
 
     adapter_store.save(AdapterKey("user", "alice", "LaMP-4"), b"w", config=CONFIG, base_model=BASE)
     hook = adapter_store.hook()

@@ -50,9 +50,9 @@ def test_a_version_2_file_migrates_to_the_current_schema_and_keeps_its_profiles(
 def test_the_server_reads_a_migrated_file(old_file: Path) -> None:
     from tailor.embeddings.hashing import HashingEmbedder
     from tailor.memory.store import MemoryStore
+    from tailor.retrieval.record_index import RecordIndex
+    from tailor.retrieval.record_vectors import RecordVectors
     from tailor.server.keys import KeyStore
-    from tailor.server.record_index import RecordIndex
-    from tailor.server.record_vectors import RecordVectors
 
     with SQLiteProfileStore(old_file) as store:
         keys = KeyStore(store)

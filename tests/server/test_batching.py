@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tailor.backends.base import BackendError, approximate_token_count
-from tailor.server.generation import BackendGate
+from tailor.backends.gate import BackendGate
 from tailor.types import GenerationRequest, GenerationResult
 
 

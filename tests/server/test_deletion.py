@@ -18,9 +18,9 @@ from tests.server.conftest import scripted_reply
 
 from tailor.backends.echo import EchoBackend
 from tailor.embeddings import load_embedder
+from tailor.personas.tenants import build_personas_for_tenant
 from tailor.profiles import SQLiteProfileStore
-from tailor.server.keys import TENANT_SEPARATOR
-from tailor.server.profile_notes import build_personas_for_tenant
+from tailor.profiles.tenants import TENANT_SEPARATOR
 
 GONE = "gone-user-7f3"
 SECRET = "zanzibar quokka heliotrope"
@@ -68,7 +68,7 @@ def test_deleting_a_user_over_http_leaves_nothing_of_them_in_any_table_or_prompt
     # What kept's prompt would hold now, read without a chat: a reply to kept would be kept's
     # conversation, which the delete of another user rightly leaves alone (docs/serving.md).
     kept_id = f"{tenant}{TENANT_SEPARATOR}kept" if tenant else "kept"
-    decided = service.personalizer.context(kept_id, "what about the garden shed").personalized
+    decided = service.users.personalizer.context(kept_id, "what about the garden shed").personalized
     assert "zanzibar" in " ".join(m["content"] for m in decided.messages).lower()  # the persona note held GONE's words
     assert traces_of_the_deleted_user(rows_of_every_table(service.store))  # the scan does see them
 

@@ -10,13 +10,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tailor.backends.echo import EchoBackend
-from tailor.personalizers.methods import MethodSpec, parse_method
+from tailor.personalizers.methods import MethodSpec, parse_method, parse_serve_method
 from tailor.profiles.base import UnknownUserError
+from tailor.profiles.tenants import TENANT_SEPARATOR
 from tailor.prompting.summary import SUMMARY_INSTRUCTION
 from tailor.server import ServeConfig
-from tailor.server.config import parse_serve_method
-from tailor.server.keys import TENANT_SEPARATOR
-from tailor.server.record_vectors import fuse_rankings
 from tailor.types import GenerationRequest, HistoryRecord
 
 Ask = Callable[..., Any]
@@ -73,12 +71,6 @@ def test_dense_methods_need_an_embedder(tmp_path: Any) -> None:
         ServeConfig(store=str(tmp_path / "s.db"), method="hybrid", embedder=None)
 
 
-def test_fusion_ranks_items_both_rankings_like_first() -> None:
-    assert fuse_rankings([["a", "b", "c"], ["b", "c", "a"]], 2) == ["b", "a"]
-    assert fuse_rankings([["a"], None], 2) is None
-    assert fuse_rankings([[], ["x"]], 3) == ["x"]
-
-
 # -- dense and hybrid --------------------------------------------------------------------------
 
 
@@ -98,7 +90,7 @@ def test_record_vectors_are_stored_with_their_batch_and_deleted_with_the_user(ma
     client = make_client(method="hybrid", k=2, memory=False)
     seed(client)
     service = client.app.state.service  # type: ignore[attr-defined]
-    model = service.vectors.model
+    model = service.users.vectors.model
     ids, matrix = service.store.get_embeddings("alice", model)
     assert ids == ["r1", "r2", "r3"] and matrix.shape[0] == 3
     first = shown(ask(client, "tomato learner notebook", user="alice"))
@@ -125,7 +117,7 @@ def test_records_written_by_other_means_are_embedded_on_the_next_request(make_cl
     assert "cello" in shown(ask(client, "learner notebook", user="alice"))  # caches alice's matrix
     service.store.add_records("alice", [HistoryRecord("r4", {"text": "Bought a notebook for learners"})])
     assert "Bought a notebook" in shown(ask(client, "learner notebook", user="alice"))
-    assert "r4" in service.store.get_embeddings("alice", service.vectors.model)[0]
+    assert "r4" in service.store.get_embeddings("alice", service.users.vectors.model)[0]
 
 
 def test_hybrid_keeps_exact_word_matches_and_fills_k_with_dense_ones(make_client: Callable[..., TestClient],
@@ -157,13 +149,13 @@ def test_summaries_are_written_in_the_background_and_rewritten_when_records_chan
     client = make_client(method="summary+bm25", k=1, memory=False, backend=summarizing_backend())
     service = client.app.state.service  # type: ignore[attr-defined]
     seed(client)
-    assert service.summaries.flush(10)
+    assert service.users.summaries.flush(10)
     first = service.store.list_artifacts("alice")
     assert [a.kind for a in first] == ["summary"] and first[0].profile_version == service.store.profile_version("alice")
     assert "About this user: " + first[0].value["summary"] in shown(ask(client, "hello", user="alice"))
 
     client.post("/v1/users/alice/records", json={"records": [{"id": "r9", "text": "Training for a marathon", "date": "2024-06-01"}]})
-    assert service.summaries.flush(10)
+    assert service.users.summaries.flush(10)
     (second,) = service.store.list_artifacts("alice")
     assert second.value["summary"] != first[0].value["summary"] and "marathon" in second.value["summary"]
     assert second.profile_version == service.store.profile_version("alice")
@@ -174,8 +166,8 @@ def test_a_stale_summary_is_used_while_the_new_one_is_written(make_client: Calla
     client = make_client(method="summary", memory=False, backend=summarizing_backend())
     service = client.app.state.service  # type: ignore[attr-defined]
     seed(client)
-    assert service.summaries.flush(10)
-    service.summaries.close()  # nothing more gets written
+    assert service.users.summaries.flush(10)
+    service.users.summaries.close()  # nothing more gets written
     client.post("/v1/users/alice/records", json={"records": [{"id": "r9", "text": "Marathon", "date": "2025-01-01"}]})
     (stale,) = service.store.list_artifacts("alice")
     assert stale.profile_version != service.store.profile_version("alice")
@@ -192,7 +184,7 @@ def tenant(name: str) -> dict[str, str]:
 def test_personas_are_built_per_tenant_and_cold_start_users_get_their_tenants_nearest(
         make_client: Callable[..., TestClient], ask: Ask) -> None:
     from tailor.embeddings.hashing import HashingEmbedder
-    from tailor.server.profile_notes import build_personas_for_tenant
+    from tailor.personas.tenants import build_personas_for_tenant
 
     client = make_client(method="persona", memory=False)
     service = client.app.state.service  # type: ignore[attr-defined]

@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from tailor.logs import configure_logging
 from tailor.server import ServeConfig
 from tailor.server.keys import KeyStore
-from tailor.server.request_log import REQUEST_LOGGER, configure_logging
+from tailor.server.request_log import REQUEST_LOGGER
 
 SECRET = "Zanzibar-marmalade-4711"  # a word that must never reach a log line
 USER = "ulrike.secret"

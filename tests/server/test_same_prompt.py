@@ -5,7 +5,7 @@ The same user, records and input go through ``tailor eval``'s path (the personal
 loop) and through the real app (``/v1/chat/completions`` with ``user``), for every
 retrieval and prompting method, on one store. A scripted backend records the messages it
 is sent; they must be identical, apart from the chat additions that
-:data:`~tailor.server.personalize.CHAT_ADDITIONS` names, each checked here by name.
+:data:`~tailor.personalizers.chat.CHAT_ADDITIONS` names, each checked here by name.
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ from tailor.backends.echo import EchoBackend
 from tailor.embeddings.hashing import HashingEmbedder
 from tailor.evaluation.runner import EvalConfig, _run_method
 from tailor.personalizers import build_personalizer
+from tailor.personalizers.chat import CHAT_ADDITIONS, EPISODES_HEADER
+from tailor.personas.tenants import build_personas_for_tenant
 from tailor.prompting.builder import PromptBudget
 from tailor.prompting.summary import SUMMARY_INSTRUCTION
 from tailor.server import ServeConfig
-from tailor.server.personalize import CHAT_ADDITIONS, EPISODES_HEADER
-from tailor.server.profile_notes import build_personas_for_tenant
 from tailor.tasks.chat import CHAT_TASK
 from tailor.types import GenerationRequest, Profile, TaskExample
 
@@ -64,8 +64,8 @@ def served(make_client: Callable[..., TestClient], method: str, **options: Any) 
         assert client.post(f"/v1/users/{user}/records", json={"records": records}).status_code == 200
     assert client.put("/v1/users/newcomer", json={}).status_code == 200  # cold start: no records
     service = client.app.state.service  # type: ignore[attr-defined]
-    if service.summaries is not None:
-        assert service.summaries.flush(10)  # written in the background; the compared prompts have them
+    if service.users.summaries is not None:
+        assert service.users.summaries.flush(10)  # written in the background; the compared prompts have them
     if "persona" in method:
         build_personas_for_tenant(service.store, HashingEmbedder(), backend, tenant=None, k=2)
     return client, backend
@@ -141,7 +141,7 @@ def test_served_prompts_differ_from_evals_by_the_named_chat_additions_only(
                     {"role": "user", "content": "hello there"}, {"role": "assistant", "content": "bonjour"},
                     {"role": "user", "content": text}]
     got = through_serve(client, backend, "alice", conversation)
-    context = service.personalizer.context("alice", text)
+    context = service.users.personalizer.context("alice", text)
     assert context.memories and context.episodes  # both additions are in play
 
     system, *rest = got

@@ -18,8 +18,8 @@ from fastapi.testclient import TestClient
 
 from tailor.backends.base import BackendError, TextStream, approximate_token_count
 from tailor.backends.echo import EchoBackend
+from tailor.backends.gate import BackendGate, GateClosed, GateFull
 from tailor.server import ServeConfig, create_app
-from tailor.server.generation import BackendGate, GateClosed, GateFull
 from tailor.types import GenerationRequest, GenerationResult
 
 Ask = Callable[..., Any]

@@ -238,7 +238,7 @@ class AdapterStore:
         """The user's persona in the profile store, or ``None``."""
         return self.profiles.persona_of(user_id)
 
-    # -- the server's adapter hook (tailor.server.hooks.AdapterHook) ---------------------------
+    # -- the server's adapter hook (tailor.adapters.serving.AdapterHook) ------------------------
 
     def hook(self) -> AdapterStoreHook:
         """This store as the server's per-user adapter hook (export and delete)."""
@@ -246,7 +246,7 @@ class AdapterStore:
 
 
 class AdapterStoreHook:
-    """:class:`~tailor.server.hooks.AdapterHook` over an :class:`AdapterStore`.
+    """:class:`~tailor.adapters.serving.AdapterHook` over an :class:`AdapterStore`.
 
     Deleting the user through the profile store already deletes their adapters by
     cascade; ``delete`` is for a server that wants to drop adapters and keep the user.

@@ -208,5 +208,21 @@ def parse_methods(text: str) -> list[MethodSpec]:
     return specs
 
 
+def parse_serve_method(text: str) -> MethodSpec:
+    """A method ``tailor serve`` can serve: any retrieval, with or without ``summary`` and
+    ``persona`` notes. Adapters are served by ``adapter_task`` (for any method), label
+    methods need a task with labels, and ``refine`` would call the model before every reply."""
+    spec = MethodSpec.parse(text)
+    if spec.adapter is not None:
+        raise ValueError(f"method {spec} is an adapter method; tailor serve applies each user's adapter with "
+                         "--adapter-task, under any method")
+    if spec.model_free is not None or spec.prior:
+        raise ValueError(f"method {spec} scores a task's labels; a chat has none")
+    if spec.refine:
+        raise ValueError("method refine writes a style note with the model before each prompt; tailor serve "
+                         "does not call the model before a reply (use summary, written in the background)")
+    return spec
+
+
 __all__ = ["ADAPTERS", "MODEL_FREE", "NOTES", "PERSONALIZERS", "RATING_ONLY", "MethodSpec", "parse_method", "parse_methods",
-           "retrieval_names", "retriever_needs_embedder", "valid_parts"]
+           "parse_serve_method", "retrieval_names", "retriever_needs_embedder", "valid_parts"]

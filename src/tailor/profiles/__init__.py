@@ -26,6 +26,7 @@ __all__ = [
     "StoreUnavailableError",
     "UnknownUserError",
     "ingest_examples",
+    "open_serving_store",
     "open_store",
 ]
 
@@ -96,3 +97,19 @@ def open_store(url_or_path: str | os.PathLike[str]) -> ProfileStore:
     if not rest.startswith("/") or rest == "/":
         raise ValueError(f"open_store: {target!r} names a host or no file; expected {_ACCEPTED}")
     return SQLiteProfileStore(rest[1:])
+
+
+def open_serving_store(target: str) -> SQLProfileStore:
+    """The store ``tailor serve --store`` names: a SQLite file (path or ``sqlite:///path``)
+    or a PostgreSQL database (``postgresql://...``); keys, memories and indexes go beside
+    the profiles, so the in-memory store, which has no room for them, is refused."""
+    if target in (":memory:", "memory"):  # a throwaway server (tests): SQLite in memory
+        return SQLiteProfileStore(":memory:")
+    opened = open_store(target)
+    if not isinstance(opened, SQLProfileStore):
+        opened.close()
+        # A configuration mistake (the CLI reports ValueErrors as such), not a caller's type error.
+        raise ValueError(  # noqa: TRY004
+            f"tailor serve needs a SQLite file (a path or sqlite:///path) or a postgresql:// URL, got {target!r}")
+    return opened
+

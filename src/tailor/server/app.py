@@ -4,7 +4,7 @@ data API (profiles, records, export, deletion, memories). See docs/serving.md.
 Each route reads its body (refusing more than ``Limits.max_body_bytes`` before parsing),
 then runs the work, authentication included, in a worker thread, so a slow write never
 stalls the event loop. No worker thread ever waits for the model: a chat is personalized
-in one, queued for the model's own thread (:class:`~tailor.server.generation.BackendGate`),
+in one, queued for the model's own thread (:class:`~tailor.backends.gate.BackendGate`),
 awaited on the event loop, and stored in one again. A full queue is a 429 with
 ``Retry-After``; a reply still queued after ``queue_timeout`` is a 503; a client that goes
 away while its reply waits takes it out of the queue. Every error, ours or the
@@ -35,14 +35,15 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
+from tailor.adapters.serving import AdapterHook
 from tailor.backends.base import Backend, BackendError
+from tailor.backends.gate import GateClosed, GateFull, PieceStream
+from tailor.personalizers.chat import ChatContext
 from tailor.profiles import SQLProfileStore, StoreUnavailableError
 from tailor.server.config import ServeConfig, is_loopback
-from tailor.server.generation import GateClosed, GateFull, PieceStream, completion, stream_events
-from tailor.server.hooks import AdapterHook
 from tailor.server.keys import Principal
-from tailor.server.personalize import ChatContext
 from tailor.server.request_log import RequestLog, request_fields, route_of
+from tailor.server.responses import completion, stream_events
 from tailor.server.service import ChatOutcome, PreparedChat, TailorService
 from tailor.server.validation import (
     APIError,

@@ -5,28 +5,8 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
-from tailor.personalizers.methods import MethodSpec, retriever_needs_embedder
-from tailor.server.request_log import LOG_FORMATS, LogFormat
-
-ServeMethod = MethodSpec
-"""How a chat request is personalized: a method of the one grammar
-(:mod:`tailor.personalizers.methods`), the same that ``tailor eval`` takes."""
-
-
-def parse_serve_method(text: str) -> MethodSpec:
-    """A method ``tailor serve`` can serve: any retrieval, with or without ``summary`` and
-    ``persona`` notes. Adapters are served by ``adapter_task`` (for any method), label
-    methods need a task with labels, and ``refine`` would call the model before every reply."""
-    spec = MethodSpec.parse(text)
-    if spec.adapter is not None:
-        raise ValueError(f"method {spec} is an adapter method; tailor serve applies each user's adapter with "
-                         "--adapter-task, under any method")
-    if spec.model_free is not None or spec.prior:
-        raise ValueError(f"method {spec} scores a task's labels; a chat has none")
-    if spec.refine:
-        raise ValueError("method refine writes a style note with the model before each prompt; tailor serve "
-                         "does not call the model before a reply (use summary, written in the background)")
-    return spec
+from tailor.logs import LOG_FORMATS, LogFormat
+from tailor.personalizers.methods import MethodSpec, parse_serve_method, retriever_needs_embedder
 
 
 @dataclass(frozen=True)
@@ -55,7 +35,7 @@ class ServeConfig:
     """How to serve: the store, where to listen, the model, and how to personalize.
 
     ``method`` is a method of the one grammar (``bm25``, ``summary+hybrid``,
-    ``persona+recency+dense``...; :func:`parse_serve_method` says which ones serve), and
+    ``persona+recency+dense``...; :func:`~tailor.personalizers.methods.parse_serve_method` says which ones serve), and
     ``k`` how many records it retrieves: the task's ``k`` when ``None``, as in ``tailor
     eval`` (the chat task's is 3). ``input_tokens`` is the token budget the personalizer
     cuts the user's latest message to, ``context_tokens`` the one of the retrieved records
@@ -157,4 +137,4 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-__all__ = ["Limits", "ServeConfig", "ServeMethod", "is_loopback", "parse_serve_method"]
+__all__ = ["Limits", "ServeConfig", "is_loopback"]

@@ -9,8 +9,8 @@ A key is either an *admin* key (sees every user) or a *tenant* key (sees only it
 tenant's users). Tenants are namespaces: the user ``alice`` of tenant ``acme`` is kept
 in the profile store as ``"acme\\x1falice"`` (the unit separator can never occur in an id
 the API accepts), so two tenants' ``alice`` never collide and a tenant key cannot even
-name another tenant's user. Users outside any tenant (written by an admin, or by
-``tailor ingest``) keep their plain id.
+name another tenant's user (:mod:`tailor.profiles.tenants`). Users outside any tenant
+(written by an admin, or by ``tailor ingest``) keep their plain id.
 
 The table ``api_keys`` lives in the profile store (SQLite or PostgreSQL, declared with its
 schema) and holds no user data.
@@ -26,10 +26,10 @@ from dataclasses import dataclass
 
 from tailor.profiles import SQLProfileStore
 from tailor.profiles._derived import utc_now
+from tailor.profiles.tenants import TENANT_SEPARATOR
 
 # Every pattern here is used with fullmatch: "$" would also match before a final newline.
 TENANT_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-TENANT_SEPARATOR = "\x1f"
 _KEY = re.compile(r"tailor-([0-9a-f]{16})\.([A-Za-z0-9_-]{20,100})")
 
 

@@ -10,8 +10,9 @@ A request that the client abandoned (in the middle of its body, while its reply 
 for the model, or in the middle of a streamed reply) is logged once, with status 499 and
 ``disconnected`` saying when.
 
-``configure_logging`` sets up every logger the server writes to (tailor's and uvicorn's)
-with one formatter, so that in ``json`` mode each line on stderr is one JSON object.
+:func:`tailor.logs.configure_logging` sets up every logger the server writes to (tailor's
+and uvicorn's) with one formatter, so that in ``json`` mode each line on stderr is one JSON
+object.
 """
 
 from __future__ import annotations
@@ -19,13 +20,9 @@ from __future__ import annotations
 import json
 import logging
 import logging.config
-import sys
 import time
-from datetime import datetime, timezone
-from typing import IO, Any, Literal
+from typing import Any
 
-LogFormat = Literal["text", "json"]
-LOG_FORMATS: tuple[LogFormat, ...] = ("text", "json")
 REQUEST_LOGGER = "tailor.server.requests"
 SCOPE_KEY = "tailor.request_log"
 """Where in the ASGI scope a request's log fields wait: the app fills in ``tenant`` and
@@ -106,45 +103,4 @@ def _logfmt(value: object) -> str:
     return json.dumps(text) if not text or any(c in text for c in ' "=\\') or not text.isprintable() else text
 
 
-class JSONFormatter(logging.Formatter):
-    """One JSON object per record: ``time``, ``level``, ``logger``, ``message``, the request
-    fields of a request line at the top level, and ``exception`` when there is one."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        line: dict[str, Any] = {"time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
-                                "level": record.levelname.lower(), "logger": record.name}
-        request = getattr(record, "request", None)
-        if isinstance(request, dict):
-            line["message"] = "request"
-            line.update(request)
-        else:
-            line["message"] = record.getMessage()
-        if record.exc_info:
-            line["exception"] = self.formatException(record.exc_info)
-        return json.dumps(line, ensure_ascii=False, default=str)
-
-
-TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-
-
-def logging_config(log_format: LogFormat = "text", level: str = "info", stream: IO[str] | None = None) -> dict[str, Any]:
-    """A ``logging.config.dictConfig`` for the server's loggers (tailor's and uvicorn's), one line per record."""
-    if log_format not in LOG_FORMATS:
-        raise ValueError(f"log format must be one of {', '.join(LOG_FORMATS)}, got {log_format!r}")
-    formatter: dict[str, Any] = ({"()": JSONFormatter} if log_format == "json" else {"format": TEXT_FORMAT})
-    handler: dict[str, Any] = {"class": "logging.StreamHandler", "formatter": "server",
-                               "stream": stream if stream is not None else sys.stderr}
-    loggers = {name: {"handlers": ["server"], "level": level.upper(), "propagate": False}
-               for name in ("tailor", "uvicorn", "uvicorn.error")}
-    loggers["uvicorn.access"] = {"handlers": [], "level": "WARNING", "propagate": False}  # raw paths: never
-    return {"version": 1, "disable_existing_loggers": False, "formatters": {"server": formatter},
-            "handlers": {"server": handler}, "loggers": loggers}
-
-
-def configure_logging(log_format: LogFormat = "text", level: str = "info", stream: IO[str] | None = None) -> None:
-    """Send the server's logs to ``stream`` (stderr) as ``log_format``, from ``level`` up."""
-    logging.config.dictConfig(logging_config(log_format, level, stream))
-
-
-__all__ = ["LOG_FORMATS", "REQUEST_LOGGER", "JSONFormatter", "LogFormat", "RequestLog", "configure_logging",
-           "log_request", "logging_config", "request_fields", "route_of"]
+__all__ = ["REQUEST_LOGGER", "RequestLog", "log_request", "request_fields", "route_of"]

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from tailor.logs import configure_logging
 from tailor.registry import require
 from tailor.server.app import create_app
 from tailor.server.config import ServeConfig
-from tailor.server.request_log import configure_logging
 
 
 def serve(config: ServeConfig, *, log_level: str = "info") -> None:

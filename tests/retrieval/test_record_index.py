@@ -9,8 +9,8 @@ import pytest
 
 from tailor.profiles.sqlite import SQLiteProfileStore
 from tailor.retrieval.bm25 import BM25Retriever
+from tailor.retrieval.record_index import RecordIndex
 from tailor.retrieval.simple import RecencyRetriever
-from tailor.server.record_index import RecordIndex
 from tailor.types import HistoryRecord
 
 TEXTS = ["Hiking the Alps with my dog", "Tomato sauce recipe", "Learning the cello", "The dog ate my cello notes",

@@ -1,4 +1,5 @@
-"""Dense search over one user's records, for the ``dense`` and ``hybrid`` serving methods.
+"""Dense search over one user's records kept in the store, for the stored ``dense`` and
+``hybrid`` rankings (:class:`~tailor.retrieval.stored.StoredRetriever`).
 
 Record vectors live in the profile store (``record_embeddings``, under the embedder's
 name), so they are computed once per record, go with the user when the user is deleted
@@ -28,7 +29,6 @@ from tailor.embeddings.base import Embedder
 from tailor.profiles import SQLProfileStore
 from tailor.profiles.base import UnknownUserError
 from tailor.retrieval.dense import similarity_order
-from tailor.retrieval.fusion import fuse
 from tailor.tasks.chat import CHAT_TASK
 from tailor.types import HistoryRecord
 
@@ -140,12 +140,4 @@ class RecordVectors:
                 self._cache.popitem(last=False)
 
 
-def fuse_rankings(rankings: Sequence[Sequence[str] | None], k: int) -> list[str] | None:
-    """Reciprocal-rank fusion (:func:`tailor.retrieval.fusion.fuse`) of id rankings (each
-    best first) into the top ``k`` ids; ``None`` when any ranking is ``None`` (the user is unknown)."""
-    if any(ranking is None for ranking in rankings):
-        return None
-    return fuse([ranking for ranking in rankings if ranking is not None], max(k, 0))
-
-
-__all__ = ["RecordVectors", "fuse_rankings"]
+__all__ = ["RecordVectors"]

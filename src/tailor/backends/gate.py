@@ -1,34 +1,29 @@
-"""The model behind the server: one backend shared by replies and memory extraction,
-and the OpenAI response shapes (a completion, and its streamed chunks).
+"""One model shared by many callers: the thread that runs it, and the queue of replies
+waiting for it, batched (:class:`BackendGate`).
 
-A ``stream: true`` request is answered with server-sent events in the OpenAI stream
-format as the reply is generated. A backend that streams
-(:class:`~tailor.backends.base.StreamingBackend`: echo, transformers and the default
-model, with or without adapters, and OpenAI-compatible servers) hands on each piece of
-text as soon as the model has produced it, so the first chunk leaves after the first
-token. Any other backend (llama.cpp) generates the whole reply first, which is then sent
-cut into word-sized chunks.
+A streamed reply is handed on piece by piece as the model makes it (:class:`PieceStream`).
+A backend that streams (:class:`~tailor.backends.base.StreamingBackend`: echo,
+transformers and the default model, with or without adapters, and OpenAI-compatible
+servers) gives each piece of text as soon as the model has produced it, so the first piece
+leaves after the first token. Any other backend (llama.cpp) generates the whole reply
+first, which is then cut into word-sized pieces. ``tailor serve`` answers every chat
+through one gate (:mod:`tailor.server.app`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import logging
 import math
 import re
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncGenerator, Mapping, Sequence
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
-from typing import Any, Protocol
 
 from tailor.backends.base import Backend, BackendError, StreamingBackend, TextStream
 from tailor.types import GenerationRequest, GenerationResult
 
-logger = logging.getLogger(__name__)
 _CHUNK = re.compile(r"\S+\s*|\s+")
 
 
@@ -327,86 +322,4 @@ def _chunked(result: GenerationResult) -> TextStream:
     return result
 
 
-def count_prompt_tokens(backend: Backend, messages: Sequence[Mapping[str, str]]) -> int:
-    return sum(backend.count_tokens(message["content"]) for message in messages)
-
-
-def finish_reason(result: GenerationResult, max_tokens: int) -> str:
-    return "length" if result.tokens >= max_tokens else "stop"
-
-
-def completion(completion_id: str, model: str, created: int, text: str, reason: str,
-               usage: dict[str, int]) -> dict[str, Any]:
-    """A ``chat.completion`` object."""
-    return {
-        "id": completion_id,
-        "object": "chat.completion",
-        "created": created,
-        "model": model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "logprobs": None,
-                     "finish_reason": reason}],
-        "usage": usage,
-    }
-
-
-class StreamEnd(Protocol):
-    """How a streamed reply ended."""
-
-    @property
-    def finish_reason(self) -> str: ...
-
-    @property
-    def usage(self) -> dict[str, int]: ...
-
-
-async def stream_events(completion_id: str, model: str, created: int, pieces: AsyncGenerator[str | StreamEnd, None], *,
-                        include_usage: bool) -> AsyncGenerator[bytes, None]:
-    """The reply as server-sent events: a role chunk, a chunk per piece as it comes, a
-    finish chunk, the usage chunk with ``include_usage``, then ``data: [DONE]``.
-    ``pieces`` yields the reply's text pieces, then how it ended (a :class:`StreamEnd`).
-    Closing this generator closes ``pieces``."""
-
-    def event(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> bytes:
-        chunk = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model,
-                 "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}], **extra}
-        return f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n".encode()
-
-    end: StreamEnd | None = None
-    try:
-        yield event({"role": "assistant", "content": ""})
-        while end is None:
-            try:
-                item = await anext(pieces)
-            except StopAsyncIteration:
-                break
-            except Exception as error:  # noqa: BLE001 (told to the client in the stream, logged in one line)
-                # Headers are sent: the failure can only be told in the stream. OpenAI's
-                # clients raise on an event holding "error"; no [DONE] follows.
-                logger.error("the model failed in the middle of a streamed reply: %s: %s",
-                             type(error).__name__, error)
-                failure = {"error": {"message": f"the model failed while streaming: {type(error).__name__}",
-                                     "type": "server_error", "param": None, "code": "stream_failed"}}
-                yield f"data: {json.dumps(failure)}\n\n".encode()
-                return
-            if isinstance(item, str):
-                yield event({"content": item})
-            else:
-                end = item
-    finally:
-        await pieces.aclose()
-    if end is None:
-        raise BackendError("the streamed reply ended without a result")
-    yield event({}, end.finish_reason)
-    if include_usage:
-        chunk = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model,
-                 "choices": [], "usage": end.usage}
-        yield f"data: {json.dumps(chunk)}\n\n".encode()
-    yield b"data: [DONE]\n\n"
-
-
-def now() -> int:
-    return int(time.time())
-
-
-__all__ = ["BackendGate", "GateClosed", "GateFull", "PieceStream", "StreamEnd", "completion", "count_prompt_tokens",
-           "finish_reason", "now", "stream_events"]
+__all__ = ["BackendGate", "GateClosed", "GateFull", "PieceStream"]

@@ -1,4 +1,5 @@
-"""A persistent BM25 index of each user's records, so a request never re-reads a profile.
+"""A persistent BM25 index of each user's records, so a served request never re-reads a
+profile (the ``bm25`` ranking of :class:`~tailor.retrieval.stored.StoredRetriever`).
 
 Two tables of the profile store (SQLite or PostgreSQL; declared with its schema, under its
 derived data rule), read and written through store methods::

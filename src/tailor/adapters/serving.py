@@ -1,19 +1,24 @@
 """Serving with per-user adapters: the model runs each request with the LoRA adapter of its
-user, their persona's, or the global one (see :mod:`tailor.adapters.runtime`).
+user, their persona's, or the global one (see :mod:`tailor.adapters.runtime`); a user's
+adapters are in their export and deleted with them (:class:`AdapterHook`).
 
 Adapters are trained by ``tailor train-adapter`` for one task and kept in the profile
 store's file, so serving the store that holds them is all it takes; deleting a user
 deletes their adapters by cascade. ``adapter_task="auto"`` serves the one task the store
-holds LoRA adapters for (none: the base model; several: the task must be named).
+holds LoRA adapters for (none: the base model; several: the task must be named). Adapters
+kept elsewhere (files, an object store) need an :class:`AdapterHook` passed to
+``create_app``, since no cascade reaches them.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol, runtime_checkable
 
-from tailor.backends.base import Backend
+from tailor.adapters.store import AdapterStore
 from tailor.profiles import SQLProfileStore
+from tailor.types import Backend
 
 logger = logging.getLogger(__name__)
 
@@ -32,8 +37,6 @@ def serve_adapters(backend: Backend, store: SQLProfileStore,
     ``None``, a request served as is, gets the global adapter)."""
     if adapter_task is None:
         return backend, None
-    from tailor.adapters.store import AdapterStore
-
     adapters = AdapterStore(store)
     tasks = sorted({info.key.task for info in adapters.list(kind="lora")})
     explicit = adapter_task != "auto"
@@ -69,4 +72,23 @@ def serve_adapters(backend: Backend, store: SQLProfileStore,
     return adapted, label
 
 
-__all__ = ["AdapterSetupError", "serve_adapters"]
+@runtime_checkable
+class AdapterHook(Protocol):
+    """Per-user adapter storage, as the server sees it (ids are the store's user ids)."""
+
+    def metadata(self, user_id: str) -> Mapping[str, Any] | None:
+        """JSON-ready metadata of the user's adapters, or ``None`` when they have none."""
+        ...
+
+    def delete(self, user_id: str) -> int:
+        """Delete the user's adapters; return how many there were."""
+        ...
+
+
+def default_adapters(store: SQLProfileStore) -> AdapterHook:
+    """tailor's adapter store in ``store``'s file (:meth:`AdapterStore.hook`)."""
+    hook: AdapterHook = AdapterStore(store).hook()
+    return hook
+
+
+__all__ = ["AdapterHook", "AdapterSetupError", "default_adapters", "serve_adapters"]

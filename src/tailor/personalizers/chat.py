@@ -5,7 +5,7 @@ for the serving method (:func:`tailor.personalizers.build_personalizer` on
 :data:`~tailor.tasks.chat.CHAT_TASK`, the user's latest message as the input), so a number
 in docs/results.md describes what a served user gets. Two things differ from ``tailor
 eval`` only in where they come from, not in what they are: records are ranked from the
-server's stored per-user indexes (:class:`StoredRetriever`, the same rankings), and
+store's per-user indexes (:class:`~tailor.retrieval.stored.StoredRetriever`, the same rankings), and
 summaries are the newest stored ones (a stale one is rewritten in the background).
 
 On top of those messages the chat adds, and only these (:data:`CHAT_ADDITIONS`; a test
@@ -29,8 +29,6 @@ reports it.
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -42,98 +40,18 @@ from tailor.personalizers.base import Personalized, Personalizer
 from tailor.personalizers.llm_methods import SummarySource
 from tailor.personalizers.methods import MethodSpec
 from tailor.personas.chooser import PersonaChooser
-from tailor.profiles.base import ProfileStore, UnknownUserError
+from tailor.profiles.base import ProfileStore
 from tailor.prompting.builder import PromptBudget, TokenCounter
-from tailor.retrieval.base import Retriever
-from tailor.retrieval.fusion import fuse
 from tailor.retrieval.hybrid import HYBRID_DEPTH
-from tailor.server.record_index import RecordIndex
-from tailor.server.record_vectors import RecordVectors
+from tailor.retrieval.record_index import RecordIndex
+from tailor.retrieval.record_vectors import RecordVectors
+from tailor.retrieval.stored import STORED_RETRIEVALS, StoredRetriever
 from tailor.tasks.base import TaskSpec
 from tailor.tasks.chat import CHAT_TASK, ChatTask
-from tailor.types import Granularity, HistoryRecord, Profile, RetrievalHit
+from tailor.types import Granularity, Profile
 
 CHAT_ADDITIONS = ("client-system", "memories", "episodes", "conversation", "as-is")
 EPISODES_HEADER = "Earlier in your conversations with this user (most relevant first):"
-STORED_RETRIEVALS = ("bm25", "dense", "hybrid", "recency")
-_EVERY_RECORD = 1 << 30
-_FIRSTS_KEPT = 16  # records kept per user for BM25's fill
-_FIRSTS_USERS = 4096
-
-
-class StoredRetriever:
-    """A retriever's ranking read from the server's stored per-user indexes instead of a
-    loaded profile: ``bm25`` (:class:`RecordIndex`, the same tokens and BM25; like
-    :class:`~tailor.retrieval.bm25.BM25Retriever`, ``k`` is filled with records that share
-    no term, in profile order), ``dense`` (:class:`RecordVectors`, cosine over the same
-    embedder), ``hybrid`` (both fused by
-    :func:`~tailor.retrieval.fusion.fuse` at the library retriever's ``depth``) and
-    ``recency``. Any other retriever (``random``, ``recency+dense``, one from an entry
-    point) is run on the user's profile, read from the store. Only ``profile.user_id`` is
-    read: the profile handed in may be empty."""
-
-    def __init__(self, name: str, store: ProfileStore, index: RecordIndex, *, vectors: RecordVectors | None = None,
-                 library: Retriever | None = None, depth: int | None = None) -> None:
-        if name in ("dense", "hybrid") and vectors is None:
-            raise ValueError(f"retrieval {name} needs record vectors (an embedder)")
-        if name not in STORED_RETRIEVALS and library is None:
-            raise ValueError(f"retrieval {name} has no stored index; pass the library retriever")
-        self.name, self.store, self.index, self.vectors = name, store, index, vectors
-        self.library, self.depth = library, depth
-        self._firsts: OrderedDict[str, tuple[int, tuple[HistoryRecord, ...], bool]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def retrieve(self, query: str, profile: Profile, k: int) -> list[RetrievalHit]:
-        user_id = profile.user_id
-        records: list[HistoryRecord] | None
-        if self.name == "recency":
-            records = self.index.recent(user_id, k)
-        elif self.name in STORED_RETRIEVALS:
-            ids = self._rank(user_id, query, k)
-            records = None if ids is None else self.index.records(user_id, ids)
-            if self.name == "bm25" and records is not None and len(records) < k:
-                # BM25Retriever fills k with the records that share no term, in profile order;
-                # fewer than k matched, so the first 2k - 1 records hold enough of them.
-                chosen = {record.id for record in records}
-                rest = [r for r in self._first_records(user_id, 2 * k - 1) if r.id not in chosen]
-                records += rest[:k - len(records)]
-        else:
-            assert self.library is not None  # checked in __init__
-            return self.library.retrieve(query, self.store.get_profile(user_id), k)
-        if records is None:
-            raise UnknownUserError(user_id)
-        return [RetrievalHit(record=record, score=0.0, rank=rank) for rank, record in enumerate(records)]
-
-    def _first_records(self, user_id: str, n: int) -> tuple[HistoryRecord, ...]:
-        """The user's first ``n`` records in profile order, cached per profile version (a
-        message that shares no word with a large profile would read it whole each time)."""
-        version = self.store.profile_version(user_id)
-        with self._lock:
-            cached = self._firsts.get(user_id)
-            if cached is not None and cached[0] == version and (len(cached[1]) >= n or cached[2]):
-                self._firsts.move_to_end(user_id)
-                return cached[1][:n]
-        records = self.store.get_profile(user_id).records
-        kept = records[:max(n, _FIRSTS_KEPT)]
-        with self._lock:
-            self._firsts[user_id] = (version, kept, len(kept) == len(records))
-            self._firsts.move_to_end(user_id)
-            while len(self._firsts) > _FIRSTS_USERS:
-                self._firsts.popitem(last=False)
-        return kept[:n]
-
-    def _rank(self, user_id: str, query: str, k: int) -> list[str] | None:
-        if self.name == "bm25":
-            return self.index.rank(user_id, query, k)
-        assert self.vectors is not None  # checked in __init__
-        if self.name == "dense":
-            return self.vectors.rank(user_id, query, k)
-        reach = self.depth if self.depth is not None else _EVERY_RECORD
-        # Dense first, as HybridRetriever fuses: equal fused scores go to the closer record.
-        dense, sparse = self.vectors.rank(user_id, query, reach), self.index.rank(user_id, query, reach)
-        if dense is None or sparse is None:
-            return None
-        return fuse([dense, sparse], k, depth=self.depth)
 
 
 @dataclass(frozen=True)
@@ -238,8 +156,6 @@ class ChatPersonalizer:
         return lines
 
 
-
-
 class _ProfileFromStore:
     """``personalizer`` handed the user's whole profile, read from ``store``."""
 
@@ -255,7 +171,7 @@ def serving_personalizer(method: MethodSpec, *, store: ProfileStore, index: Reco
                          budget: PromptBudget, count_tokens: TokenCounter, summaries: SummarySource | None,
                          personas: PersonaChooser | None) -> Personalizer:
     """The personalizer ``tailor eval`` builds for ``method`` on the chat task, with the
-    method's ranking read from the stored indexes (:class:`StoredRetriever`) and the
+    method's ranking read from the stored indexes (:class:`~tailor.retrieval.stored.StoredRetriever`) and the
     server's ``summaries`` and ``personas`` sources."""
     if method.plugin is not None:
         # A package's whole method: it gets the user's profile, read from the store.
@@ -272,5 +188,4 @@ def serving_personalizer(method: MethodSpec, *, store: ProfileStore, index: Reco
                               store=store, retriever=retriever, summaries=summaries, personas=personas)
 
 
-__all__ = ["CHAT_ADDITIONS", "EPISODES_HEADER", "STORED_RETRIEVALS", "ChatContext", "ChatPersonalizer",
-           "StoredRetriever", "serving_personalizer"]
+__all__ = ["CHAT_ADDITIONS", "EPISODES_HEADER", "ChatContext", "ChatPersonalizer", "serving_personalizer"]

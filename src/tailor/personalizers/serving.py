@@ -1,0 +1,207 @@
+"""A store's users as one served method sees them, kept in step by store id.
+
+Everything a served user has goes through :class:`ServedUsers`: their records and the
+indexes a request ranks them with (:mod:`tailor.retrieval.stored`), their memories and the
+messages waiting for fact extraction (:mod:`tailor.memory`), their summary
+(:class:`~tailor.personalizers.summaries.SummaryWorker`) and their adapters (an
+:class:`~tailor.adapters.serving.AdapterHook`); deleting a user deletes all of it. A chat's
+context and prompt come from :attr:`ServedUsers.personalizer`, the personalizer ``tailor
+eval`` builds for the method plus the chat additions (:mod:`tailor.personalizers.chat`).
+
+Ids here are the store's: mapping an API's ``user_id`` into a tenant's namespace, and
+answering an unknown user (:class:`~tailor.profiles.base.UnknownUserError`), is the
+server's business.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from tailor.adapters.serving import AdapterHook, AdapterLabel
+from tailor.embeddings.base import Embedder
+from tailor.memory.episodes import EpisodeMethod
+from tailor.memory.extraction import FactExtractor
+from tailor.memory.facts import Fact
+from tailor.memory.store import MemoryStore
+from tailor.memory.worker import ExtractionWorker
+from tailor.personalizers.chat import ChatContext, ChatPersonalizer, serving_personalizer
+from tailor.personalizers.methods import MethodSpec
+from tailor.personalizers.summaries import GenerateOne, SummaryWorker
+from tailor.personas.tenants import tenant_persona_chooser
+from tailor.profiles import SQLProfileStore
+from tailor.profiles.base import UnknownUserError
+from tailor.prompting.builder import PromptBudget
+from tailor.retrieval.record_index import RecordIndex
+from tailor.retrieval.record_vectors import RecordVectors
+from tailor.retrieval.stored import VECTOR_RETRIEVALS
+from tailor.types import Backend, GenerationRequest, GenerationResult, HistoryRecord
+
+# A user message longer than this is cut before it is sent for fact extraction.
+MAX_EXTRACTION_CHARS = 8000
+
+
+class ServedUsers:
+    """The users of ``store`` personalized with ``method``.
+
+    ``backend`` is the model replies come from (its tokenizer counts prompt budgets);
+    ``notes_backend`` the model that writes summaries and judges facts, each call made
+    through ``background`` (the server's queue, at background priority). ``memory`` turns
+    on memories and episodes (found by ``memory_method``); ``auto_create_users`` makes a
+    chat for an unknown user create them.
+    """
+
+    def __init__(self, store: SQLProfileStore, method: MethodSpec, *, backend: Backend, notes_backend: Backend,
+                 background: GenerateOne, adapters: AdapterHook, adapter_label: AdapterLabel | None,
+                 embedder: Embedder | None, k: int | None, budget: PromptBudget, memory: bool, memory_method: str,
+                 min_confidence: float, k_memories: int, k_episodes: int, episode_tokens: int,
+                 auto_create_users: bool) -> None:
+        self.store, self.adapters, self._background = store, adapters, background
+        self.auto_create_users = auto_create_users
+        self.index = RecordIndex(store)
+        stored = method.retrieval in VECTOR_RETRIEVALS
+        self.vectors = RecordVectors(store, embedder) if stored and embedder is not None else None
+        self.memory: MemoryStore | None = None
+        self.worker: ExtractionWorker | None = None
+        if memory:
+            self.memory = MemoryStore(store, embedder=embedder, episode_method=EpisodeMethod.parse(memory_method))
+            self.worker = ExtractionWorker(self.memory, self._extract, min_confidence=min_confidence)
+        self.summaries = SummaryWorker(store, notes_backend, background) if method.summary else None
+        # The personalizer tailor eval measures for this method, plus the chat additions.
+        library = serving_personalizer(
+            method, store=store, index=self.index, vectors=self.vectors, embedder=embedder, k=k, budget=budget,
+            count_tokens=backend.count_tokens, summaries=self.summaries,
+            personas=tenant_persona_chooser(store, embedder) if method.persona else None)
+        self.personalizer = ChatPersonalizer(
+            store, library, self.memory, k_memories=k_memories, count_tokens=backend.count_tokens,
+            adapter_label=adapter_label, k_episodes=k_episodes, episode_tokens=episode_tokens)
+
+    def _extract(self, text: str) -> list[Fact]:
+        # Statements found by code, each judged by the model (yes/no scored): a 135M model can do that.
+        return FactExtractor(self._judge).extract(text[:MAX_EXTRACTION_CHARS])
+
+    def _judge(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+        return [self._background(request) for request in requests]
+
+    def close(self) -> None:
+        if self.worker is not None:
+            self.worker.close()
+        if self.summaries is not None:
+            self.summaries.close()
+
+    def _require(self, user_id: str) -> None:
+        if not self.store.has_user(user_id):
+            raise UnknownUserError(user_id)
+
+    # -- a chat ---------------------------------------------------------------------------------
+
+    def context(self, user_id: str, query: str) -> ChatContext | None:
+        """The user's context for ``query``; ``None`` for a user the store does not hold
+        (created, with an empty context, when ``auto_create_users``)."""
+        try:
+            context = self.personalizer.context(user_id, query)
+            if context is None and self.auto_create_users:
+                self.store.set_attributes(user_id, {})
+                context = ChatContext()
+            return context
+        except UnknownUserError:  # deleted between two reads
+            return None
+
+    def remember(self, user_id: str, exchange_id: str, message: str, reply: str) -> None:
+        """Keep an exchange for memory extraction, off the request path (nothing without memory)."""
+        if self.memory is None or self.worker is None:
+            return
+        try:
+            self.worker.submit(user_id, self.memory.add_exchange(user_id, exchange_id, message, reply))
+        except UnknownUserError:
+            pass  # deleted while we answered: keep nothing
+
+    # -- users ----------------------------------------------------------------------------------
+
+    def put_user(self, user_id: str, attributes: dict[str, str]) -> dict[str, Any]:
+        with self.store.transaction():
+            created = not self.store.has_user(user_id)
+            self.store.set_attributes(user_id, attributes)
+            profile_attributes = dict(self.store.get_profile(user_id).attributes)
+        return {"created": created, "attributes": profile_attributes}
+
+    def describe(self, user_id: str) -> dict[str, Any]:
+        with self.store.transaction():
+            attributes = dict(self.store.get_profile(user_id).attributes)
+            records = self.store.count_records(user_id)
+            memories = len(self.memory.list_memories(user_id)) if self.memory is not None else 0
+        return {"attributes": attributes, "records": records, "memories": memories}
+
+    def add_records(self, user_id: str, records: list[HistoryRecord]) -> dict[str, Any]:
+        """Store a batch atomically (records and their index commit together, or nothing)."""
+        # Vectors are computed before the write lock is taken, and stored with the batch.
+        vectors = self.vectors.vectors_for(records) if self.vectors is not None else {}
+        with self.store.transaction():
+            self._require(user_id)
+            added = self.store.add_records(user_id, records)
+            if self.vectors is not None:
+                self.vectors.store_vectors(user_id, vectors)
+            self.index.refresh(user_id)
+            total = self.store.count_records(user_id)
+        if added and self.summaries is not None:
+            self.summaries.submit(user_id)
+        return {"added": added, "records": total}
+
+    def export(self, user_id: str, /, **fields: Any) -> dict[str, Any]:
+        """Everything held about the user: the store's export, memories, then ``fields``
+        (the caller's own names for the user), then adapters."""
+        with self.store.transaction():  # one snapshot of everything
+            data = self.store.export_user(user_id)
+            if self.memory is not None:
+                data.update(self.memory.export(user_id))
+        data.update(fields)
+        adapters = self.adapters.metadata(user_id)
+        return data if adapters is None else {**data, "adapters": adapters}
+
+    def delete(self, user_id: str) -> int:
+        """Delete the user and everything derived from them; adapters first, so a failure
+        there leaves the user whole (and the delete can be retried). Returns how many
+        adapters were deleted."""
+        self._require(user_id)
+        adapters = self.adapters.delete(user_id)
+        if not self.store.delete_user(user_id):
+            raise UnknownUserError(user_id)
+        self.index.forget(user_id)
+        if self.vectors is not None:
+            self.vectors.forget(user_id)
+        return adapters
+
+    # -- memories -------------------------------------------------------------------------------
+
+    def memories(self, user_id: str, *, include_superseded: bool = False, query: str | None = None,
+                 k: int = 10) -> list[dict[str, Any]]:
+        """The user's memories (``query``: the ``k`` best for it; ``include_superseded``:
+        with the ones replaced, and each one's history)."""
+        self._require(user_id)
+        if self.memory is None:
+            return []
+        if query is not None:
+            return [memory.to_dict() for memory in self.memory.search(user_id, query, k)]
+        memories = self.memory.list_memories(user_id, include_superseded=include_superseded)
+        if not include_superseded:
+            return [memory.to_dict() for memory in memories]
+        history = self.memory.history(user_id)
+        return [{**memory.to_dict(), "history": history.get(memory.id, [])} for memory in memories]
+
+    def delete_memory(self, user_id: str, memory_id: str | None) -> list[str]:
+        """The ids deleted with the memory (``None``: an id no memory can have)."""
+        self._require(user_id)
+        if self.memory is None or memory_id is None:
+            return []
+        return self.memory.delete(user_id, memory_id)
+
+    def flush_memories(self, user_id: str, timeout: float = 30.0) -> dict[str, Any]:
+        """Wait until the user's queued messages have been through extraction."""
+        self._require(user_id)
+        if self.worker is None:
+            return {"done": True, "pending": 0}
+        done = self.worker.flush(user_id, timeout)
+        return {"done": done, "pending": self.worker.pending(user_id)}
+
+
+__all__ = ["MAX_EXTRACTION_CHARS", "ServedUsers"]
