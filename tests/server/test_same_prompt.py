@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 
 from tailor.backends.echo import EchoBackend
 from tailor.embeddings.hashing import HashingEmbedder
-from tailor.evaluation.runner import EvalConfig, _run_method
+from tailor.evaluation.runner import EvalConfig, run_method
 from tailor.personalizers import build_personalizer
 from tailor.personalizers.chat import CHAT_ADDITIONS, EPISODES_HEADER
 from tailor.personas.tenants import build_personas_for_tenant
@@ -89,8 +89,8 @@ def through_eval(method: str, client: TestClient, backend: EchoBackend, user: st
                                       budget=PromptBudget(config.input_tokens, config.context_tokens), seed=config.seed,
                                       embedder=HashingEmbedder(), store=service.store, backend=backend)
     since = len(backend.requests)
-    rows = _run_method(CHAT_TASK, [TaskExample(id="q", user_id=user, input=text, profile=Profile(user))],
-                       personalizer, backend, service.store, config, None, None)
+    rows = run_method(CHAT_TASK, [TaskExample(id="q", user_id=user, input=text, profile=Profile(user))],
+                      personalizer, backend, service.store, config)
     return sent(backend, text, since), str(rows["q"]["granularity"])
 
 

@@ -225,8 +225,8 @@ def evaluate(config: EvalConfig, *, backend: Backend | None = None, store: Profi
         checkpoint = Checkpoint(out / "predictions" / f"{safe_name(str(method))}.jsonl") if out else None
         method_calibrator = calibrator if method_backend is backend else (
             ContextualCalibrator(method_backend, task, per_user=True) if calibrator is not None else None)
-        rows = _run_method(task, examples, personalizer, method_backend, store, config, checkpoint, progress,
-                           method_calibrator)
+        rows = run_method(task, examples, personalizer, method_backend, store, config, checkpoint=checkpoint,
+                          progress=progress, calibrator=method_calibrator)
         predictions = [rows[e.id]["output"] for e in examples]
         result = MethodResult(method=str(method), n=len(examples), metrics={}, ci95={},
                               seconds=sum(float(rows[e.id].get("seconds", 0.0)) for e in examples),
@@ -273,10 +273,14 @@ def _only_users(examples: list[TaskExample], users: Sequence[str], config: EvalC
     return kept[: config.limit] if config.limit is not None else kept
 
 
-def _run_method(task: TaskSpec, examples: Sequence[TaskExample], personalizer: Any, backend: Backend,
-                store: ProfileStore, config: EvalConfig, checkpoint: Checkpoint | None,
-                progress: ProgressFactory | None,
-                calibrator: ContextualCalibrator | None = None) -> dict[str, dict[str, Any]]:
+def run_method(task: TaskSpec, examples: Sequence[TaskExample], personalizer: Any, backend: Backend,
+               store: ProfileStore, config: EvalConfig, *, checkpoint: Checkpoint | None = None,
+               progress: ProgressFactory | None = None,
+               calibrator: ContextualCalibrator | None = None) -> dict[str, dict[str, Any]]:
+    """``tailor eval``'s loop for one method: each example's profile read from ``store``,
+    personalized by ``personalizer``, answered by ``backend`` in batches of
+    ``config.batch_size``. Returns one row per example id (``output``, ``retrieved``,
+    ``granularity``...); rows already in ``checkpoint`` are kept, new ones appended to it."""
     rows: dict[str, dict[str, Any]] = dict(checkpoint.rows) if checkpoint else {}
     todo = [e for e in examples if e.id not in rows]
     bar = progress(len(examples), personalizer.name) if progress else None

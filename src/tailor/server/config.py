@@ -19,7 +19,7 @@ class Limits:
     max_tokens: int = 4096
     max_stop: int = 4
     max_records_per_batch: int = 1000
-    max_record_chars: int = 32_768
+    max_record_chars: int = 32 * 1024
     max_fields_per_record: int = 32
     max_attributes: int = 256
     max_attribute_chars: int = 4096

@@ -28,33 +28,24 @@ class CitationTask(TaskSpec):
 
 
 @dataclass(frozen=True)
-class MovieTagTask(TaskSpec):
-    """LaMP-2 (movies): the tag this user would give a movie."""
+class ItemLabelTask(TaskSpec):
+    """LaMP-2: the label this user gives an item: the tag of a movie (LaMP-2, -2M), the
+    category a journalist files an article under (LaMP-2N, the original version)."""
+
+    text_field: str = "description"
+    label_field: str = "tag"
+    item_noun: str = "movie"
 
     def render_item(self, record: HistoryRecord) -> str:
-        return f'the tag for the movie: "{_field(record, "description")}" is "{_field(record, "tag")}"'
+        text, label = _field(record, self.text_field), _field(record, self.label_field)
+        return f'the {self.label_field} for the {self.item_noun}: "{text}" is "{label}"'
 
     def item_turn(self, record: HistoryRecord) -> tuple[str, str] | None:
-        return (f"Which tag does this movie relate to? description: {_field(record, 'description')}",
-                _field(record, "tag"))
+        question = f"Which {self.label_field} does this {self.item_noun} relate to? {self.query_marker}"
+        return f"{question} {_field(record, self.text_field)}", _field(record, self.label_field)
 
     def long_field(self, record: HistoryRecord) -> str | None:
-        return "description"
-
-
-@dataclass(frozen=True)
-class NewsCategoryTask(TaskSpec):
-    """LaMP-2 (news, the original version): the category this journalist files an article under."""
-
-    def render_item(self, record: HistoryRecord) -> str:
-        return f'the category for the article: "{_field(record, "text")}" is "{_field(record, "category")}"'
-
-    def item_turn(self, record: HistoryRecord) -> tuple[str, str] | None:
-        return (f"Which category does this article relate to? article: {_field(record, 'text')}",
-                _field(record, "category"))
-
-    def long_field(self, record: HistoryRecord) -> str | None:
-        return "text"
+        return self.text_field
 
 
 @dataclass(frozen=True)
@@ -108,19 +99,20 @@ LAMP_TASKS: dict[str, TaskSpec] = {
         query_marker="", document_fields=("title",),
         context_header="Titles of papers this author has written:",
     ),
-    "LaMP-2": MovieTagTask(
+    "LaMP-2": ItemLabelTask(
         name="LaMP-2", kind="classification", labels=LAMP_LABELS["LaMP-2"], max_new_tokens=8,
         instruction=_CLASSIFY, query_marker="description:", document_fields=("description",),
         context_header="Tags this user gave to earlier movies:",
     ),
-    "LaMP-2M": MovieTagTask(
+    "LaMP-2M": ItemLabelTask(
         name="LaMP-2M", kind="classification", labels=LAMP_LABELS["LaMP-2M"], max_new_tokens=8,
         instruction=_CLASSIFY, query_marker="description:", document_fields=("description",),
         context_header="Tags this user gave to earlier movies:",
     ),
-    "LaMP-2N": NewsCategoryTask(
+    "LaMP-2N": ItemLabelTask(
         name="LaMP-2N", kind="classification", labels=LAMP_LABELS["LaMP-2N"], max_new_tokens=8,
         instruction=_CLASSIFY, query_marker="article:", document_fields=("title", "text"),
+        text_field="text", label_field="category", item_noun="article",
         context_header="Categories this journalist chose for earlier articles:",
     ),
     "LaMP-3": RatingTask(
