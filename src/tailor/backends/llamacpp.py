@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from tailor.backends.base import apply_stop, score_by_text
-from tailor.backends.hf import default_model_gguf
+from tailor.backends.model_files import default_model_gguf
 from tailor.registry import require
 from tailor.types import GenerationRequest, GenerationResult
 

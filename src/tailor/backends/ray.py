@@ -302,7 +302,7 @@ class RayBackend:
             return None
         try:
             if name in ("default", "default-fp32"):
-                from tailor.backends.hf import default_model_dir
+                from tailor.backends.model_files import default_model_dir
 
                 # Converting the GGUF file once here also spares the replicas racing to do it.
                 path = default_model_dir(self.options.get("cache_dir"))

@@ -337,7 +337,7 @@ def _build_commits(args: argparse.Namespace) -> Any:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from tailor.backends.hf import tailor_home
+    from tailor.backends.model_files import tailor_home
     from tailor.data.packaged import build_dataset
     from tailor.evaluation.report import format_table
     from tailor.evaluation.runner import EvalConfig, evaluate

@@ -160,7 +160,7 @@ def read_persona_groups(path: str | os.PathLike[str]) -> dict[str, list[str]]:
 
 class _Job:
     def __init__(self, config: TrainAdapterConfig, progress: ProgressFactory | None) -> None:
-        from tailor.backends.hf import default_model_dir
+        from tailor.backends.model_files import default_model_dir
 
         self.config = config
         self.progress = progress
