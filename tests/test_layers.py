@@ -4,6 +4,7 @@ lower ones, lazy imports inside functions included, and no two parts import each
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 SOURCE = Path(__file__).resolve().parents[1] / "src" / "tailor"
@@ -57,3 +58,14 @@ def test_no_two_parts_import_each_other() -> None:
     edges = _imports()
     cycles = {tuple(sorted((own, target))) for own, target in edges if (target, own) in edges}
     assert cycles == set(), "these import each other (within one layer): one of them must not"
+
+
+SQL = re.compile(r"\b(SELECT .* FROM|INSERT INTO|CREATE (TABLE|INDEX|TRIGGER)|DELETE FROM|UPDATE \w+ SET)\b")
+
+
+def test_sql_lives_in_the_stores() -> None:
+    """Every SQL statement is a store method's (``profiles/``); the server, retrieval and
+    memory reach the tables only through those methods."""
+    outside = [str(path.relative_to(SOURCE)) for path in SOURCE.rglob("*.py")
+               if _part(path) != "profiles" and SQL.search(path.read_text(encoding="utf-8"))]
+    assert outside == []
