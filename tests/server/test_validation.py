@@ -41,7 +41,7 @@ BAD_REQUESTS: list[tuple[str, str, str, bytes, str | None]] = [
     ("content a number", "POST", CHAT, chat_body(messages=[{"role": "user", "content": 5}]), "messages[0].content"),
     ("content null", "POST", CHAT, chat_body(messages=[{"role": "user", "content": None}]), "messages[0].content"),
     ("image part", "POST", CHAT, chat_body(messages=[{"role": "user", "content": [{"type": "image_url"}]}]),
-     "messages[0].content"),
+     "messages[0].content[0].type"),
     ("no user message", "POST", CHAT, chat_body(messages=[{"role": "system", "content": "x"}]), "messages"),
     ("too many messages", "POST", CHAT, chat_body(messages=OK_MESSAGES * 300), "messages"),
     ("message too long", "POST", CHAT, chat_body(messages=[{"role": "user", "content": "x" * 100_001}]),
@@ -60,7 +60,7 @@ BAD_REQUESTS: list[tuple[str, str, str, bytes, str | None]] = [
     ("n two", "POST", CHAT, chat_body(n=2), "n"),
     ("stop a number", "POST", CHAT, chat_body(stop=5), "stop"),
     ("stop too many", "POST", CHAT, chat_body(stop=["a", "b", "c", "d", "e"]), "stop"),
-    ("stop of numbers", "POST", CHAT, chat_body(stop=[1]), "stop"),
+    ("stop of numbers", "POST", CHAT, chat_body(stop=[1]), "stop[0]"),
     ("stream a string", "POST", CHAT, chat_body(stream="yes"), "stream"),
     ("stream_options a list", "POST", CHAT, chat_body(stream=True, stream_options=[]), None),
     ("user a number", "POST", CHAT, chat_body(user=5), "user"),
@@ -157,6 +157,37 @@ def test_oversized_bodies_are_refused_before_parsing(make_client: Callable[..., 
 def test_limits_refuse_nonsense_values() -> None:
     with pytest.raises(ValueError, match="max_body_bytes"):
         Limits(max_body_bytes=0)
+
+
+def test_the_description_and_the_checks_come_from_one_declaration(make_client: Callable[..., TestClient]) -> None:
+    client = make_client(limits=Limits(max_messages=2))  # the app's limits reach both
+    openapi = client.app.openapi()  # type: ignore[attr-defined]
+    assert openapi["components"]["schemas"]["ChatCompletion"]["properties"]["messages"]["maxItems"] == 2
+    response = client.post(CHAT, json={"messages": OK_MESSAGES * 3})
+    assert response.status_code == 400 and response.json()["error"]["param"] == "messages"
+    # Every refusal is described as the one error shape (not FastAPI's 422 of its own).
+    for operations in openapi["paths"].values():
+        for operation in operations.values():
+            assert "422" not in operation["responses"]
+            assert operation["responses"]["4XX"]["content"]["application/json"]["schema"] == {
+                "$ref": "#/components/schemas/ErrorResponse"}
+
+
+def test_what_openai_clients_send_is_accepted(client: TestClient) -> None:
+    # 5.0 is an integer in JSON; null stands for absent; unknown fields are ignored; empty
+    # tools, false logprobs; content as text parts; stop as one string.
+    body = {"model": None, "messages": [{"role": "developer", "content": "be brief", "name": "x"},
+                                        {"role": "user", "content": [{"type": "text", "text": "hi"}]}],
+            "max_tokens": 5.0, "n": 1, "temperature": None, "top_p": 1, "stop": "###", "tools": [],
+            "logprobs": False, "stream": None, "stream_options": None, "metadata": {"any": ["thing"]}}
+    response = client.post(CHAT, json=body)
+    assert response.status_code == 200, response.text
+
+
+def test_a_body_must_be_json(client: TestClient) -> None:
+    response = client.post(CHAT, content=chat_body(), headers={"Content-Type": "text/plain"})
+    assert response.status_code == 415 and response.json()["error"]["code"] == "unsupported_media_type"
+    assert client.post(CHAT, content=chat_body()).status_code == 200  # no Content-Type: read as JSON
 
 
 def test_every_id_pattern_refuses_a_trailing_newline(client: TestClient) -> None:

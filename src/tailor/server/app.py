@@ -1,9 +1,10 @@
 """The HTTP API: OpenAI-compatible chat completions, personalized per user, and the user
 data API (profiles, records, export, deletion, memories). See docs/serving.md.
 
-Each route reads its body (refusing more than ``Limits.max_body_bytes`` before parsing),
-then runs the work, authentication included, in a worker thread, so a slow write never
-stalls the event loop. No worker thread ever waits for the model: a chat is personalized
+Each route authenticates its caller, then checks its input against its declaration
+(:mod:`tailor.server.schema`: the body read within ``Limits.max_body_bytes`` and parsed
+as JSON first), then runs the work in a worker thread, so a slow write never stalls the
+event loop. No worker thread ever waits for the model: a chat is personalized
 in one, queued for the model's own thread (:class:`~tailor.backends.gate.BackendGate`),
 awaited on the event loop, and stored in one again. A full queue is a 429 with
 ``Retry-After``; a reply still queued after ``queue_timeout`` is a 503; a client that goes
@@ -20,7 +21,7 @@ import functools
 import logging
 import time
 import weakref
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
@@ -29,8 +30,10 @@ from tailor.registry import require
 require("fastapi", "serve")  # fails with the "pip install 'tailor-llm[serve]'" hint
 
 import anyio
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
@@ -44,21 +47,18 @@ from tailor.server.config import ServeConfig, is_loopback
 from tailor.server.keys import Principal
 from tailor.server.request_log import RequestLog, request_fields, route_of
 from tailor.server.responses import completion, stream_events
-from tailor.server.service import ChatOutcome, PreparedChat, TailorService
-from tailor.server.validation import (
-    APIError,
-    check_text,
-    describe_path_parameters,
-    invalid,
-    openapi_operations,
-    parse_attributes,
-    parse_chat,
-    parse_json,
-    parse_query_flag,
-    parse_query_integer,
-    parse_records,
+from tailor.server.schema import (
+    ERROR_RESPONSES,
+    NO_NUL,
+    FlushSeconds,
+    MemoryCount,
+    UserId,
+    request_bodies,
+    validation_error,
 )
-from tailor.types import GenerationResult
+from tailor.server.service import ChatOutcome, PreparedChat, TailorService
+from tailor.server.validation import APIError, ChatRequest, invalid, parse_json
+from tailor.types import GenerationResult, HistoryRecord
 
 logger = logging.getLogger("tailor.server")
 Answer = TypeVar("Answer")
@@ -92,7 +92,7 @@ def create_app(config: ServeConfig, *, backend: Backend | None = None, store: SQ
         logger.warning("no API keys in %s: serving WITHOUT authentication on %s (loopback only); "
                        "create a key with `tailor keys create` to require one", config.store, config.host)
     limits = config.limits
-    operations = openapi_operations(limits)
+    bodies = request_bodies(limits, config.default_max_tokens)
 
     @asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:
@@ -102,7 +102,9 @@ def create_app(config: ServeConfig, *, backend: Backend | None = None, store: SQ
         service.close()
 
     # No /docs or /openapi.json: every route of this server needs a key once keys exist.
-    app = FastAPI(title="tailor", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    # Every 4xx in one shape (ERROR_RESPONSES), which also keeps FastAPI from describing its own 422.
+    app = FastAPI(title="tailor", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None,
+                  responses=ERROR_RESPONSES, strict_content_type=False)
     app.state.service = service
     app.add_middleware(RequestLog)  # one line per request: method, route template, status, ms, tenant
 
@@ -113,6 +115,10 @@ def create_app(config: ServeConfig, *, backend: Backend | None = None, store: SQ
     @app.exception_handler(APIError)
     async def api_error(request: Any, error: APIError) -> Any:
         return error_response(error)
+
+    @app.exception_handler(RequestValidationError)
+    async def request_invalid(request: Any, error: RequestValidationError) -> Any:
+        return error_response(validation_error(error.errors()))
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Any, error: Any) -> Any:
@@ -177,6 +183,27 @@ def create_app(config: ServeConfig, *, backend: Backend | None = None, store: SQ
         return APIError(413, f"the request body is larger than {limits.max_body_bytes} bytes",
                         code="request_too_large")
 
+    class BodyRoute(APIRoute):
+        """A route whose body, if it takes one, is read (within the limit) and parsed as
+        strict JSON before FastAPI checks it against the route's model."""
+
+        def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+            handle = super().get_route_handler()
+            if self.body_field is None:
+                return handle
+
+            async def read_then_handle(request: Request) -> Response:
+                raw = await read_body(request)
+                media_type = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+                if raw.strip() and not (media_type == "application/json" or media_type.endswith("+json")):
+                    raise APIError(415, f"the request body must be JSON (Content-Type: application/json), got "
+                                   f"{media_type[:80]!r}", code="unsupported_media_type")
+                return await handle(ReadRequest(request, raw, parse_json(raw)))
+
+            return read_then_handle
+
+    app.router.route_class = BodyRoute
+
     # Chat work (personalizing, storing the exchange) has worker threads of its own, as many
     # as the pool every other route uses: a burst of chats queued for threads would
     # otherwise make /v1/models and the data API wait behind all of them. One per event loop.
@@ -190,25 +217,23 @@ def create_app(config: ServeConfig, *, backend: Backend | None = None, store: SQ
             limiter = chat_limiters[loop] = anyio.CapacityLimiter(config.worker_threads)
         return await anyio.to_thread.run_sync(functools.partial(function, *args), limiter=limiter)
 
-    async def run(request: Any, work: Callable[[Principal, Any], Any], *, body: bool = False,
-                  chat: bool = False) -> Any:
-        """Authenticate and do ``work(principal, parsed body)`` in a worker thread (a chat
-        thread for ``chat``)."""
-        raw = await read_body(request) if body else b""
-        authorization = request.headers.get("authorization")
-        tenant = request.headers.get("x-tailor-tenant")
+    def authenticate(request: Request) -> Principal:
+        principal = service.authenticate(request.headers.get("authorization"), request.headers.get("x-tailor-tenant"))
         fields = request_fields(request.scope)
+        fields["tenant"], fields["key_id"] = principal.tenant, principal.key_id
+        return principal
 
-        def call() -> Any:
-            principal = service.authenticate(authorization, tenant)
-            fields["tenant"], fields["key_id"] = principal.tenant, principal.key_id
-            return work(principal, parse_json(raw) if body else None)
+    # The first dependency of every route: its caller is authenticated (in a worker thread)
+    # before any of its input is checked.
+    async def caller(request: Request) -> Principal:
+        return await run_in_threadpool(authenticate, request)
 
-        return await (in_chat_thread(call) if chat else run_in_threadpool(call))
+    async def chat_caller(request: Request) -> Principal:
+        return await in_chat_thread(authenticate, request)
 
     @app.get("/v1/models")
-    async def models(request: Request) -> Any:
-        return await run(request, lambda principal, _: service.models())
+    async def models(principal: Principal = Depends(caller)) -> Any:
+        return service.models()
 
     async def until_answered(request: Request, waiting: Awaitable[Answer], cancel: Callable[[], bool]) -> Answer:
         """What ``waiting`` (a reply queued for the model) gives. A reply still queued after
@@ -233,10 +258,10 @@ def create_app(config: ServeConfig, *, backend: Backend | None = None, store: SQ
                        "starting; try again later", type="server_error", code="queue_timeout",
                        headers={"Retry-After": str(service.gate.retry_after())})
 
-    @app.post("/v1/chat/completions", openapi_extra=operations["chat_completions"])
-    async def chat_completions(request: Request) -> Any:
-        prepared: PreparedChat = await run(request, lambda principal, body: service.prepare_chat(
-            principal, parse_chat(body, limits, config.default_max_tokens)), body=True, chat=True)
+    @app.post("/v1/chat/completions")
+    async def chat_completions(request: Request, principal: Principal = Depends(chat_caller),
+                               chat: ChatRequest = Depends(bodies.chat)) -> Any:
+        prepared: PreparedChat = await in_chat_thread(service.prepare_chat, principal, chat)
         headers = reply_headers(prepared.context, (prepared.personalized - prepared.began) * 1000.0,
                                 prepared.adapter)
         if not prepared.request.stream:
@@ -271,66 +296,51 @@ def create_app(config: ServeConfig, *, backend: Backend | None = None, store: SQ
         finally:
             pieces.cancel()
 
-    @app.put("/v1/users/{user_id}", openapi_extra=operations["put_user"])
-    async def put_user(request: Request, user_id: str) -> Any:
-        return await run(request, lambda principal, body: service.put_user(
-            principal, user_id, parse_attributes(body, limits)), body=True)
+    @app.put("/v1/users/{user_id}")
+    async def put_user(user_id: UserId, principal: Principal = Depends(caller),
+                       attributes: dict[str, str] = Depends(bodies.attributes)) -> Any:
+        return await run_in_threadpool(service.put_user, principal, user_id, attributes)
 
     @app.get("/v1/users/{user_id}")
-    async def get_user(request: Request, user_id: str) -> Any:
-        return await run(request, lambda principal, _: service.get_user(principal, user_id))
+    async def get_user(user_id: UserId, principal: Principal = Depends(caller)) -> Any:
+        return await run_in_threadpool(service.get_user, principal, user_id)
 
     @app.delete("/v1/users/{user_id}")
-    async def delete_user(request: Request, user_id: str) -> Any:
-        return await run(request, lambda principal, _: service.delete_user(principal, user_id))
+    async def delete_user(user_id: UserId, principal: Principal = Depends(caller)) -> Any:
+        return await run_in_threadpool(service.delete_user, principal, user_id)
 
-    @app.post("/v1/users/{user_id}/records", openapi_extra=operations["add_records"])
-    async def add_records(request: Request, user_id: str) -> Any:
-        return await run(request, lambda principal, body: service.add_records(
-            principal, user_id, parse_records(body, limits)), body=True)
+    @app.post("/v1/users/{user_id}/records")
+    async def add_records(user_id: UserId, principal: Principal = Depends(caller),
+                          records: list[HistoryRecord] = Depends(bodies.records)) -> Any:
+        return await run_in_threadpool(service.add_records, principal, user_id, records)
 
     @app.get("/v1/users/{user_id}/export")
-    async def export_user(request: Request, user_id: str) -> Any:
-        return await run(request, lambda principal, _: service.export_user(principal, user_id))
+    async def export_user(user_id: UserId, principal: Principal = Depends(caller)) -> Any:
+        return await run_in_threadpool(service.export_user, principal, user_id)
 
-    @app.get("/v1/users/{user_id}/memories", openapi_extra=operations["list_memories"])
-    async def list_memories(request: Request, user_id: str) -> Any:
-        parameters = request.query_params
+    @app.get("/v1/users/{user_id}/memories")
+    async def list_memories(user_id: UserId, principal: Principal = Depends(caller), include_superseded: bool = False,
+                            k: MemoryCount = 10,
+                            query: str | None = Query(None, max_length=limits.max_message_chars, pattern=NO_NUL)) -> Any:
+        data = await run_in_threadpool(functools.partial(
+            service.list_memories, principal, user_id, include_superseded=include_superseded, query=query, k=k))
+        return {"object": "list", "data": data}
 
-        def work(principal: Principal, _: Any) -> dict[str, Any]:
-            include = parse_query_flag(parameters.get("include_superseded"), "include_superseded")
-            k = parse_query_integer(parameters.get("k"), "k", default=10, low=1, high=100)
-            query = parameters.get("query")
-            if query is not None:
-                query = check_text(query, "query", max_chars=limits.max_message_chars)
-            data = service.list_memories(principal, user_id, include_superseded=include, query=query, k=k)
-            return {"object": "list", "data": data}
-
-        return await run(request, work)
-
-    @app.post("/v1/users/{user_id}/memories:flush", openapi_extra=operations["flush_memories"])
-    async def flush_memories(request: Request, user_id: str) -> Any:
-        timeout = parse_query_integer(request.query_params.get("timeout"), "timeout", default=30, low=1, high=300)
+    @app.post("/v1/users/{user_id}/memories:flush")
+    async def flush_memories(user_id: UserId, principal: Principal = Depends(caller),
+                             timeout: FlushSeconds = 30) -> Any:
         deadline = time.monotonic() + timeout
         # Polled, not waited for in a worker thread: a waiting flush holds no thread.
         while True:
-            state = await run(request, lambda principal, _: service.flush_memories(principal, user_id, 0.0))
+            state = await run_in_threadpool(service.flush_memories, principal, user_id, 0.0)
             if state["done"] or time.monotonic() >= deadline:
                 return state
             await asyncio.sleep(0.02)
 
-    @app.delete("/v1/users/{user_id}/memories/{memory_id}")
-    async def delete_memory(request: Request, user_id: str, memory_id: str) -> Any:
-        return await run(request, lambda principal, _: service.delete_memory(principal, user_id, memory_id))
+    @app.delete("/v1/users/{user_id}/memories/{memory_id}")  # a memory_id that is no memory's id: 404
+    async def delete_memory(user_id: UserId, memory_id: str, principal: Principal = Depends(caller)) -> Any:
+        return await run_in_threadpool(service.delete_memory, principal, user_id, memory_id)
 
-    generated_openapi = app.openapi
-
-    def openapi() -> dict[str, Any]:  # what the routes check, path parameters included (the fuzz tests use it)
-        if app.openapi_schema is None:
-            app.openapi_schema = describe_path_parameters(generated_openapi())
-        return app.openapi_schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
     return app
 
 
@@ -342,6 +352,20 @@ def reply_headers(context: ChatContext | None, personalize_ms: float, adapter: s
     if adapter is not None:
         headers["X-Tailor-Adapter"] = adapter
     return headers
+
+
+class ReadRequest(Request):
+    """A request whose body has been read and parsed already (what FastAPI's body check reads)."""
+
+    def __init__(self, request: Request, raw: bytes, value: Any) -> None:
+        super().__init__(request.scope, request.receive)
+        self.raw, self.value = raw, value
+
+    async def body(self) -> bytes:
+        return self.raw
+
+    async def json(self) -> Any:
+        return self.value
 
 
 async def _disconnected(request: Request) -> None:
