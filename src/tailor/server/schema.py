@@ -7,8 +7,8 @@ requests from) is generated from the same ones. A request that does not fit is a
 
 Every text field refuses the NUL character (PostgreSQL's text cannot hold it, so the API
 refuses it on every store: a request gets the same answer whichever store serves it) and
-unpaired surrogates. Integers are JSON integers (not ``5.0``, ``"5"`` or ``true``); in a
-query string, ASCII digits only. Patterns match the whole value: pydantic's regular
+unpaired surrogates. Integers are JSON integers (``5`` or ``5.0``, never ``"5"`` or
+``true``); in a query string, ASCII digits only. Patterns match the whole value: pydantic's regular
 expressions, like JSON Schema's, match ``$`` only at the very end, never before a final
 newline as Python's ``re.match`` would.
 
@@ -137,7 +137,6 @@ def request_bodies(limits: Limits, default_max_tokens: int) -> RequestBodies:
     MessageText = Annotated[str, StringConstraints(max_length=limits.max_message_chars, pattern=NO_NUL)]
     RecordText = Annotated[str, StringConstraints(max_length=limits.max_record_chars, pattern=NO_NUL)]
     Tokens = Annotated[int, Strict(), Field(ge=1, le=limits.max_tokens), BeforeValidator(_json_integer)]
-    Unit = Annotated[float, Strict(), Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 
     class TextPart(BaseModel):
         type: Literal["text"]
@@ -181,7 +180,7 @@ def request_bodies(limits: Limits, default_max_tokens: int) -> RequestBodies:
         max_tokens: Tokens | None = None
         max_completion_tokens: Tokens | None = None
         temperature: Annotated[float, Strict(), Field(ge=0.0, le=2.0, allow_inf_nan=False)] | None = None
-        top_p: Unit | None = None
+        top_p: Annotated[float, Strict(), Field(ge=0.0, le=1.0, allow_inf_nan=False)] | None = None
         n: Annotated[int, Strict(), Field(ge=1, le=1, description="one choice per request"),
                      BeforeValidator(_json_integer)] | None = None
         stop: Annotated[StopList, BeforeValidator(as_list, json_schema_input_type=StopText | StopList | None)] = []
