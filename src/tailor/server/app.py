@@ -52,6 +52,7 @@ from tailor.server.schema import (
     NO_NUL,
     FlushSeconds,
     MemoryCount,
+    MemoryId,
     UserId,
     request_bodies,
     validation_error,
@@ -337,8 +338,8 @@ def create_app(config: ServeConfig, *, backend: Backend | None = None, store: SQ
                 return state
             await asyncio.sleep(0.02)
 
-    @app.delete("/v1/users/{user_id}/memories/{memory_id}")  # a memory_id that is no memory's id: 404
-    async def delete_memory(user_id: UserId, memory_id: str, principal: Principal = Depends(caller)) -> Any:
+    @app.delete("/v1/users/{user_id}/memories/{memory_id}")
+    async def delete_memory(user_id: UserId, memory_id: MemoryId, principal: Principal = Depends(caller)) -> Any:
         return await run_in_threadpool(service.delete_memory, principal, user_id, memory_id)
 
     return app

@@ -53,6 +53,7 @@ _MEANINGS = {  # what a pattern asks for, in words, for its error message
 }
 
 UserId = Annotated[str, Path(pattern=USER_ID, description=_MEANINGS[USER_ID])]
+MemoryId = Annotated[str, Path(description="mem_ and 32 hex digits; any other value names no memory (404)")]
 FieldName = Annotated[str, StringConstraints(pattern=FIELD_NAME)]
 NAMED_FIELDS: dict[str, Any] = {"propertyNames": {"pattern": FIELD_NAME}}  # JSON Schema's patternProperties leaves other names open
 StopText = Annotated[str, StringConstraints(max_length=256, pattern=NO_NUL)]
@@ -113,7 +114,7 @@ def validation_error(errors: Sequence[Any]) -> APIError:
     what = _MEANINGS.get(str((error.get("ctx") or {}).get("pattern")), error["msg"])
     if location[-1:] == ["[key]"]:  # the name of an object's entry
         *location, key, _ = location
-        what = f"the name {str(key)[:80]!r} {what}"
+        what = f"{what} (the name {str(key)[:80]!r})"
     param = "".join(f"[{step}]" if isinstance(step, int) else f".{step}" for step in location).lstrip(".") or None
     if param is not None:
         message = f"{param}: {what}"
@@ -250,6 +251,7 @@ __all__ = [
     "NO_NUL",
     "FlushSeconds",
     "MemoryCount",
+    "MemoryId",
     "RequestBodies",
     "UserId",
     "request_bodies",
