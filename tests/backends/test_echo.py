@@ -134,7 +134,8 @@ def test_load_backend_rejects_unknown_names_listing_the_valid_ones() -> None:
     assert isinstance(error.value, ValueError)
     for name in ["default", "echo", "transformers"]:
         assert name in str(error.value)
-    assert BACKENDS.names() == ["default", "default-fp32", "echo", "llamacpp", "onnx", "openai", "ray", "transformers"]
+    assert BACKENDS.names() == ["default", "default-fp32", "default-onnx", "echo", "llamacpp", "onnx", "openai", "openvino",
+                               "ray", "transformers"]
 
 
 def test_load_backend_transformers_needs_a_path() -> None:

@@ -1,8 +1,9 @@
 """Backends: the models that answer generation requests.
 
-``load_backend("default")`` (through ONNX Runtime GenAI; ``default:int4`` quantized),
+``load_backend("default")`` (through OpenVINO, int8 weights; ``default:fp32`` float32),
 ``load_backend("default-fp32")`` (the same model in float32 through transformers),
-``load_backend("onnx:/path")``, ``load_backend("echo")``, ``load_backend("transformers:/path")``,
+``load_backend("default-onnx")`` (through ONNX Runtime GenAI, float32; ``default-onnx:int4``),
+``load_backend("openvino:/path")``, ``load_backend("onnx:/path")``, ``load_backend("echo")``, ``load_backend("transformers:/path")``,
 ``load_backend("openai:http://127.0.0.1:8000/v1")``, ``load_backend("llamacpp:/path/model.gguf")``,
 and ``load_backend("ray:2:default")`` for any of them replicated on Ray actors.
 """
@@ -18,8 +19,10 @@ from tailor.registry import Registry
 BACKENDS = Registry(
     "backend",
     {
-        "default": "tailor.backends.onnx:DefaultOnnxBackend",
+        "default": "tailor.backends.openvino:DefaultOpenVINOBackend",
         "default-fp32": "tailor.backends.hf:DefaultBackend",
+        "default-onnx": "tailor.backends.onnx:DefaultOnnxBackend",
+        "openvino": "tailor.backends.openvino:OpenVINOBackend",
         "onnx": "tailor.backends.onnx:OnnxGenAIBackend",
         "echo": "tailor.backends.echo:EchoBackend",
         "transformers": "tailor.backends.hf:TransformersBackend",
@@ -28,7 +31,7 @@ BACKENDS = Registry(
         "ray": "tailor.backends.ray:RayBackend",
     },
     group="tailor.backends",
-    extras={"default": "hf", "default-fp32": "hf", "onnx": "hf", "transformers": "hf", "openai": "openai",
+    extras={"default": "hf", "default-fp32": "hf", "default-onnx": "hf", "openvino": "hf", "onnx": "hf", "transformers": "hf", "openai": "openai",
             "llamacpp": "llamacpp", "ray": "ray"},
 )
 
@@ -36,6 +39,8 @@ BACKENDS = Registry(
 _NEEDS_ARGUMENT = {
     "transformers": "a model directory, as in transformers:/path/to/model",
     "onnx": "an ONNX Runtime GenAI model directory, as in onnx:/path/to/model",
+    "openvino": "a model directory exported for OpenVINO (python -m tailor.backends.openvino), "
+                "as in openvino:/path/to/model",
     "openai": "the server's base URL, as in openai:http://127.0.0.1:8000/v1",
     "ray": "a replica count and an inner backend, as in ray:2:default",
 }

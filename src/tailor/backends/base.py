@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
@@ -145,6 +146,72 @@ def batches_by_length(encoded: Mapping[int, Sequence[int]], size: int) -> Iterat
     order = sorted(encoded, key=lambda i: len(encoded[i]))
     for start in range(0, len(order), size):
         yield order[start:start + size]
+
+
+def available_threads() -> int:
+    """The cores this process may run on (its CPU affinity), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def log_softmax(np: Any, logits: Any) -> Any:
+    """Log-probabilities from one position's logits, in float64."""
+    values = logits.astype(np.float64)
+    peak = values.max()
+    return values - peak - np.log(np.exp(values - peak).sum())
+
+
+class DecodedRow:
+    """One request's generated tokens and text while a batch decodes, and whether it has ended.
+
+    Text is decoded incrementally: each new token decodes with a few tokens of context
+    before it, not the whole row again; a character split across tokens waits for its
+    last byte. Stop strings are looked for only in the text that the step added (and the
+    end of the text before it). :meth:`result` decodes the row once as a whole.
+    """
+
+    _CONTEXT = 4  # tokens decoded before the new ones, so spaces and merges come out as in the whole
+
+    def __init__(self, request: GenerationRequest, tokenizer: Any, ends: set[int]) -> None:
+        self.request = request
+        self.tokenizer = tokenizer
+        self.ends = ends
+        self.tokens: list[int] = []
+        self.text = ""
+        self.done = False
+        self._settled = 0  # how many tokens self.text holds
+        self._markers = tuple(marker for marker in request.stop if marker)
+        self._longest = max((len(m) for m in self._markers), default=0)
+
+    def add(self, token: int) -> None:
+        if self.done:
+            return
+        if token in self.ends:
+            self.done = True
+            return
+        self.tokens.append(token)
+        previous = len(self.text)
+        start = max(0, self._settled - self._CONTEXT)
+        before = self.tokenizer.decode(self.tokens[start:self._settled], skip_special_tokens=True)
+        after = self.tokenizer.decode(self.tokens[start:], skip_special_tokens=True)
+        if not after.endswith("\ufffd"):
+            if after.startswith(before):
+                self.text += after[len(before):]
+            else:  # the tokenizer rewrote the context: decode the whole row once
+                self.text = self.tokenizer.decode(self.tokens, skip_special_tokens=True)
+            self._settled = len(self.tokens)
+        if self._markers:
+            window = self.text[max(0, previous - self._longest):]
+            if any(marker in window for marker in self._markers):
+                self.done = True
+        if len(self.tokens) >= self.request.max_new_tokens:
+            self.done = True
+
+    def result(self) -> GenerationResult:
+        text = self.tokenizer.decode(self.tokens, skip_special_tokens=True)
+        return GenerationResult(text=apply_stop(text, self.request.stop).strip(), tokens=len(self.tokens))
 
 
 def approximate_token_count(text: str) -> int:

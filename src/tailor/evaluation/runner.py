@@ -109,7 +109,7 @@ class MethodResult:
     """Adapter methods: the prompt their adapters were trained on, and on what data."""
     engine: str | None = None
     """The inference engine that generated this method's outputs (adapter methods may run
-    on another engine than the rest: see :class:`tailor.backends.onnx.DefaultOnnxBackend`)."""
+    on another engine than the rest: see :class:`tailor.backends.fallback.TransformersFallback`)."""
 
 
 @dataclass

