@@ -1,18 +1,32 @@
 #!/usr/bin/env bash
-# Reproduces docs/results.md: every method on every packaged real task, default model.
-# About an hour on 2 CPU cores. Usage: bash scripts/results.sh [RUNS_DIR]
+# Reproduces the n >= 200 tables of docs/results.md: the retrieval methods against `none` on
+# every packaged real task (all dev questions, at most 200 per task), and the rating methods
+# on movielens-ratings, with the default model on the default engine.
+# Under an hour on an idle 2-core machine (docs/benchmarks.md has the measured time).
+# Usage: bash scripts/results.sh [RUNS_DIR]
+#   COMMITS_LOG=path/to/pytest-commits.log.gz adds the commits task (its data is not packaged).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-runs/results}
 tailor=.venv/bin/tailor
-methods="none,bm25,recency,random,dense,hybrid,recency+dense,summary,summary+bm25,persona,refine"
-for name in news-headlines tweets debates movielens-ratings; do
+methods="none,bm25,recency,dense,hybrid"
+tasks="news-headlines tweets debates"
+for name in $tasks movielens-ratings; do
   [ -f "$runs/data/$name/dev_questions.json" ] || $tailor data build "$name" --out "$runs/data/$name"
 done
-$tailor eval --task news-headlines --data "$runs/data/news-headlines" --method "$methods" --limit 36 --out "$runs/news-headlines"
-$tailor eval --task tweets --data "$runs/data/tweets" --method "$methods" --limit 16 --out "$runs/tweets"
-$tailor eval --task debates --data "$runs/data/debates" --method "$methods" --limit 16 --out "$runs/debates"
-$tailor eval --task movielens-ratings --data "$runs/data/movielens-ratings" --method "$methods" --limit 24 \
-  --scoring likelihood --out "$runs/movielens-ratings"
-$tailor report "$runs/news-headlines" "$runs/tweets" "$runs/debates" "$runs/movielens-ratings" \
-  --figures docs/figures > "$runs/report.md"
+if [ -n "${COMMITS_LOG:-}" ]; then
+  [ -f "$runs/data/commits/dev_questions.json" ] || $tailor data build commits --log "$COMMITS_LOG" --out "$runs/data/commits"
+  tasks="$tasks commits"
+fi
+for name in $tasks; do
+  start=$(date +%s)
+  $tailor eval --task "$name" --data "$runs/data/$name" --method "$methods" --limit 200 --out "$runs/$name"
+  echo "$name $(( $(date +%s) - start )) s" >> "$runs/times.txt"
+done
+start=$(date +%s)
+$tailor eval --task movielens-ratings --data "$runs/data/movielens-ratings" \
+  --method none,bm25,bm25+prior,profile-prior,user-mean,global-mean --scoring calibrated --limit 200 \
+  --out "$runs/movielens-ratings"
+echo "movielens-ratings $(( $(date +%s) - start )) s" >> "$runs/times.txt"
+# shellcheck disable=SC2086
+$tailor report $(for name in $tasks movielens-ratings; do echo "$runs/$name"; done) > "$runs/report.md"

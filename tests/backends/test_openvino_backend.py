@@ -172,3 +172,21 @@ def test_load_backend_takes_an_openvino_directory(exported: dict[str, Path]) -> 
     backend = load_backend(f"openvino:{exported['int8']}", batch_size=2)
     assert backend.engine == "openvino"
     assert backend.generate([REQUESTS[2]])[0].tokens <= 5
+
+
+def test_a_prefix_the_batch_shares_runs_once_with_the_same_outputs(engines: tuple[Any, Any]) -> None:
+    fast, reference = engines
+    system = {"role": "system", "content": "You write short headlines for a local newspaper, in plain words, "
+                                           "without quotes, and never more than ten words."}
+    requests = [GenerationRequest(messages=(system, {"role": "user", "content": text}), max_new_tokens=10)
+                for text in ("A fire at the bakery.", "The mayor resigned after a long dispute over the budget.", "Snow")]
+    prompts = [fast.prompt_ids(r) for r in requests]
+    assert fast._shared_prefix(prompts) >= fast.min_shared_prefix
+    shared = fast.generate(requests)
+    assert [r.text for r in shared] == [r.text for r in reference.generate(requests)]
+    try:
+        fast.min_shared_prefix = 0
+        assert fast._shared_prefix(prompts) == 0
+        assert fast.generate(requests) == shared
+    finally:
+        fast.min_shared_prefix = type(fast).min_shared_prefix

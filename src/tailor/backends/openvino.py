@@ -228,6 +228,8 @@ class OpenVINOBackend:
 
     name = "openvino"
     engine = "openvino"
+    min_shared_prefix = 16
+    """A batch's common prompt start runs once when it is at least this many tokens (0: never)."""
 
     def __init__(self, path: str, *, batch_size: int = 8, max_input_tokens: int = 2048,
                  candidate_score: Literal["mean", "sum"] = "mean", threads: int | None = None,
@@ -318,13 +320,25 @@ class OpenVINOBackend:
         return [r for r in results if r is not None]
 
     def _decode(self, prompts: list[list[int]], rows: list[DecodedRow]) -> Any:
-        """Greedy decoding of left-padded ``prompts`` into ``rows``; yields after each step."""
+        """Greedy decoding of ``prompts`` into ``rows``; yields after each step.
+
+        The tokens every prompt of the batch begins with (the system message and the
+        instruction) run once: their cache is copied to every row, and the rest of each
+        prompt follows it, padded on the left of that rest.
+        """
         np = self.np
-        width = max(len(p) for p in prompts)
-        ids = np.array([[self._pad] * (width - len(p)) + p for p in prompts], dtype=np.int64)
-        mask = np.array([[0] * (width - len(p)) + [1] * len(p) for p in prompts], dtype=np.int64)
-        positions = np.maximum(np.cumsum(mask, axis=1) - 1, 0)
         self._request.reset_state()
+        shared = self._shared_prefix(prompts)
+        if shared:
+            self._step(np.array([prompts[0][:shared]], dtype=np.int64), np.ones((1, shared), dtype=np.int64),
+                       np.arange(shared, dtype=np.int64)[None, :])
+            for state in self._request.query_state():
+                state.state = _tensor(np.repeat(state.state.data, len(prompts), axis=0))
+        rests = [p[shared:] for p in prompts]
+        width = max(len(p) for p in rests)
+        ids = np.array([[self._pad] * (width - len(p)) + p for p in rests], dtype=np.int64)
+        mask = np.array([[1] * shared + [0] * (width - len(p)) + [1] * len(p) for p in rests], dtype=np.int64)
+        positions = np.maximum(np.cumsum(mask, axis=1) - 1, 0)[:, shared:]
         logits = self._step(ids, mask, positions)
         limit = max(row.request.max_new_tokens for row in rows)
         for step in range(limit):
@@ -337,6 +351,18 @@ class OpenVINOBackend:
             mask = np.concatenate([mask, np.ones((len(rows), 1), dtype=np.int64)], axis=1)
             positions = positions[:, -1:] + 1
             logits = self._step(tokens[:, None].astype(np.int64), mask, positions)
+
+    def _shared_prefix(self, prompts: list[list[int]]) -> int:
+        """How many leading tokens all ``prompts`` share, when that is worth running once
+        (at least :attr:`min_shared_prefix` tokens, two prompts or more); else 0. Each
+        prompt keeps at least one token of its own."""
+        if len(prompts) < 2 or self.min_shared_prefix <= 0:
+            return 0
+        shortest = min(len(p) for p in prompts) - 1
+        length = 0
+        while length < shortest and all(p[length] == prompts[0][length] for p in prompts):
+            length += 1
+        return length if length >= self.min_shared_prefix else 0
 
     def stream(self, request: GenerationRequest) -> TextStream:
         """Answer one request token by token: the same text as ``generate([request])``.
