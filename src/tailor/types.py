@@ -7,20 +7,22 @@ caller's back, and plain so that they serialize to JSON without ceremony.
 
 from __future__ import annotations
 
-from collections.abc import Generator, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
 __all__ = [
     "Backend",
     "GenerationRequest",
     "GenerationResult",
     "HistoryRecord",
+    "ModelSteps",
     "Persona",
     "Profile",
     "RetrievalHit",
     "TaskExample",
     "TextStream",
+    "answer_steps",
 ]
 
 Granularity = Literal["user", "persona", "global"]
@@ -158,6 +160,25 @@ class Backend(Protocol):
 TextStream = Generator[str, None, GenerationResult]
 """A reply as it is generated: text pieces, then, as the generator's return value, the
 whole :class:`GenerationResult` (its ``text`` the pieces joined, ``tokens`` those generated)."""
+
+Done = TypeVar("Done")
+
+ModelSteps = Generator[list[GenerationRequest], list[GenerationResult], Done]
+"""Work that asks the model partway (a style note before the prompt it shapes): it yields
+the requests it needs answered, is sent their results in the same order, and returns what
+it made. Whoever runs it chooses how the requests reach the model: :func:`answer_steps`
+with a backend (``tailor eval``), or a server's queue awaited without holding a thread."""
+
+
+def answer_steps(steps: ModelSteps[Done], generate: Callable[[list[GenerationRequest]], list[GenerationResult]]) -> Done:
+    """Run ``steps`` to their end, answering each batch of requests with ``generate``
+    (a backend's ``generate``), and return what they made."""
+    try:
+        requests = next(steps)
+        while True:
+            requests = steps.send(generate(requests))
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)

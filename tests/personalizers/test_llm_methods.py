@@ -6,11 +6,13 @@ import pytest
 
 from tailor.backends.echo import EchoBackend
 from tailor.embeddings.hashing import HashingEmbedder
+from tailor.personalizers import build_personalizer
+from tailor.personalizers.base import personalize_steps
 from tailor.personalizers.llm_methods import NotesPersonalizer, RefinePersonalizer
 from tailor.personas.builder import build_personas_across_users
 from tailor.personas.chooser import PersonaChooser
 from tailor.profiles import InMemoryProfileStore
-from tailor.prompting.refine import StyleNoteWriter
+from tailor.prompting.refine import STYLE_INSTRUCTION, StyleNoteWriter
 from tailor.prompting.summary import SUMMARY_KIND, ProfileSummarizer
 from tailor.retrieval.bm25 import BM25Retriever
 from tailor.tasks import get_task
@@ -122,6 +124,42 @@ def test_refine_rewrites_the_instruction_from_retrieved_items() -> None:
     calls = len(backend.requests)
     method.personalize(TASK, "Generate a headline for the following article: finance charlie", store.get_profile("ed"))
     assert len(backend.requests) == calls  # same items: the note is cached
+
+
+def test_refine_as_steps_asks_for_its_note_and_builds_the_same_messages() -> None:
+    store = make_store()
+    text = "Generate a headline for the following article: finance charlie"
+    backend = EchoBackend(describe)
+
+    def refine() -> RefinePersonalizer:
+        return RefinePersonalizer(BM25Retriever(TASK.document), StyleNoteWriter(backend, TASK), k=2,
+                                  count_tokens=count_words)
+
+    expected = refine().personalize(TASK, text, store.get_profile("ed"))
+    steps = refine().personalize_steps(TASK, text, store.get_profile("ed"))
+    (request,) = next(steps)  # the style note's request, for the caller to send to the model
+    assert STYLE_INSTRUCTION in request.messages[-1]["content"] and request.user_id is None
+    with pytest.raises(StopIteration) as done:
+        steps.send(EchoBackend(describe).generate([request]))
+    assert done.value.value == expected
+    # A method that asks the model nothing decides at once, as steps too.
+    bm25 = build_personalizer("bm25", TASK, k=2, count_tokens=count_words)
+    with pytest.raises(StopIteration) as done:
+        next(personalize_steps(bm25, TASK, text, store.get_profile("ed")))
+    assert done.value.value == bm25.personalize(TASK, text, store.get_profile("ed"))
+
+
+def test_style_notes_are_cached_by_the_items_contents_and_forgotten_with_the_user() -> None:
+    backend = EchoBackend(describe)
+    writer = StyleNoteWriter(backend, TASK)
+    records = [headline(0, "finance")]
+    assert writer.notes([("ed", records)]) == ["Writes short finance headlines."]
+    assert writer.notes([("ed", records)]) == ["Writes short finance headlines."] and len(backend.requests) == 1
+    # The same id with other contents (a record replaced) is another note.
+    replaced = [HistoryRecord(records[0].id, {"title": "cooking news", "text": "an article about cooking"})]
+    assert writer.notes([("ed", replaced)]) == ["Writes short cooking headlines."]
+    writer.forget("ed")
+    assert writer.notes([("ed", records)]) == ["Writes short finance headlines."] and len(backend.requests) == 3
 
 
 @pytest.mark.parametrize("user", ["ana", "cy"])

@@ -1,21 +1,27 @@
 """Serving methods: parsing, dense and hybrid retrieval over records, summaries written in
-the background, personas per tenant with the nearest one for users who have none."""
+the background, personas per tenant with the nearest one for users who have none, refine's
+style note written through the model queue before the reply."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+import threading
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
+from tailor.backends.base import BackendError, approximate_token_count
 from tailor.backends.echo import EchoBackend
 from tailor.personalizers.methods import MethodSpec, parse_method, parse_serve_method
 from tailor.profiles.base import UnknownUserError
 from tailor.profiles.tenants import TENANT_SEPARATOR
+from tailor.prompting.refine import STYLE_INSTRUCTION
 from tailor.prompting.summary import SUMMARY_INSTRUCTION
 from tailor.server import ServeConfig
-from tailor.types import GenerationRequest, HistoryRecord
+from tailor.types import GenerationRequest, GenerationResult, HistoryRecord
 
 Ask = Callable[..., Any]
 RECORDS = [{"id": "r1", "text": "Hiking the Alps with my dog every summer"},
@@ -46,6 +52,7 @@ def shown(response: Any) -> str:
     ("RECENCY+persona", MethodSpec("recency", persona=True)),
     ("recency+dense", MethodSpec("recency+dense")),
     ("random:lamp", MethodSpec("random", layout="lamp")),
+    ("refine", MethodSpec(refine=True)),
 ])
 def test_serve_takes_evals_grammar(text: str, expected: MethodSpec) -> None:
     assert parse_serve_method(text) == expected == parse_method(text)
@@ -57,9 +64,14 @@ def test_serve_takes_evals_grammar(text: str, expected: MethodSpec) -> None:
     ("bm25+dense", "pick one"),
     ("summary+summary", "twice"),
     ("", "a method is needed"),
-    ("lora+bm25", "--adapter-task"),
-    ("knn", "a chat has none"),
-    ("refine", "does not call the model"),
+    ("lora+bm25", "is an adapter method; tailor serve applies each user's adapter with --adapter-task"),
+    ("lora", "--adapter-task"),
+    ("user-embedding", "--adapter-task"),
+    ("knn", "scores a task's labels; a chat has none"),
+    ("profile-prior", "a chat has none"),
+    ("user-mean", "a chat has none"),
+    ("bm25+prior", "a chat has none"),
+    ("refine+bm25", "used alone"),
 ])
 def test_bad_methods_say_what_is_wrong(text: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
@@ -241,3 +253,126 @@ def test_personas_build_command_groups_a_tenants_users(tmp_path: Any, capsys: py
         assert store.persona_of(f"acme{TENANT_SEPARATOR}u0") != store.persona_of(f"acme{TENANT_SEPARATOR}u2")
     assert main(["personas", "build", "--store", str(path), "--tenant", "no such!", "--backend", "echo"]) == 1
     assert "tenant names are" in capsys.readouterr().err
+
+
+# -- refine: a style note written by the model before each reply -----------------------------
+
+
+class NoteBackend:
+    """Writes a style note naming the first item it is shown, and shows the whole prompt
+    for any other request. Records which thread made each call and whether it was a note;
+    a request saying ``hold`` holds the model until :attr:`release` is set."""
+
+    name = "notes"
+
+    def __init__(self, *, fail_notes: bool = False) -> None:
+        self.fail_notes = fail_notes
+        self.calls: list[tuple[str, bool]] = []
+        self.release = threading.Event()
+
+    def count_tokens(self, text: str) -> int:
+        return approximate_token_count(text)
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+        results = []
+        for request in requests:
+            last = request.messages[-1]["content"]
+            note = STYLE_INSTRUCTION in last
+            self.calls.append((threading.current_thread().name, note))
+            if last == "hold":
+                self.release.wait(10)
+            if note and self.fail_notes:
+                raise BackendError("no note today")
+            text = ("Writes short lines like " + last.split("\n")[1].lstrip("- ")[:20] if note
+                    else " ".join(f"[{m['role']}] {m['content']}" for m in request.messages))
+            results.append(GenerationResult(text, tokens=len(text.split())))
+        return results
+
+    @property
+    def notes(self) -> int:
+        return sum(note for _, note in self.calls)
+
+
+def streamed_text(response: Any) -> str:
+    assert response.status_code == 200, response.text
+    lines = [line for line in response.text.splitlines() if line.startswith("data: ")]
+    assert lines[-1] == "data: [DONE]"
+    chunks = [json.loads(line[len("data: "):]) for line in lines[:-1]]
+    return "".join(chunk["choices"][0]["delta"].get("content") or "" for chunk in chunks if chunk["choices"])
+
+
+CONVENTIONS = "Follow this user's conventions: Writes short lines like "
+
+
+def test_refine_is_served_with_its_note_written_on_the_model_thread(make_client: Callable[..., TestClient],
+                                                                    ask: Ask) -> None:
+    backend = NoteBackend()
+    client = make_client(method="refine", memory=False, backend=backend)
+    service = client.app.state.service  # type: ignore[attr-defined]
+    seed(client)
+    response = ask(client, "hello", user="alice")
+    assert CONVENTIONS in shown(response) and response.headers["x-tailor-granularity"] == "user"
+    assert backend.notes == 1
+    # Streamed too; the same items give the same note, cached: no second call for it.
+    assert CONVENTIONS in streamed_text(ask(client, "hello", user="alice", stream=True))
+    assert backend.notes == 1
+    # A user without records has nothing to write a note from: served as sent, no call.
+    client.put("/v1/users/newcomer", json={})
+    response = ask(client, "hello", user="newcomer")
+    assert shown(response) == "[user] hello" and response.headers["x-tailor-granularity"] == "global"
+    # Taken in a thread of the caller's (no HTTP), the note still goes through the queue.
+    seed(client, "bob", [{"id": "b1", "text": "Cello scales"}])
+    assert CONVENTIONS + "Cello scales" in service.users.context("bob", "cello").personalized.messages[0]["content"]
+    assert backend.notes == 2
+    # Every call, notes included, was made by the model's own thread, never a request's.
+    assert {thread for thread, _ in backend.calls} == {"tailor-model"}
+
+
+def test_a_note_waits_in_the_model_queue_like_a_reply(make_client: Callable[..., TestClient], ask: Ask) -> None:
+    backend = NoteBackend()
+    client = make_client(method="refine", memory=False, backend=backend, max_queue=1, queue_timeout=0.3)
+    service = client.app.state.service  # type: ignore[attr-defined]
+    seed(client)
+    holding = service.gate.submit(GenerationRequest(({"role": "user", "content": "hold"},)))
+    deadline = time.monotonic() + 5
+    while not service.gate.busy and time.monotonic() < deadline:
+        time.sleep(0.01)
+    try:
+        filler = service.gate.submit(GenerationRequest(({"role": "user", "content": "waiting"},)))
+        # The queue is full: the note is refused as a reply would be, at once.
+        response = ask(client, "hello", user="alice")
+        assert response.status_code == 429 and response.json()["error"]["code"] == "server_busy"
+        assert response.headers["retry-after"].isdigit()
+        assert filler.cancel() and service.gate.waiting == 0
+        # A note that waits past the queue timeout is a 503, and leaves the queue.
+        for stream in (False, True):
+            response = ask(client, "hello", user="alice", stream=stream)
+            assert response.status_code == 503 and response.json()["error"]["code"] == "queue_timeout"
+            assert service.gate.waiting == 0
+        assert backend.notes == 0
+    finally:
+        backend.release.set()
+    holding.result(10)
+    assert CONVENTIONS in shown(ask(client, "hello", user="alice"))
+
+
+def test_a_note_the_model_fails_to_write_is_answered_as_a_failed_reply(make_client: Callable[..., TestClient],
+                                                                        ask: Ask) -> None:
+    client = make_client(method="refine", memory=False, backend=NoteBackend(fail_notes=True))
+    seed(client)
+    for stream in (False, True):
+        response = ask(client, "hello", user="alice", stream=stream)
+        assert response.status_code == 500 and response.json()["error"]["code"] == "model_error"
+    assert shown(ask(client, "hello")) == "[user] hello"  # the server goes on
+    assert client.get("/v1/models").status_code == 200
+
+
+def test_a_deleted_users_notes_go_with_them(make_client: Callable[..., TestClient], ask: Ask) -> None:
+    backend = NoteBackend()
+    client = make_client(method="refine", memory=False, backend=backend)
+    seed(client)
+    assert CONVENTIONS in shown(ask(client, "hello", user="alice"))
+    assert client.delete("/v1/users/alice").status_code == 200
+    seed(client)  # a new alice, with the same records: her note is written anew, not remembered
+    assert CONVENTIONS in shown(ask(client, "hello", user="alice"))
+    assert backend.notes == 2

@@ -23,6 +23,7 @@ from tailor.personalizers import build_personalizer
 from tailor.personalizers.chat import CHAT_ADDITIONS, EPISODES_HEADER
 from tailor.personas.tenants import build_personas_for_tenant
 from tailor.prompting.builder import PromptBudget
+from tailor.prompting.refine import STYLE_INSTRUCTION
 from tailor.prompting.summary import SUMMARY_INSTRUCTION
 from tailor.server import ServeConfig
 from tailor.tasks.chat import CHAT_TASK
@@ -30,10 +31,10 @@ from tailor.types import GenerationRequest, Profile, TaskExample
 
 Messages = tuple[dict[str, str], ...]
 
-# Every retrieval, and the prompting methods serve takes (refine, adapters and label methods
-# are refused by serve with a reason: tests/server/test_methods.py).
+# Every retrieval and every prompting method (adapters and label methods are refused by
+# serve with a reason: tests/server/test_methods.py).
 METHODS = ["none", "bm25", "recency", "random", "dense", "hybrid", "recency+dense", "bm25:dialogue", "summary",
-           "persona", "summary+bm25", "persona+hybrid", "summary+persona+recency", "persona+recency+dense"]
+           "persona", "summary+bm25", "persona+hybrid", "summary+persona+recency", "persona+recency+dense", "refine"]
 INPUTS = ["any tips for hiking with a dog in the summer?", "learner notebook for the cello", "hello"]
 USERS = {
     "alice": ["Hiking the Alps with my dog every summer", "my grandmother's tomato sauce recipe",
@@ -51,6 +52,8 @@ def scripted(request: GenerationRequest) -> str:
         return "Writes about " + last.split("\n")[1].lstrip("- ")[:30]
     if "write alike" in last:  # a persona description
         return "Musicians." if "cello" in last else "Cooks."
+    if STYLE_INSTRUCTION in last:  # refine's style note, from the items it is shown (in their order)
+        return "Short lines, first about " + last.split("\n")[1].lstrip("- ")[:30]
     return "ok"
 
 
@@ -115,6 +118,8 @@ def test_served_prompts_are_evals_prompts(method: str, make_client: Callable[...
             else:
                 assert got == expected, (method, user, text)
                 personalized += 1
+                if method == "refine":  # a note was written, the same one on both paths
+                    assert "Follow this user's conventions: Short lines" in got[0]["content"]
     assert personalized or method == "none"
 
 

@@ -48,7 +48,8 @@ def add_serve_verbs(verbs: Any) -> None:
     serve.add_argument("--method", type=_method, default="bm25", metavar="PART[+PART][:LAYOUT]",
                        help="how each reply is personalized, as tailor eval --method names it: one retrieval over "
                        "the user's records (none, bm25, recency, random, dense, hybrid, recency+dense) and/or "
-                       "summary and persona notes, joined with '+' (default bm25; e.g. summary+hybrid)")
+                       "summary and persona notes, joined with '+' (default bm25; e.g. summary+hybrid); or "
+                       "refine (a style note written by the model before each reply: one more model call)")
     serve.add_argument("--k", type=_positive, default=None,
                        help="records retrieved per request (default: the chat task's k, 3)")
     serve.add_argument("--k-memories", type=_count, default=3, help="memories retrieved per request (default 3)")

@@ -85,8 +85,9 @@ def build_personalizer(spec: MethodSpec | str, task: TaskSpec, *, k: int | None 
 
     What ``tailor serve`` passes in place of the defaults: ``retriever`` (the method's
     ranking read from its stored per-user indexes), ``summaries`` (stored summaries,
-    written in the background) and ``personas`` (scoped to the user's tenant). The prompt
-    is built the same way.
+    written in the background), ``personas`` (scoped to the user's tenant) and, for
+    ``refine``, a ``backend`` whose calls go through its model queue. The prompt is built
+    the same way.
     """
     method = parse_method(spec) if isinstance(spec, str) else spec
     k = task.k if k is None else k
@@ -104,11 +105,11 @@ def build_personalizer(spec: MethodSpec | str, task: TaskSpec, *, k: int | None 
     if method.refine:
         if backend is None:
             raise ValueError(f"method {method} needs a backend to write its style notes")
-        from tailor.personalizers.llm_methods import RefinePersonalizer
+        from tailor.personalizers.llm_methods import REFINE_RETRIEVAL, RefinePersonalizer
         from tailor.prompting.refine import StyleNoteWriter
 
         # A style note needs a few examples to generalize from, whatever k says for pasting items.
-        return RefinePersonalizer(retriever or make_retriever("bm25", task), StyleNoteWriter(backend, task),
+        return RefinePersonalizer(retriever or make_retriever(REFINE_RETRIEVAL, task), StyleNoteWriter(backend, task),
                                   k=max(k, 4), count_tokens=count_tokens, budget=budget)
     if method.retrieval != "none" and retriever is None:
         retriever = make_retriever(method.retrieval, task, seed=seed, embedder=embedder, store=store)

@@ -14,7 +14,7 @@ from typing import Protocol, runtime_checkable
 from tailor.prompting.builder import Layout, PromptBudget, TokenCounter, build_messages
 from tailor.retrieval.base import Retriever
 from tailor.tasks.base import TaskSpec
-from tailor.types import Granularity, Profile
+from tailor.types import Granularity, ModelSteps, Profile
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,19 @@ class Personalizer(Protocol):
     name: str
 
     def personalize(self, task: TaskSpec, text: str, profile: Profile) -> Personalized: ...
+
+
+def personalize_steps(personalizer: Personalizer, task: TaskSpec, text: str,
+                      profile: Profile) -> ModelSteps[Personalized]:
+    """``personalizer.personalize(task, text, profile)`` as steps
+    (:data:`~tailor.types.ModelSteps`): a personalizer that asks the model before its
+    prompt (``refine``'s style note) has a ``personalize_steps`` method that yields those
+    requests to the caller; any other decides at once, yielding nothing."""
+    steps = getattr(personalizer, "personalize_steps", None)
+    if steps is None:
+        return personalizer.personalize(task, text, profile)
+    decided: Personalized = yield from steps(task, text, profile)
+    return decided
 
 
 class NoPersonalization:

@@ -5,8 +5,10 @@ for the serving method (:func:`tailor.personalizers.build_personalizer` on
 :data:`~tailor.tasks.chat.CHAT_TASK`, the user's latest message as the input), so a number
 in docs/results.md describes what a served user gets. Two things differ from ``tailor
 eval`` only in where they come from, not in what they are: records are ranked from the
-store's per-user indexes (:class:`~tailor.retrieval.stored.StoredRetriever`, the same rankings), and
-summaries are the newest stored ones (a stale one is rewritten in the background).
+store's per-user indexes (:class:`~tailor.retrieval.stored.StoredRetriever`, the same rankings),
+summaries are the newest stored ones (a stale one is rewritten in the background), and
+``refine``'s style note is asked of the served model through the server's queue
+(:meth:`ChatPersonalizer.context_steps`), like a reply.
 
 On top of those messages the chat adds, and only these (:data:`CHAT_ADDITIONS`; a test
 drives the same user through both paths and allows no other difference):
@@ -36,8 +38,8 @@ from tailor.embeddings.base import Embedder
 from tailor.memory.episodes import Episode
 from tailor.memory.store import Memory, MemoryStore
 from tailor.personalizers import build_personalizer, make_retriever
-from tailor.personalizers.base import Personalized, Personalizer
-from tailor.personalizers.llm_methods import SummarySource
+from tailor.personalizers.base import Personalized, Personalizer, personalize_steps
+from tailor.personalizers.llm_methods import REFINE_RETRIEVAL, SummarySource
 from tailor.personalizers.methods import MethodSpec
 from tailor.personas.chooser import PersonaChooser
 from tailor.profiles.base import ProfileStore
@@ -48,7 +50,7 @@ from tailor.retrieval.record_vectors import RecordVectors
 from tailor.retrieval.stored import STORED_RETRIEVALS, StoredRetriever
 from tailor.tasks.base import TaskSpec
 from tailor.tasks.chat import CHAT_TASK, ChatTask
-from tailor.types import Granularity, Profile
+from tailor.types import Backend, Granularity, ModelSteps, Profile
 
 CHAT_ADDITIONS = ("client-system", "memories", "episodes", "conversation", "as-is")
 EPISODES_HEADER = "Earlier in your conversations with this user (most relevant first):"
@@ -98,10 +100,22 @@ class ChatPersonalizer:
         self.count_tokens, self.adapter_label = count_tokens, adapter_label
 
     def context(self, user_id: str, query: str) -> ChatContext | None:
-        """The user's context for ``query``; ``None`` when the store does not hold the user."""
+        """The user's context for ``query``; ``None`` when the store does not hold the user.
+        A personalizer that asks the model first (``refine``) asks its own backend here."""
         if not self.store.has_user(user_id):
             return None
-        decided = self.personalizer.personalize(self.task, query, Profile(user_id))
+        return self._with_additions(user_id, query, self.personalizer.personalize(self.task, query, Profile(user_id)))
+
+    def context_steps(self, user_id: str, query: str) -> ModelSteps[ChatContext | None]:
+        """:meth:`context` as steps (:data:`~tailor.types.ModelSteps`): the requests a
+        personalizer makes before its prompt (``refine``'s style note) are yielded, for the
+        server to queue like replies; none for the other methods."""
+        if not self.store.has_user(user_id):
+            return None
+        decided = yield from personalize_steps(self.personalizer, self.task, query, Profile(user_id))
+        return self._with_additions(user_id, query, decided)
+
+    def _with_additions(self, user_id: str, query: str, decided: Personalized) -> ChatContext:
         memories = self.memory.search(user_id, query, self.k_memories) if self.memory is not None else []
         # The user's own words only: a small model's replies can be wrong, and showing them
         # again would make its mistakes self-reinforcing. Replies still help find messages.
@@ -169,23 +183,25 @@ class _ProfileFromStore:
 def serving_personalizer(method: MethodSpec, *, store: ProfileStore, index: RecordIndex,
                          vectors: RecordVectors | None, embedder: Embedder | None, k: int | None,
                          budget: PromptBudget, count_tokens: TokenCounter, summaries: SummarySource | None,
-                         personas: PersonaChooser | None) -> Personalizer:
+                         personas: PersonaChooser | None, notes_backend: Backend | None = None) -> Personalizer:
     """The personalizer ``tailor eval`` builds for ``method`` on the chat task, with the
-    method's ranking read from the stored indexes (:class:`~tailor.retrieval.stored.StoredRetriever`) and the
-    server's ``summaries`` and ``personas`` sources."""
+    method's ranking read from the stored indexes (:class:`~tailor.retrieval.stored.StoredRetriever`), the
+    server's ``summaries`` and ``personas`` sources, and ``notes_backend`` (the served
+    model, through the server's queue) for ``refine``'s style notes."""
     if method.plugin is not None:
         # A package's whole method: it gets the user's profile, read from the store.
         return _ProfileFromStore(build_personalizer(
             method, CHAT_TASK, k=k, count_tokens=count_tokens, budget=budget, embedder=embedder, store=store), store)
+    ranking = REFINE_RETRIEVAL if method.refine else method.retrieval
     retriever = None
-    if method.retrieval != "none":
+    if ranking != "none":
         library = None
-        if method.retrieval not in STORED_RETRIEVALS:
-            library = make_retriever(method.retrieval, CHAT_TASK, embedder=embedder, store=store)
-        retriever = StoredRetriever(method.retrieval, store, index, vectors=vectors, library=library,
-                                    depth=HYBRID_DEPTH)
+        if ranking not in STORED_RETRIEVALS:
+            library = make_retriever(ranking, CHAT_TASK, embedder=embedder, store=store)
+        retriever = StoredRetriever(ranking, store, index, vectors=vectors, library=library, depth=HYBRID_DEPTH)
     return build_personalizer(method, CHAT_TASK, k=k, count_tokens=count_tokens, budget=budget, embedder=embedder,
-                              store=store, retriever=retriever, summaries=summaries, personas=personas)
+                              store=store, backend=notes_backend if method.refine else None, retriever=retriever,
+                              summaries=summaries, personas=personas)
 
 
 __all__ = ["CHAT_ADDITIONS", "EPISODES_HEADER", "ChatContext", "ChatPersonalizer", "serving_personalizer"]

@@ -210,17 +210,15 @@ def parse_methods(text: str) -> list[MethodSpec]:
 
 def parse_serve_method(text: str) -> MethodSpec:
     """A method ``tailor serve`` can serve: any retrieval, with or without ``summary`` and
-    ``persona`` notes. Adapters are served by ``adapter_task`` (for any method), label
-    methods need a task with labels, and ``refine`` would call the model before every reply."""
+    ``persona`` notes, ``refine`` (its style note written by the served model before each
+    reply, queued like one), or a package's method. Adapters are served by
+    ``adapter_task`` (for any method), and label methods need a task with labels."""
     spec = MethodSpec.parse(text)
     if spec.adapter is not None:
         raise ValueError(f"method {spec} is an adapter method; tailor serve applies each user's adapter with "
                          "--adapter-task, under any method")
     if spec.model_free is not None or spec.prior:
         raise ValueError(f"method {spec} scores a task's labels; a chat has none")
-    if spec.refine:
-        raise ValueError("method refine writes a style note with the model before each prompt; tailor serve "
-                         "does not call the model before a reply (use summary, written in the background)")
     return spec
 
 

@@ -15,7 +15,7 @@ server's business.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from tailor.adapters.serving import AdapterHook, AdapterLabel
@@ -27,7 +27,7 @@ from tailor.memory.store import MemoryStore
 from tailor.memory.worker import ExtractionWorker
 from tailor.personalizers.chat import ChatContext, ChatPersonalizer, serving_personalizer
 from tailor.personalizers.methods import MethodSpec
-from tailor.personalizers.summaries import GenerateOne, SummaryWorker
+from tailor.personalizers.summaries import GenerateOne, QueuedBackend, SummaryWorker
 from tailor.personas.tenants import tenant_persona_chooser
 from tailor.profiles import SQLProfileStore
 from tailor.profiles.base import UnknownUserError
@@ -35,7 +35,7 @@ from tailor.prompting.builder import PromptBudget
 from tailor.retrieval.record_index import RecordIndex
 from tailor.retrieval.record_vectors import RecordVectors
 from tailor.retrieval.stored import VECTOR_RETRIEVALS
-from tailor.types import Backend, GenerationRequest, GenerationResult, HistoryRecord
+from tailor.types import Backend, GenerationRequest, GenerationResult, HistoryRecord, ModelSteps, answer_steps
 
 # A user message longer than this is cut before it is sent for fact extraction.
 MAX_EXTRACTION_CHARS = 8000
@@ -46,16 +46,19 @@ class ServedUsers:
 
     ``backend`` is the model replies come from (its tokenizer counts prompt budgets);
     ``notes_backend`` the model that writes summaries and judges facts, each call made
-    through ``background`` (the server's queue, at background priority). ``memory`` turns
+    through ``background`` (the server's queue, at background priority). ``refine``'s
+    style notes are written by ``backend`` through ``reply`` (the server's queue, as a
+    reply) when a chat's context is taken with :meth:`context`; :meth:`context_steps`
+    hands their requests to the caller instead. ``memory`` turns
     on memories and episodes (found by ``memory_method``); ``auto_create_users`` makes a
     chat for an unknown user create them.
     """
 
     def __init__(self, store: SQLProfileStore, method: MethodSpec, *, backend: Backend, notes_backend: Backend,
-                 background: GenerateOne, adapters: AdapterHook, adapter_label: AdapterLabel | None,
-                 embedder: Embedder | None, k: int | None, budget: PromptBudget, memory: bool, memory_method: str,
-                 min_confidence: float, k_memories: int, k_episodes: int, episode_tokens: int,
-                 auto_create_users: bool) -> None:
+                 background: GenerateOne, reply: GenerateOne, adapters: AdapterHook,
+                 adapter_label: AdapterLabel | None, embedder: Embedder | None, k: int | None, budget: PromptBudget,
+                 memory: bool, memory_method: str, min_confidence: float, k_memories: int, k_episodes: int,
+                 episode_tokens: int, auto_create_users: bool) -> None:
         self.store, self.adapters, self._background = store, adapters, background
         self.auto_create_users = auto_create_users
         self.index = RecordIndex(store)
@@ -68,10 +71,14 @@ class ServedUsers:
             self.worker = ExtractionWorker(self.memory, self._extract, min_confidence=min_confidence)
         self.summaries = SummaryWorker(store, notes_backend, background) if method.summary else None
         # The personalizer tailor eval measures for this method, plus the chat additions.
+        self._notes = QueuedBackend(backend, reply)
         library = serving_personalizer(
             method, store=store, index=self.index, vectors=self.vectors, embedder=embedder, k=k, budget=budget,
             count_tokens=backend.count_tokens, summaries=self.summaries,
-            personas=tenant_persona_chooser(store, embedder) if method.persona else None)
+            personas=tenant_persona_chooser(store, embedder) if method.persona else None,
+            notes_backend=self._notes)
+        # What the personalizer caches about a user (refine's style notes) goes with them.
+        self._forget: Callable[[str], None] = getattr(library, "forget", lambda user_id: None)
         self.personalizer = ChatPersonalizer(
             store, library, self.memory, k_memories=k_memories, count_tokens=backend.count_tokens,
             adapter_label=adapter_label, k_episodes=k_episodes, episode_tokens=episode_tokens)
@@ -97,9 +104,16 @@ class ServedUsers:
 
     def context(self, user_id: str, query: str) -> ChatContext | None:
         """The user's context for ``query``; ``None`` for a user the store does not hold
-        (created, with an empty context, when ``auto_create_users``)."""
+        (created, with an empty context, when ``auto_create_users``). A style note
+        (``refine``) is waited for in this thread."""
+        return answer_steps(self.context_steps(user_id, query), self._notes.generate)
+
+    def context_steps(self, user_id: str, query: str) -> ModelSteps[ChatContext | None]:
+        """:meth:`context` as steps (:data:`~tailor.types.ModelSteps`): yields the requests
+        the method makes before its prompt (``refine``'s style note; none for the other
+        methods), for the caller to queue like replies and send the results back."""
         try:
-            context = self.personalizer.context(user_id, query)
+            context = yield from self.personalizer.context_steps(user_id, query)
             if context is None and self.auto_create_users:
                 self.store.set_attributes(user_id, {})
                 context = ChatContext()
@@ -166,6 +180,7 @@ class ServedUsers:
         adapters = self.adapters.delete(user_id)
         if not self.store.delete_user(user_id):
             raise UnknownUserError(user_id)
+        self._forget(user_id)
         self.index.forget(user_id)
         if self.vectors is not None:
             self.vectors.forget(user_id)

@@ -33,8 +33,10 @@ def newest_summary(store: ProfileStore, user_id: str) -> tuple[str | None, bool]
     return (text.strip() if isinstance(text, str) and text.strip() else None), current
 
 
-class _BackgroundBackend:
-    """A backend view whose calls go through the server's gate at background priority."""
+class QueuedBackend:
+    """A backend view whose calls go through the server's gate, one request at a time in
+    the calling thread (``generate``: at background priority for summaries, as a reply
+    for ``refine``'s style notes)."""
 
     def __init__(self, backend: Backend, generate: GenerateOne) -> None:
         self.name = backend.name
@@ -57,7 +59,7 @@ class SummaryWorker:
     """
 
     def __init__(self, store: SQLProfileStore, backend: Backend, generate: GenerateOne) -> None:
-        self.summarizer = ProfileSummarizer(_BackgroundBackend(backend, generate), CHAT_TASK, store, batch_size=1)
+        self.summarizer = ProfileSummarizer(QueuedBackend(backend, generate), CHAT_TASK, store, batch_size=1)
         self._worker: KeyedWorker[None] = KeyedWorker(self._summarize, name="tailor-summaries", coalesce=True)
 
     def summary(self, user_id: str) -> str:
@@ -86,4 +88,4 @@ class SummaryWorker:
             pass  # deleted meanwhile
 
 
-__all__ = ["SummaryWorker", "newest_summary"]
+__all__ = ["QueuedBackend", "SummaryWorker", "newest_summary"]

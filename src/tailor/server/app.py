@@ -6,12 +6,14 @@ Each route authenticates its caller, then checks its input against its declarati
 as JSON first), then runs the work in a worker thread, so a slow write never stalls the
 event loop. No worker thread ever waits for the model: a chat is personalized
 in one, queued for the model's own thread (:class:`~tailor.backends.gate.BackendGate`),
-awaited on the event loop, and stored in one again. A full queue is a 429 with
-``Retry-After``; a reply still queued after ``queue_timeout`` is a 503; a client that goes
-away while its reply waits takes it out of the queue. Every error, ours or the
-framework's, is answered in OpenAI's shape ``{"error": {"message", "type", "param",
-"code"}}``; malformed input is a 4xx. A streamed chat reply starts only once its first
-piece is generated, so that everything that can fail before it is still answered that way.
+awaited on the event loop, and stored in one again; what a method asks the model before
+the prompt (``refine``'s style note) is queued and awaited the same way, between two
+steps of personalizing. A full queue is a 429 with ``Retry-After``; a reply (or note)
+still queued after ``queue_timeout`` is a 503; a client that goes away while it waits
+takes it out of the queue. Every error, ours or the framework's, is answered in OpenAI's
+shape ``{"error": {"message", "type", "param", "code"}}``; malformed input is a 4xx. A
+streamed chat reply starts only once its first piece is generated, so that everything that
+can fail before it is still answered that way.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import logging
 import time
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine
+from concurrent.futures import Future
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
@@ -59,7 +62,7 @@ from tailor.server.schema import (
 )
 from tailor.server.service import ChatOutcome, PreparedChat, TailorService
 from tailor.server.validation import APIError, ChatRequest, invalid, parse_json
-from tailor.types import GenerationResult, HistoryRecord
+from tailor.types import GenerationRequest, GenerationResult, HistoryRecord, ModelSteps
 
 logger = logging.getLogger("tailor.server")
 Answer = TypeVar("Answer")
@@ -259,10 +262,29 @@ def create_app(config: ServeConfig, *, backend: Backend | None = None, store: SQ
                        "starting; try again later", type="server_error", code="queue_timeout",
                        headers={"Retry-After": str(service.gate.retry_after())})
 
+    async def prepare_chat(request: Request, principal: Principal, chat: ChatRequest) -> PreparedChat:
+        """The chat personalized in worker threads; what the method asks the model before
+        the prompt (``refine``'s style note) is queued like a reply and awaited here."""
+        steps = service.prepare_chat_steps(principal, chat)
+        asked = await in_chat_thread(_advance, steps, None)
+        while not isinstance(asked, PreparedChat):
+            asked = await in_chat_thread(_advance, steps, await model_answers(request, asked))
+        return asked
+
+    async def model_answers(request: Request, asked: list[GenerationRequest]) -> list[GenerationResult]:
+        futures: list[Future[GenerationResult]] = []
+        try:
+            for generation in asked:
+                futures.append(service.gate.submit(generation))  # a full queue: 429
+            return [await until_answered(request, asyncio.wrap_future(future), future.cancel) for future in futures]
+        finally:
+            for future in futures:  # those not answered (the queue was full, a failure, a client gone)
+                future.cancel()
+
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request, principal: Principal = Depends(chat_caller),
                                chat: ChatRequest = Depends(bodies.chat)) -> Any:
-        prepared: PreparedChat = await in_chat_thread(service.prepare_chat, principal, chat)
+        prepared = await prepare_chat(request, principal, chat)
         headers = reply_headers(prepared.context, (prepared.personalized - prepared.began) * 1000.0,
                                 prepared.adapter)
         if not prepared.request.stream:
@@ -367,6 +389,15 @@ class ReadRequest(Request):
 
     async def json(self) -> Any:
         return self.value
+
+
+def _advance(steps: ModelSteps[PreparedChat],
+             answers: list[GenerationResult] | None) -> PreparedChat | list[GenerationRequest]:
+    """The next requests ``steps`` make of the model, or the prepared chat once they end."""
+    try:
+        return next(steps) if answers is None else steps.send(answers)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
 
 
 async def _disconnected(request: Request) -> None:

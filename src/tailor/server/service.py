@@ -30,7 +30,7 @@ from tailor.server.config import ServeConfig, is_loopback
 from tailor.server.keys import KeyStore, Principal, check_tenant
 from tailor.server.responses import count_prompt_tokens, finish_reason, now
 from tailor.server.validation import MEMORY_ID_PATTERN, APIError, ChatRequest, check_user_id, invalid, not_found
-from tailor.types import Backend, GenerationRequest, GenerationResult, HistoryRecord
+from tailor.types import Backend, GenerationRequest, GenerationResult, HistoryRecord, ModelSteps, answer_steps
 
 
 @dataclass(frozen=True)
@@ -106,7 +106,7 @@ class TailorService:
             embedder = load_embedder(config.embedder)
         self.users = ServedUsers(
             self.store, config.serve_method, backend=self.backend, notes_backend=memory_backend or self.base_backend,
-            background=self._background, adapters=adapters if adapters is not None else default_adapters(self.store),
+            background=self._background, reply=self._reply, adapters=adapters if adapters is not None else default_adapters(self.store),
             adapter_label=adapter_label, embedder=embedder, k=config.k,
             budget=PromptBudget(config.input_tokens, config.context_tokens), memory=config.memory,
             memory_method=config.memory_method, min_confidence=config.min_confidence, k_memories=config.k_memories,
@@ -115,6 +115,9 @@ class TailorService:
 
     def _background(self, request: GenerationRequest) -> GenerationResult:
         return self._memory_gate.generate(request, background=True)
+
+    def _reply(self, request: GenerationRequest) -> GenerationResult:
+        return self.gate.generate(request)
 
     def close(self) -> None:
         self.users.close()
@@ -208,17 +211,29 @@ class TailorService:
 
     def chat(self, principal: Principal, request: ChatRequest) -> ChatOutcome:
         """Personalize and answer a chat request, waiting in this thread; its exchange is
-        queued for memory extraction. (The HTTP server does the same in three steps,
-        :meth:`prepare_chat`, the model through :attr:`gate`, :meth:`finish_chat`, so
-        that no request handler holds a worker thread while its reply waits.)"""
+        queued for memory extraction. (The HTTP server does the same in steps,
+        :meth:`prepare_chat_steps` with the model's answers to its requests awaited
+        through :attr:`gate`, the reply through :attr:`gate`, :meth:`finish_chat`, so that
+        no request handler holds a worker thread while the model works for it.)"""
         prepared = self.prepare_chat(principal, request)
         return self.finish_chat(prepared, self.gate.generate(prepared.generation))
 
     def prepare_chat(self, principal: Principal, request: ChatRequest) -> PreparedChat:
-        """Personalize a chat request: the prompt for the model, and what went into it."""
+        """Personalize a chat request: the prompt for the model, and what went into it (a
+        style note, for ``refine``, waited for in this thread)."""
+        return answer_steps(self.prepare_chat_steps(principal, request), self._ask_model)
+
+    def _ask_model(self, requests: list[GenerationRequest]) -> list[GenerationResult]:
+        return [self.gate.generate(request) for request in requests]
+
+    def prepare_chat_steps(self, principal: Principal, request: ChatRequest) -> ModelSteps[PreparedChat]:
+        """:meth:`prepare_chat` as steps (:data:`~tailor.types.ModelSteps`): what the method
+        asks the model before the prompt (``refine``'s style note; nothing for the other
+        methods) is yielded, for the caller to queue through :attr:`gate` like a reply."""
         began = time.perf_counter()
         store_id = self.store_id(principal, request.user) if request.user is not None else None
-        context = self.users.context(store_id, request.last_user_message) if store_id is not None else None
+        context = ((yield from self.users.context_steps(store_id, request.last_user_message))
+                   if store_id is not None else None)
         messages = self.users.personalizer.messages(request.messages, context) if context is not None else request.messages
         generation = GenerationRequest(messages, max_new_tokens=request.max_tokens, stop=request.stop,
                                        user_id=store_id if context is not None else None)
