@@ -11,6 +11,7 @@ import json
 import logging
 import logging.config
 import sys
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import IO, Any, Literal
 
@@ -53,9 +54,22 @@ def logging_config(log_format: LogFormat = "text", level: str = "info", stream: 
             "handlers": {"server": handler}, "loggers": loggers}
 
 
+def logfmt(fields: Mapping[str, object]) -> str:
+    """``fields`` as one line of ``key=value`` pairs (``-`` for ``None``; a value with a space,
+    a quote, ``=`` or a backslash in it, empty or not printable, quoted as JSON)."""
+    return " ".join(f"{name}={_logfmt(value)}" for name, value in fields.items())
+
+
+def _logfmt(value: object) -> str:
+    if value is None:
+        return "-"
+    text = str(value)
+    return json.dumps(text) if not text or any(c in text for c in ' "=\\') or not text.isprintable() else text
+
+
 def configure_logging(log_format: LogFormat = "text", level: str = "info", stream: IO[str] | None = None) -> None:
     """Send the server's logs to ``stream`` (stderr) as ``log_format``, from ``level`` up."""
     logging.config.dictConfig(logging_config(log_format, level, stream))
 
 
-__all__ = ["LOG_FORMATS", "TEXT_FORMAT", "JSONFormatter", "LogFormat", "configure_logging", "logging_config"]
+__all__ = ["LOG_FORMATS", "TEXT_FORMAT", "JSONFormatter", "LogFormat", "configure_logging", "logfmt", "logging_config"]

@@ -22,6 +22,7 @@ __all__ = [
     "RetrievalHit",
     "TaskExample",
     "TextStream",
+    "advance_steps",
     "answer_steps",
 ]
 
@@ -177,6 +178,16 @@ def answer_steps(steps: ModelSteps[Done], generate: Callable[[list[GenerationReq
         requests = next(steps)
         while True:
             requests = steps.send(generate(requests))
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+
+
+def advance_steps(steps: ModelSteps[Done], answers: list[GenerationResult] | None) -> Done | list[GenerationRequest]:
+    """The next requests ``steps`` make of the model, or what they made once they end
+    (``answers``: the results of the requests they made last; ``None`` to start them). For
+    a caller that answers each batch itself (a server, awaiting its queue between steps)."""
+    try:
+        return next(steps) if answers is None else steps.send(answers)
     except StopIteration as done:
         return done.value  # type: ignore[no-any-return]
 

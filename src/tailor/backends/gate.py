@@ -1,5 +1,6 @@
 """One model shared by many callers: the thread that runs it, and the queue of replies
-waiting for it, batched (:class:`BackendGate`).
+waiting for it, batched (:class:`BackendGate`); a server's model and the gates its replies
+and its background work wait at (:class:`ServedModel`).
 
 A streamed reply is handed on piece by piece as the model makes it (:class:`PieceStream`).
 A backend that streams (:class:`~tailor.backends.base.StreamingBackend`: echo,
@@ -21,7 +22,9 @@ from collections import deque
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
 
+from tailor.adapters.serving import serve_adapters
 from tailor.backends.base import Backend, BackendError, StreamingBackend, TextStream
+from tailor.profiles import SQLProfileStore
 from tailor.types import GenerationRequest, GenerationResult
 
 _CHUNK = re.compile(r"\S+\s*|\s+")
@@ -317,9 +320,42 @@ class BackendGate:
             job.pieces._put(_Failed(error))
 
 
+class ServedModel:
+    """The model behind a server, and the gates its work waits at. Replies come from
+    :attr:`backend` through :attr:`gate`, batched: ``base``, or a view of it that applies
+    each user's adapter for ``adapter_task``
+    (:func:`~tailor.adapters.serving.serve_adapters`; :attr:`adapter_label` names the
+    adapter of a user, ``None`` when none is served). Memory extraction and summaries use
+    :attr:`notes_backend` (``memory_backend``, or the base model, without adapters) through
+    :meth:`background`, at background priority."""
+
+    def __init__(self, base: Backend, store: SQLProfileStore, adapter_task: str | None, *,
+                 memory_backend: Backend | None = None, max_batch: int = 1, max_queue: int = 64) -> None:
+        self.base = base
+        self.backend, self.adapter_label = serve_adapters(base, store, adapter_task)
+        self.gate = BackendGate(self.backend, max_batch=max_batch, max_queue=max_queue)
+        self.notes_backend = memory_backend or base
+        if memory_backend is not None:
+            self._background_gate = BackendGate(memory_backend)
+        elif self.backend is base:
+            self._background_gate = self.gate
+        else:  # the base model, without adapters; the model's own lock keeps calls apart
+            self._background_gate = BackendGate(base)
+
+    def background(self, request: GenerationRequest) -> GenerationResult:
+        return self._background_gate.generate(request, background=True)
+
+    def reply(self, request: GenerationRequest) -> GenerationResult:
+        return self.gate.generate(request)
+
+    def close(self) -> None:
+        for gate in {id(self.gate): self.gate, id(self._background_gate): self._background_gate}.values():
+            gate.close()
+
+
 def _chunked(result: GenerationResult) -> TextStream:
     yield from _CHUNK.findall(result.text)
     return result
 
 
-__all__ = ["BackendGate", "GateClosed", "GateFull", "PieceStream"]
+__all__ = ["BackendGate", "GateClosed", "GateFull", "PieceStream", "ServedModel"]

@@ -10,7 +10,7 @@ from typing import Any
 
 from tailor.logs import LOG_FORMATS
 from tailor.personalizers.methods import parse_serve_method
-from tailor.profiles.tenants import TENANT_SEPARATOR
+from tailor.profiles.tenants import TENANT_SEPARATOR, check_tenant
 from tailor.server.config import ServeConfig
 
 
@@ -136,7 +136,6 @@ def run_personas(args: argparse.Namespace) -> int:
     from tailor.embeddings import load_embedder
     from tailor.personas.tenants import build_personas_for_tenant
     from tailor.profiles import open_serving_store
-    from tailor.server.keys import check_tenant
 
     if args.personas_verb is None:
         print("tailor personas: choose an action: build", file=sys.stderr)

@@ -6,7 +6,8 @@ messages waiting for fact extraction (:mod:`tailor.memory`), their summary
 (:class:`~tailor.personalizers.summaries.SummaryWorker`) and their adapters (an
 :class:`~tailor.adapters.serving.AdapterHook`); deleting a user deletes all of it. A chat's
 context and prompt come from :attr:`ServedUsers.personalizer`, the personalizer ``tailor
-eval`` builds for the method plus the chat additions (:mod:`tailor.personalizers.chat`).
+eval`` builds for the method plus the chat additions (:mod:`tailor.personalizers.chat`);
+:meth:`ServedUsers.chat_steps` makes the request for the model from them.
 
 Ids here are the store's: mapping an API's ``user_id`` into a tenant's namespace, and
 answering an unknown user (:class:`~tailor.profiles.base.UnknownUserError`), is the
@@ -16,6 +17,7 @@ server's business.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from tailor.adapters.serving import AdapterHook, AdapterLabel
@@ -39,6 +41,16 @@ from tailor.types import Backend, GenerationRequest, GenerationResult, HistoryRe
 
 # A user message longer than this is cut before it is sent for fact extraction.
 MAX_EXTRACTION_CHARS = 8000
+
+
+@dataclass(frozen=True)
+class ServedChat:
+    """A chat's request for the model, what personalized it (``context``; ``None``: sent as
+    is), and the adapter the model runs it with (``None``: the base model)."""
+
+    generation: GenerationRequest
+    context: ChatContext | None
+    adapter: str | None
 
 
 class ServedUsers:
@@ -120,6 +132,20 @@ class ServedUsers:
             return context
         except UnknownUserError:  # deleted between two reads
             return None
+
+    def chat_steps(self, user_id: str | None, messages: tuple[dict[str, str], ...], query: str, *,
+                   max_new_tokens: int, stop: tuple[str, ...] = ()) -> ModelSteps[ServedChat]:
+        """The model's request for a chat's ``messages``: personalized for the user and
+        ``query`` (their latest message), with the chat additions, or as sent for no user
+        (``None``) or one the store does not hold; as steps, like :meth:`context_steps`."""
+        context = (yield from self.context_steps(user_id, query)) if user_id is not None else None
+        messages = self.personalizer.messages(messages, context) if context is not None else messages
+        generation = GenerationRequest(messages, max_new_tokens=max_new_tokens, stop=stop,
+                                       user_id=user_id if context is not None else None)
+        # A request served as is still runs with the global adapter, where one is served.
+        label = self.personalizer.adapter_label
+        adapter = context.adapter if context is not None else (label(None) if label is not None else None)
+        return ServedChat(generation, context, adapter)
 
     def remember(self, user_id: str, exchange_id: str, message: str, reply: str) -> None:
         """Keep an exchange for memory extraction, off the request path (nothing without memory)."""
@@ -219,4 +245,4 @@ class ServedUsers:
         return {"done": done, "pending": self.worker.pending(user_id)}
 
 
-__all__ = ["MAX_EXTRACTION_CHARS", "ServedUsers"]
+__all__ = ["MAX_EXTRACTION_CHARS", "ServedChat", "ServedUsers"]

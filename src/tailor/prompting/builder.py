@@ -14,12 +14,12 @@ the input out of the model's window.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 from tailor.tasks.base import TaskSpec
-from tailor.types import HistoryRecord
+from tailor.types import Backend, HistoryRecord
 
 Layout = Literal["lamp", "dialogue"]
 LAYOUTS: tuple[Layout, ...] = ("lamp", "dialogue")
@@ -37,6 +37,12 @@ class PromptBudget:
     def __post_init__(self) -> None:
         if self.input_tokens < 8 or self.context_tokens < 8:
             raise ValueError(f"token budgets must be at least 8, got {self}")
+
+
+def count_prompt_tokens(backend: Backend, messages: Sequence[Mapping[str, str]]) -> int:
+    """How many tokens ``messages`` take for ``backend``'s model, their contents counted
+    one by one (a served reply's ``usage.prompt_tokens``)."""
+    return sum(backend.count_tokens(message["content"]) for message in messages)
 
 
 def truncate(text: str, max_tokens: int, count_tokens: TokenCounter) -> str:

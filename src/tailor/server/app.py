@@ -62,7 +62,7 @@ from tailor.server.schema import (
 )
 from tailor.server.service import ChatOutcome, PreparedChat, TailorService
 from tailor.server.validation import APIError, ChatRequest, invalid, parse_json
-from tailor.types import GenerationRequest, GenerationResult, HistoryRecord, ModelSteps
+from tailor.types import GenerationRequest, GenerationResult, HistoryRecord, advance_steps
 
 logger = logging.getLogger("tailor.server")
 Answer = TypeVar("Answer")
@@ -266,9 +266,9 @@ def create_app(config: ServeConfig, *, backend: Backend | None = None, store: SQ
         """The chat personalized in worker threads; what the method asks the model before
         the prompt (``refine``'s style note) is queued like a reply and awaited here."""
         steps = service.prepare_chat_steps(principal, chat)
-        asked = await in_chat_thread(_advance, steps, None)
+        asked = await in_chat_thread(advance_steps, steps, None)
         while not isinstance(asked, PreparedChat):
-            asked = await in_chat_thread(_advance, steps, await model_answers(request, asked))
+            asked = await in_chat_thread(advance_steps, steps, await model_answers(request, asked))
         return asked
 
     async def model_answers(request: Request, asked: list[GenerationRequest]) -> list[GenerationResult]:
@@ -389,15 +389,6 @@ class ReadRequest(Request):
 
     async def json(self) -> Any:
         return self.value
-
-
-def _advance(steps: ModelSteps[PreparedChat],
-             answers: list[GenerationResult] | None) -> PreparedChat | list[GenerationRequest]:
-    """The next requests ``steps`` make of the model, or the prepared chat once they end."""
-    try:
-        return next(steps) if answers is None else steps.send(answers)
-    except StopIteration as done:
-        return done.value  # type: ignore[no-any-return]
 
 
 async def _disconnected(request: Request) -> None:

@@ -26,10 +26,9 @@ from dataclasses import dataclass
 
 from tailor.profiles import SQLProfileStore
 from tailor.profiles._derived import utc_now
-from tailor.profiles.tenants import TENANT_SEPARATOR
+from tailor.profiles.tenants import check_tenant
 
-# Every pattern here is used with fullmatch: "$" would also match before a final newline.
-TENANT_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+# Used with fullmatch: "$" would also match before a final newline.
 _KEY = re.compile(r"tailor-([0-9a-f]{16})\.([A-Za-z0-9_-]{20,100})")
 
 
@@ -42,10 +41,6 @@ class Principal:
     tenant: str | None
     admin: bool
 
-    def store_user_id(self, user_id: str) -> str:
-        """The profile store's id for the API's ``user_id`` in this principal's namespace."""
-        return user_id if self.tenant is None else f"{self.tenant}{TENANT_SEPARATOR}{user_id}"
-
 
 @dataclass(frozen=True)
 class KeyInfo:
@@ -54,13 +49,6 @@ class KeyInfo:
     admin: bool
     created_at: str
     revoked_at: str | None
-
-
-def check_tenant(tenant: str) -> str:
-    if not isinstance(tenant, str) or not TENANT_PATTERN.fullmatch(tenant):
-        raise ValueError(f"tenant names are 1-64 characters of letters, digits, '.', '_' and '-', "
-                         f"starting with a letter or digit; got {tenant!r}")
-    return tenant
 
 
 def _digest(salt: bytes, secret: str) -> bytes:
@@ -112,4 +100,4 @@ class KeyStore:
         return self.store.revoke_api_key(key_id, utc_now())
 
 
-__all__ = ["TENANT_PATTERN", "TENANT_SEPARATOR", "KeyInfo", "KeyStore", "Principal", "check_tenant"]
+__all__ = ["KeyInfo", "KeyStore", "Principal"]

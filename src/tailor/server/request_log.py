@@ -17,11 +17,12 @@ object.
 
 from __future__ import annotations
 
-import json
 import logging
 import logging.config
 import time
 from typing import Any
+
+from tailor.logs import logfmt
 
 REQUEST_LOGGER = "tailor.server.requests"
 SCOPE_KEY = "tailor.request_log"
@@ -92,15 +93,7 @@ def log_request(method: str, route: str | None, status: int, ms: float, fields: 
               "tenant": fields.get("tenant"), "key_id": fields.get("key_id")}
     if fields.get("disconnected"):
         record["disconnected"] = fields["disconnected"]
-    logger.info("request %s", " ".join(f"{name}={_logfmt(value)}" for name, value in record.items()),
-                extra={"request": record})
-
-
-def _logfmt(value: object) -> str:
-    if value is None:
-        return "-"
-    text = str(value)
-    return json.dumps(text) if not text or any(c in text for c in ' "=\\') or not text.isprintable() else text
+    logger.info("request %s", logfmt(record), extra={"request": record})
 
 
 __all__ = ["REQUEST_LOGGER", "RequestLog", "log_request", "request_fields", "route_of"]

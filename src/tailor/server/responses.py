@@ -6,17 +6,13 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import AsyncGenerator
 from typing import Any, Protocol
 
 from tailor.backends.base import BackendError
-from tailor.types import Backend, GenerationResult
+from tailor.types import GenerationResult
 
 logger = logging.getLogger(__name__)
-
-
-def count_prompt_tokens(backend: Backend, messages: Sequence[Mapping[str, str]]) -> int:
-    return sum(backend.count_tokens(message["content"]) for message in messages)
 
 
 def finish_reason(result: GenerationResult, max_tokens: int) -> str:
@@ -96,4 +92,4 @@ def now() -> int:
     return int(time.time())
 
 
-__all__ = ["StreamEnd", "completion", "count_prompt_tokens", "finish_reason", "now", "stream_events"]
+__all__ = ["StreamEnd", "completion", "finish_reason", "now", "stream_events"]

@@ -18,17 +18,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
-from tailor.adapters.serving import AdapterHook, default_adapters, serve_adapters
+from tailor.adapters.serving import AdapterHook, default_adapters
 from tailor.backends import load_backend
-from tailor.backends.gate import BackendGate
+from tailor.backends.gate import ServedModel
 from tailor.personalizers.chat import ChatContext
 from tailor.personalizers.serving import ServedUsers
 from tailor.profiles import SQLProfileStore, open_serving_store
 from tailor.profiles.base import UnknownUserError
-from tailor.prompting.builder import PromptBudget
+from tailor.profiles.tenants import check_tenant, store_user_id
+from tailor.prompting.builder import PromptBudget, count_prompt_tokens
 from tailor.server.config import ServeConfig, is_loopback
-from tailor.server.keys import KeyStore, Principal, check_tenant
-from tailor.server.responses import count_prompt_tokens, finish_reason, now
+from tailor.server.keys import KeyStore, Principal
+from tailor.server.responses import finish_reason, now
 from tailor.server.validation import MEMORY_ID_PATTERN, APIError, ChatRequest, check_user_id, invalid, not_found
 from tailor.types import Backend, GenerationRequest, GenerationResult, HistoryRecord, ModelSteps, answer_steps
 
@@ -84,45 +85,31 @@ class TailorService:
         self._owns_store = store is None
         self.store = store if store is not None else open_serving_store(config.store)
         self.keys = KeyStore(self.store)
-        self.base_backend = backend if backend is not None else load_backend(config.backend)
-        # The backend replies come from: the base model, or a view of it that applies each
-        # user's adapter. Memory extraction and summaries use the base model.
-        self.backend, adapter_label = serve_adapters(self.base_backend, self.store, config.adapter_task)
-        self._adapter_label = adapter_label
-        self.gate = BackendGate(self.backend, max_batch=config.max_batch, max_queue=config.max_queue)
-        self.model = config.model or str(getattr(self.base_backend, "name", "tailor"))
+        base_backend = backend if backend is not None else load_backend(config.backend)
+        self.model = config.model or str(getattr(base_backend, "name", "tailor"))
         if memory_backend is None and config.memory_backend:
             memory_backend = load_backend(config.memory_backend)
-        if memory_backend is not None:
-            self._memory_gate = BackendGate(memory_backend)
-        elif self.backend is self.base_backend:
-            self._memory_gate = self.gate
-        else:  # the base model, without adapters; the model's own lock keeps calls apart
-            self._memory_gate = BackendGate(self.base_backend)
+        self.served_model = ServedModel(base_backend, self.store, config.adapter_task, memory_backend=memory_backend,
+                                        max_batch=config.max_batch, max_queue=config.max_queue)
+        self.backend, self.gate = self.served_model.backend, self.served_model.gate
         embedder = None
         if config.embedder:
             from tailor.embeddings import load_embedder
 
             embedder = load_embedder(config.embedder)
         self.users = ServedUsers(
-            self.store, config.serve_method, backend=self.backend, notes_backend=memory_backend or self.base_backend,
-            background=self._background, reply=self._reply, adapters=adapters if adapters is not None else default_adapters(self.store),
-            adapter_label=adapter_label, embedder=embedder, k=config.k,
+            self.store, config.serve_method, backend=self.backend, notes_backend=self.served_model.notes_backend,
+            background=self.served_model.background, reply=self.served_model.reply,
+            adapters=adapters if adapters is not None else default_adapters(self.store),
+            adapter_label=self.served_model.adapter_label, embedder=embedder, k=config.k,
             budget=PromptBudget(config.input_tokens, config.context_tokens), memory=config.memory,
             memory_method=config.memory_method, min_confidence=config.min_confidence, k_memories=config.k_memories,
             k_episodes=config.k_episodes, episode_tokens=config.episode_tokens,
             auto_create_users=config.auto_create_users)
 
-    def _background(self, request: GenerationRequest) -> GenerationResult:
-        return self._memory_gate.generate(request, background=True)
-
-    def _reply(self, request: GenerationRequest) -> GenerationResult:
-        return self.gate.generate(request)
-
     def close(self) -> None:
         self.users.close()
-        for gate in {id(self.gate): self.gate, id(self._memory_gate): self._memory_gate}.values():
-            gate.close()
+        self.served_model.close()
         if self._owns_store:
             self.store.close()
 
@@ -157,7 +144,7 @@ class TailorService:
 
     @staticmethod
     def store_id(principal: Principal, user_id: str) -> str:
-        return principal.store_user_id(check_user_id(user_id))
+        return store_user_id(principal.tenant, check_user_id(user_id))
 
     @contextmanager
     def _user(self, principal: Principal, user_id: str, hint: str = "") -> Iterator[str]:
@@ -232,17 +219,11 @@ class TailorService:
         methods) is yielded, for the caller to queue through :attr:`gate` like a reply."""
         began = time.perf_counter()
         store_id = self.store_id(principal, request.user) if request.user is not None else None
-        context = ((yield from self.users.context_steps(store_id, request.last_user_message))
-                   if store_id is not None else None)
-        messages = self.users.personalizer.messages(request.messages, context) if context is not None else request.messages
-        generation = GenerationRequest(messages, max_new_tokens=request.max_tokens, stop=request.stop,
-                                       user_id=store_id if context is not None else None)
-        # A request served as is still runs with the global adapter, where one is served.
-        adapter = context.adapter if context is not None else (
-            self._adapter_label(None) if self._adapter_label is not None else None)
-        return PreparedChat(request=request, store_id=store_id, context=context, generation=generation,
+        served = yield from self.users.chat_steps(store_id, request.messages, request.last_user_message,
+                                                  max_new_tokens=request.max_tokens, stop=request.stop)
+        return PreparedChat(request=request, store_id=store_id, context=served.context, generation=served.generation,
                              completion_id=f"chatcmpl-{uuid.uuid4().hex}", created=now(), began=began,
-                             personalized=time.perf_counter(), adapter=adapter)
+                             personalized=time.perf_counter(), adapter=served.adapter)
 
     def finish_chat(self, prepared: PreparedChat, result: GenerationResult) -> ChatOutcome:
         """Keep the exchange for memory extraction (a streamed reply only once delivered
