@@ -181,12 +181,13 @@ def test_a_prefix_the_batch_shares_runs_once_with_the_same_outputs(engines: tupl
     requests = [GenerationRequest(messages=(system, {"role": "user", "content": text}), max_new_tokens=10)
                 for text in ("A fire at the bakery.", "The mayor resigned after a long dispute over the budget.", "Snow")]
     prompts = [fast.prompt_ids(r) for r in requests]
-    assert fast._shared_prefix(prompts) >= fast.min_shared_prefix
-    shared = fast.generate(requests)
-    assert [r.text for r in shared] == [r.text for r in reference.generate(requests)]
+    assert fast.min_shared_prefix == 0 and fast._shared_prefix(prompts) == 0  # off by default
+    whole = fast.generate(requests)
     try:
-        fast.min_shared_prefix = 0
-        assert fast._shared_prefix(prompts) == 0
-        assert fast.generate(requests) == shared
+        fast.min_shared_prefix = 16
+        assert fast._shared_prefix(prompts) >= 16
+        shared = fast.generate(requests)
     finally:
         fast.min_shared_prefix = type(fast).min_shared_prefix
+    assert shared == whole
+    assert [r.text for r in shared] == [r.text for r in reference.generate(requests)]

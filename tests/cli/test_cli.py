@@ -68,7 +68,7 @@ def test_errors_say_what_and_where(tmp_path: Path, capsys: pytest.CaptureFixture
     assert main(["eval", "--task", "LaMP-9", "--data", str(tmp_path), "--backend", "echo"]) == 1
     assert "valid tasks" in capsys.readouterr().err
     assert main(["eval", "--task", "LaMP-4", "--data", str(FIXTURES / "LaMP_4"), "--backend", "nope"]) == 1
-    assert "unknown backend 'nope'; valid names: default, default-fp32, echo" in capsys.readouterr().err
+    assert "unknown backend 'nope'; valid names: default, default-fp32, default-onnx, echo" in capsys.readouterr().err
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "dev_questions.json").write_text('[{"id": "1", "profile": []}]')

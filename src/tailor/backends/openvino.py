@@ -228,8 +228,11 @@ class OpenVINOBackend:
 
     name = "openvino"
     engine = "openvino"
-    min_shared_prefix = 16
-    """A batch's common prompt start runs once when it is at least this many tokens (0: never)."""
+    min_shared_prefix = 0
+    """A batch's common prompt start runs once when it is at least this many tokens (0: never,
+    the default). Off because it is slower here: OpenVINO 2026.4's CPU attention runs a
+    prompt after a cache much slower than a whole prompt, which costs more than the 5-11% of
+    prompt tokens a batch shares (docs/benchmarks.md); set 16 to use it."""
 
     def __init__(self, path: str, *, batch_size: int = 8, max_input_tokens: int = 2048,
                  candidate_score: Literal["mean", "sum"] = "mean", threads: int | None = None,
