@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import logging.config
 import sys
 from collections.abc import Mapping
 from datetime import datetime, timezone
@@ -40,20 +39,6 @@ class JSONFormatter(logging.Formatter):
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
-def logging_config(log_format: LogFormat = "text", level: str = "info", stream: IO[str] | None = None) -> dict[str, Any]:
-    """A ``logging.config.dictConfig`` for the server's loggers (tailor's and uvicorn's), one line per record."""
-    if log_format not in LOG_FORMATS:
-        raise ValueError(f"log format must be one of {', '.join(LOG_FORMATS)}, got {log_format!r}")
-    formatter: dict[str, Any] = ({"()": JSONFormatter} if log_format == "json" else {"format": TEXT_FORMAT})
-    handler: dict[str, Any] = {"class": "logging.StreamHandler", "formatter": "server",
-                               "stream": stream if stream is not None else sys.stderr}
-    loggers = {name: {"handlers": ["server"], "level": level.upper(), "propagate": False}
-               for name in ("tailor", "uvicorn", "uvicorn.error")}
-    loggers["uvicorn.access"] = {"handlers": [], "level": "WARNING", "propagate": False}  # raw paths: never
-    return {"version": 1, "disable_existing_loggers": False, "formatters": {"server": formatter},
-            "handlers": {"server": handler}, "loggers": loggers}
-
-
 def logfmt(fields: Mapping[str, object]) -> str:
     """``fields`` as one line of ``key=value`` pairs (``-`` for ``None``; a value with a space,
     a quote, ``=`` or a backslash in it, empty or not printable, quoted as JSON)."""
@@ -68,8 +53,26 @@ def _logfmt(value: object) -> str:
 
 
 def configure_logging(log_format: LogFormat = "text", level: str = "info", stream: IO[str] | None = None) -> None:
-    """Send the server's logs to ``stream`` (stderr) as ``log_format``, from ``level`` up."""
-    logging.config.dictConfig(logging_config(log_format, level, stream))
+    """Send the server's logs (tailor's and uvicorn's loggers) to ``stream`` (stderr) as
+    ``log_format``, from ``level`` up; uvicorn's access log (raw paths) stays off.
+
+    Only these loggers are touched: ``logging.config.dictConfig`` would close every other
+    handler of the process, and some libraries' handlers close the stream they write to
+    when closed (absl's, which OpenVINO imports, closes a captured stderr).
+    """
+    if log_format not in LOG_FORMATS:
+        raise ValueError(f"log format must be one of {', '.join(LOG_FORMATS)}, got {log_format!r}")
+    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    handler.setFormatter(JSONFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT))
+    for name in ("tailor", "uvicorn", "uvicorn.error"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.setLevel(level.upper())
+        logger.propagate = False
+    access = logging.getLogger("uvicorn.access")
+    access.handlers[:] = []
+    access.setLevel(logging.WARNING)
+    access.propagate = False
 
 
-__all__ = ["LOG_FORMATS", "TEXT_FORMAT", "JSONFormatter", "LogFormat", "configure_logging", "logfmt", "logging_config"]
+__all__ = ["LOG_FORMATS", "TEXT_FORMAT", "JSONFormatter", "LogFormat", "configure_logging", "logfmt"]
