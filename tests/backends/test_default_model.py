@@ -123,3 +123,14 @@ def test_adapter_requests_run_on_the_float32_model(tmp_path) -> None:  # type: i
     adapted = fast.with_adapters(open_adapter_store(tmp_path, create=True), "LaMP-4")
     assert adapted.engine == "transformers-fp32+lora"
     assert adapted.backend is fast.fallback()
+
+
+def test_an_adapter_view_of_the_default_names_the_engine_that_runs_it(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """eval's adapter methods wrap the backend itself; results.json must still say that
+    the float32 transformers model, not OpenVINO, generated their outputs."""
+    from tailor.adapters.runtime import AdaptedBackend, AdapterResolver
+    from tailor.adapters.store import open_adapter_store
+
+    fast = loaded("default")
+    view = AdaptedBackend(fast, AdapterResolver(open_adapter_store(tmp_path, create=True), "LaMP-4"))
+    assert fast.engine == "openvino" and view.engine == "transformers-fp32+lora"

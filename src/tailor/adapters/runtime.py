@@ -284,7 +284,9 @@ class AdaptedBackend:
         self.backend = backend
         self.resolver = resolver
         self.name = f"{backend.name}+adapters"
-        self.engine = f"{getattr(backend, 'engine', backend.name)}+lora"
+        # A fast engine that hands adapter requests to another model names that one.
+        engine = getattr(backend, "adapter_engine", None) or getattr(backend, "engine", backend.name)
+        self.engine = f"{engine}+lora"
         self.model_id = getattr(backend, "model_id", backend.name)
         self.last_resolutions: list[Resolution] = []
 

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 class TransformersFallback:
     """A mixin for a default-model backend: adapter requests go to the float32 transformers model."""
 
+    adapter_engine = "transformers-fp32"
+    """The engine that runs this backend's adapter requests (the float32 transformers model)."""
     _fallback: TransformersBackend | None = None
     _fallback_options: dict[str, Any]
     _source: Path
