@@ -148,6 +148,16 @@ def batches_by_length(encoded: Mapping[int, Sequence[int]], size: int) -> Iterat
         yield order[start:start + size]
 
 
+def check_backend_arguments(candidate_score: str, batch_size: int, threads: int | None = None) -> None:
+    """The constructor arguments local backends share, checked with a message saying which is wrong."""
+    if candidate_score not in ("mean", "sum"):
+        raise ValueError(f"candidate_score must be 'mean' or 'sum', got {candidate_score!r}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    if threads is not None and threads < 1:
+        raise ValueError(f"threads must be at least 1, got {threads}")
+
+
 def available_threads() -> int:
     """The cores this process may run on (its CPU affinity), at least 1."""
     try:

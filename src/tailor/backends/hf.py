@@ -16,7 +16,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from tailor.backends.base import TextStream, apply_stop, batches_by_length, chat_prompt_ids, cut_stream, tokenizer_count
+from tailor.backends.base import (
+    TextStream,
+    apply_stop,
+    batches_by_length,
+    chat_prompt_ids,
+    check_backend_arguments,
+    cut_stream,
+    tokenizer_count,
+)
 from tailor.backends.model_files import (
     DEFAULT_MODEL_FILE,
     DEFAULT_MODEL_NAME,
@@ -64,10 +72,7 @@ class TransformersBackend:
     def __init__(self, path: str, *, batch_size: int = 8, max_input_tokens: int = 2048,
                  candidate_score: Literal["mean", "sum"] = "mean", threads: int | None = None,
                  adapter_capacity: int = 8) -> None:
-        if candidate_score not in ("mean", "sum"):
-            raise ValueError(f"candidate_score must be 'mean' or 'sum', got {candidate_score!r}")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        check_backend_arguments(candidate_score, batch_size)
         if not Path(path).is_dir():
             raise FileNotFoundError(f"model directory {path!r} does not exist")
         self.torch = require("torch", "hf")

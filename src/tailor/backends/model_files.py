@@ -17,6 +17,8 @@ import os
 import shutil
 import tempfile
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from tailor.registry import require
@@ -75,13 +77,25 @@ def convert_gguf(gguf_path: Path, target: Path) -> None:
     plain = transformers.AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     plain.load_state_dict(loaded.state_dict())
     plain.generation_config = loaded.generation_config
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
-    try:
+    with staged_directory(target) as staging:
         plain.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
         (staging / "SOURCE").write_text(f"{gguf_path.name}\n", encoding="utf-8")
-        if target.exists():  # a half-written copy from a killed run
+
+
+@contextmanager
+def staged_directory(target: Path) -> Iterator[Path]:
+    """A fresh folder beside ``target`` to write a converted model into.
+
+    When the block ends without an error the folder takes ``target``'s place in one rename
+    (a half-written copy left by a killed run is removed first); on an error it is removed,
+    so a killed or failed conversion never leaves anything that is taken for a model.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
+    try:
+        yield staging
+        if target.exists():
             shutil.rmtree(target)
         os.replace(staging, target)
     except BaseException:
@@ -90,4 +104,4 @@ def convert_gguf(gguf_path: Path, target: Path) -> None:
 
 
 __all__ = ["DEFAULT_MODEL_FILE", "DEFAULT_MODEL_NAME", "DEFAULT_MODEL_PACKAGE", "convert_gguf", "default_model_dir",
-           "default_model_gguf", "tailor_home"]
+           "default_model_gguf", "staged_directory", "tailor_home"]

@@ -19,32 +19,23 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from tailor.backends.base import (
-    DecodedRow,
-    StopFilter,
-    TextStream,
-    available_threads,
-    batches_by_length,
-    chat_prompt_ids,
-    log_softmax,
-    tokenizer_count,
-)
+from tailor.backends.base import DecodedRow, available_threads, check_backend_arguments, log_softmax
 from tailor.backends.fallback import TransformersFallback
 from tailor.backends.hf import DEFAULT_MODEL_FILE, DEFAULT_MODEL_NAME, default_model_dir, tailor_home
+from tailor.backends.local import LocalEngine
+from tailor.backends.model_files import staged_directory
 from tailor.registry import require
-from tailor.types import GenerationRequest, GenerationResult
 
 logger = logging.getLogger(__name__)
 
@@ -76,34 +67,27 @@ def convert_to_onnx(source: Path, target: Path, *, precision: Precision = "fp32"
     """
     require("onnxruntime_genai", "hf")
     require("onnx_ir", "hf")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
-    cache = Path(tempfile.mkdtemp(prefix=".builder-cache-", dir=target.parent))
     logger.warning("converting %s to an ONNX Runtime GenAI %s model under %s (once, about 20 s)",
                    source.name, precision, target)
-    command = [sys.executable, "-m", "onnxruntime_genai.models.builder", "-m", source.name, "-i", str(source),
-               "-o", str(staging), "-p", precision, "-e", "cpu", "-c", str(cache)]
-    if precision == "int4":
-        # k-quant rounding keeps the greedy choices of the float32 model far more often than
-        # plain round-to-nearest on this already 4-bit (Q4_1) checkpoint (benchmarks/generation.py).
-        command += ["--extra_options", "algo_config=k_quant"]
     environment = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    try:
-        done = subprocess.run(command, stdout=subprocess.PIPE, stderr=None, text=True, env=environment,
-                              check=False)
+    with staged_directory(target) as staging:
+        cache = Path(tempfile.mkdtemp(prefix=".builder-cache-", dir=target.parent))
+        command = [sys.executable, "-m", "onnxruntime_genai.models.builder", "-m", source.name, "-i", str(source),
+                   "-o", str(staging), "-p", precision, "-e", "cpu", "-c", str(cache)]
+        if precision == "int4":
+            # k-quant rounding keeps the greedy choices of the float32 model far more often than
+            # plain round-to-nearest on this already 4-bit (Q4_1) checkpoint (benchmarks/generation.py).
+            command += ["--extra_options", "algo_config=k_quant"]
+        try:
+            done = subprocess.run(command, stdout=subprocess.PIPE, stderr=None, text=True, env=environment,
+                                  check=False)
+        finally:
+            shutil.rmtree(cache, ignore_errors=True)
         if done.returncode != 0 or not (staging / "genai_config.json").exists():
             raise RuntimeError(f"converting {source} to ONNX failed (exit {done.returncode}): "
                                f"{done.stdout[-2000:]}")
         (staging / _SOURCE_FILE).write_text(
             json.dumps({"source": str(source), "precision": precision}, indent=2) + "\n", encoding="utf-8")
-        if target.exists():  # a half-written copy from a killed run
-            shutil.rmtree(target)
-        os.replace(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    finally:
-        shutil.rmtree(cache, ignore_errors=True)
 
 
 @dataclass(frozen=True)
@@ -118,7 +102,7 @@ class OnnxGenAIConfig:
     threads: int | None = None
 
 
-class OnnxGenAIBackend:
+class OnnxGenAIBackend(LocalEngine):
     """A causal language model exported for ONNX Runtime GenAI, run on the CPU.
 
     Greedy decoding over padded batches of prompts of similar length; each row ends at
@@ -134,12 +118,7 @@ class OnnxGenAIBackend:
     def __init__(self, path: str, *, tokenizer_path: str | None = None, batch_size: int = 8,
                  max_input_tokens: int = 2048, candidate_score: Literal["mean", "sum"] = "mean",
                  threads: int | None = None) -> None:
-        if candidate_score not in ("mean", "sum"):
-            raise ValueError(f"candidate_score must be 'mean' or 'sum', got {candidate_score!r}")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-        if threads is not None and threads < 1:
-            raise ValueError(f"threads must be at least 1, got {threads}")
+        check_backend_arguments(candidate_score, batch_size, threads)
         if not (Path(path) / "genai_config.json").exists():
             raise FileNotFoundError(f"{path!r} is not an ONNX Runtime GenAI model directory (no genai_config.json)")
         self.og = require("onnxruntime_genai", "hf")
@@ -169,111 +148,36 @@ class OnnxGenAIBackend:
         self._ends = set(ends if isinstance(ends, list) else [ends]) | {self.tokenizer.eos_token_id}
         self._lock = threading.Lock()
 
-    # -- helpers -------------------------------------------------------------------------
-
-    def count_tokens(self, text: str) -> int:
-        return tokenizer_count(self.tokenizer, text)
-
-    def prompt_ids(self, request: GenerationRequest) -> list[int]:
-        """The request's messages through the model's chat template, cut from the left to fit."""
-        return chat_prompt_ids(self.tokenizer, request, self.config.max_input_tokens)
-
     def _generator(self, batch: int, max_length: int) -> Any:
         params = self.og.GeneratorParams(self.model)
         params.set_search_options(max_length=min(max_length, self.context_length), do_sample=False,
                                   batch_size=batch)
         return self.og.Generator(self.model, params)
 
-    # -- generation ------------------------------------------------------------------------
-
-    def generate(self, requests: Sequence[GenerationRequest], *, lora: Sequence[Any] | None = None,
-                 prefixes: Sequence[Any] | None = None) -> list[GenerationResult]:
-        """Answer ``requests``: free text for those without candidates, scores for those with them.
-
-        ``lora`` and ``prefixes`` (per-user adapters, soft prompts) are not applied by this
-        engine: any adapter given is an error, naming what to use instead.
-        """
-        given = [name for name, value in (("lora", lora), ("prefixes", prefixes))
-                 if value is not None and any(v is not None for v in value)]
-        if given:
-            raise ValueError(f"the {self.engine} backend does not apply {' or '.join(given)}; "
-                             "use with_adapters() or the transformers backend")
-        results: list[GenerationResult | None] = [None] * len(requests)
-        free = [i for i, r in enumerate(requests) if r.candidates is None]
-        with self._lock:
-            for i, request in enumerate(requests):
-                if request.candidates is not None:
-                    results[i] = self._score_candidates(request)
-            encoded = {i: self.prompt_ids(requests[i]) for i in free}
-            for batch in batches_by_length(encoded, self.config.batch_size):
-                texts = self._generate_batch([requests[i] for i in batch], [encoded[i] for i in batch])
-                for i, result in zip(batch, texts):
-                    results[i] = result
-        return [r for r in results if r is not None]
-
-    def _generate_batch(self, requests: list[GenerationRequest], prompts: list[list[int]]) -> list[GenerationResult]:
+    def _decode(self, prompts: list[list[int]], rows: list[DecodedRow]) -> Iterator[int]:
+        """Greedy decoding of ``prompts`` into ``rows``; yields after each step."""
         np = self.np
         width = max(len(p) for p in prompts)
-        limit = max(r.max_new_tokens for r in requests)
+        limit = max(row.request.max_new_tokens for row in rows)
         generator = self._generator(len(prompts), width + limit)
         # The engine takes a batch padded on the right and masks the padding id.
         generator.append_tokens(np.array([p + [self._pad] * (width - len(p)) for p in prompts], dtype=np.int32))
-        rows = [DecodedRow(request, self.tokenizer, self._ends) for request in requests]
         steps = 0
         while not all(row.done for row in rows) and steps < limit and not generator.is_done():
             generator.generate_next_token()
             steps += 1
             for row, token in zip(rows, generator.get_next_tokens().tolist()):
                 row.add(int(token))
-        return [row.result() for row in rows]
+            yield steps
 
-    def stream(self, request: GenerationRequest) -> TextStream:
-        """Answer one request token by token: the same text as ``generate([request])``.
-
-        Holds the backend's lock while it runs; closing the generator early stops the
-        generation before its next token.
-        """
-        if request.candidates is not None:
-            raise ValueError("a request with candidates is scored, not streamed; use generate()")
-        with self._lock:
-            prompt = self.prompt_ids(request)
-            generator = self._generator(1, len(prompt) + request.max_new_tokens)
-            generator.append_tokens(self.np.array([prompt], dtype=self.np.int32))
-            row = DecodedRow(request, self.tokenizer, self._ends)
-            cut = StopFilter(request.stop, strip=True)
-            steps = 0
-            while not row.done and steps < request.max_new_tokens and not generator.is_done():
-                generator.generate_next_token()
-                steps += 1
-                before = row.text
-                row.add(int(generator.get_next_tokens()[0]))
-                safe = cut.push(row.text[len(before):])
-                if safe:
-                    yield safe
-                if cut.stopped:
-                    break
-            tail = cut.finish()
-            if tail:
-                yield tail
-        return row.result()
-
-    def _score_candidates(self, request: GenerationRequest) -> GenerationResult:
-        """Each candidate's log-likelihood after the prompt: the prompt runs once, then each
-        candidate is appended and the generator rewound to the prompt's end."""
+    def _candidate_logprobs(self, prompt: list[int], candidates: list[list[int]]) -> list[list[float]]:
+        """The prompt runs once; each candidate is appended, then the generator is rewound to the prompt's end."""
         np = self.np
-        candidates = request.candidates or ()
-        prompt = self.prompt_ids(request)
-        tokenized = []
-        for candidate in candidates:
-            ids = self.tokenizer(candidate, add_special_tokens=False)["input_ids"]
-            if not ids:
-                raise ValueError(f"candidate {candidate!r} has no tokens")
-            tokenized.append(list(ids))
-        generator = self._generator(1, len(prompt) + max(len(t) for t in tokenized) + 1)
+        generator = self._generator(1, len(prompt) + max(len(t) for t in candidates) + 1)
         generator.append_tokens(np.array([prompt], dtype=np.int32))
         first = log_softmax(np, np.asarray(generator.get_output("logits"))[0, -1])
-        scores = {}
-        for candidate, ids in zip(candidates, tokenized):
+        every = []
+        for ids in candidates:
             token_scores = [float(first[ids[0]])]
             if len(ids) > 1:
                 generator.append_tokens(np.array([ids[:-1]], dtype=np.int32))
@@ -281,10 +185,8 @@ class OnnxGenAIBackend:
                 for position, token in enumerate(ids[1:]):
                     token_scores.append(float(log_softmax(np, logits[position])[token]))
                 generator.rewind_to(len(prompt))
-            total = math.fsum(token_scores)
-            scores[candidate] = total / len(ids) if self.config.candidate_score == "mean" else total
-        best = max(candidates, key=lambda c: scores[c])
-        return GenerationResult(text=best, scores=scores, tokens=0)
+            every.append(token_scores)
+        return every
 
 
 def _padding_id(tokenizer: Any, model_config: Mapping[str, Any]) -> int:

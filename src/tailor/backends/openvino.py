@@ -20,32 +20,22 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from tailor.backends.base import (
-    DecodedRow,
-    StopFilter,
-    TextStream,
-    available_threads,
-    batches_by_length,
-    chat_prompt_ids,
-    log_softmax,
-    tokenizer_count,
-)
+from tailor.backends.base import DecodedRow, available_threads, check_backend_arguments, log_softmax
 from tailor.backends.fallback import TransformersFallback
 from tailor.backends.hf import DEFAULT_MODEL_FILE, DEFAULT_MODEL_NAME, default_model_dir, tailor_home
+from tailor.backends.local import LocalEngine
+from tailor.backends.model_files import staged_directory
 from tailor.registry import require
-from tailor.types import GenerationRequest, GenerationResult
 
 logger = logging.getLogger(__name__)
 
@@ -81,24 +71,16 @@ def convert_to_openvino(source: Path, target: Path, *, precision: Precision = "i
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     require("openvino", "hf")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
     logger.warning("exporting %s to an OpenVINO %s model under %s (once, about half a minute)",
                    source.name, precision, target)
     environment = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    try:
-        done = subprocess.run([sys.executable, "-m", "tailor.backends.openvino", "--into", str(source), str(staging), precision],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=environment,
+    with staged_directory(target) as staging:
+        done = subprocess.run([sys.executable, "-m", "tailor.backends.openvino", "--into", str(source), str(staging),
+                               precision], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=environment,
                               check=False)
         if done.returncode != 0 or not (staging / MODEL_FILE).exists():
             raise RuntimeError(f"exporting {source} for OpenVINO failed (exit {done.returncode}): "
                                f"{done.stdout[-3000:]}")
-        if target.exists():  # a half-written copy from a killed run
-            shutil.rmtree(target)
-        os.replace(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
 
 
 def export_model(source: Path, target: Path, precision: Precision) -> None:
@@ -215,7 +197,7 @@ class OpenVINOConfig:
     options: Mapping[str, Any] | None = None
 
 
-class OpenVINOBackend:
+class OpenVINOBackend(LocalEngine):
     """A causal language model exported by :func:`convert_to_openvino`, run by OpenVINO on the CPU.
 
     Greedy decoding over left-padded batches of prompts of similar length; each row ends at
@@ -237,12 +219,7 @@ class OpenVINOBackend:
     def __init__(self, path: str, *, batch_size: int = 8, max_input_tokens: int = 2048,
                  candidate_score: Literal["mean", "sum"] = "mean", threads: int | None = None,
                  options: Mapping[str, Any] | None = None) -> None:
-        if candidate_score not in ("mean", "sum"):
-            raise ValueError(f"candidate_score must be 'mean' or 'sum', got {candidate_score!r}")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-        if threads is not None and threads < 1:
-            raise ValueError(f"threads must be at least 1, got {threads}")
+        check_backend_arguments(candidate_score, batch_size, threads)
         if not (Path(path) / MODEL_FILE).exists():
             raise FileNotFoundError(f"{path!r} is not an OpenVINO model directory (no {MODEL_FILE}); "
                                     f"export one with: python -m tailor.backends.openvino SOURCE_DIR {path} int8")
@@ -279,13 +256,6 @@ class OpenVINOBackend:
             options["INFERENCE_PRECISION_HINT"] = "f32"
         return options
 
-    def count_tokens(self, text: str) -> int:
-        return tokenizer_count(self.tokenizer, text)
-
-    def prompt_ids(self, request: GenerationRequest) -> list[int]:
-        """The request's messages through the model's chat template, cut from the left to fit."""
-        return chat_prompt_ids(self.tokenizer, request, self.config.max_input_tokens)
-
     def _step(self, ids: Any, mask: Any, positions: Any, keep: int = 1) -> Any:
         """One pass of the engine over ``ids`` after what its cache holds: logits of the last ``keep`` positions."""
         np = self.np
@@ -296,33 +266,7 @@ class OpenVINOBackend:
 
     # -- generation ----------------------------------------------------------------------
 
-    def generate(self, requests: Sequence[GenerationRequest], *, lora: Sequence[Any] | None = None,
-                 prefixes: Sequence[Any] | None = None) -> list[GenerationResult]:
-        """Answer ``requests``: free text for those without candidates, scores for those with them.
-
-        ``lora`` and ``prefixes`` (per-user adapters, soft prompts) are not applied by this
-        engine: any adapter given is an error, naming what to use instead.
-        """
-        given = [name for name, value in (("lora", lora), ("prefixes", prefixes))
-                 if value is not None and any(v is not None for v in value)]
-        if given:
-            raise ValueError(f"the {self.engine} backend does not apply {' or '.join(given)}; "
-                             "use with_adapters() or the transformers backend")
-        results: list[GenerationResult | None] = [None] * len(requests)
-        with self._lock:
-            for i, request in enumerate(requests):
-                if request.candidates is not None:
-                    results[i] = self._score_candidates(request)
-            encoded = {i: self.prompt_ids(r) for i, r in enumerate(requests) if r.candidates is None}
-            for batch in batches_by_length(encoded, self.config.batch_size):
-                rows = [DecodedRow(requests[i], self.tokenizer, self._ends) for i in batch]
-                for _ in self._decode([encoded[i] for i in batch], rows):
-                    pass
-                for i, row in zip(batch, rows):
-                    results[i] = row.result()
-        return [r for r in results if r is not None]
-
-    def _decode(self, prompts: list[list[int]], rows: list[DecodedRow]) -> Any:
+    def _decode(self, prompts: list[list[int]], rows: list[DecodedRow]) -> Iterator[int]:
         """Greedy decoding of ``prompts`` into ``rows``; yields after each step.
 
         The tokens every prompt of the batch begins with (the system message and the
@@ -367,49 +311,15 @@ class OpenVINOBackend:
             length += 1
         return length if length >= self.min_shared_prefix else 0
 
-    def stream(self, request: GenerationRequest) -> TextStream:
-        """Answer one request token by token: the same text as ``generate([request])``.
-
-        Holds the backend's lock while it runs; closing the generator early stops the
-        generation before its next token.
-        """
-        if request.candidates is not None:
-            raise ValueError("a request with candidates is scored, not streamed; use generate()")
-        with self._lock:
-            row = DecodedRow(request, self.tokenizer, self._ends)
-            cut = StopFilter(request.stop, strip=True)
-            sent = 0
-            for _ in self._decode([self.prompt_ids(request)], [row]):
-                safe = cut.push(row.text[sent:])
-                sent = len(row.text)
-                if safe:
-                    yield safe
-                if cut.stopped:
-                    break
-            tail = cut.finish()
-            if tail:
-                yield tail
-        return row.result()
-
-    def _score_candidates(self, request: GenerationRequest) -> GenerationResult:
-        """Each candidate's log-likelihood after the prompt: the prompt runs once, and its
-        cache is put back before each candidate of more than one token runs after it."""
+    def _candidate_logprobs(self, prompt: list[int], candidates: list[list[int]]) -> list[list[float]]:
+        """The prompt runs once; its cache is put back before each candidate of more than one token runs after it."""
         np = self.np
-        candidates = request.candidates or ()
-        prompt = self.prompt_ids(request)
-        tokenized = []
-        for candidate in candidates:
-            ids = self.tokenizer(candidate, add_special_tokens=False)["input_ids"]
-            if not ids:
-                raise ValueError(f"candidate {candidate!r} has no tokens")
-            tokenized.append(list(ids))
         self._request.reset_state()
-        mask = np.ones((1, len(prompt)), dtype=np.int64)
-        first = log_softmax(np, self._step(np.array([prompt], dtype=np.int64), mask,
+        first = log_softmax(np, self._step(np.array([prompt], dtype=np.int64), np.ones((1, len(prompt)), dtype=np.int64),
                                            np.arange(len(prompt), dtype=np.int64)[None, :])[0, -1])
         saved = None
-        scores = {}
-        for candidate, ids in zip(candidates, tokenized):
+        every = []
+        for ids in candidates:
             token_scores = [float(first[ids[0]])]
             if len(ids) > 1:
                 if saved is None:
@@ -423,10 +333,8 @@ class OpenVINOBackend:
                                     np.arange(len(prompt), len(prompt) + rest, dtype=np.int64)[None, :], keep=rest)[0]
                 for position, token in enumerate(ids[1:]):
                     token_scores.append(float(log_softmax(np, logits[position])[token]))
-            total = math.fsum(token_scores)
-            scores[candidate] = total / len(ids) if self.config.candidate_score == "mean" else total
-        best = max(candidates, key=lambda c: scores[c])
-        return GenerationResult(text=best, scores=scores, tokens=0)
+            every.append(token_scores)
+        return every
 
 
 def _tensor(value: Any) -> Any:
