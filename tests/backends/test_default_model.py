@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from tests.backends.streams import drain
 
 from tailor.types import GenerationRequest
 
@@ -72,14 +73,7 @@ def test_token_counting_uses_the_model_tokenizer(backend) -> None:  # type: igno
 
 
 def test_stream_joins_to_the_generated_text(backend) -> None:  # type: ignore[no-untyped-def]
-    stream = backend.stream(REQUESTS[1])
-    pieces = []
-    while True:
-        try:
-            pieces.append(next(stream))
-        except StopIteration as end:
-            result = end.value
-            break
+    pieces, result = drain(backend.stream(REQUESTS[1]))
     assert len(pieces) > 3
     assert "".join(pieces) == result.text == backend.generate([REQUESTS[1]])[0].text
 

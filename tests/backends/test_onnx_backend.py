@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.backends.streams import drain
 
 from tailor.types import GenerationRequest
 
@@ -102,14 +103,7 @@ def test_candidate_scores_equal_the_transformers_engine(engines: tuple[Any, Any]
 def test_stream_joins_to_the_generated_text(engines: tuple[Any, Any]) -> None:
     onnx, _ = engines
     request = ask("Write a headline about a volcano eruption in Iceland.", max_new_tokens=16)
-    stream = onnx.stream(request)
-    pieces: list[str] = []
-    while True:
-        try:
-            pieces.append(next(stream))
-        except StopIteration as end:
-            result = end.value
-            break
+    pieces, result = drain(onnx.stream(request))
     assert "".join(pieces) == result.text == onnx.generate([request])[0].text
     with pytest.raises(ValueError, match="scored"):
         next(onnx.stream(ask("x", candidates=("a", "b"))))

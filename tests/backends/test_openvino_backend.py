@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.backends.streams import drain
 
 from tailor.types import GenerationRequest
 
@@ -121,14 +122,7 @@ def test_int8_weights_stay_close_to_float32(exported: dict[str, Path], engines: 
 def test_stream_joins_to_the_generated_text(engines: tuple[Any, Any]) -> None:
     fast, _ = engines
     request = ask("Write a headline about a volcano eruption in Iceland.", max_new_tokens=16)
-    stream = fast.stream(request)
-    pieces: list[str] = []
-    while True:
-        try:
-            pieces.append(next(stream))
-        except StopIteration as end:
-            result = end.value
-            break
+    pieces, result = drain(fast.stream(request))
     assert "".join(pieces) == result.text == fast.generate([request])[0].text
     with pytest.raises(ValueError, match="scored"):
         next(fast.stream(ask("x", candidates=("a", "b"))))

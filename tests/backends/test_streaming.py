@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Generator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
+from tests.backends.streams import drain
 
 from tailor.backends.base import StopFilter, StreamingBackend, apply_stop, cut_stream
 from tailor.backends.echo import EchoBackend
@@ -18,19 +19,6 @@ def ask(text: str = "Write a headline about the harbour.", *, max_new_tokens: in
         user_id: str | None = None) -> GenerationRequest:
     return GenerationRequest(({"role": "user", "content": text},), max_new_tokens=max_new_tokens, stop=stop,
                              user_id=user_id)
-
-
-Ending = TypeVar("Ending")
-
-
-def drain(stream: Generator[str, None, Ending]) -> tuple[list[str], Ending]:
-    """Every piece of ``stream``, and the result it returns."""
-    pieces = []
-    while True:
-        try:
-            pieces.append(next(stream))
-        except StopIteration as end:
-            return pieces, end.value
 
 
 def filtered(pieces: list[str], stop: tuple[str, ...], *, strip: bool = False) -> list[str]:
