@@ -125,3 +125,94 @@ def test_the_command_line_runs_label_methods_on_the_echo_backend(tmp_path: Path,
     assert [r["method"] for r in printed["results"]][1:] == ["profile-prior", "knn", "bm25+prior", "user-mean",
                                                              "global-mean"]
     assert all("mae" in r["metrics"] and "mae" in r["ci95"] for r in printed["results"])
+
+
+# -- evidence weights fitted on the train split --------------------------------------------------
+
+
+def write_hinted_task(folder: Path, *, train_hints_right: bool) -> Path:
+    """A rating task whose every movie carries a hint (a rating the scripted model below
+    favours): on dev the hint is the gold; on train it is the gold, or (when
+    ``train_hints_right`` is false) a rating unrelated to it. Profiles rate every rating,
+    4 most often (the population's median)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, right in (("train", train_hints_right), ("dev", True)):
+        questions, golds = [], []
+        for q in range(20):
+            hint = 1 + (q * 3) % 5
+            gold = hint if right else 1 + (q * 7 + 2) % 5
+            profile = [{"id": f"{split}{q}-{i}", "text": f"Old film {i} (1980), genres: Drama",
+                        "score": rating, "date": f"1997-01-{i + 1:02d}"} for i, rating in enumerate("1234544435")]
+            questions.append({"id": f"{split}{q}", "user_id": f"{split}-user{q}", "profile": profile,
+                              "input": f"{PROMPT}Film {q} hint {hint} (1998), genres: Comedy"})
+            golds.append({"id": f"{split}{q}", "output": str(gold)})
+        (folder / f"{split}_questions.json").write_text(json.dumps(questions), encoding="utf-8")
+        (folder / f"{split}_outputs.json").write_text(json.dumps({"task": "LaMP_3", "golds": golds}),
+                                                      encoding="utf-8")
+    return folder
+
+
+class HintReadingModel:
+    """Scores the movie's hinted rating 4 times above the others (and "1" above all, a
+    bias calibration removes); a content-free input has no hint."""
+
+    name = "hint-reading"
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+        results = []
+        for request in requests:
+            prompt = request.messages[-1]["content"]
+            scores = dict.fromkeys(request.candidates or (), 0.0)
+            scores["1"] += 3.0
+            hint = prompt.partition(" hint ")[2][:1]
+            if hint in scores:
+                scores[hint] += math.log(4.0)
+            results.append(GenerationResult(text="1", scores=scores))
+        return results
+
+
+def _fitted_run(data: Path, out: Path, split: str = "dev") -> tuple[dict[str, str], dict[str, object]]:
+    evaluate(EvalConfig(task="movielens-ratings", data=str(data), split=split, methods=("none",),
+                        n_resamples=50, out=str(out)), backend=HintReadingModel(), progress=None)
+    rows = [json.loads(line) for line in (out / "predictions" / "none.jsonl").read_text().splitlines()]
+    saved = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    return {row["id"]: row["output"] for row in rows}, saved["results"][0]["calibration"]
+
+
+def test_evidence_that_predicts_the_train_golds_is_trusted_and_answers_dev(tmp_path: Path) -> None:
+    data = write_hinted_task(tmp_path / "data", train_hints_right=True)
+    outputs, calibration = _fitted_run(data, tmp_path / "out")  # calibrated by default on a rating task
+    assert calibration["fitted_on"] == "train" and calibration["n"] == 20
+    assert calibration["evidence_weight"] > 1.0  # always right: sharpened
+    assert outputs == {f"dev{q}": str(1 + (q * 3) % 5) for q in range(20)}
+
+
+def test_evidence_that_does_not_predict_the_train_golds_is_ignored(tmp_path: Path) -> None:
+    data = write_hinted_task(tmp_path / "data", train_hints_right=False)
+    outputs, calibration = _fitted_run(data, tmp_path / "out")
+    assert calibration["evidence_weight"] == 0.0
+    # The population's prior decides alone: its median, 4, for every movie.
+    assert set(outputs.values()) == {"4"}
+
+
+def test_the_train_split_itself_is_not_fitted_on(tmp_path: Path) -> None:
+    data = write_hinted_task(tmp_path / "data", train_hints_right=True)
+    outputs, calibration = _fitted_run(data, tmp_path / "out", split="train")
+    assert calibration == {"evidence_weight": 1.0, "fitted_on": None, "n": 0}
+    # Bayes' rule at full weight. train0's hint is 1: the prior (about 1:1:2:4:2) times the
+    # evidence (4:1:1:1:1) is 4:1:2:4:2, whose median is 3; a weight fitted on it would say 1.
+    assert outputs["train0"] == "3"
+
+
+def test_a_folder_of_predictions_decided_the_old_way_is_not_resumed(tmp_path: Path) -> None:
+    data = write_hinted_task(tmp_path / "data", train_hints_right=True)
+    out = tmp_path / "out"
+    _fitted_run(data, out)
+    marker = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    del marker["label_decision"]  # as a run made before the rule existed saved it
+    (out / "run.json").write_text(json.dumps(marker), encoding="utf-8")
+    with pytest.raises(ValueError, match="label_decision"):
+        _fitted_run(data, out)

@@ -8,7 +8,7 @@ import pytest
 
 from tailor.backends.echo import EchoBackend
 from tailor.cli.main import main
-from tailor.evaluation.plots import load_run, markdown_table, per_example_metric
+from tailor.evaluation.plots import load_run, markdown_table, per_example_metric, versus_table
 from tailor.evaluation.runner import EvalConfig, evaluate
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "lamp"
@@ -52,3 +52,20 @@ def test_report_command_writes_both_figures(run: Path, tmp_path: Path, capsys: p
 def test_report_on_a_folder_without_results(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["report", str(tmp_path)]) == 1
     assert "results.json does not exist" in capsys.readouterr().err
+
+
+def test_versus_compares_every_method_with_a_named_one(run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    loaded = load_run(run)
+    table = versus_table(loaded, ["bm25"]).splitlines()
+    assert table[0] == "| method | Δ mae vs bm25 [95% CI] (lower is better) |"
+    # Against bm25, none's difference is bm25's against none with the sign turned.
+    versus_none = loaded.results["results"][1]["versus_none"]["mae"]["delta"]
+    assert table[2].startswith(f"| none | {-versus_none:+.4f} [")
+    assert table[3] == "| bm25 | — |"
+    assert main(["report", str(run), "--versus", "bm25,none"]) == 0
+    assert "Δ mae vs bm25 [95% CI] (lower is better) | Δ mae vs none" in capsys.readouterr().out
+
+
+def test_versus_names_the_methods_a_run_holds(run: Path) -> None:
+    with pytest.raises(ValueError, match=r"holds no method lora\+bm25 \(it holds none, bm25\)"):
+        versus_table(load_run(run), ["lora+bm25"])

@@ -9,10 +9,14 @@ import pytest
 
 from tailor.personalizers.calibration import (
     ContextualCalibrator,
+    EvidenceFit,
     calibrated_scores,
     content_free_input,
     content_free_messages,
+    fit_evidence_weight,
+    weigh,
 )
+from tailor.personalizers.labels import normalize
 from tailor.prompting.builder import build_messages
 from tailor.tasks import get_task
 from tailor.types import GenerationRequest, GenerationResult, HistoryRecord
@@ -126,3 +130,62 @@ def test_a_backend_without_scores_cannot_be_calibrated() -> None:
     calibrator = ContextualCalibrator(ScoringBackend(None), TASK)
     with pytest.raises(ValueError, match="no candidate scores"):
         calibrator.calibrate([request_for(PROMPT + "x")], [PROMPT + "x"])
+
+
+# -- evidence weights ----------------------------------------------------------------------------
+
+
+def test_weighing_evidence_flattens_or_sharpens_it() -> None:
+    evidence = normalize({"a": math.log(3.0), "b": 0.0})
+    assert [math.exp(v) for v in weigh(evidence, 1.0).values()] == pytest.approx([0.75, 0.25])
+    assert [math.exp(v) for v in weigh(evidence, 0.0).values()] == pytest.approx([0.5, 0.5])
+    assert math.exp(weigh(evidence, 2.0)["a"]) == pytest.approx(9 / 10)
+    # A label the evidence rules out stays ruled out at any positive weight, and returns at weight 0.
+    assert weigh({"a": 0.0, "b": -math.inf}, 0.5)["b"] == -math.inf
+    assert math.exp(weigh({"a": 0.0, "b": -math.inf}, 0.0)["b"]) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="negative"):
+        weigh(evidence, -0.1)
+
+
+def _samples(agree: Sequence[bool], strength: float) -> list[tuple[dict[str, float], dict[str, float], str]]:
+    """Evidence for "a" or "b" of the given strength (a likelihood ratio), a uniform prior,
+    and the gold: "a" when the evidence is right, "b" when it is wrong."""
+    uniform = normalize({"a": 0.0, "b": 0.0})
+    evidence = normalize({"a": math.log(strength), "b": 0.0})
+    return [(evidence, uniform, "a" if right else "b") for right in agree]
+
+
+def test_evidence_that_is_right_as_often_as_it_claims_keeps_its_weight() -> None:
+    # Evidence saying 3:1 for "a", right 3 times in 4: its probabilities are honest, weight 1.
+    fit = fit_evidence_weight(_samples([True, True, True, False] * 10, 3.0), "train")
+    assert fit.weight == pytest.approx(1.0)
+    assert fit.n == 40 and fit.split == "train"
+    assert fit.log_loss == pytest.approx(fit.log_loss_at_1 or 0.0)
+
+
+def test_evidence_that_is_noise_gets_no_weight_and_overconfident_evidence_less() -> None:
+    noise = fit_evidence_weight(_samples([True, False] * 20, 3.0), "train")
+    assert noise.weight == 0.0  # right half the time: the prior alone predicts as well, and is preferred
+    assert noise.log_loss is not None and noise.log_loss_at_1 is not None and noise.log_loss < noise.log_loss_at_1
+    # Saying 9:1 but right 3 times in 4: weighed down to 3:1, i.e. 9 ** w = 3.
+    overconfident = fit_evidence_weight(_samples([True, True, True, False] * 10, 9.0), "train")
+    assert overconfident.weight == pytest.approx(0.5)
+    # Saying 3:1 but always right: sharpened as far as the weights go.
+    underconfident = fit_evidence_weight(_samples([True] * 10, 3.0), "train")
+    assert underconfident.weight == 3.0
+
+
+def test_the_prior_is_part_of_the_fit() -> None:
+    # The prior already says 3:1 for "a" and is right 3 times in 4: evidence pushing the same
+    # way again (3:1) overstates it, so it gets no weight.
+    prior = normalize({"a": math.log(3.0), "b": 0.0})
+    evidence = normalize({"a": math.log(3.0), "b": 0.0})
+    samples = [(evidence, prior, "a" if right else "b") for right in [True, True, True, False] * 10]
+    assert fit_evidence_weight(samples, "train").weight == 0.0
+
+
+def test_fitting_needs_questions_and_an_unfitted_weight_is_bayes() -> None:
+    with pytest.raises(ValueError, match="at least one question"):
+        fit_evidence_weight([], "train")
+    assert EvidenceFit().weight == 1.0
+    assert EvidenceFit().to_json() == {"evidence_weight": 1.0, "fitted_on": None, "n": 0}

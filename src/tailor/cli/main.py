@@ -84,9 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--limit", type=_positive, default=None, help="first N examples in file order")
     ev.add_argument("--out", default=None, help="folder for predictions and results.json (resumable)")
     ev.add_argument("--batch-size", type=_positive, default=8)
-    ev.add_argument("--scoring", choices=("generate", "likelihood", "calibrated"), default="generate",
-                    help="classification/rating: parse generated text, pick the most likely label, or the "
-                         "label most likely after contextual calibration (median rating for ratings)")
+    ev.add_argument("--scoring", choices=("generate", "likelihood", "calibrated"), default=None,
+                    help="classification/rating: parse generated text, pick the most likely label, or "
+                         "(the default) decide on the contextually calibrated label likelihoods times the "
+                         "user's or the population's prior, the model's evidence weighed as fitted on the "
+                         "train split (median rating for ratings)")
     ev.add_argument("--input-tokens", type=_positive, default=384, help="token budget for the task input")
     ev.add_argument("--context-tokens", type=_positive, default=384, help="token budget for retrieved items")
     ev.add_argument("--seed", type=int, default=0)
@@ -109,6 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
     report = verbs.add_parser("report", help="Markdown tables and plots from `tailor eval --out` folders")
     report.add_argument("runs", nargs="+", help="folders written by tailor eval --out")
     report.add_argument("--figures", default=None, help="folder for PNG plots (by method, by profile size)")
+    report.add_argument("--versus", default=None, type=_method_list, metavar="METHOD,METHOD",
+                        help="also the paired difference of every method against these methods of the run "
+                             "(e.g. bm25 for lora+bm25, user-mean for ratings), from the saved predictions")
 
     _add_train_adapter(verbs)
 
@@ -194,6 +199,13 @@ def _eval(args: argparse.Namespace) -> int:
         if args.out:
             print(f"\npredictions and results.json in {args.out}")
     return 0
+
+
+def _method_list(text: str) -> list[str]:
+    methods = list(dict.fromkeys(m.strip() for m in text.split(",") if m.strip()))
+    if not methods:
+        raise argparse.ArgumentTypeError("needs at least one method (METHOD,METHOD,...)")
+    return methods
 
 
 def _user_list(text: str | None) -> tuple[str, ...] | None:
@@ -289,13 +301,16 @@ def _score(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from tailor.evaluation.plots import load_run, markdown_table, plot_run
+    from tailor.evaluation.plots import load_run, markdown_table, plot_run, versus_table
 
     for folder in args.runs:
         run = load_run(folder)
         config = run.results["config"]
         print(f"### {run.task} (split {config['split']}, n={run.results['n']}, model {run.results.get('model')})\n")
         print(markdown_table(run))
+        if args.versus:
+            print()
+            print(versus_table(run, args.versus))
         if args.figures:
             for path in plot_run(run, args.figures):
                 print(f"\n![{path.stem}]({path})")

@@ -18,7 +18,8 @@ import numpy as np
 from tailor.data.lamp import load_split
 from tailor.evaluation.checkpoint import safe_name
 from tailor.evaluation.scoring import score_predictions
-from tailor.metrics.scores import lower_is_better
+from tailor.metrics import paired_comparison
+from tailor.metrics.scores import PerExampleScores, lower_is_better
 from tailor.registry import require
 from tailor.tasks import get_task
 
@@ -44,18 +45,76 @@ def load_run(folder: str | Path) -> Run:
     return Run(Path(folder), json.loads(path.read_text(encoding="utf-8")))
 
 
-def per_example_metric(run: Run, method: str) -> tuple[np.ndarray, np.ndarray]:
-    """(profile size, value of the main metric) per example, for one method of a run."""
-    config = run.results["config"]
-    task = get_task(config["task"])
-    examples = load_split(config["data"], config["split"], task.lamp_format, limit=config.get("limit"))
+def _method_rows(run: Run, method: str) -> dict[str, dict[str, Any]]:
+    path = run.folder / "predictions" / f"{safe_name(method)}.jsonl"
+    if not path.is_file():
+        known = ", ".join(r["method"] for r in run.results["results"])
+        raise FileNotFoundError(f"{path} does not exist: {run.folder} holds the methods {known}")
     rows = {}
-    with (run.folder / "predictions" / f"{safe_name(method)}.jsonl").open(encoding="utf-8") as handle:
+    with path.open(encoding="utf-8") as handle:
         for line in handle:
             if line.strip():
                 row = json.loads(line)
                 rows[row["id"]] = row
-    kept = [e for e in examples if e.id in rows]
+    return rows
+
+
+def _examples(run: Run) -> list[Any]:
+    config = run.results["config"]
+    examples = load_split(config["data"], config["split"], get_task(config["task"]).lamp_format,
+                          limit=None if config.get("users") else config.get("limit"))
+    if config.get("users"):
+        wanted = set(config["users"])
+        examples = [e for e in examples if e.user_id in wanted][:config.get("limit")]
+    return examples
+
+
+def method_scores(run: Run, method: str) -> PerExampleScores:
+    """The per-example scores of ``method``'s saved predictions, on every example of the run."""
+    task = get_task(run.results["config"]["task"])
+    rows = _method_rows(run, method)
+    examples = _examples(run)
+    missing = [e.id for e in examples if e.id not in rows]
+    if missing:
+        raise ValueError(f"{run.folder}: {method} has no prediction for {len(missing)} examples "
+                         f"(first: {missing[0]}); finish the run first")
+    return score_predictions(task, [rows[e.id]["output"] for e in examples], [e.gold or "" for e in examples],
+                             ids=[e.id for e in examples])
+
+
+def versus_table(run: Run, baselines: list[str]) -> str:
+    """Paired differences on the run's main metric of every method against each of
+    ``baselines`` (any methods of the run: ``bm25`` for ``lora+bm25``, ``user-mean``...),
+    with the run's bootstrap settings."""
+    config = run.results["config"]
+    metric = run.main_metric
+    methods = [r["method"] for r in run.results["results"]]
+    unknown = [b for b in baselines if b not in methods]
+    if unknown:
+        raise ValueError(f"{run.folder} holds no method {', '.join(unknown)} (it holds {', '.join(methods)})")
+    scores = {m: method_scores(run, m) for m in methods}
+    direction = "lower is better" if lower_is_better(metric) else "higher is better"
+    header = ["method", *[f"Δ {metric} vs {b} [95% CI] ({direction})" for b in baselines]]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for method in methods:
+        cells = []
+        for baseline in baselines:
+            if method == baseline:
+                cells.append("—")
+                continue
+            compared = paired_comparison(scores[baseline], scores[method],
+                                         n_resamples=int(config.get("n_resamples", 1000)),
+                                         seed=int(config.get("seed", 0)))[metric]
+            cells.append(f"{compared['delta']:+.4f} [{compared['low']:+.4f}, {compared['high']:+.4f}]")
+        lines.append("| " + " | ".join([method, *cells]) + " |")
+    return "\n".join(lines)
+
+
+def per_example_metric(run: Run, method: str) -> tuple[np.ndarray, np.ndarray]:
+    """(profile size, value of the main metric) per example, for one method of a run."""
+    task = get_task(run.results["config"]["task"])
+    rows = _method_rows(run, method)
+    kept = [e for e in _examples(run) if e.id in rows]
     scored = score_predictions(task, [rows[e.id]["output"] for e in kept], [e.gold or "" for e in kept])
     sizes = np.array([rows[e.id].get("profile_size", len(e.profile)) for e in kept], dtype=float)
     if scored.kind == "generation":

@@ -25,8 +25,8 @@ from tailor.evaluation.scoring import score_predictions
 from tailor.metrics import bootstrap_ci, paired_comparison
 from tailor.metrics.scores import PerExampleScores
 from tailor.personalizers import Personalized, build_personalizer, parse_methods
-from tailor.personalizers.calibration import ContextualCalibrator
-from tailor.personalizers.labels import combine, decide
+from tailor.personalizers.calibration import ContextualCalibrator, EvidenceFit, fit_evidence_weight, weigh
+from tailor.personalizers.labels import LabelDistribution, as_label, combine, decide, label_distribution, store_labels
 from tailor.profiles import InMemoryProfileStore, ProfileStore, SQLiteProfileStore, ingest_examples
 from tailor.prompting.builder import PromptBudget
 from tailor.tasks import TaskSpec, get_task
@@ -35,9 +35,19 @@ from tailor.types import GenerationRequest, Profile, TaskExample
 
 Scoring = Literal["generate", "likelihood", "calibrated"]
 """How classification and rating tasks are answered: free text, the label of highest
-likelihood, or of highest likelihood after contextual calibration (see
-:mod:`tailor.personalizers.calibration`)."""
+likelihood, or the decision of the calibrated likelihoods (contextual calibration, times
+the prior of the method's granularity, the model's evidence weighed as fitted on the train
+split; see :mod:`tailor.personalizers.calibration`). Unset: ``calibrated`` for the tasks
+with labels (the measured best, docs/results.md), ``generate`` for the others."""
 SCORINGS: tuple[Scoring, ...] = ("generate", "likelihood", "calibrated")
+
+FIT_SPLIT = "train"
+"""The split a calibrated method's evidence weight is fitted on, when the data folder holds it."""
+FIT_EXAMPLES = 200
+"""How many of its questions (the first, in file order) the fit reads."""
+LABEL_DECISION = "prior-times-weighted-evidence"
+"""How calibrated label scores become an answer (in the run's fingerprint, so predictions
+saved under an earlier rule are not mixed with these)."""
 
 
 @dataclass(frozen=True)
@@ -55,7 +65,8 @@ class EvalConfig:
     out: str | None = None
     batch_size: int = 8
     seed: int = 0
-    scoring: Scoring = "generate"
+    scoring: Scoring | None = None
+    """``None``: the task's default (``calibrated`` for label and rating tasks, else ``generate``)."""
     input_tokens: int = 384
     context_tokens: int = 384
     n_resamples: int = 1000
@@ -77,7 +88,7 @@ class EvalConfig:
             raise ValueError(f"limit must be at least 1, got {self.limit}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
-        if self.scoring not in SCORINGS:
+        if self.scoring is not None and self.scoring not in SCORINGS:
             raise ValueError(f"scoring must be one of {', '.join(SCORINGS)}, got {self.scoring!r}")
         if self.answers not in ANSWER_MODES:
             raise ValueError(f"answers must be one of {', '.join(ANSWER_MODES)}, got {self.answers!r}")
@@ -90,9 +101,11 @@ class EvalConfig:
         keys = ("task", "split", "backend", "k", "seed", "scoring", "input_tokens", "context_tokens", "embedder")
         adapters = str(Path(self.adapters).resolve()) if self.adapters else None
         # How answers are taken changes a generation task's generation too (see TaskSpec.generation_stop).
-        answers = {"answers": self.answers} if get_task(self.task).kind == "generation" else {}
+        task = get_task(self.task)
+        answers = {"answers": self.answers} if task.kind == "generation" else {}
+        decision = {"label_decision": LABEL_DECISION} if task.uses_candidates and self.scoring == "calibrated" else {}
         return {key: getattr(self, key) for key in keys} | {"data": str(Path(self.data).resolve()),
-                                                             "adapters": adapters} | answers
+                                                             "adapters": adapters} | answers | decision
 
 
 @dataclass
@@ -110,6 +123,8 @@ class MethodResult:
     engine: str | None = None
     """The inference engine that generated this method's outputs (adapter methods may run
     on another engine than the rest: see :class:`tailor.backends.fallback.TransformersFallback`)."""
+    calibration: dict[str, Any] | None = None
+    """Calibrated methods: the evidence weight and what it was fitted on (:class:`EvidenceFit`)."""
 
 
 @dataclass
@@ -130,7 +145,8 @@ class EvalReport:
             "results": [
                 {"method": r.method, "metrics": r.metrics, "ci95": r.ci95, "seconds": round(r.seconds, 3),
                  "versus_none": r.versus_none, "granularity": r.granularity, "engine": r.engine,
-                 **({"adapter": r.adapter} if r.adapter is not None else {})}
+                 **({"adapter": r.adapter} if r.adapter is not None else {}),
+                 **({"calibration": r.calibration} if r.calibration is not None else {})}
                 for r in self.results
             ],
         }
@@ -180,6 +196,8 @@ def evaluate(config: EvalConfig, *, backend: Backend | None = None, store: Profi
     if config.k is None:
         # The task's measured default, resolved before anything records the config.
         config = replace(config, k=task.k)
+    if config.scoring is None:
+        config = replace(config, scoring="calibrated" if task.uses_candidates else "generate")
     examples = load_split(config.data, config.split, task.lamp_format,
                           limit=None if config.users else config.limit)
     if config.users:
@@ -218,19 +236,35 @@ def evaluate(config: EvalConfig, *, backend: Backend | None = None, store: Profi
     personalizers = [build_personalizer(method, task, k=config.k or task.k, count_tokens=backend.count_tokens,
                                         budget=budget, seed=config.seed, embedder=embedder, store=store,
                                         backend=backend, adapters=adapter_store) for method in methods]
-    for method, personalizer in zip(methods, personalizers):
+    calibrating = [calibrates(task, config, p) for p in personalizers]
+    # The population's label distribution: the prior of the calibrated methods that have no user's prior.
+    prior = label_distribution(task, store_labels(task, store)) if any(calibrating) else None
+    fit_on = _fitting_examples(config, task) if any(calibrating) else []
+    fit_store: ProfileStore | None = None
+    for method, personalizer, calibrated in zip(methods, personalizers, calibrating):
         # Adapter methods generate through a view of the backend that applies the user's adapter.
         bind = getattr(personalizer, "bind", None)
         method_backend = bind(backend) if callable(bind) else backend
         checkpoint = Checkpoint(out / "predictions" / f"{safe_name(str(method))}.jsonl") if out else None
         method_calibrator = calibrator if method_backend is backend else (
             ContextualCalibrator(method_backend, task, per_user=True) if calibrator is not None else None)
+        evidence = None
+        if calibrated and method_calibrator is not None:
+            evidence = EvidenceFit()
+            if fit_on:
+                if fit_store is None:
+                    fit_store = _fitting_store(task, fit_on, methods, embedder)
+                evidence = fit_method(task, fit_on, build_personalizer(
+                    method, task, k=config.k or task.k, count_tokens=backend.count_tokens, budget=budget,
+                    seed=config.seed, embedder=embedder, store=fit_store, backend=backend, adapters=adapter_store),
+                    fit_store, method_calibrator, config, progress=progress)
         rows = run_method(task, examples, personalizer, method_backend, store, config, checkpoint=checkpoint,
-                          progress=progress, calibrator=method_calibrator)
+                          progress=progress, calibrator=method_calibrator, prior=prior, evidence=evidence)
         predictions = [rows[e.id]["output"] for e in examples]
         result = MethodResult(method=str(method), n=len(examples), metrics={}, ci95={},
                               seconds=sum(float(rows[e.id].get("seconds", 0.0)) for e in examples),
-                              adapter=getattr(personalizer, "training", None), engine=engine_of(method_backend))
+                              adapter=getattr(personalizer, "training", None), engine=engine_of(method_backend),
+                              calibration=evidence.to_json() if evidence is not None else None)
         for example in examples:
             level = rows[example.id].get("granularity", "global")
             result.granularity[level] = result.granularity.get(level, 0) + 1
@@ -273,21 +307,91 @@ def _only_users(examples: list[TaskExample], users: Sequence[str], config: EvalC
     return kept[: config.limit] if config.limit is not None else kept
 
 
+def calibrates(task: TaskSpec, config: EvalConfig, personalizer: Any) -> bool:
+    """Whether ``personalizer``'s label scores are calibrated in this run (a method that
+    answers without the model, ``model_free``, has none)."""
+    if not task.uses_candidates or getattr(personalizer, "model_free", False):
+        return False
+    return config.scoring == "calibrated" or getattr(personalizer, "calibrated", False)
+
+
+def _fitting_examples(config: EvalConfig, task: TaskSpec) -> list[TaskExample]:
+    """The train-split questions with a gold label that evidence weights are fitted on, or
+    none when the data folder has no train split or the run evaluates it (a weight fitted
+    on the questions it is scored on would flatter it)."""
+    folder = Path(config.data)
+    if config.split == FIT_SPLIT or not (folder / f"{FIT_SPLIT}_questions.json").is_file() \
+            or not (folder / f"{FIT_SPLIT}_outputs.json").is_file():
+        return []
+    examples = load_split(folder, FIT_SPLIT, task.lamp_format, limit=FIT_EXAMPLES)
+    return [e for e in examples if e.gold is not None and as_label(task, e.gold) is not None]
+
+
+def _fitting_store(task: TaskSpec, examples: Sequence[TaskExample], methods: Sequence[Any],
+                   embedder: Embedder | None) -> ProfileStore:
+    """The fitting questions' profiles, apart from the evaluated users' store."""
+    store = InMemoryProfileStore()
+    ingest_examples(store, examples)
+    if embedder is not None and any(method.needs_embedder for method in methods):
+        embed_profiles(store, embedder, dict.fromkeys(e.user_id for e in examples), document=task.document,
+                       progress=False)
+    return store
+
+
+def fit_method(task: TaskSpec, examples: Sequence[TaskExample], personalizer: Any, store: ProfileStore,
+               calibrator: ContextualCalibrator, config: EvalConfig, *,
+               progress: ProgressFactory | None = None) -> EvidenceFit:
+    """The evidence weight of ``personalizer``'s calibrated scores, fitted on ``examples``
+    (golds known), each answered exactly as :func:`run_method` answers: same prompt, same
+    calibration, same prior (the user's, or the population's in ``store``)."""
+    prior = label_distribution(task, store_labels(task, store))
+    cache: dict[str, Profile] = {}
+    prepare = getattr(personalizer, "prepare", None)
+    if prepare is not None:
+        prepare(task, list(examples), None)
+    samples: list[tuple[LabelDistribution, LabelDistribution, str]] = []
+    bar = progress(len(examples), f"{personalizer.name}: fitting on {FIT_SPLIT}") if progress else None
+    step = config.batch_size * 4
+    for start in range(0, len(examples), step):
+        batch = examples[start:start + step]
+        decided = [(e, personalizer.personalize(task, e.input, _profile_for(e, store, cache))) for e in batch]
+        asked = [(e, d) for e, d in decided if d.answer is None]
+        requests = [GenerationRequest(messages=d.messages, max_new_tokens=task.generation_tokens,
+                                      stop=task.generation_stop, candidates=task.labels, user_id=e.user_id)
+                    for e, d in asked]
+        if requests:
+            for (e, d), evidence in zip(asked, calibrator.calibrate(requests, [e.input for e, _ in asked])):
+                gold = as_label(task, e.gold or "")
+                if gold is not None:
+                    samples.append((evidence, d.label_prior if d.label_prior is not None else prior, gold))
+        if bar is not None:
+            bar.update(len(batch))
+    if bar is not None:
+        bar.close()
+    if not samples:
+        return EvidenceFit()
+    return fit_evidence_weight(samples, FIT_SPLIT)
+
+
 def run_method(task: TaskSpec, examples: Sequence[TaskExample], personalizer: Any, backend: Backend,
                store: ProfileStore, config: EvalConfig, *, checkpoint: Checkpoint | None = None,
-               progress: ProgressFactory | None = None,
-               calibrator: ContextualCalibrator | None = None) -> dict[str, dict[str, Any]]:
+               progress: ProgressFactory | None = None, calibrator: ContextualCalibrator | None = None,
+               prior: LabelDistribution | None = None, evidence: EvidenceFit | None = None) -> dict[str, dict[str, Any]]:
     """``tailor eval``'s loop for one method: each example's profile read from ``store``,
     personalized by ``personalizer``, answered by ``backend`` in batches of
     ``config.batch_size``. Returns one row per example id (``output``, ``retrieved``,
-    ``granularity``...); rows already in ``checkpoint`` are kept, new ones appended to it."""
+    ``granularity``...); rows already in ``checkpoint`` are kept, new ones appended to it.
+
+    Calibrated label scores are decided on the personalizer's prior (the user's) or else
+    ``prior`` (the population's; uniform when not given), times the evidence weighed by
+    ``evidence`` (weight 1 when not given)."""
     rows: dict[str, dict[str, Any]] = dict(checkpoint.rows) if checkpoint else {}
     todo = [e for e in examples if e.id not in rows]
     bar = progress(len(examples), personalizer.name) if progress else None
     if bar is not None:
         bar.update(len(examples) - len(todo))
     cache: dict[str, Profile] = {}
-    calibrate = task.uses_candidates and (config.scoring == "calibrated" or getattr(personalizer, "calibrated", False))
+    calibrate = calibrates(task, config, personalizer)
     candidates = task.labels if config.scoring != "generate" and task.uses_candidates or calibrate else None
     # Methods that ask the LLM first (summaries, personas) do it once, in batches, up front;
     # the time is shared among the examples it serves.
@@ -314,7 +418,8 @@ def run_method(task: TaskSpec, examples: Sequence[TaskExample], personalizer: An
         requests = [GenerationRequest(messages=d.messages, max_new_tokens=task.generation_tokens,
                                       stop=task.generation_stop,
                                       candidates=candidates, user_id=e.user_id) for e, d in asked]
-        answers = _answers(task, asked, requests, backend, calibrator if calibrate else None)
+        answers = _answers(task, asked, requests, backend, calibrator if calibrate else None, prior,
+                           evidence.weight if evidence is not None else 1.0)
         seconds = (time.perf_counter() - began) / len(batch) + overhead
         new_rows = [
             {"id": e.id, **(answers[e.id] if d.answer is None else {"output": d.answer, "raw": d.answer}),
@@ -334,10 +439,12 @@ def run_method(task: TaskSpec, examples: Sequence[TaskExample], personalizer: An
 
 
 def _answers(task: TaskSpec, asked: Sequence[tuple[TaskExample, Personalized]], requests: Sequence[GenerationRequest],
-             backend: Backend, calibrator: ContextualCalibrator | None) -> dict[str, dict[str, Any]]:
+             backend: Backend, calibrator: ContextualCalibrator | None, prior: LabelDistribution | None = None,
+             weight: float = 1.0) -> dict[str, dict[str, Any]]:
     """Each request's answer, by example id: the parsed generation or best candidate, or,
-    when ``calibrator`` is given, the decision of the calibrated label scores (times the
-    personalizer's ``label_prior``, if any); the scores are kept for inspection."""
+    when ``calibrator`` is given, the decision of the calibrated label scores raised to
+    ``weight``, times the personalizer's ``label_prior`` or else ``prior``; the final
+    distribution is kept for inspection."""
     if not requests:
         return {}
     if calibrator is None:
@@ -346,7 +453,9 @@ def _answers(task: TaskSpec, asked: Sequence[tuple[TaskExample, Personalized]], 
     rows = {}
     calibrated = calibrator.calibrate(requests, [e.input for e, _ in asked])
     for (e, d), result, scores in zip(asked, calibrator.score(requests), calibrated):
-        distribution = combine(scores, d.label_prior) if d.label_prior is not None else scores
+        base = d.label_prior if d.label_prior is not None else prior
+        weighed = weigh(scores, weight)
+        distribution = combine(weighed, base) if base is not None else weighed
         rows[e.id] = {"output": decide(task, distribution), "raw": result.text,
                    "scores": {label: round(value, 4) for label, value in distribution.items()}}
     return rows
@@ -363,8 +472,10 @@ def _claim_out_dir(out: Path, config: EvalConfig) -> None:
         # have shaped its predictions: no method then used it. Take today's value for it.
         if set(fingerprint) - set(saved):
             # Except how answers were taken: runs made before the choice existed generated
-            # one line, as --raw-answers does.
-            saved = {**fingerprint, **({"answers": "raw"} if "answers" in fingerprint else {}), **saved}
+            # one line, as --raw-answers does; and calibrated labels were decided on a
+            # uniform prior with the model's evidence at full weight.
+            saved = {**fingerprint, **({"answers": "raw"} if "answers" in fingerprint else {}),
+                     **({"label_decision": "uniform-prior"} if "label_decision" in fingerprint else {}), **saved}
             _write_json(marker, saved)
         if saved != fingerprint:
             changed = sorted(k for k in set(saved) | set(fingerprint) if saved.get(k) != fingerprint.get(k))

@@ -13,7 +13,10 @@ give this one a 4. These methods use that:
   prompt, contextually calibrated (see :mod:`tailor.personalizers.calibration`), times
   the user's prior. Calibration divides out the model's own preference for a label
   (its answer to a content-free input), leaving how much the input itself favours each
-  label; multiplying by the user's prior is then Bayes' rule, with no weight to tune.
+  label; multiplying by the user's prior is then Bayes' rule. How much that evidence is
+  trusted is fitted on the train split, not tuned (see
+  :mod:`tailor.personalizers.calibration`); the calibrated methods without a user's prior
+  (``none``, ``bm25``) take the population's.
 
 A method that needs no model answers itself (``Personalized.answer``); the backend is not
 asked. A distribution becomes one answer by the Bayes decision for the task's metric:
@@ -69,12 +72,16 @@ def item_label(task: TaskSpec, record: HistoryRecord) -> str | None:
     """The label a profile item carries (its output, as the task replays it as an earlier
     answer), or ``None`` when the item has none of the task's labels (LaMP-1's papers)."""
     turn = task.item_turn(record)
-    if turn is None:
-        return None
-    label = turn[1].strip()
+    return None if turn is None else as_label(task, turn[1])
+
+
+def as_label(task: TaskSpec, text: str) -> str | None:
+    """``text`` as one of the task's labels ("4.0" is the rating "4", "comedy" the label
+    "Comedy"), or ``None`` when it is none of them."""
+    label = text.strip()
     if label in task.labels:
         return label
-    for known in task.labels:  # "4.0" for a 4-star rating, "Comedy" for "comedy"
+    for known in task.labels:
         if known.casefold() == label.casefold():
             return known
         if task.kind == "rating" and _number(label) == _number(known):
@@ -85,6 +92,13 @@ def item_label(task: TaskSpec, record: HistoryRecord) -> str | None:
 def profile_labels(task: TaskSpec, records: Iterable[HistoryRecord]) -> list[str]:
     """The labels of ``records`` that carry one, in order."""
     return [label for label in (item_label(task, r) for r in records) if label is not None]
+
+
+def store_labels(task: TaskSpec, store: ProfileStore) -> list[str]:
+    """The labels of every profile item in ``store``, each stored record once: a cross-user
+    read, for the population's (global) prior."""
+    return [label for user_id in store.list_users()
+            for label in profile_labels(task, store.get_profile(user_id).records)]
 
 
 def label_distribution(task: TaskSpec, labels: Sequence[str]) -> dict[str, float]:
@@ -140,6 +154,7 @@ class ProfilePriorPersonalizer:
     """``profile-prior``: the answer the user's own label distribution gives, without a model."""
 
     name = "profile-prior"
+    model_free = True
 
     def personalize(self, task: TaskSpec, text: str, profile: Profile) -> Personalized:
         labels = profile_labels(task, profile.records)
@@ -155,6 +170,7 @@ class KNNPersonalizer:
     """
 
     name = "knn"
+    model_free = True
 
     def __init__(self, retriever: Retriever, *, k: int) -> None:
         if k < 1:
@@ -195,6 +211,8 @@ class MeanRatingPersonalizer:
     profile in the store (read once, across users: it is the population baseline). A user
     without rated items gets the global mean."""
 
+    model_free = True
+
     def __init__(self, scope: Literal["user", "global"], store: ProfileStore) -> None:
         if scope not in ("user", "global"):
             raise ValueError(f"scope must be 'user' or 'global', got {scope!r}")
@@ -206,8 +224,7 @@ class MeanRatingPersonalizer:
     def global_mean(self, task: TaskSpec) -> float:
         """The mean rating over every profile in the store (each stored record once)."""
         if self._global is None:
-            ratings = [value for user_id in self.store.list_users()
-                       for value in _ratings(task, self.store.get_profile(user_id).records)]
+            ratings = [_number(label) for label in store_labels(task, self.store)]
             if ratings:
                 self._global = math.fsum(ratings) / len(ratings)
             else:  # no rating anywhere: the middle of the scale
@@ -253,10 +270,12 @@ __all__ = [
     "MeanRatingPersonalizer",
     "PriorPersonalizer",
     "ProfilePriorPersonalizer",
+    "as_label",
     "combine",
     "decide",
     "item_label",
     "label_distribution",
     "normalize",
     "profile_labels",
+    "store_labels",
 ]
