@@ -81,6 +81,21 @@ def test_training_lowers_the_loss_and_respects_the_shape(tiny_model_dir: Path) -
     weights = from_bytes(result.weights, result.shape)
     layers = {int(module.split(".")[2]) for module in weights.modules()}
     assert layers == {2, 3}
+    # 8 steps: the first and the last step are the tenths the learning curve is read from.
+    assert result.first_steps_loss is not None and result.last_steps_loss is not None
+    assert result.last_steps_loss < result.first_steps_loss
+
+
+def test_one_epoch_still_shows_a_learning_curve(tiny_model_dir: Path) -> None:
+    trainer = LoRATrainer(tiny_model_dir)
+    config = LoRATrainConfig(rank=4, top_layers=2, epochs=1, learning_rate=3e-2, batch_size=1, max_input_tokens=24)
+    # One item seen 20 times in one epoch: a curve the first and last tenths (2 steps each) must show.
+    result = trainer.train(TASK, training_pairs(TASK, records("alice"))[:1] * 20, config)
+    assert result.steps == 20
+    # One epoch: its mean loss is both the first and the last epoch's; the steps' tenths differ.
+    assert result.first_epoch_loss == result.last_epoch_loss
+    assert result.first_steps_loss is not None and result.last_steps_loss is not None
+    assert result.last_steps_loss < result.first_steps_loss
 
 
 def test_the_frozen_pass_with_a_shared_prefix_matches_the_plain_one(tiny_model_dir: Path) -> None:

@@ -112,6 +112,17 @@ class TrainResult:
     first_epoch_loss: float
     last_epoch_loss: float
     timings: dict[str, float] = field(default_factory=dict)
+    first_steps_loss: float | None = None
+    """The token-weighted mean loss of the first tenth of the steps (at least one): with one
+    epoch, the first and last epoch losses are the same number; these two are not."""
+    last_steps_loss: float | None = None
+    """The same over the last tenth of the steps."""
+
+
+def _mean_loss(losses: Sequence[tuple[float, int]]) -> float | None:
+    """The token-weighted mean of (loss, target tokens) steps, or ``None`` for no step."""
+    tokens = sum(count for _, count in losses)
+    return sum(loss * count for loss, count in losses) / tokens if tokens else None
 
 
 def _cache_argument(decoder: Any) -> str:
@@ -335,6 +346,7 @@ class LoRATrainer:
         order = list(range(len(batches)))
         shuffler = random.Random(config.seed)
         epoch_losses: list[float] = []
+        step_losses: list[tuple[float, int]] = []
         step = 0
         mark = time.perf_counter()
         with torch.enable_grad():
@@ -348,6 +360,7 @@ class LoRATrainer:
                     optimizer.step()
                     count = int(batches[index]["targets"].numel())
                     weighted += float(loss.detach()) * count
+                    step_losses.append((float(loss.detach()), count))
                     tokens += count
                     step += 1
                     if progress is not None:
@@ -357,9 +370,12 @@ class LoRATrainer:
         for parameter in parameters:
             parameter.requires_grad_(False)
         weights = self._weights()
+        window = max(1, len(step_losses) // 10)
         return TrainResult(weights=to_bytes(weights), shape=shape, items=len(encoded), steps=step,
                            seconds=time.perf_counter() - began, first_epoch_loss=epoch_losses[0],
-                           last_epoch_loss=epoch_losses[-1], timings=timings)
+                           last_epoch_loss=epoch_losses[-1], timings=timings,
+                           first_steps_loss=_mean_loss(step_losses[:window]),
+                           last_steps_loss=_mean_loss(step_losses[-window:]))
 
     def loss(self, task: TaskSpec, pairs: Sequence[TrainingPair], config: LoRATrainConfig, *,
              adapter: bytes | None = None, shape: LoRAShape | None = None, on_top_of: LoRAWeights | None = None,

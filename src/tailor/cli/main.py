@@ -280,7 +280,8 @@ def _train_adapter(args: argparse.Namespace) -> int:
         _print_json(report.to_json())
         return 0
     for row in report.rows:
-        loss = f"  loss {row.first_loss:.3f} -> {row.last_loss:.3f}" if row.first_loss is not None else ""
+        loss = (f"  loss {row.first_loss:.3f} -> {row.last_loss:.3f} (first -> last steps)"
+                if row.first_loss is not None else "")
         cost = f"  {row.seconds:.1f} s" if row.status == "trained" else ""
         size = f"  {row.bytes / 1e6:.2f} MB" if row.bytes else ""
         print(f"{row.key}: {row.status} ({row.items} items){cost}{loss}{size}")

@@ -113,7 +113,10 @@ class TrainedRow:
     items: int = 0
     seconds: float = 0.0
     first_loss: float | None = None
+    """Mean training loss at the start (LoRA: its first tenth of the steps; the soft-prompt
+    projector: its first steps), so that even one epoch shows a learning curve."""
     last_loss: float | None = None
+    """The same at the end."""
     bytes: int = 0
 
 
@@ -270,15 +273,21 @@ class _Job:
             bar.close()
         metadata = {"data_digest": digest, "items": result.items, "steps": result.steps,
                     "seconds": round(result.seconds, 2), "first_epoch_loss": round(result.first_epoch_loss, 4),
-                    "last_epoch_loss": round(result.last_epoch_loss, 4), "split": self.config.split,
+                    "last_epoch_loss": round(result.last_epoch_loss, 4),
+                    **({"first_steps_loss": round(result.first_steps_loss, 4),
+                        "last_steps_loss": round(result.last_steps_loss, 4)}
+                       if result.first_steps_loss is not None and result.last_steps_loss is not None else {}),
+                    "split": self.config.split,
                     "prompt": self.prompt.id, "golds": sum(1 for p in pairs if p.record_id in self._question_ids()),
                     "data": str(Path(self.config.data).resolve()),
                     "on_top_of": below_info.digest if below_info is not None else None,
                     "timings": {k: round(v, 2) for k, v in result.timings.items()}}
         saved = self.store.save(key, result.weights, config=stored_config, base_model=self.identity,
                                 metadata=metadata, contributors=contributors)
+        first = result.first_steps_loss if result.first_steps_loss is not None else result.first_epoch_loss
+        last = result.last_steps_loss if result.last_steps_loss is not None else result.last_epoch_loss
         self.rows.append(TrainedRow(str(key), "trained", result.items, round(result.seconds, 2),
-                                    round(result.first_epoch_loss, 4), round(result.last_epoch_loss, 4), saved.size))
+                                    round(first, 4), round(last, 4), saved.size))
         return saved
 
     def _question_ids(self) -> set[str]:
