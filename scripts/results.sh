@@ -25,7 +25,7 @@ for name in $tasks; do
 done
 start=$(date +%s)
 $tailor eval --task movielens-ratings --data "$runs/data/movielens-ratings" \
-  --method none,bm25,none+prior,bm25+prior,profile-prior,knn,user-mean,global-mean --limit 200 \
+  --method none,bm25,none+prior,bm25+prior,profile-prior,knn,item-bias,user-mean,global-mean --limit 200 \
   --out "$runs/movielens-ratings"
 echo "movielens-ratings $(( $(date +%s) - start )) s" >> "$runs/times.txt"
 # shellcheck disable=SC2086

@@ -110,6 +110,54 @@ def test_mean_baselines_read_the_user_and_the_store() -> None:
     assert user_mean.personalize(RATING, PROMPT + "X", Profile("new")).answer == "3.4"
 
 
+def dated(user: str, *rows: tuple[str, str, str | None]) -> Profile:
+    """A profile of (movie, rating, date) rows."""
+    return Profile(user, tuple(HistoryRecord(f"{user}-{i}", {"text": movie, "score": score}, date)
+                               for i, (movie, score, date) in enumerate(rows)))
+
+
+def test_item_bias_adds_how_others_rated_the_item_to_the_users_mean() -> None:
+    store = InMemoryProfileStore()
+    alice = dated("alice", ("Heat (1995), genres: Action", "3", "1998-01-01"),
+                  ("Up (2009), genres: Comedy", "4", "1998-01-10"))
+    bob = dated("bob", ("Heat (1995), genres: Action", "5", "1997-06-01"), ("Big (1988), genres: Comedy", "3", "1997-06-02"))
+    carol = dated("carol", ("Heat (1995), genres: Action", "4", "1997-07-01"), ("Big (1988), genres: Comedy", "1", "1997-07-02"))
+    store.add_profiles([alice, bob, carol])
+    personalizer = build("item-bias", store=store)
+    # mu: the 5 ratings dated before alice's latest day (1998-01-10): 3, 5, 3, 4, 1 -> 3.2. Heat's
+    # others: bob 5, carol 4 -> bias (1.8 + 0.8) / 2 = 1.3. Alice's mean 3.5 -> 4.8.
+    decided = personalizer.personalize(RATING, PROMPT + "Heat (1995), genres: Action", alice)
+    assert decided.answer == "4.8" and decided.granularity == "user"
+    # Big: bob 3, carol 1 -> bias (-0.2 - 2.2) / 2 = -1.2 -> 2.3; an item nobody rated: the user's mean.
+    assert personalizer.personalize(RATING, PROMPT + "Big (1988), genres: Comedy", alice).answer == "2.3"
+    assert personalizer.personalize(RATING, PROMPT + "Jaws (1975), genres: Thriller", alice).answer == "3.5"
+    # Same item whatever the spacing and case of its text.
+    assert personalizer.personalize(RATING, PROMPT + "heat (1995),  genres: action", alice).answer == "4.8"
+
+
+def test_item_bias_reads_no_rating_from_the_day_of_the_users_latest_item_on() -> None:
+    store = InMemoryProfileStore()
+    early = dated("early", ("Heat (1995), genres: Action", "4", "1997-01-02"), ("Big (1988), genres: Comedy", "4", "1997-01-05"))
+    later = dated("later", ("Heat (1995), genres: Action", "1", "1997-01-05"), ("Heat (1995), genres: Action", "1", "1997-03-01"))
+    other = dated("other", ("Heat (1995), genres: Action", "5", "1997-01-01"))
+    store.add_profiles([early, later, other])
+    # For "early" (latest item 1997-01-05) only other's 5 of 1997-01-01 is earlier: later's two 1s
+    # (that day and after) are not read. mu = (5 + 4) / 2 = 4.5; bias +0.5; early's mean 4 -> 4.5.
+    answer = build("item-bias", store=store).personalize(RATING, PROMPT + "Heat (1995), genres: Action", early).answer
+    assert answer == "4.5"
+
+
+def test_item_bias_is_clipped_to_the_scale_and_needs_a_rating_task() -> None:
+    store = InMemoryProfileStore()
+    fan = rated("fan", ("A", "5"), ("B", "5"))
+    crowd = [rated(f"c{i}", ("A", "5"), ("C", "1"), ("D", "1")) for i in range(3)]
+    store.add_profiles([fan, *crowd])
+    # Undated: every rating counts. mu = (10 + 3 * 7) / 11; A's bias = 5 - mu > 0; 5 + bias clips to 5.
+    assert build("item-bias", store=store).personalize(RATING, PROMPT + "A", fan).answer == "5"
+    with pytest.raises(ValueError, match="needs a rating task"):
+        build("item-bias", task=TAGS, store=InMemoryProfileStore())
+
+
 def test_prior_methods_keep_the_inner_prompt_and_add_the_users_prior() -> None:
     personalizer = build("bm25+prior")
     assert isinstance(personalizer, PriorPersonalizer)

@@ -77,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "hybrid, recency+dense, with summary and/or persona notes joined by '+' (summary+bm25, "
                     "persona+hybrid), or refine; append :lamp or :dialogue to pick a prompt layout (default "
                     "none,bm25); lora, lora+bm25, user-embedding need --adapters; labels and ratings: profile-prior, "
-                    "knn, none+prior, bm25+prior, user-mean, global-mean")
+                    "knn, none+prior, bm25+prior, user-mean, global-mean, item-bias")
     ev.add_argument("--backend", default="default", help="default | echo | transformers:PATH | openai:URL | llamacpp[:PATH] | ray:N:INNER (N replicas on Ray)")
     ev.add_argument("--k", type=_positive, default=None,
                     help="profile items retrieved per input (default: the task's measured default, 1 for LaMP tasks)")

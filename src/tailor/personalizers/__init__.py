@@ -162,6 +162,8 @@ def _build_label_method(method: MethodSpec, task: TaskSpec, *, k: int, count_tok
                         budget: PromptBudget, store: ProfileStore | None) -> Personalizer:
     from tailor.personalizers.labels import (
         KNN_VOTERS,
+        RATING_ONLY_METHODS,
+        ItemBiasPersonalizer,
         KNNPersonalizer,
         MeanRatingPersonalizer,
         PriorPersonalizer,
@@ -171,11 +173,13 @@ def _build_label_method(method: MethodSpec, task: TaskSpec, *, k: int, count_tok
     if not task.uses_candidates:
         raise ValueError(f"method {method} needs a task with a label set or ratings; {task.name} is a "
                          f"{task.kind} task")
-    if method.model_free in ("user-mean", "global-mean"):
+    if method.model_free in RATING_ONLY_METHODS:
         if task.kind != "rating":
             raise ValueError(f"method {method} needs a rating task; {task.name} is a {task.kind} task")
         if store is None:
             raise ValueError(f"method {method} needs a profile store to read the ratings from")
+        if method.model_free == "item-bias":
+            return ItemBiasPersonalizer(store)
         return MeanRatingPersonalizer("user" if method.model_free == "user-mean" else "global", store)
     if method.model_free == "profile-prior":
         return ProfilePriorPersonalizer()

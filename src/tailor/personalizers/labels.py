@@ -9,6 +9,9 @@ give this one a 4. These methods use that:
 - ``knn``: a vote of the labels of the items retrieved (BM25) for this input;
 - ``user-mean`` and ``global-mean`` (rating tasks): the user's mean rating, and the mean
   over every profile in the store (a cross-user read: it is the population baseline);
+- ``item-bias`` (rating tasks): the user's mean plus the item's bias, how far other users'
+  earlier ratings of the same item are from the population's mean (the user and item
+  biases of a recommender's baseline predictor, with no constant to tune);
 - ``none+prior`` and ``bm25+prior``: the model's scores for the labels on that method's
   prompt, contextually calibrated (see :mod:`tailor.personalizers.calibration`), times
   the user's prior. Calibration divides out the model's own preference for a label
@@ -26,12 +29,14 @@ the most probable label for classification (accuracy), the median rating for rat
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Literal
 
 from tailor.personalizers.base import Personalized, Personalizer
+from tailor.personalizers.methods import MODEL_FREE, RATING_ONLY
 from tailor.retrieval.base import Retriever
 from tailor.tasks.base import TaskSpec
 from tailor.types import HistoryRecord, Profile
@@ -46,10 +51,10 @@ KNN_VOTERS = 4
 """The fewest retrieved items ``knn`` votes with, whatever ``--k`` says for pasting items: the
 4 items of LaMP's retrieval-augmented setting (Salemi et al., 2024). One item is no vote."""
 
-MODEL_FREE_METHODS = ("profile-prior", "knn", "user-mean", "global-mean")
+MODEL_FREE_METHODS = MODEL_FREE
 PRIOR_METHODS = ("none+prior", "bm25+prior")
 LABEL_METHODS = (*MODEL_FREE_METHODS, *PRIOR_METHODS)
-RATING_ONLY_METHODS = ("user-mean", "global-mean")
+RATING_ONLY_METHODS = RATING_ONLY
 
 
 # -- distributions -----------------------------------------------------------------------
@@ -239,6 +244,85 @@ class MeanRatingPersonalizer:
         return Personalized(messages=(), answer=_answer(self.global_mean(task)), granularity="global")
 
 
+class ItemBiasPersonalizer:
+    """``item-bias``: the user's mean rating plus the item's bias, clipped to the scale.
+
+    An item is its text as the task retrieves it (:meth:`TaskSpec.document`; the query is
+    :meth:`TaskSpec.query` of the input), so two ratings are of the same item when they
+    name the same movie with the same genres; a task whose items never repeat (LaMP-3's
+    reviews) gets the user's mean. The item's bias is the mean of ``r - mu`` over the
+    other users' ratings of it, and ``mu`` the mean of all stored ratings, both counting
+    only ratings dated strictly before the day of the user's latest rated item, so strictly
+    before the question's (undated ratings count; an undated profile reads them all). A
+    cross-user read, like ``global-mean``: the population's ratings of the item, never their
+    texts.
+    """
+
+    name = "item-bias"
+    model_free = True
+
+    def __init__(self, store: ProfileStore) -> None:
+        self.store = store
+        self._index: _RatingIndex | None = None
+
+    def personalize(self, task: TaskSpec, text: str, profile: Profile) -> Personalized:
+        if self._index is None:
+            self._index = _RatingIndex(task, self.store)
+        ratings = _ratings(task, profile.records)
+        dates = [r.date for r in profile.records if r.date]
+        cutoff = max(dates) if dates and len(dates) == len(profile.records) else None
+        numbers = [_number(label) for label in task.labels]
+        low, high = min(numbers), max(numbers)
+        population = self._index.mean(cutoff, (low + high) / 2)
+        user = math.fsum(ratings) / len(ratings) if ratings else population
+        others = self._index.item_ratings(_item_key(task.query(text)), cutoff, exclude=profile.user_id)
+        bias = math.fsum(r - population for r in others) / len(others) if others else 0.0
+        answer = min(max(user + bias, low), high)
+        return Personalized(messages=(), answer=_answer(answer), granularity="user" if ratings else "global")
+
+
+def _item_key(text: str) -> str:
+    return " ".join(text.split()).casefold()
+
+
+class _RatingIndex:
+    """Every stored rating, by date (for the population's mean up to a date) and by item."""
+
+    def __init__(self, task: TaskSpec, store: ProfileStore) -> None:
+        dated: list[tuple[str, float]] = []
+        self.undated: list[float] = []
+        self.items: dict[str, list[tuple[str | None, str, float]]] = {}
+        for user_id in store.list_users():
+            for record in store.get_profile(user_id).records:
+                label = item_label(task, record)
+                if label is None:
+                    continue
+                rating = _number(label)
+                if record.date:
+                    dated.append((record.date, rating))
+                else:
+                    self.undated.append(rating)
+                self.items.setdefault(_item_key(task.document(record)), []).append((record.date, user_id, rating))
+        dated.sort()
+        self.dates = [date for date, _ in dated]
+        self.sums = [0.0]
+        for _, rating in dated:
+            self.sums.append(self.sums[-1] + rating)
+
+    def mean(self, cutoff: str | None, default: float) -> float:
+        """The mean of the ratings dated before ``cutoff`` (all, for ``None``), undated ones
+        included; with none that early, of all; with none at all, ``default``."""
+        count = len(self.dates) if cutoff is None else bisect.bisect_left(self.dates, cutoff)
+        n = count + len(self.undated)
+        if n:
+            return (self.sums[count] + math.fsum(self.undated)) / n
+        return self.sums[-1] / len(self.dates) if self.dates else default
+
+    def item_ratings(self, key: str, cutoff: str | None, *, exclude: str) -> list[float]:
+        return [rating for date, user_id, rating in self.items.get(key, ())
+                if user_id != exclude and (cutoff is None or date is None or date < cutoff)]
+
+
 class PriorPersonalizer:
     """``none+prior``, ``bm25+prior``: another method's prompt, whose label scores the runner
     calibrates and multiplies by the user's prior (``Personalized.label_prior``)."""
@@ -265,6 +349,7 @@ __all__ = [
     "MODEL_FREE_METHODS",
     "PRIOR_METHODS",
     "RATING_ONLY_METHODS",
+    "ItemBiasPersonalizer",
     "KNNPersonalizer",
     "LabelDistribution",
     "MeanRatingPersonalizer",

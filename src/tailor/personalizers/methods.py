@@ -35,8 +35,8 @@ from tailor.registry import Registry
 
 NOTES = ("summary", "persona")
 ADAPTERS = ("lora", "user-embedding")
-MODEL_FREE = ("profile-prior", "knn", "user-mean", "global-mean")
-RATING_ONLY = ("user-mean", "global-mean")
+MODEL_FREE = ("profile-prior", "knn", "user-mean", "global-mean", "item-bias")
+RATING_ONLY = ("user-mean", "global-mean", "item-bias")
 # Two-part retriever names, joined back after the split on "+".
 _COMPOUND_RETRIEVALS = {("recency", "dense"): "recency+dense"}
 
