@@ -158,10 +158,14 @@ class HintReadingModel:
 
     name = "hint-reading"
 
+    def __init__(self) -> None:
+        self.asked = 0
+
     def count_tokens(self, text: str) -> int:
         return len(text.split())
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+        self.asked += len(requests)
         results = []
         for request in requests:
             prompt = request.messages[-1]["content"]
@@ -216,3 +220,17 @@ def test_a_folder_of_predictions_decided_the_old_way_is_not_resumed(tmp_path: Pa
     (out / "run.json").write_text(json.dumps(marker), encoding="utf-8")
     with pytest.raises(ValueError, match="label_decision"):
         _fitted_run(data, out)
+
+
+def test_a_resumed_run_reuses_its_fit(tmp_path: Path) -> None:
+    data = write_hinted_task(tmp_path / "data", train_hints_right=True)
+    out = tmp_path / "out"
+    _, first = _fitted_run(data, out)
+    saved = json.loads((out / "calibration.json").read_text(encoding="utf-8"))
+    assert saved == {"none": first}
+    model = HintReadingModel()
+    evaluate(EvalConfig(task="movielens-ratings", data=str(data), methods=("none",), n_resamples=50, out=str(out)),
+             backend=model, progress=None)
+    assert model.asked == 0  # neither the dev answers nor the fit are asked again
+    results = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    assert results["results"][0]["calibration"] == first

@@ -103,7 +103,8 @@ class EvalConfig:
         # How answers are taken changes a generation task's generation too (see TaskSpec.generation_stop).
         task = get_task(self.task)
         answers = {"answers": self.answers} if task.kind == "generation" else {}
-        decision = {"label_decision": LABEL_DECISION} if task.uses_candidates and self.scoring == "calibrated" else {}
+        # Every label task: a +prior method calibrates whatever --scoring says.
+        decision = {"label_decision": LABEL_DECISION} if task.uses_candidates else {}
         return {key: getattr(self, key) for key in keys} | {"data": str(Path(self.data).resolve()),
                                                              "adapters": adapters} | answers | decision
 
@@ -251,13 +252,18 @@ def evaluate(config: EvalConfig, *, backend: Backend | None = None, store: Profi
         evidence = None
         if calibrated and method_calibrator is not None:
             evidence = EvidenceFit()
-            if fit_on:
+            fitted = _saved_fits(out).get(str(method)) if fit_on else None
+            if fitted is not None:  # a resumed run: the fit is not redone
+                evidence = EvidenceFit.from_json(fitted)
+            elif fit_on:
                 if fit_store is None:
                     fit_store = _fitting_store(task, fit_on, methods, embedder)
                 evidence = fit_method(task, fit_on, build_personalizer(
                     method, task, k=config.k or task.k, count_tokens=backend.count_tokens, budget=budget,
                     seed=config.seed, embedder=embedder, store=fit_store, backend=backend, adapters=adapter_store),
                     fit_store, method_calibrator, config, progress=progress)
+                if out is not None:
+                    _write_json(out / FITS_FILE, _saved_fits(out) | {str(method): evidence.to_json()})
         rows = run_method(task, examples, personalizer, method_backend, store, config, checkpoint=checkpoint,
                           progress=progress, calibrator=method_calibrator, prior=prior, evidence=evidence)
         predictions = [rows[e.id]["output"] for e in examples]
@@ -313,6 +319,18 @@ def calibrates(task: TaskSpec, config: EvalConfig, personalizer: Any) -> bool:
     if not task.uses_candidates or getattr(personalizer, "model_free", False):
         return False
     return config.scoring == "calibrated" or getattr(personalizer, "calibrated", False)
+
+
+FITS_FILE = "calibration.json"
+"""In a run folder: each calibrated method's fitted evidence weight, reused when the run resumes."""
+
+
+def _saved_fits(out: Path | None) -> dict[str, dict[str, Any]]:
+    path = out / FITS_FILE if out is not None else None
+    if path is None or not path.is_file():
+        return {}
+    saved = json.loads(path.read_text(encoding="utf-8"))
+    return saved if isinstance(saved, dict) else {}
 
 
 def _fitting_examples(config: EvalConfig, task: TaskSpec) -> list[TaskExample]:
@@ -473,7 +491,8 @@ def _claim_out_dir(out: Path, config: EvalConfig) -> None:
         if set(fingerprint) - set(saved):
             # Except how answers were taken: runs made before the choice existed generated
             # one line, as --raw-answers does; and calibrated labels were decided on a
-            # uniform prior with the model's evidence at full weight.
+            # uniform prior with the model's evidence at full weight (so such a folder is
+            # not resumed).
             saved = {**fingerprint, **({"answers": "raw"} if "answers" in fingerprint else {}),
                      **({"label_decision": "uniform-prior"} if "label_decision" in fingerprint else {}), **saved}
             _write_json(marker, saved)

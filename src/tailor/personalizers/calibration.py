@@ -169,6 +169,12 @@ class EvidenceFit:
     log_loss_at_1: float | None = None
     """The same at weight 1 (Bayes' rule trusting the model fully), for comparison."""
 
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> EvidenceFit:
+        """The fit :meth:`to_json` wrote."""
+        return cls(weight=float(data["evidence_weight"]), n=int(data.get("n", 0)), split=data.get("fitted_on"),
+                   log_loss=data.get("log_loss"), log_loss_at_1=data.get("log_loss_at_1"))
+
     def to_json(self) -> dict[str, Any]:
         return {"evidence_weight": self.weight, "fitted_on": self.split, "n": self.n,
                 **({"log_loss": round(self.log_loss, 4)} if self.log_loss is not None else {}),
