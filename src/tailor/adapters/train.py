@@ -346,32 +346,28 @@ class LoRATrainer:
         order = list(range(len(batches)))
         shuffler = random.Random(config.seed)
         epoch_losses: list[float] = []
-        step_losses: list[tuple[float, int]] = []
-        step = 0
+        step_losses: list[tuple[float, int]] = []  # (loss, target tokens) per step, in order
         mark = time.perf_counter()
         with torch.enable_grad():
             for _ in range(config.epochs):
                 shuffler.shuffle(order)
-                weighted, tokens = 0.0, 0
+                epoch_start = len(step_losses)
                 for index in order:
                     loss = self._batch_loss(batches[index], states[index], split)
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     optimizer.step()
-                    count = int(batches[index]["targets"].numel())
-                    weighted += float(loss.detach()) * count
-                    step_losses.append((float(loss.detach()), count))
-                    tokens += count
-                    step += 1
+                    value = float(loss.detach())
+                    step_losses.append((value, int(batches[index]["targets"].numel())))
                     if progress is not None:
-                        progress(len(batches) + step, total, float(loss.detach()))
-                epoch_losses.append(weighted / max(tokens, 1))
+                        progress(len(batches) + len(step_losses), total, value)
+                epoch_losses.append(_mean_loss(step_losses[epoch_start:]) or 0.0)
         timings["epochs"] = time.perf_counter() - mark
         for parameter in parameters:
             parameter.requires_grad_(False)
         weights = self._weights()
         window = max(1, len(step_losses) // 10)
-        return TrainResult(weights=to_bytes(weights), shape=shape, items=len(encoded), steps=step,
+        return TrainResult(weights=to_bytes(weights), shape=shape, items=len(encoded), steps=len(step_losses),
                            seconds=time.perf_counter() - began, first_epoch_loss=epoch_losses[0],
                            last_epoch_loss=epoch_losses[-1], timings=timings,
                            first_steps_loss=_mean_loss(step_losses[:window]),

@@ -9,6 +9,7 @@ and the main metric by profile size (examples split into three equal groups).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,11 +70,12 @@ def _examples(run: Run) -> list[Any]:
     return examples
 
 
-def method_scores(run: Run, method: str) -> PerExampleScores:
-    """The per-example scores of ``method``'s saved predictions, on every example of the run."""
+def method_scores(run: Run, method: str, examples: Sequence[Any] | None = None) -> PerExampleScores:
+    """The per-example scores of ``method``'s saved predictions, on every example of the run
+    (``examples``, when the caller has read them already)."""
     task = get_task(run.results["config"]["task"])
     rows = _method_rows(run, method)
-    examples = _examples(run)
+    examples = _examples(run) if examples is None else examples
     missing = [e.id for e in examples if e.id not in rows]
     if missing:
         raise ValueError(f"{run.folder}: {method} has no prediction for {len(missing)} examples "
@@ -92,7 +94,8 @@ def versus_table(run: Run, baselines: list[str]) -> str:
     unknown = [b for b in baselines if b not in methods]
     if unknown:
         raise ValueError(f"{run.folder} holds no method {', '.join(unknown)} (it holds {', '.join(methods)})")
-    scores = {m: method_scores(run, m) for m in methods}
+    examples = _examples(run)  # the data set, read once for every method
+    scores = {m: method_scores(run, m, examples) for m in methods}
     direction = "lower is better" if lower_is_better(metric) else "higher is better"
     header = ["method", *[f"Δ {metric} vs {b} [95% CI] ({direction})" for b in baselines]]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]

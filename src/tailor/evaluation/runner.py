@@ -25,8 +25,8 @@ from tailor.evaluation.scoring import score_predictions
 from tailor.metrics import bootstrap_ci, paired_comparison
 from tailor.metrics.scores import PerExampleScores
 from tailor.personalizers import Personalized, build_personalizer, parse_methods
-from tailor.personalizers.calibration import ContextualCalibrator, EvidenceFit, fit_evidence_weight, weigh
-from tailor.personalizers.labels import LabelDistribution, as_label, combine, decide, label_distribution, store_labels
+from tailor.personalizers.calibration import ContextualCalibrator, EvidenceFit, fit_evidence_weight, posterior
+from tailor.personalizers.labels import LabelDistribution, as_label, decide, label_distribution, store_labels
 from tailor.profiles import InMemoryProfileStore, ProfileStore, SQLiteProfileStore, ingest_examples
 from tailor.prompting.builder import PromptBudget
 from tailor.tasks import TaskSpec, get_task
@@ -234,9 +234,12 @@ def evaluate(config: EvalConfig, *, backend: Backend | None = None, store: Profi
     calibrator = ContextualCalibrator(backend, task) if task.uses_candidates else None
     # Every personalizer first: a method that cannot run (an adapter method without the
     # adapters for its prompt) fails before the others spend their time.
-    personalizers = [build_personalizer(method, task, k=config.k or task.k, count_tokens=backend.count_tokens,
-                                        budget=budget, seed=config.seed, embedder=embedder, store=store,
-                                        backend=backend, adapters=adapter_store) for method in methods]
+    def personalizer_for(method: Any, profiles: ProfileStore) -> Any:
+        return build_personalizer(method, task, k=config.k or task.k, count_tokens=backend.count_tokens,
+                                  budget=budget, seed=config.seed, embedder=embedder, store=profiles,
+                                  backend=backend, adapters=adapter_store)
+
+    personalizers = [personalizer_for(method, store) for method in methods]
     calibrating = [calibrates(task, config, p) for p in personalizers]
     # The population's label distribution: the prior of the calibrated methods that have no user's prior.
     prior = label_distribution(task, store_labels(task, store)) if any(calibrating) else None
@@ -258,10 +261,8 @@ def evaluate(config: EvalConfig, *, backend: Backend | None = None, store: Profi
             elif fit_on:
                 if fit_store is None:
                     fit_store = _fitting_store(task, fit_on, methods, embedder)
-                evidence = fit_method(task, fit_on, build_personalizer(
-                    method, task, k=config.k or task.k, count_tokens=backend.count_tokens, budget=budget,
-                    seed=config.seed, embedder=embedder, store=fit_store, backend=backend, adapters=adapter_store),
-                    fit_store, method_calibrator, config, progress=progress)
+                evidence = fit_method(task, fit_on, personalizer_for(method, fit_store), fit_store, method_calibrator,
+                                      config, progress=progress)
                 if out is not None:
                     _write_json(out / FITS_FILE, _saved_fits(out) | {str(method): evidence.to_json()})
         rows = run_method(task, examples, personalizer, method_backend, store, config, checkpoint=checkpoint,
@@ -374,9 +375,7 @@ def fit_method(task: TaskSpec, examples: Sequence[TaskExample], personalizer: An
         batch = examples[start:start + step]
         decided = [(e, personalizer.personalize(task, e.input, _profile_for(e, store, cache))) for e in batch]
         asked = [(e, d) for e, d in decided if d.answer is None]
-        requests = [GenerationRequest(messages=d.messages, max_new_tokens=task.generation_tokens,
-                                      stop=task.generation_stop, candidates=task.labels, user_id=e.user_id)
-                    for e, d in asked]
+        requests = _requests(task, asked, task.labels)
         if requests:
             for (e, d), evidence in zip(asked, calibrator.calibrate(requests, [e.input for e, _ in asked])):
                 gold = as_label(task, e.gold or "")
@@ -433,9 +432,7 @@ def run_method(task: TaskSpec, examples: Sequence[TaskExample], personalizer: An
         else:
             decided = [personalizer.personalize(task, text, profile) for text, profile in inputs]
         asked = [(e, d) for e, d in zip(batch, decided) if d.answer is None]
-        requests = [GenerationRequest(messages=d.messages, max_new_tokens=task.generation_tokens,
-                                      stop=task.generation_stop,
-                                      candidates=candidates, user_id=e.user_id) for e, d in asked]
+        requests = _requests(task, asked, candidates)
         answers = _answers(task, asked, requests, backend, calibrator if calibrate else None, prior,
                            evidence.weight if evidence is not None else 1.0)
         seconds = (time.perf_counter() - began) / len(batch) + overhead
@@ -456,6 +453,13 @@ def run_method(task: TaskSpec, examples: Sequence[TaskExample], personalizer: An
     return rows
 
 
+def _requests(task: TaskSpec, asked: Sequence[tuple[TaskExample, Personalized]],
+              candidates: tuple[str, ...] | None) -> list[GenerationRequest]:
+    """The model's request for each personalized example (scored on ``candidates``, if any)."""
+    return [GenerationRequest(messages=d.messages, max_new_tokens=task.generation_tokens, stop=task.generation_stop,
+                              candidates=candidates, user_id=e.user_id) for e, d in asked]
+
+
 def _answers(task: TaskSpec, asked: Sequence[tuple[TaskExample, Personalized]], requests: Sequence[GenerationRequest],
              backend: Backend, calibrator: ContextualCalibrator | None, prior: LabelDistribution | None = None,
              weight: float = 1.0) -> dict[str, dict[str, Any]]:
@@ -471,9 +475,7 @@ def _answers(task: TaskSpec, asked: Sequence[tuple[TaskExample, Personalized]], 
     rows = {}
     calibrated = calibrator.calibrate(requests, [e.input for e, _ in asked])
     for (e, d), result, scores in zip(asked, calibrator.score(requests), calibrated):
-        base = d.label_prior if d.label_prior is not None else prior
-        weighed = weigh(scores, weight)
-        distribution = combine(weighed, base) if base is not None else weighed
+        distribution = posterior(scores, d.label_prior if d.label_prior is not None else prior, weight)
         rows[e.id] = {"output": decide(task, distribution), "raw": result.text,
                    "scores": {label: round(value, 4) for label, value in distribution.items()}}
     return rows

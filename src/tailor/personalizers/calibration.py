@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from tailor.personalizers.labels import normalize
+from tailor.personalizers.labels import combine, normalize
 from tailor.tasks.base import TaskSpec
 from tailor.types import GenerationRequest, GenerationResult
 
@@ -155,6 +155,13 @@ def weigh(evidence: Mapping[str, float], weight: float) -> dict[str, float]:
     return normalize({key: (weight * value if weight else 0.0) for key, value in evidence.items()})
 
 
+def posterior(evidence: Mapping[str, float], prior: Mapping[str, float] | None, weight: float) -> dict[str, float]:
+    """The distribution a calibrated label is decided on: ``prior(y) * evidence(y) ** weight``,
+    normalized (the evidence weighed alone when there is no prior)."""
+    weighed = weigh(evidence, weight)
+    return combine(weighed, prior) if prior is not None else weighed
+
+
 @dataclass(frozen=True)
 class EvidenceFit:
     """How much a method's calibrated label scores are trusted: the answer is decided on
@@ -197,9 +204,7 @@ def fit_evidence_weight(samples: Sequence[tuple[Mapping[str, float], Mapping[str
     def loss(weight: float) -> float:
         total = 0.0
         for evidence, prior, gold in samples:
-            distribution = normalize({key: prior.get(key, -math.inf) + value
-                                      for key, value in weigh(evidence, weight).items()})
-            total -= max(distribution.get(gold, -math.inf), _FLOOR)
+            total -= max(posterior(evidence, prior, weight).get(gold, -math.inf), _FLOOR)
         return total / len(samples)
 
     losses = [(loss(weight), weight) for weight in weights]
@@ -217,4 +222,4 @@ def _key(request: GenerationRequest, per_user: bool) -> tuple[object, ...]:
 
 
 __all__ = ["CONTENT_FREE", "EVIDENCE_WEIGHTS", "ContextualCalibrator", "EvidenceFit", "calibrated_scores",
-           "content_free_input", "content_free_messages", "fit_evidence_weight", "weigh"]
+           "content_free_input", "content_free_messages", "fit_evidence_weight", "posterior", "weigh"]

@@ -148,6 +148,12 @@ def _ratings(task: TaskSpec, records: Iterable[HistoryRecord]) -> list[float]:
     return [_number(label) for label in profile_labels(task, records)]
 
 
+def _scale(task: TaskSpec) -> tuple[float, float]:
+    """The lowest and the highest rating of a rating task."""
+    numbers = [_number(label) for label in task.labels]
+    return min(numbers), max(numbers)
+
+
 def _answer(value: float) -> str:
     return f"{value:.4f}".rstrip("0").rstrip(".")
 
@@ -233,8 +239,8 @@ class MeanRatingPersonalizer:
             if ratings:
                 self._global = math.fsum(ratings) / len(ratings)
             else:  # no rating anywhere: the middle of the scale
-                numbers = [_number(label) for label in task.labels]
-                self._global = (min(numbers) + max(numbers)) / 2
+                low, high = _scale(task)
+                self._global = (low + high) / 2
         return self._global
 
     def personalize(self, task: TaskSpec, text: str, profile: Profile) -> Personalized:
@@ -271,8 +277,7 @@ class ItemBiasPersonalizer:
         ratings = _ratings(task, profile.records)
         dates = [r.date for r in profile.records if r.date]
         cutoff = max(dates) if dates and len(dates) == len(profile.records) else None
-        numbers = [_number(label) for label in task.labels]
-        low, high = min(numbers), max(numbers)
+        low, high = _scale(task)
         population = self._index.mean(cutoff, (low + high) / 2)
         user = math.fsum(ratings) / len(ratings) if ratings else population
         others = self._index.item_ratings(_item_key(task.query(text)), cutoff, exclude=profile.user_id)
@@ -304,6 +309,7 @@ class _RatingIndex:
                     self.undated.append(rating)
                 self.items.setdefault(_item_key(task.document(record)), []).append((record.date, user_id, rating))
         dated.sort()
+        self.undated_sum = math.fsum(self.undated)
         self.dates = [date for date, _ in dated]
         self.sums = [0.0]
         for _, rating in dated:
@@ -315,7 +321,7 @@ class _RatingIndex:
         count = len(self.dates) if cutoff is None else bisect.bisect_left(self.dates, cutoff)
         n = count + len(self.undated)
         if n:
-            return (self.sums[count] + math.fsum(self.undated)) / n
+            return (self.sums[count] + self.undated_sum) / n
         return self.sums[-1] / len(self.dates) if self.dates else default
 
     def item_ratings(self, key: str, cutoff: str | None, *, exclude: str) -> list[float]:
