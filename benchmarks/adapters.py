@@ -44,7 +44,7 @@ from tailor.backends.hf import DefaultBackend, default_model_dir
 from tailor.data.lamp import load_split
 from tailor.data.packaged import build_dataset
 from tailor.personalizers import build_personalizer
-from tailor.profiles import SQLiteProfileStore, ingest_examples
+from tailor.store import SQLiteProfileStore, ingest_examples
 from tailor.tasks import get_task
 from tailor.types import GenerationRequest, TaskExample
 

@@ -54,7 +54,7 @@ def build_requests(data: Path, n: int, k: int) -> list[Any]:
     from tailor.data.lamp import load_split
     from tailor.data.packaged import build_dataset
     from tailor.personalizers import build_personalizer
-    from tailor.profiles import InMemoryProfileStore, ingest_examples
+    from tailor.store import InMemoryProfileStore, ingest_examples
     from tailor.tasks import get_task
     from tailor.types import GenerationRequest
 

@@ -63,8 +63,8 @@ import numpy as np
 
 from tailor.embeddings import embed_profiles, load_embedder
 from tailor.personalizers.methods import parse_serve_method
-from tailor.profiles import SQLProfileStore, open_store
-from tailor.profiles.sqlite import SQLiteProfileStore
+from tailor.store import SQLProfileStore, open_store
+from tailor.store.sqlite import SQLiteProfileStore
 from tailor.retrieval.record_index import RecordIndex
 from tailor.retrieval.stored import VECTOR_RETRIEVALS
 from tailor.types import HistoryRecord, Profile

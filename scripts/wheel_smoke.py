@@ -101,7 +101,7 @@ def missing_extras_name_the_distribution() -> None:
         raise SystemExit(f"the {extra} feature worked without its extra")
 
     hint("serve", lambda: __import__("tailor.server.app"))
-    hint("postgres", lambda: __import__("tailor.profiles.postgres"))
+    hint("postgres", lambda: __import__("tailor.store.postgres"))
     hint("dense", lambda: load_embedder("minilm"))
     hint("ray", lambda: load_backend("ray:1:echo"))
     hint("openai", lambda: load_backend("openai:http://127.0.0.1:9/v1"))
@@ -139,7 +139,7 @@ def extras_work(eval_out: Path, work: Path) -> None:
     def postgres() -> None:
         import psycopg
 
-        __import__("tailor.profiles.postgres")
+        __import__("tailor.store.postgres")
         psycopg.pq.version()  # the bundled libpq loads
 
     def ray() -> None:

@@ -13,7 +13,7 @@ LAYERS: dict[str, int] = {
     # 0: types, the registry, small shared helpers
     "tailor": 0, "about": 0, "types": 0, "registry": 0, "task_names": 0, "background": 0, "logs": 0,
     # 1: stores, data, metrics, task specs
-    "profiles": 1, "data": 1, "metrics": 1, "tasks": 1,
+    "store": 1, "data": 1, "metrics": 1, "tasks": 1,
     # 2: retrieval, prompting, embeddings
     "retrieval": 2, "prompting": 2, "embeddings": 2,
     # 3: models: backends and adapters
@@ -64,8 +64,8 @@ SQL = re.compile(r"\b(SELECT .* FROM|INSERT INTO|CREATE (TABLE|INDEX|TRIGGER)|DE
 
 
 def test_sql_lives_in_the_stores() -> None:
-    """Every SQL statement is a store method's (``profiles/``); the server, retrieval and
+    """Every SQL statement is a store method's (``store/``); the server, retrieval and
     memory reach the tables only through those methods."""
     outside = [str(path.relative_to(SOURCE)) for path in SOURCE.rglob("*.py")
-               if _part(path) != "profiles" and SQL.search(path.read_text(encoding="utf-8"))]
+               if _part(path) != "store" and SQL.search(path.read_text(encoding="utf-8"))]
     assert outside == []

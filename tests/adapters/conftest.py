@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tailor.adapters.store import AdapterStore
-from tailor.profiles import SQLiteProfileStore
+from tailor.store import SQLiteProfileStore
 from tailor.types import HistoryRecord, Profile
 
 torch = pytest.importorskip("torch")

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from tailor.adapters.store import AdapterKey, AdapterStore
-from tailor.profiles import SQLiteProfileStore, SQLProfileStore
-from tailor.profiles._schema import MIGRATIONS
+from tailor.store import SQLiteProfileStore, SQLProfileStore
+from tailor.store.sqlite_schema import MIGRATIONS
 from tailor.types import HistoryRecord, Persona, Profile
 
 BASE = {"path": "/models/m", "fingerprint": "abc123"}
@@ -26,7 +26,7 @@ def adapter_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ad
     if request.param == "sqlite":
         profiles: SQLProfileStore = SQLiteProfileStore(tmp_path / "profiles.sqlite")
     else:
-        from tailor.profiles.postgres import PostgresProfileStore
+        from tailor.store.postgres import PostgresProfileStore
 
         profiles = PostgresProfileStore(request.getfixturevalue("postgres_url"))
     profiles.add_profiles([Profile(user_id, (HistoryRecord("r1", {"title": "t", "text": f"{user_id} writes"}),))

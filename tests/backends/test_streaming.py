@@ -196,7 +196,7 @@ def test_transformers_streams_the_text_it_generates(tiny_backend: Any, request_:
 def test_transformers_streams_with_a_users_adapter(tiny_backend: Any, tiny_model_dir: Path, tmp_path: Path) -> None:
     pytest.importorskip("peft")
     from tailor.adapters.store import AdapterKey, AdapterStore
-    from tailor.profiles import SQLiteProfileStore
+    from tailor.store import SQLiteProfileStore
     from tailor.testing.adapters import random_adapter, save_adapter
 
     profiles = SQLiteProfileStore(tmp_path / "profiles.sqlite")

@@ -85,7 +85,7 @@ def test_data_build_writes_a_lamp_format_task(tmp_path: Path, capsys: pytest.Cap
 
 def test_light_import() -> None:
     """import tailor (and the CLI module) must not import torch, transformers, fastapi or ray."""
-    code = ("import sys, tailor, tailor.cli.main, tailor.profiles, tailor.retrieval, tailor.metrics; "
+    code = ("import sys, tailor, tailor.cli.main, tailor.store, tailor.retrieval, tailor.metrics; "
             "heavy = [m for m in ('torch', 'transformers', 'fastapi', 'ray') if m in sys.modules]; "
             "print(','.join(heavy))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -9,7 +9,7 @@ import pytest
 
 from tailor.embeddings import embed_profiles
 from tailor.embeddings.hashing import HashingEmbedder
-from tailor.profiles import InMemoryProfileStore, ProfileStore, SQLiteProfileStore
+from tailor.store import InMemoryProfileStore, ProfileStore, SQLiteProfileStore
 from tailor.types import HistoryRecord, Profile
 
 

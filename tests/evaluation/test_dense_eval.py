@@ -12,7 +12,7 @@ import pytest
 from tailor.backends.echo import EchoBackend
 from tailor.embeddings import load_embedder
 from tailor.evaluation.runner import EvalConfig, evaluate
-from tailor.profiles import SQLiteProfileStore
+from tailor.store import SQLiteProfileStore
 
 
 def _runner_helpers() -> ModuleType:

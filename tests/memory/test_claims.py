@@ -12,7 +12,7 @@ import pytest
 from tailor.memory.facts import Fact
 from tailor.memory.store import MemoryStore
 from tailor.memory.worker import ExtractionWorker
-from tailor.profiles import SQLiteProfileStore, SQLProfileStore
+from tailor.store import SQLiteProfileStore, SQLProfileStore
 
 Opener = Callable[[], SQLProfileStore]
 
@@ -26,7 +26,7 @@ def open_shared(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Open
         if request.param == "sqlite":
             store: SQLProfileStore = SQLiteProfileStore(tmp_path / "store.db")
         else:
-            from tailor.profiles.postgres import PostgresProfileStore
+            from tailor.store.postgres import PostgresProfileStore
 
             store = PostgresProfileStore(request.getfixturevalue("postgres_url"))
         opened.append(store)

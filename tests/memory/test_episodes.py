@@ -10,7 +10,7 @@ import pytest
 
 from tailor.memory.episodes import Episode, EpisodeMethod, episode_documents
 from tailor.memory.store import MemoryStore
-from tailor.profiles.sqlite import SQLiteProfileStore
+from tailor.store.sqlite import SQLiteProfileStore
 
 MARIA = ["I'm Maria, I live in Lisbon and I work as a nurse",
          "I'm vegetarian, so please never suggest meat recipes",

@@ -13,7 +13,7 @@ from tailor.memory.clauses import candidate_statements, split_clauses, statement
 from tailor.memory.extraction import JUDGE_INSTRUCTION, NO, YES, FactExtractor, judge_request
 from tailor.memory.store import MemoryStore
 from tailor.memory.worker import ExtractionWorker
-from tailor.profiles.sqlite import SQLiteProfileStore
+from tailor.store.sqlite import SQLiteProfileStore
 from tailor.types import GenerationRequest, GenerationResult
 
 MARIA = ["I'm Maria, I live in Lisbon and I work as a nurse",

@@ -9,7 +9,7 @@ import pytest
 
 from tailor.memory.extraction import FactExtractor
 from tailor.memory.store import MemoryStore
-from tailor.profiles.sqlite import SQLiteProfileStore
+from tailor.store.sqlite import SQLiteProfileStore
 
 pytestmark = pytest.mark.model
 

@@ -10,8 +10,8 @@ import pytest
 from tailor.embeddings.hashing import HashingEmbedder
 from tailor.memory.facts import Fact
 from tailor.memory.store import MemoryStore
-from tailor.profiles.base import UnknownUserError
-from tailor.profiles.sqlite import SQLiteProfileStore
+from tailor.store.contract import UnknownUserError
+from tailor.store.sqlite import SQLiteProfileStore
 from tailor.types import HistoryRecord
 
 

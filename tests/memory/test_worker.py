@@ -11,7 +11,7 @@ import pytest
 from tailor.memory.extraction import prompted_extractor
 from tailor.memory.store import MemoryStore
 from tailor.memory.worker import ExtractionWorker
-from tailor.profiles.sqlite import SQLiteProfileStore
+from tailor.store.sqlite import SQLiteProfileStore
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from tailor.personalizers.labels import (
     label_distribution,
     normalize,
 )
-from tailor.profiles import InMemoryProfileStore
+from tailor.store import InMemoryProfileStore
 from tailor.tasks import get_task
 from tailor.types import HistoryRecord, Profile
 

@@ -11,10 +11,10 @@ from tailor.personalizers.base import personalize_steps
 from tailor.personalizers.llm_methods import NotesPersonalizer, RefinePersonalizer
 from tailor.personas.builder import build_personas_across_users
 from tailor.personas.chooser import PersonaChooser
-from tailor.profiles import InMemoryProfileStore
 from tailor.prompting.refine import STYLE_INSTRUCTION, StyleNoteWriter
 from tailor.prompting.summary import SUMMARY_KIND, ProfileSummarizer
 from tailor.retrieval.bm25 import BM25Retriever
+from tailor.store import InMemoryProfileStore
 from tailor.tasks import get_task
 from tailor.types import GenerationRequest, HistoryRecord, Profile, TaskExample
 

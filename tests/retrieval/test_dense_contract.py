@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from tailor.embeddings.hashing import HashingEmbedder
-from tailor.profiles import InMemoryProfileStore, SQLiteProfileStore
 from tailor.retrieval.dense import DenseRetriever, RecencyDenseRetriever
 from tailor.retrieval.hybrid import HybridRetriever
+from tailor.store import InMemoryProfileStore, SQLiteProfileStore
 from tailor.types import HistoryRecord, Profile, RetrievalHit
 
 _QUERY = "river trees planted by volunteers"

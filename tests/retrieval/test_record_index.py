@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from tailor.profiles.sqlite import SQLiteProfileStore
 from tailor.retrieval.bm25 import BM25Retriever
 from tailor.retrieval.record_index import RecordIndex
 from tailor.retrieval.simple import RecencyRetriever
+from tailor.store.sqlite import SQLiteProfileStore
 from tailor.types import HistoryRecord
 
 TEXTS = ["Hiking the Alps with my dog", "Tomato sauce recipe", "Learning the cello", "The dog ate my cello notes",

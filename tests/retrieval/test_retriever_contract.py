@@ -14,12 +14,12 @@ from collections.abc import Callable
 import pytest
 
 from tailor.embeddings.hashing import HashingEmbedder
-from tailor.profiles import InMemoryProfileStore
 from tailor.retrieval import RETRIEVERS, Retriever
 from tailor.retrieval.bm25 import BM25Retriever
 from tailor.retrieval.dense import DenseRetriever, RecencyDenseRetriever
 from tailor.retrieval.hybrid import HybridRetriever
 from tailor.retrieval.simple import RandomRetriever, RecencyRetriever
+from tailor.store import InMemoryProfileStore
 from tailor.types import HistoryRecord, Profile, RetrievalHit
 
 _QUERY = "river trees planted by volunteers"

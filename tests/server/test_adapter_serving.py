@@ -17,8 +17,8 @@ pytest.importorskip("peft")
 from tailor.adapters.serving import AdapterSetupError
 from tailor.adapters.store import AdapterKey, AdapterStore
 from tailor.backends.echo import EchoBackend
-from tailor.profiles import SQLiteProfileStore
 from tailor.server import ServeConfig, create_app
+from tailor.store import SQLiteProfileStore
 from tailor.testing.adapters import random_adapter, save_adapter
 from tailor.types import HistoryRecord, Persona, Profile
 

@@ -13,11 +13,11 @@ from fastapi.testclient import TestClient
 
 from tailor.backends.echo import EchoBackend
 from tailor.cli.main import main
-from tailor.profiles import open_store
-from tailor.profiles.sqlite import SQLiteProfileStore
 from tailor.server import ServeConfig, create_app
 from tailor.server.app import OpenServerRefused
 from tailor.server.keys import KeyStore
+from tailor.store import open_store
+from tailor.store.sqlite import SQLiteProfileStore
 
 Ask = Callable[..., Any]
 

@@ -19,8 +19,8 @@ from tests.server.conftest import scripted_reply
 from tailor.backends.echo import EchoBackend
 from tailor.embeddings import load_embedder
 from tailor.personas.tenants import build_personas_for_tenant
-from tailor.profiles import SQLiteProfileStore
-from tailor.profiles.tenants import TENANT_SEPARATOR
+from tailor.store import SQLiteProfileStore
+from tailor.store.tenants import TENANT_SEPARATOR
 
 GONE = "gone-user-7f3"
 SECRET = "zanzibar quokka heliotrope"

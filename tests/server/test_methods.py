@@ -16,11 +16,11 @@ from fastapi.testclient import TestClient
 from tailor.backends.base import BackendError, approximate_token_count
 from tailor.backends.echo import EchoBackend
 from tailor.personalizers.methods import MethodSpec, parse_method, parse_serve_method
-from tailor.profiles.base import UnknownUserError
-from tailor.profiles.tenants import TENANT_SEPARATOR
 from tailor.prompting.refine import STYLE_INSTRUCTION
 from tailor.prompting.summary import SUMMARY_INSTRUCTION
 from tailor.server import ServeConfig
+from tailor.store.contract import UnknownUserError
+from tailor.store.tenants import TENANT_SEPARATOR
 from tailor.types import GenerationRequest, GenerationResult, HistoryRecord
 
 Ask = Callable[..., Any]
@@ -234,7 +234,7 @@ def test_personas_build_command_groups_a_tenants_users(tmp_path: Any, capsys: py
     import json
 
     from tailor.cli.main import main
-    from tailor.profiles import SQLiteProfileStore
+    from tailor.store import SQLiteProfileStore
     from tailor.types import Profile
 
     path = tmp_path / "store.db"

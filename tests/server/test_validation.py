@@ -192,9 +192,9 @@ def test_a_body_must_be_json(client: TestClient) -> None:
 
 def test_every_id_pattern_refuses_a_trailing_newline(client: TestClient) -> None:
     # "$" matches before a final newline; the patterns are used with fullmatch.
-    from tailor.profiles.tenants import check_tenant
     from tailor.server.keys import KeyStore
     from tailor.server.validation import MEMORY_ID_PATTERN, check_user_id
+    from tailor.store.tenants import check_tenant
 
     for bad in ("alice\n", "alice\r\n", "\nalice"):
         with pytest.raises(Exception, match="user_id"):

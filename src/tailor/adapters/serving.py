@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
 from tailor.adapters.store import AdapterStore
-from tailor.profiles import SQLProfileStore
+from tailor.store import SQLProfileStore
 from tailor.types import Backend
 
 logger = logging.getLogger(__name__)

@@ -1,7 +1,7 @@
 """The adapter store: adapter weights kept inside the profile store (SQLite or PostgreSQL).
 
-Three tables, declared with the store's schema (:mod:`tailor.profiles._schema`, version 3)
-and following its derived data rule (see :mod:`tailor.profiles.sqlite`)::
+Three tables, declared with the store's schema (:mod:`tailor.store.sqlite_schema`, version 3)
+and following its derived data rule (see :mod:`tailor.store.sqlite`)::
 
     adapters(user_id -> users ON DELETE CASCADE, task, kind, prompt, config, base_model,
              metadata, weights BLOB, created_at, PRIMARY KEY (user_id, task, kind, prompt))
@@ -39,10 +39,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-from tailor.profiles import SQLProfileStore
-from tailor.profiles._adapters import AdapterName
-from tailor.profiles.base import UnknownUserError
-from tailor.profiles.sqlite import SQLiteProfileStore
+from tailor.store import SQLProfileStore
+from tailor.store.adapter_rows import AdapterName
+from tailor.store.contract import UnknownUserError
+from tailor.store.sqlite import SQLiteProfileStore
 
 __all__ = [
     "GLOBAL_OWNER",

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from tailor.adapters.serving import serve_adapters
 from tailor.backends.base import Backend, BackendError, StreamingBackend, TextStream
-from tailor.profiles import SQLProfileStore
+from tailor.store import SQLProfileStore
 from tailor.types import GenerationRequest, GenerationResult
 
 _CHUNK = re.compile(r"\S+\s*|\s+")

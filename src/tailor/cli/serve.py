@@ -10,8 +10,8 @@ from typing import Any
 
 from tailor.logs import LOG_FORMATS
 from tailor.personalizers.methods import parse_serve_method
-from tailor.profiles.tenants import TENANT_SEPARATOR, check_tenant
 from tailor.server.config import ServeConfig
+from tailor.store.tenants import TENANT_SEPARATOR, check_tenant
 
 
 def _count(text: str) -> int:
@@ -135,7 +135,7 @@ def run_personas(args: argparse.Namespace) -> int:
     from tailor.backends import load_backend
     from tailor.embeddings import load_embedder
     from tailor.personas.tenants import build_personas_for_tenant
-    from tailor.profiles import open_serving_store
+    from tailor.store import open_serving_store
 
     if args.personas_verb is None:
         print("tailor personas: choose an action: build", file=sys.stderr)
@@ -161,8 +161,8 @@ def run_personas(args: argparse.Namespace) -> int:
 
 
 def run_keys(args: argparse.Namespace) -> int:
-    from tailor.profiles import open_serving_store
     from tailor.server.keys import KeyStore
+    from tailor.store import open_serving_store
 
     if args.keys_verb is None:
         print("tailor keys: choose an action: create, list, revoke", file=sys.stderr)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tailor.embeddings.base import Embedder
-from tailor.profiles.base import ProfileStore
+from tailor.store.contract import ProfileStore
 from tailor.types import HistoryRecord
 
 DocumentFn = Callable[[HistoryRecord], str]

@@ -27,8 +27,8 @@ from tailor.metrics.scores import PerExampleScores
 from tailor.personalizers import Personalized, build_personalizer, parse_methods
 from tailor.personalizers.calibration import ContextualCalibrator, EvidenceFit, fit_evidence_weight, posterior
 from tailor.personalizers.labels import LabelDistribution, as_label, decide, label_distribution, store_labels
-from tailor.profiles import InMemoryProfileStore, ProfileStore, SQLiteProfileStore, ingest_examples
 from tailor.prompting.builder import PromptBudget
+from tailor.store import InMemoryProfileStore, ProfileStore, SQLiteProfileStore, ingest_examples
 from tailor.tasks import TaskSpec, get_task
 from tailor.tasks.base import ANSWER_MODES, AnswerMode
 from tailor.types import GenerationRequest, Profile, TaskExample

@@ -1,6 +1,6 @@
 """Per-user conversations and memories, kept in the profile store (SQLite or PostgreSQL).
 
-The store holds the tables and their SQL (:mod:`tailor.profiles._conversations`); this
+The store holds the tables and their SQL (:mod:`tailor.store.conversations`); this
 module gives them meaning: facts in, memories searched out. Tables (declared with the
 store's schema, each under its derived data rule: they reference ``users(user_id) ON
 DELETE CASCADE``, so deleting a user deletes their conversations, memories and history)::
@@ -38,10 +38,10 @@ from tailor.embeddings.base import Embedder
 from tailor.memory.episodes import DEFAULT_EPISODE_METHOD, Episode, EpisodeMethod, EpisodeSearch
 from tailor.memory.facts import Fact
 from tailor.memory.search import TextEmbedder, hybrid_rank
-from tailor.profiles import SQLProfileStore
-from tailor.profiles._conversations import NewMemory
-from tailor.profiles._derived import utc_now
 from tailor.retrieval.bm25 import tokenize
+from tailor.store import SQLProfileStore
+from tailor.store.conversations import NewMemory
+from tailor.store.derived_checks import utc_now
 
 # How long a worker's claim on a message lasts: far longer than one extraction takes.
 CLAIM_SECONDS = 600.0

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from tailor.background import KeyedWorker
 from tailor.memory.facts import Fact
 from tailor.memory.store import MemoryStore
-from tailor.profiles.base import UnknownUserError
+from tailor.store.contract import UnknownUserError
 
 logger = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from tailor.embeddings.base import Embedder
     from tailor.personalizers.llm_methods import SummarySource
     from tailor.personas.chooser import PersonaChooser
-    from tailor.profiles.base import ProfileStore
+    from tailor.store.contract import ProfileStore
 
 # Listings for help texts; the grammar itself is MethodSpec.parse.
 DENSE_METHODS = ("dense", "hybrid", "recency+dense")

@@ -42,12 +42,12 @@ from tailor.personalizers.base import Personalized, Personalizer, personalize_st
 from tailor.personalizers.llm_methods import REFINE_RETRIEVAL, SummarySource
 from tailor.personalizers.methods import MethodSpec
 from tailor.personas.chooser import PersonaChooser
-from tailor.profiles.base import ProfileStore
 from tailor.prompting.builder import PromptBudget, TokenCounter
 from tailor.retrieval.hybrid import HYBRID_DEPTH
 from tailor.retrieval.record_index import RecordIndex
 from tailor.retrieval.record_vectors import RecordVectors
 from tailor.retrieval.stored import STORED_RETRIEVALS, StoredRetriever
+from tailor.store.contract import ProfileStore
 from tailor.tasks.base import TaskSpec
 from tailor.tasks.chat import CHAT_TASK, ChatTask
 from tailor.types import Backend, Granularity, ModelSteps, Profile

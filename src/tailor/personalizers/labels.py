@@ -42,7 +42,7 @@ from tailor.tasks.base import TaskSpec
 from tailor.types import HistoryRecord, Profile
 
 if TYPE_CHECKING:
-    from tailor.profiles.base import ProfileStore
+    from tailor.store.contract import ProfileStore
 
 LabelDistribution = Mapping[str, float]
 """Log-probabilities over a task's labels."""

@@ -10,7 +10,7 @@ eval`` builds for the method plus the chat additions (:mod:`tailor.personalizers
 :meth:`ServedUsers.chat_steps` makes the request for the model from them.
 
 Ids here are the store's: mapping an API's ``user_id`` into a tenant's namespace, and
-answering an unknown user (:class:`~tailor.profiles.base.UnknownUserError`), is the
+answering an unknown user (:class:`~tailor.store.contract.UnknownUserError`), is the
 server's business.
 """
 
@@ -31,12 +31,12 @@ from tailor.personalizers.chat import ChatContext, ChatPersonalizer, serving_per
 from tailor.personalizers.methods import MethodSpec
 from tailor.personalizers.summaries import GenerateOne, QueuedBackend, SummaryWorker
 from tailor.personas.tenants import tenant_persona_chooser
-from tailor.profiles import SQLProfileStore
-from tailor.profiles.base import UnknownUserError
 from tailor.prompting.builder import PromptBudget
 from tailor.retrieval.record_index import RecordIndex
 from tailor.retrieval.record_vectors import RecordVectors
 from tailor.retrieval.stored import VECTOR_RETRIEVALS
+from tailor.store import SQLProfileStore
+from tailor.store.contract import UnknownUserError
 from tailor.types import Backend, GenerationRequest, GenerationResult, HistoryRecord, ModelSteps, answer_steps
 
 # A user message longer than this is cut before it is sent for fact extraction.

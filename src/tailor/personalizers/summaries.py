@@ -12,9 +12,9 @@ from collections.abc import Callable, Sequence
 
 from tailor.backends.base import Backend
 from tailor.background import KeyedWorker
-from tailor.profiles import SQLProfileStore
-from tailor.profiles.base import ProfileStore, UnknownUserError
 from tailor.prompting.summary import SUMMARY_KIND, ProfileSummarizer
+from tailor.store import SQLProfileStore
+from tailor.store.contract import ProfileStore, UnknownUserError
 from tailor.tasks.chat import CHAT_TASK
 from tailor.types import GenerationRequest, GenerationResult
 

@@ -16,8 +16,8 @@ import numpy as np
 from tailor.backends.base import Backend
 from tailor.embeddings.base import Embedder
 from tailor.personas.clustering import choose_k, kmeans
-from tailor.profiles.base import ProfileStore
 from tailor.prompting.summary import clean_description, describe_items_messages, latest_records
+from tailor.store.contract import ProfileStore
 from tailor.tasks.base import TaskSpec
 from tailor.types import GenerationRequest, Persona
 

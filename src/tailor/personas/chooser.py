@@ -17,7 +17,7 @@ import numpy as np
 from tailor.backends.base import Backend
 from tailor.embeddings.base import Embedder
 from tailor.personas.builder import build_personas_across_users, mean_direction, nearest_persona
-from tailor.profiles.base import ProfileStore
+from tailor.store.contract import ProfileStore
 from tailor.tasks.base import TaskSpec
 from tailor.types import Persona
 

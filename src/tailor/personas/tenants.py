@@ -12,8 +12,8 @@ from __future__ import annotations
 from tailor.embeddings.base import Embedder
 from tailor.personas.builder import describe_personas_across_users
 from tailor.personas.chooser import PersonaChooser
-from tailor.profiles import SQLProfileStore
-from tailor.profiles.tenants import TENANT_SEPARATOR, tenant_of
+from tailor.store import SQLProfileStore
+from tailor.store.tenants import TENANT_SEPARATOR, tenant_of
 from tailor.tasks.chat import CHAT_TASK
 from tailor.types import Backend, Persona
 

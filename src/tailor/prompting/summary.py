@@ -10,9 +10,9 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
-from tailor.profiles.base import ProfileStore
 from tailor.prompting.builder import TokenCounter, fit_record
 from tailor.retrieval.simple import recency_order
+from tailor.store.contract import ProfileStore
 from tailor.tasks.base import TaskSpec
 from tailor.types import Backend, GenerationRequest, HistoryRecord, Profile
 

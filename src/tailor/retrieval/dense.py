@@ -16,9 +16,9 @@ from collections import OrderedDict
 import numpy as np
 
 from tailor.embeddings.base import Embedder
-from tailor.profiles.base import ProfileStore, UnknownUserError
 from tailor.retrieval.base import DocumentFn, check_k, rank_array, record_text, same_records, top_k
 from tailor.retrieval.simple import recency_order
+from tailor.store.contract import ProfileStore, UnknownUserError
 from tailor.types import HistoryRecord, Profile, RetrievalHit
 
 logger = logging.getLogger(__name__)

@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 
 from tailor.embeddings.base import Embedder
-from tailor.profiles.base import ProfileStore
 from tailor.retrieval.base import DocumentFn, check_k, record_text, top_k
 from tailor.retrieval.bm25 import BM25Retriever
 from tailor.retrieval.dense import DenseRetriever
 from tailor.retrieval.fusion import RRF_CONSTANT, reciprocal_rank_fusion
+from tailor.store.contract import ProfileStore
 from tailor.types import Profile, RetrievalHit
 
 HYBRID_DEPTH: int | None = None

@@ -25,8 +25,8 @@ import threading
 import uuid
 from collections import OrderedDict
 
-from tailor.profiles import SQLProfileStore
 from tailor.retrieval.bm25 import BM25Index, tokenize
+from tailor.store import SQLProfileStore
 from tailor.types import HistoryRecord
 
 
@@ -46,7 +46,7 @@ class RecordIndex:
     def refresh(self, user_id: str) -> bool:
         """Bring the user's index up to date with their records; return whether it changed.
 
-        Inside an open :meth:`~tailor.profiles.SQLProfileStore.transaction` it joins it (so
+        Inside an open :meth:`~tailor.store.SQLProfileStore.transaction` it joins it (so
         records and index commit together). Unknown users are ignored.
         """
         with self.store.transaction():

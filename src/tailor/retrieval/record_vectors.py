@@ -26,9 +26,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from tailor.embeddings.base import Embedder
-from tailor.profiles import SQLProfileStore
-from tailor.profiles.base import UnknownUserError
 from tailor.retrieval.dense import similarity_order
+from tailor.store import SQLProfileStore
+from tailor.store.contract import UnknownUserError
 from tailor.tasks.chat import CHAT_TASK
 from tailor.types import HistoryRecord
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
-from tailor.profiles.base import ProfileStore, UnknownUserError
 from tailor.retrieval.base import Retriever
 from tailor.retrieval.fusion import fuse
 from tailor.retrieval.record_index import RecordIndex
 from tailor.retrieval.record_vectors import RecordVectors
+from tailor.store.contract import ProfileStore, UnknownUserError
 from tailor.types import HistoryRecord, Profile, RetrievalHit
 
 STORED_RETRIEVALS = ("bm25", "dense", "hybrid", "recency")

@@ -45,7 +45,6 @@ from tailor.adapters.serving import AdapterHook
 from tailor.backends.base import Backend, BackendError
 from tailor.backends.gate import GateClosed, GateFull, PieceStream
 from tailor.personalizers.chat import ChatContext
-from tailor.profiles import SQLProfileStore, StoreUnavailableError
 from tailor.server.config import ServeConfig, is_loopback
 from tailor.server.keys import Principal
 from tailor.server.request_log import RequestLog, request_fields, route_of
@@ -62,6 +61,7 @@ from tailor.server.schema import (
 )
 from tailor.server.service import ChatOutcome, PreparedChat, TailorService
 from tailor.server.validation import APIError, ChatRequest, invalid, parse_json
+from tailor.store import SQLProfileStore, StoreUnavailableError
 from tailor.types import GenerationRequest, GenerationResult, HistoryRecord, advance_steps
 
 logger = logging.getLogger("tailor.server")

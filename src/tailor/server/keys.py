@@ -9,7 +9,7 @@ A key is either an *admin* key (sees every user) or a *tenant* key (sees only it
 tenant's users). Tenants are namespaces: the user ``alice`` of tenant ``acme`` is kept
 in the profile store as ``"acme\\x1falice"`` (the unit separator can never occur in an id
 the API accepts), so two tenants' ``alice`` never collide and a tenant key cannot even
-name another tenant's user (:mod:`tailor.profiles.tenants`). Users outside any tenant
+name another tenant's user (:mod:`tailor.store.tenants`). Users outside any tenant
 (written by an admin, or by ``tailor ingest``) keep their plain id.
 
 The table ``api_keys`` lives in the profile store (SQLite or PostgreSQL, declared with its
@@ -24,9 +24,9 @@ import re
 import secrets
 from dataclasses import dataclass
 
-from tailor.profiles import SQLProfileStore
-from tailor.profiles._derived import utc_now
-from tailor.profiles.tenants import check_tenant
+from tailor.store import SQLProfileStore
+from tailor.store.derived_checks import utc_now
+from tailor.store.tenants import check_tenant
 
 # Used with fullmatch: "$" would also match before a final newline.
 _KEY = re.compile(r"tailor-([0-9a-f]{16})\.([A-Za-z0-9_-]{20,100})")

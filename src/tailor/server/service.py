@@ -23,14 +23,14 @@ from tailor.backends import load_backend
 from tailor.backends.gate import ServedModel
 from tailor.personalizers.chat import ChatContext
 from tailor.personalizers.serving import ServedUsers
-from tailor.profiles import SQLProfileStore, open_serving_store
-from tailor.profiles.base import UnknownUserError
-from tailor.profiles.tenants import check_tenant, store_user_id
 from tailor.prompting.builder import PromptBudget, count_prompt_tokens
 from tailor.server.config import ServeConfig, is_loopback
 from tailor.server.keys import KeyStore, Principal
 from tailor.server.responses import finish_reason, now
 from tailor.server.validation import MEMORY_ID_PATTERN, APIError, ChatRequest, check_user_id, invalid, not_found
+from tailor.store import SQLProfileStore, open_serving_store
+from tailor.store.contract import UnknownUserError
+from tailor.store.tenants import check_tenant, store_user_id
 from tailor.types import Backend, GenerationRequest, GenerationResult, HistoryRecord, ModelSteps, answer_steps
 
 

@@ -46,9 +46,9 @@ from tailor.adapters.soft_prompt import SoftPromptConfig
 from tailor.adapters.store import AdapterInfo, AdapterKey, AdapterStore, Scope, open_adapter_store
 from tailor.adapters.train import LoRATrainConfig
 from tailor.data.lamp import load_split
-from tailor.profiles import ingest_examples
 from tailor.prompting.builder import PromptBudget
 from tailor.registry import require
+from tailor.store import ingest_examples
 from tailor.tasks import TaskSpec, get_task
 from tailor.training.pairs import method_pairs, training_prompt
 from tailor.types import HistoryRecord, Persona, Profile, TaskExample

@@ -1,4 +1,4 @@
-"""The PostgreSQL store's schema: the SQLite store's tables (:mod:`tailor.profiles._schema`),
+"""The PostgreSQL store's schema: the SQLite store's tables (:mod:`tailor.store.sqlite_schema`),
 in PostgreSQL's dialect, created in the connection's current schema.
 
 Version numbers follow the SQLite schema's, so one number means one set of tables in both
@@ -97,7 +97,7 @@ _SCHEMA_V2 = (
         EXECUTE FUNCTION tailor_record_fields_changed()""",
 )
 
-# Version 3: the server's tables and the adapter store's (see tailor.profiles._schema).
+# Version 3: the server's tables and the adapter store's (see tailor.store.sqlite_schema).
 _SCHEMA_V3 = (
     """CREATE TABLE api_keys (
         key_id TEXT COLLATE "C" PRIMARY KEY,
@@ -225,7 +225,7 @@ _SCHEMA_V3 = (
         FOR EACH ROW EXECUTE FUNCTION tailor_adapter_contributor_deleted()""",
 )
 
-# Version 4: extraction claims on messages (see tailor.profiles._schema).
+# Version 4: extraction claims on messages (see tailor.store.sqlite_schema).
 _SCHEMA_V4 = ("ALTER TABLE conversation_messages ADD COLUMN claimed_until TEXT",)
 
 # MIGRATIONS[n] holds the statements that turn a version n-1 schema into version n; an
@@ -233,7 +233,7 @@ _SCHEMA_V4 = ("ALTER TABLE conversation_messages ADD COLUMN claimed_until TEXT",
 MIGRATIONS: dict[int, tuple[str, ...]] = {2: _SCHEMA_V2, 3: _SCHEMA_V3, 4: _SCHEMA_V4}
 
 # Tables with a user_id column that follow no cascade from users or records, in the
-# current schema: the derived data rule's check (see tailor.profiles.sqlite).
+# current schema: the derived data rule's check (see tailor.store.sqlite).
 TABLES_MISSING_CASCADE = """
     SELECT c.relname FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace
     WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') AND c.relname <> 'users'

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tailor.profiles.sqlite import SCHEMA_VERSION, SQLiteProfileStore
+from tailor.store.sqlite import SCHEMA_VERSION, SQLiteProfileStore
 
 FIXTURE = Path(__file__).parent / "data" / "store_v2.sqlite"
 ADMIN_KEY = "tailor-5e89792c6638fe3a.OonM1aibXptv-uOF3Vq8b2eUjxsGVJdiNKLY17hbkEg"
@@ -89,9 +89,9 @@ def test_adapters_of_a_migrated_file_are_kept_and_go_with_their_user(old_file: P
 def test_a_postgres_schema_of_version_2_migrates_and_keeps_its_profiles(postgres_url: str) -> None:
     import psycopg
 
-    from tailor.profiles._postgres_schema import MIGRATIONS, SCHEMA_VERSION_TABLE
-    from tailor.profiles.postgres import SCHEMA_VERSION, PostgresProfileStore
     from tailor.server.keys import KeyStore
+    from tailor.store.postgres import SCHEMA_VERSION, PostgresProfileStore
+    from tailor.store.postgres_schema import MIGRATIONS, SCHEMA_VERSION_TABLE
 
     with psycopg.connect(postgres_url, autocommit=True) as raw:  # what tailor before version 3 created
         raw.execute(SCHEMA_VERSION_TABLE)

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tailor.profiles import UnknownUserError, open_store
 from tailor.registry import MissingExtraError
+from tailor.store import UnknownUserError, open_store
 from tailor.types import HistoryRecord, Persona, Profile
 
 
@@ -27,7 +27,7 @@ def record(record_id: str, text: str = "", date: str | None = None) -> HistoryRe
 
 @pytest.fixture
 def store(postgres_url: str) -> Iterator[Any]:
-    from tailor.profiles.postgres import PostgresProfileStore
+    from tailor.store.postgres import PostgresProfileStore
 
     with PostgresProfileStore(postgres_url) as opened:
         yield opened
@@ -73,7 +73,7 @@ def test_delete_user_leaves_no_row_of_the_user_in_any_table(store: Any, postgres
 
 
 def test_two_stores_on_one_database_see_each_others_writes(postgres_url: str) -> None:
-    from tailor.profiles.postgres import PostgresProfileStore
+    from tailor.store.postgres import PostgresProfileStore
 
     with PostgresProfileStore(postgres_url) as first, PostgresProfileStore(postgres_url) as second:
         first.add_records("alice", [record("a"), record("b")])
@@ -94,7 +94,7 @@ def test_two_stores_on_one_database_see_each_others_writes(postgres_url: str) ->
 
 
 def test_concurrent_writers_to_one_user_keep_every_record_once_in_order(postgres_url: str) -> None:
-    from tailor.profiles.postgres import PostgresProfileStore
+    from tailor.store.postgres import PostgresProfileStore
 
     stores = [PostgresProfileStore(postgres_url) for _ in range(2)]
     new = [0, 0]
@@ -126,7 +126,7 @@ def test_concurrent_writers_to_one_user_keep_every_record_once_in_order(postgres
 
 @pytest.mark.parametrize("scheme", ["postgresql", "postgres", "postgresql+psycopg"])
 def test_open_store_opens_postgres_urls(postgres_url: str, scheme: str) -> None:
-    from tailor.profiles.postgres import PostgresProfileStore
+    from tailor.store.postgres import PostgresProfileStore
 
     url = scheme + postgres_url[len("postgresql"):]
     opened = open_store(url)
@@ -153,7 +153,7 @@ def test_a_url_sets_the_connection_pool(postgres_url: str) -> None:
 
 
 def test_the_schema_is_created_once_and_versioned(store: Any, postgres_url: str) -> None:
-    from tailor.profiles.postgres import SCHEMA_VERSION, PostgresProfileStore
+    from tailor.store.postgres import SCHEMA_VERSION, PostgresProfileStore
 
     store.add_records("alice", [record("a")])
     with PostgresProfileStore(postgres_url) as again:  # an existing schema is opened, not recreated
@@ -168,7 +168,7 @@ def test_the_schema_is_created_once_and_versioned(store: Any, postgres_url: str)
 def test_a_search_path_naming_no_schema_is_refused_clearly(postgres_url: str) -> None:
     import psycopg
 
-    from tailor.profiles.postgres import PostgresProfileStore
+    from tailor.store.postgres import PostgresProfileStore
 
     with pytest.raises(psycopg.DatabaseError, match="no current schema"):
         PostgresProfileStore(postgres_url.replace("search_path%3D", "search_path%3Dno_such_schema_"))
@@ -186,7 +186,7 @@ def test_replacing_a_records_fields_drops_its_embeddings_even_for_a_raw_update(s
 def test_an_unreachable_server_fails_with_a_clear_error(tmp_path: Any) -> None:
     import psycopg
 
-    from tailor.profiles.postgres import PostgresProfileStore
+    from tailor.store.postgres import PostgresProfileStore
 
     with pytest.raises(psycopg.OperationalError, match="PostgresProfileStore: cannot connect"):
         PostgresProfileStore(f"postgresql://nobody@/nowhere?host={tmp_path}", connect_timeout=2)
@@ -218,7 +218,7 @@ def test_text_with_a_nul_character_is_refused_naming_the_record_and_field(store:
 
 
 def test_importing_tailor_and_its_stores_imports_no_psycopg() -> None:
-    code = ("import sys, tailor, tailor.profiles, tailor.profiles.sqlite; from tailor.profiles import open_store; "
+    code = ("import sys, tailor, tailor.store, tailor.store.sqlite; from tailor.store import open_store; "
             "open_store('memory'); print('psycopg' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
     assert result.stdout.strip() == "False"
@@ -228,6 +228,6 @@ def test_importing_tailor_and_its_stores_imports_no_psycopg() -> None:
 def test_a_postgres_url_without_psycopg_names_the_extra_to_install(monkeypatch: pytest.MonkeyPatch,
                                                                    missing: str) -> None:
     monkeypatch.setitem(sys.modules, missing, None)  # what `import psycopg` sees when it is not installed
-    monkeypatch.delitem(sys.modules, "tailor.profiles.postgres", raising=False)
+    monkeypatch.delitem(sys.modules, "tailor.store.postgres", raising=False)
     with pytest.raises(MissingExtraError, match=r"pip install 'tailor-llm\[postgres\]'"):
         open_store("postgresql://someone@localhost/tailor")

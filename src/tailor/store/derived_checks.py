@@ -1,6 +1,6 @@
 """Argument checks for derived data (embeddings, artifacts, personas) shared by every store.
 
-As with :mod:`tailor.profiles._batch`, each store validates a whole write here before it
+As with :mod:`tailor.store.checks`, each store validates a whole write here before it
 touches anything, so every store rejects the same inputs with the same messages.
 """
 

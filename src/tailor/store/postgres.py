@@ -1,9 +1,9 @@
 """The profile store at scale: PostgreSQL through psycopg 3 (``pip install 'tailor-llm[postgres]'``).
 
-It keeps the contract of :class:`~tailor.profiles.sqlite.SQLiteProfileStore` (the same
-contract suites run over both), with the same tables (:mod:`tailor.profiles._postgres_schema`),
+It keeps the contract of :class:`~tailor.store.sqlite.SQLiteProfileStore` (the same
+contract suites run over both), with the same tables (:mod:`tailor.store.postgres_schema`),
 created in the connection's current schema when the store is opened. The derived data
-rule of :mod:`tailor.profiles.sqlite` holds here unchanged: every per-user table
+rule of :mod:`tailor.store.sqlite` holds here unchanged: every per-user table
 references ``users`` (or ``records``) with ``ON DELETE CASCADE``, so
 :meth:`PostgresProfileStore.delete_user` deletes one row and PostgreSQL removes the rest in
 the same transaction, for every process and tool that deletes users, not only this one.
@@ -19,7 +19,7 @@ Faults: the pool checks a connection idle for over a second before lending it, a
 replaces one that was lost (a database restart, a network fault) as it finds it or as it
 comes back broken, so the store needs no reopening; a call that meets
 the database unreachable, or waits longer than ``pool_timeout`` for a free connection,
-raises :class:`~tailor.profiles.base.StoreUnavailableError` (the server answers 503).
+raises :class:`~tailor.store.contract.StoreUnavailableError` (the server answers 503).
 Once a call has found the database unreachable, the next ones wait at most
 ``outage_timeout`` for a connection (not ``pool_timeout``), so that during an outage
 callers are told at once rather than queued, until a connection works again.
@@ -46,9 +46,11 @@ require("psycopg_pool", "postgres")
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from tailor.profiles._batch import UserBatch
-from tailor.profiles._derived import utc_now
-from tailor.profiles._postgres_schema import (
+from tailor.store.checks import UserBatch
+from tailor.store.contract import StoreUnavailableError
+from tailor.store.derived_checks import utc_now
+from tailor.store.postgres_derived import Connection, PostgresDerivedData, check_text, columns_of
+from tailor.store.postgres_schema import (
     ADVISORY_LOCK,
     INSERT_USERS,
     LOCK_USERS,
@@ -59,8 +61,6 @@ from tailor.profiles._postgres_schema import (
     UPSERT_ATTRIBUTES,
     UPSERT_RECORDS,
 )
-from tailor.profiles.base import StoreUnavailableError
-from tailor.profiles.postgres_derived import Connection, PostgresDerivedData, check_text, columns_of
 
 __all__ = ["SCHEMA_VERSION", "PostgresProfileStore"]
 
@@ -69,7 +69,7 @@ _FRESH_SECONDS = 1.0
 
 
 class PostgresProfileStore(PostgresDerivedData):
-    """A :class:`~tailor.profiles.base.ProfileStore` in a PostgreSQL database.
+    """A :class:`~tailor.store.contract.ProfileStore` in a PostgreSQL database.
 
     ``conninfo`` is a libpq URL (``postgresql://user:password@host:5432/dbname``, a unix
     socket as ``postgresql://user@/dbname?host=/run/postgresql``) or a ``key=value``
@@ -83,7 +83,7 @@ class PostgresProfileStore(PostgresDerivedData):
     found (see the module's docstring); :meth:`close` closes the pool.
 
     This class holds the pool, transactions, migrations and the batch write; the
-    reads and what else reads the same in SQLite are in :mod:`tailor.profiles._sql_store`.
+    reads and what else reads the same in SQLite are in :mod:`tailor.store.sql`.
     """
 
     def __init__(self, conninfo: str, *, connect_timeout: int = 10, pool_size: int = 10,

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tailor.profiles import ProfileStore, UnknownUserError
+from tailor.store import ProfileStore, UnknownUserError
 from tailor.types import HistoryRecord, Profile
 
 StoreFactory = Callable[[], ProfileStore]

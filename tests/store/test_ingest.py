@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 import pytest
 
-from tailor.profiles import IngestReport, InMemoryProfileStore, SQLiteProfileStore, ingest_examples
+from tailor.store import IngestReport, InMemoryProfileStore, SQLiteProfileStore, ingest_examples
 from tailor.types import HistoryRecord, Profile, TaskExample
 
 

@@ -2,7 +2,7 @@
 
 ``open_store`` picks a store from a URL or path, so that configuration and the command
 line name a store with one string. The PostgreSQL store
-(:mod:`tailor.profiles.postgres`) is imported only when a ``postgresql://`` URL is
+(:mod:`tailor.store.postgres`) is imported only when a ``postgresql://`` URL is
 opened, so ``import tailor`` never imports psycopg.
 """
 
@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import os
 
-from tailor.profiles._serving import ServingData as SQLProfileStore
-from tailor.profiles.base import Artifact, ProfileStore, StoreUnavailableError, UnknownUserError
-from tailor.profiles.ingest import IngestReport, ingest_examples
-from tailor.profiles.memory import InMemoryProfileStore
-from tailor.profiles.sqlite import SQLiteProfileStore
+from tailor.store.contract import Artifact, ProfileStore, StoreUnavailableError, UnknownUserError
+from tailor.store.in_memory import InMemoryProfileStore
+from tailor.store.ingest import IngestReport, ingest_examples
+from tailor.store.server_data import ServingData as SQLProfileStore
+from tailor.store.sqlite import SQLiteProfileStore
 
 __all__ = [
     "Artifact",
@@ -68,7 +68,7 @@ def open_store(url_or_path: str | os.PathLike[str]) -> ProfileStore:
     ``"sqlite:///path"`` (``sqlite:////abs/path`` for an absolute path, as SQLAlchemy
     writes it) or a plain path gives a :class:`SQLiteProfileStore`.
     ``"postgresql://user:password@host:port/dbname"`` (or ``postgres://``, or SQLAlchemy's
-    ``postgresql+psycopg://``) gives a :class:`~tailor.profiles.postgres.PostgresProfileStore`;
+    ``postgresql+psycopg://``) gives a :class:`~tailor.store.postgres.PostgresProfileStore`;
     it needs the ``postgres`` extra, and says so when psycopg is missing. Its query may set
     the store's connection pool, ``pool_size`` (default 10) and ``pool_timeout`` (seconds,
     default 10), which are taken out before the rest goes to libpq.
@@ -85,7 +85,7 @@ def open_store(url_or_path: str | os.PathLike[str]) -> ProfileStore:
     if scheme in _POSTGRES_SCHEMES:
         # Imported here, not above: psycopg loads only when a PostgreSQL store is opened, and
         # the module fails with the "pip install 'tailor-llm[postgres]'" hint when it is missing.
-        from tailor.profiles.postgres import PostgresProfileStore
+        from tailor.store.postgres import PostgresProfileStore
 
         # libpq reads postgresql:// and postgres:// URLs; the driver suffix is SQLAlchemy's.
         conninfo, pool_size, pool_timeout = _pool_options(f"postgresql://{rest}")

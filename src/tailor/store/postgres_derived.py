@@ -1,8 +1,8 @@
 """The PostgreSQL store's derived data writes whose statements are PostgreSQL's own.
 
-A base of :class:`~tailor.profiles.postgres.PostgresProfileStore`, kept apart so that each
-module reads in one sitting, as :mod:`tailor.profiles.sqlite_derived` is for SQLite; what
-reads the same in SQLite (the reads, artifacts) is in :mod:`tailor.profiles._sql_store`.
+A base of :class:`~tailor.store.postgres.PostgresProfileStore`, kept apart so that each
+module reads in one sitting, as :mod:`tailor.store.sqlite_derived` is for SQLite; what
+reads the same in SQLite (the reads, artifacts) is in :mod:`tailor.store.sql`.
 Its tables follow the derived data rule, so ``delete_user`` removes them without any code here.
 """
 
@@ -19,9 +19,9 @@ require("psycopg", "postgres")  # fails with the "pip install 'tailor-llm[postgr
 
 import psycopg
 
-from tailor.profiles._derived import check_personas, check_vectors, persona_rows, unknown_record
-from tailor.profiles._serving import ServingData
-from tailor.profiles.base import UnknownUserError
+from tailor.store.contract import UnknownUserError
+from tailor.store.derived_checks import check_personas, check_vectors, persona_rows, unknown_record
+from tailor.store.server_data import ServingData
 from tailor.types import Persona
 
 Connection = psycopg.Connection[tuple[Any, ...]]

@@ -1,6 +1,6 @@
 """A profile store held in a dict: the fake shipped for users' tests.
 
-It behaves exactly like :class:`~tailor.profiles.sqlite.SQLiteProfileStore` (the same
+It behaves exactly like :class:`~tailor.store.sqlite.SQLiteProfileStore` (the same
 contract suite runs over both) but keeps nothing after the process ends.
 """
 
@@ -14,8 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from tailor.profiles._batch import UserBatch, check_user_id
-from tailor.profiles._derived import (
+from tailor.store.checks import UserBatch, check_user_id
+from tailor.store.contract import Artifact, UnknownUserError
+from tailor.store.derived_checks import (
     check_name,
     check_personas,
     check_profile_version,
@@ -27,8 +28,7 @@ from tailor.profiles._derived import (
     unknown_record,
     utc_now,
 )
-from tailor.profiles._store_base import StoreBase
-from tailor.profiles.base import Artifact, UnknownUserError
+from tailor.store.shared import StoreBase
 from tailor.types import HistoryRecord, Persona, Profile
 
 __all__ = ["InMemoryProfileStore"]
@@ -59,7 +59,7 @@ def _copy_artifact(artifact: Artifact) -> Artifact:
 
 
 class InMemoryProfileStore(StoreBase):
-    """A :class:`~tailor.profiles.base.ProfileStore` in process memory, safe across threads."""
+    """A :class:`~tailor.store.contract.ProfileStore` in process memory, safe across threads."""
 
     def __init__(self) -> None:
         self._lock = threading.RLock()

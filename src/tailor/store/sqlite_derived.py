@@ -1,9 +1,9 @@
 """The SQLite store's derived data writes whose statements are SQLite's own.
 
-A base of :class:`~tailor.profiles.sqlite.SQLiteProfileStore`, kept apart so that each
+A base of :class:`~tailor.store.sqlite.SQLiteProfileStore`, kept apart so that each
 module reads in one sitting; what reads the same in PostgreSQL (the reads, artifacts) is
-in :mod:`tailor.profiles._sql_store`. Its tables (schema version 2,
-:mod:`tailor.profiles._schema`) follow the derived data rule, so ``delete_user`` removes
+in :mod:`tailor.store.sql`. Its tables (schema version 2,
+:mod:`tailor.store.sqlite_schema`) follow the derived data rule, so ``delete_user`` removes
 them without any code here.
 """
 
@@ -15,15 +15,15 @@ from typing import Any
 
 import numpy as np
 
-from tailor.profiles._batch import check_user_id
-from tailor.profiles._derived import (
+from tailor.store.checks import check_user_id
+from tailor.store.derived_checks import (
     check_name,
     check_personas,
     check_vectors,
     persona_rows,
     unknown_record,
 )
-from tailor.profiles._serving import ServingData
+from tailor.store.server_data import ServingData
 from tailor.types import Persona
 
 # SQLite's default limit on host parameters is 999 in older builds; stay well under it.

@@ -1,6 +1,6 @@
 """The default profile store: one SQLite file, safe for several threads and processes.
 
-The schema and its migrations live in :mod:`tailor.profiles._schema` (the version is kept
+The schema and its migrations live in :mod:`tailor.store.sqlite_schema` (the version is kept
 in ``PRAGMA user_version``; an older file is brought up to date when it is opened).
 
 Derived data rule
@@ -32,11 +32,11 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from tailor.profiles._batch import UserBatch
-from tailor.profiles._derived import utc_now
-from tailor.profiles._schema import INSERT_USER, MIGRATIONS, SCHEMA_VERSION, UPSERT_ATTRIBUTE, UPSERT_RECORD
-from tailor.profiles.base import StoreUnavailableError
-from tailor.profiles.sqlite_derived import SQLiteDerivedData
+from tailor.store.checks import UserBatch
+from tailor.store.contract import StoreUnavailableError
+from tailor.store.derived_checks import utc_now
+from tailor.store.sqlite_derived import SQLiteDerivedData
+from tailor.store.sqlite_schema import INSERT_USER, MIGRATIONS, SCHEMA_VERSION, UPSERT_ATTRIBUTE, UPSERT_RECORD
 
 __all__ = ["SCHEMA_VERSION", "SQLiteProfileStore"]
 
@@ -46,17 +46,17 @@ _BUSY_TIMEOUT_SECONDS = 30.0
 
 
 class SQLiteProfileStore(SQLiteDerivedData):
-    """A :class:`~tailor.profiles.base.ProfileStore` kept in one SQLite file (or ``":memory:"``).
+    """A :class:`~tailor.store.contract.ProfileStore` kept in one SQLite file (or ``":memory:"``).
 
     The file runs in WAL mode with ``synchronous=NORMAL``: readers never block the writer,
     and a commit survives a process crash (an OS crash may lose the last commits, never
     corrupt the file). One connection is shared by all threads under a lock; other
     processes open their own store on the same path and wait up to ``busy_timeout``
     seconds (30) for the write lock, after which the write raises
-    :class:`~tailor.profiles.base.StoreUnavailableError` (the server answers 503).
+    :class:`~tailor.store.contract.StoreUnavailableError` (the server answers 503).
 
     This class holds the connection, transactions, migrations and the batch write; the
-    reads and what else reads the same in PostgreSQL are in :mod:`tailor.profiles._sql_store`.
+    reads and what else reads the same in PostgreSQL are in :mod:`tailor.store.sql`.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = _BUSY_TIMEOUT_SECONDS) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from tailor.profiles.base import ProfileStore
+from tailor.store.contract import ProfileStore
 from tailor.types import HistoryRecord, Profile, TaskExample
 
 __all__ = ["IngestReport", "ingest_examples"]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tailor.profiles import InMemoryProfileStore, ProfileStore, SQLiteProfileStore
+from tailor.store import InMemoryProfileStore, ProfileStore, SQLiteProfileStore
 
 StoreFactory = Callable[[], ProfileStore]
 
@@ -33,7 +33,7 @@ def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
     if kind == "in-memory":
         return InMemoryProfileStore
     url: str = request.getfixturevalue("postgres_url")
-    from tailor.profiles.postgres import PostgresProfileStore
+    from tailor.store.postgres import PostgresProfileStore
 
     return lambda: PostgresProfileStore(url)
 

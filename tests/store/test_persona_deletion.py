@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tailor.profiles import ProfileStore, SQLiteProfileStore
+from tailor.store import ProfileStore, SQLiteProfileStore
 from tailor.types import HistoryRecord, Persona
 
 SECRET = "zanzibar quokka heliotrope"

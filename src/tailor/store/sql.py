@@ -1,7 +1,7 @@
 """What the SQLite and PostgreSQL stores share: every method whose SQL reads the same in both.
 
-:class:`SQLStore` is the base of :class:`~tailor.profiles.sqlite.SQLiteProfileStore` and
-:class:`~tailor.profiles.postgres.PostgresProfileStore`. Its statements are written with
+:class:`SQLStore` is the base of :class:`~tailor.store.sqlite.SQLiteProfileStore` and
+:class:`~tailor.store.postgres.PostgresProfileStore`. Its statements are written with
 SQLite's ``?`` parameter marker, and each passes through :meth:`SQLStore._sql` on its way
 to the database, which turns it into the store's dialect (PostgreSQL's marker is ``%s``).
 Arguments pass through :meth:`SQLStore._check_text`, which refuses text the database
@@ -22,8 +22,9 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import numpy as np
 
-from tailor.profiles._batch import check_user_id
-from tailor.profiles._derived import (
+from tailor.store.checks import check_user_id
+from tailor.store.contract import Artifact, UnknownUserError
+from tailor.store.derived_checks import (
     check_name,
     check_profile_version,
     decode_persona,
@@ -32,8 +33,7 @@ from tailor.profiles._derived import (
     export_profile,
     utc_now,
 )
-from tailor.profiles._store_base import StoreBase
-from tailor.profiles.base import Artifact, UnknownUserError
+from tailor.store.shared import StoreBase
 from tailor.types import HistoryRecord, Persona, Profile
 
 __all__ = ["SQLConnection", "SQLStore"]

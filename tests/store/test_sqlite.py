@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tailor.profiles import SQLiteProfileStore, UnknownUserError
-from tailor.profiles.sqlite import SCHEMA_VERSION
+from tailor.store import SQLiteProfileStore, UnknownUserError
+from tailor.store.sqlite import SCHEMA_VERSION
 from tailor.types import HistoryRecord, Profile
 
 
@@ -164,13 +164,13 @@ def test_a_second_process_sees_committed_data(tmp_path: Path) -> None:
     path = tmp_path / "profiles.db"
     reader = (
         "import json, sys\n"
-        "from tailor.profiles import SQLiteProfileStore\n"
+        "from tailor.store import SQLiteProfileStore\n"
         "with SQLiteProfileStore(sys.argv[1]) as store:\n"
         "    print(json.dumps(store.export_user('alice')))\n"
     )
     writer = (
         "import sys\n"
-        "from tailor.profiles import SQLiteProfileStore\n"
+        "from tailor.store import SQLiteProfileStore\n"
         "from tailor.types import HistoryRecord\n"
         "with SQLiteProfileStore(sys.argv[1]) as store:\n"
         "    store.add_records('bob', [HistoryRecord('from-child', {'text': 'hi'})])\n"
@@ -190,7 +190,7 @@ def test_concurrent_writes_from_processes_lose_nothing(tmp_path: Path) -> None:
     SQLiteProfileStore(path).close()  # create the schema once, before the race
     writer = (
         "import sys\n"
-        "from tailor.profiles import SQLiteProfileStore\n"
+        "from tailor.store import SQLiteProfileStore\n"
         "from tailor.types import HistoryRecord, Profile\n"
         "name = sys.argv[2]\n"
         "with SQLiteProfileStore(sys.argv[1]) as store:\n"
@@ -259,7 +259,7 @@ def test_tables_missing_cascade_names_tables_that_break_the_rule(tmp_path: Path)
 
 
 def test_a_write_lock_held_too_long_by_another_process_is_store_unavailable(tmp_path: Path) -> None:
-    from tailor.profiles import StoreUnavailableError
+    from tailor.store import StoreUnavailableError
 
     with SQLiteProfileStore(tmp_path / "profiles.db", busy_timeout=0.2) as store:
         store.add_records("alice", [HistoryRecord("a", {"text": "x"})])

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tailor.profiles import Artifact, ProfileStore, SQLiteProfileStore, UnknownUserError
-from tailor.profiles._schema import MIGRATIONS
-from tailor.profiles.sqlite import SCHEMA_VERSION
+from tailor.store import Artifact, ProfileStore, SQLiteProfileStore, UnknownUserError
+from tailor.store.sqlite import SCHEMA_VERSION
+from tailor.store.sqlite_schema import MIGRATIONS
 from tailor.types import HistoryRecord, Persona, Profile
 
 StoreFactory = Callable[[], ProfileStore]

@@ -1,6 +1,6 @@
 """What every profile store here shares: the three write methods and use as a context manager.
 
-Each write method checks its arguments into :class:`~tailor.profiles._batch.UserBatch`
+Each write method checks its arguments into :class:`~tailor.store.checks.UserBatch`
 values before anything is stored, then hands them to the store's ``_write``, which stores
 them whole or not at all. So every store rejects the same inputs with the same messages.
 """
@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from tailor.profiles._batch import UserBatch, check_add_records, check_set_attributes, user_batches
+from tailor.store.checks import UserBatch, check_add_records, check_set_attributes, user_batches
 from tailor.types import HistoryRecord, Profile
 
 if TYPE_CHECKING:

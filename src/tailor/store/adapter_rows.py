@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from tailor.profiles._sql_store import ConnectionT, SQLStore
+from tailor.store.sql import ConnectionT, SQLStore
 
 __all__ = ["AdapterData", "AdapterName", "AdapterRow"]
 
@@ -41,7 +41,7 @@ class AdapterData(SQLStore[ConnectionT]):
 
     def put_adapter(self, name: AdapterName, row: AdapterRow, contributors: Sequence[str] = ()) -> None:
         """Store (or replace) the adapter ``name``. A user adapter's user must exist
-        (:class:`~tailor.profiles.base.UnknownUserError`); a shared one's ``contributors`` the store does not
+        (:class:`~tailor.store.contract.UnknownUserError`); a shared one's ``contributors`` the store does not
         hold are left out."""
         with self.transaction() as connection:
             if name[0] == "user":

@@ -8,7 +8,7 @@ Version 1::
             fields TEXT (a JSON object), date TEXT, PRIMARY KEY (user_id, record_id))
 
 Version 2 adds derived data, each table under the derived data rule (see
-:mod:`tailor.profiles.sqlite`)::
+:mod:`tailor.store.sqlite`)::
 
     users.profile_version INTEGER      grows when the user's records change
     record_embeddings((user_id, record_id) -> records ON DELETE CASCADE, model, dim,

@@ -19,8 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tailor.profiles._adapters import AdapterData
-from tailor.profiles._sql_store import ConnectionT
+from tailor.store.adapter_rows import AdapterData
+from tailor.store.sql import ConnectionT
 
 __all__ = ["MEMORY_COLUMNS", "ConnectionT", "ConversationData", "NewMemory"]
 
