@@ -41,11 +41,9 @@ from tailor.adapters.runtime import AdapterResolver
 from tailor.adapters.store import AdapterKey, AdapterStore
 from tailor.adapters.train import LoRATrainConfig, LoRATrainer
 from tailor.backends.hf import DefaultBackend, default_model_dir
-from tailor.data.lamp import load_split
-from tailor.data.packaged import build_dataset
-from tailor.personalizers import build_personalizer
+from tailor.methods import build_personalizer
 from tailor.store import SQLiteProfileStore, ingest_examples
-from tailor.tasks import get_task
+from tailor.tasks import build_dataset, get_task
 from tailor.types import GenerationRequest, TaskExample
 
 TASK = get_task("news-headlines")
@@ -67,7 +65,7 @@ def table(headers: list[str], rows: list[list[str]]) -> str:
 def examples(folder: Path) -> list[TaskExample]:
     if not (folder / "dev_questions.json").exists():
         build_dataset("news-headlines", folder)
-    return load_split(folder, "dev", TASK.lamp_format)
+    return TASK.load(folder, "dev")
 
 
 def bench_training(data: list[TaskExample], sizes: list[int], threads: list[int], user: str) -> tuple[str, bytes]:

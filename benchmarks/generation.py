@@ -51,17 +51,15 @@ REFERENCE = "transformers-fp32"
 
 def build_requests(data: Path, n: int, k: int) -> list[Any]:
     from tailor.backends.hf import default_model_dir
-    from tailor.data.lamp import load_split
-    from tailor.data.packaged import build_dataset
-    from tailor.personalizers import build_personalizer
+    from tailor.methods import build_personalizer
     from tailor.store import InMemoryProfileStore, ingest_examples
-    from tailor.tasks import get_task
+    from tailor.tasks import build_dataset, get_task
     from tailor.types import GenerationRequest
 
     if not (data / "dev_questions.json").exists():
         build_dataset("news-headlines", data)
     task = get_task("news-headlines")
-    examples = load_split(data, "dev", task.lamp_format, limit=n)
+    examples = task.load(data, "dev", limit=n)
     store = InMemoryProfileStore()
     ingest_examples(store, examples)
     transformers = __import__("transformers")

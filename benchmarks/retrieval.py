@@ -40,10 +40,10 @@ import numpy as np
 
 from tailor.embeddings import Embedder, embed_profiles
 from tailor.embeddings.hashing import HashingEmbedder
-from tailor.store import SQLiteProfileStore
 from tailor.retrieval.bm25 import BM25Retriever
 from tailor.retrieval.dense import DenseRetriever
 from tailor.retrieval.hybrid import HybridRetriever
+from tailor.store import SQLiteProfileStore
 from tailor.types import HistoryRecord, Profile
 
 K = 5

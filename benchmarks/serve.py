@@ -12,7 +12,7 @@ echo backend (generation costs ~0) on a free loopback port, and measures:
   memory search, prompt building) and ``X-Tailor-Overhead-Ms`` (everything in the
   handler except generation, storing the conversation included);
 - cold: the first request for users whose records were written without the index
-  (as ``tailor ingest`` would), which indexes them on the spot;
+  (through the store's Python API, ``add_profiles``), which indexes them on the spot;
 - throughput: requests/s with ``--concurrency`` clients for ``--seconds``.
 
 ``--method`` is passed to the server (``dense`` and ``hybrid`` search record vectors:
@@ -62,11 +62,10 @@ import httpx
 import numpy as np
 
 from tailor.embeddings import embed_profiles, load_embedder
-from tailor.personalizers.methods import parse_serve_method
+from tailor.methods import parse_serve_method
+from tailor.retrieval.record_index import RecordIndex
 from tailor.store import SQLProfileStore, open_store
 from tailor.store.sqlite import SQLiteProfileStore
-from tailor.retrieval.record_index import RecordIndex
-from tailor.retrieval.stored import VECTOR_RETRIEVALS
 from tailor.types import HistoryRecord, Profile
 
 VOCABULARY_SIZE = 30_000
@@ -321,7 +320,7 @@ def main() -> None:
         return
     args.users = 1000 if args.users is None else args.users
     args.records = 1000 if args.records is None else args.records
-    needs_vectors = parse_serve_method(args.method).retrieval in VECTOR_RETRIEVALS
+    needs_vectors = parse_serve_method(args.method).needs("embedder")
 
     default = Path(os.environ.get("TMPDIR", "/tmp")) / "tailor-bench" / f"serve-{args.users}x{args.records}.db"
     path = Path(args.store) if args.store else default

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reproduces the RAG-aware adapter table of docs/results-adapters.md (fourth session): per
+# Reproduces the RAG-aware adapter tables of docs/results-adapters.md: per
 # generation task, one global LoRA trained on the train split's bm25 prompts (`lora+bm25`)
 # and one on the bare prompt (`lora`, the no-retrieval control), then `none`, `bm25`,
 # `lora+bm25` and `lora` on the same dev questions (at most 200), and the paired differences

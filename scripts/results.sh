@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Reproduces the n >= 200 tables of docs/results.md: the retrieval methods against `none` on
-# every packaged real task (all dev questions, at most 200 per task), and the rating methods
-# on movielens-ratings, with the default model on the default engine.
-# Under an hour on an idle 2-core machine (docs/benchmarks.md has the measured time).
+# Reproduces the tables of docs/results.md: the retrieval methods against `none` on every
+# packaged real task (all dev questions, at most 200 per task), and the rating methods on
+# movielens-ratings against `user-mean`, with the default model on the default engine.
+# Writes RUNS_DIR/summary.md (the table that opens docs/results.md: every task side by side)
+# and RUNS_DIR/report.md (every task's own table).
+# About 25 minutes on a 2-core machine (docs/benchmarks.md has the measured time).
 # Usage: bash scripts/results.sh [RUNS_DIR]
 #   COMMITS_LOG=path/to/pytest-commits.log.gz adds the commits task (its data is not packaged).
 set -euo pipefail
@@ -28,5 +30,9 @@ $tailor eval --task movielens-ratings --data "$runs/data/movielens-ratings" \
   --method none,bm25,none+prior,bm25+prior,profile-prior,knn,item-bias,user-mean,global-mean --limit 200 \
   --out "$runs/movielens-ratings"
 echo "movielens-ratings $(( $(date +%s) - start )) s" >> "$runs/times.txt"
+folders=$(for name in $tasks movielens-ratings; do echo "$runs/$name"; done)
 # shellcheck disable=SC2086
-$tailor report $(for name in $tasks movielens-ratings; do echo "$runs/$name"; done) > "$runs/report.md"
+$tailor report --summary --versus user-mean $folders > "$runs/summary.md"
+# shellcheck disable=SC2086
+$tailor report $folders > "$runs/report.md"
+echo "tables in $runs/summary.md and $runs/report.md"

@@ -11,17 +11,23 @@ SOURCE = Path(__file__).resolve().parents[1] / "src" / "tailor"
 
 LAYERS: dict[str, int] = {
     # 0: types, the registry, small shared helpers
-    "tailor": 0, "about": 0, "types": 0, "registry": 0, "task_names": 0, "background": 0, "logs": 0,
-    # 1: stores, data, metrics, task specs
-    "store": 1, "data": 1, "metrics": 1, "tasks": 1,
-    # 2: retrieval, prompting, embeddings
-    "retrieval": 2, "prompting": 2, "embeddings": 2,
-    # 3: models: backends and adapters
-    "backends": 3, "adapters": 3,
-    # 4: personalizers, personas, memory
-    "personalizers": 4, "personas": 4, "memory": 4,
-    # 5: entry points: evaluation, training jobs, the server, the command line, shipped fakes
-    "evaluation": 5, "training": 5, "server": 5, "cli": 5, "testing": 5,
+    "tailor": 0, "about": 0, "types": 0, "registry": 0, "background": 0, "logs": 0,
+    # 1: stores, data, metrics
+    "store": 1, "data": 1, "metrics": 1,
+    # 2: task declarations (their data readers and builders, their metrics)
+    "tasks": 2,
+    # 3: retrieval, prompting, embeddings
+    "retrieval": 3, "prompting": 3, "embeddings": 3,
+    # 4: models: backends and adapters
+    "backends": 4, "adapters": 4,
+    # 5: personalizers, personas, memory
+    "personalizers": 5, "personas": 5, "memory": 5,
+    # 6: methods: the registered objects that compose personalizers
+    "methods": 6,
+    # 7: a served user's chat: the method's personalizer plus the chat additions, users kept in step
+    "chat": 7,
+    # 8: entry points: evaluation, training jobs, the server, the command line, shipped fakes
+    "evaluation": 8, "training": 8, "server": 8, "cli": 8, "testing": 8,
 }
 
 def _part(path: Path) -> str:

@@ -81,3 +81,11 @@ def test_require_imports_or_names_the_extra() -> None:
     assert require("json", "hf") is json
     with pytest.raises(MissingExtraError, match=r"pip install 'tailor-llm\[dense\]'"):
         require("tailor_test_no_such_module", "dense")
+
+
+def test_a_registry_can_take_names_in_other_spellings() -> None:
+    registry = Registry("widget", {"Alpha-1": "json:dumps"}, canonical=lambda name: name.strip().title())
+    assert registry.load(" alpha-1 ") is json.dumps
+    assert "ALPHA-1" in registry and 4 not in registry
+    with pytest.raises(UnknownNameError, match="unknown widget 'beta'; valid names: Alpha-1"):
+        registry.load("beta")

@@ -2,7 +2,7 @@
 
 Used by the server for what a reply must never wait for: fact extraction from a
 conversation (:mod:`tailor.memory.worker`) and profile summaries
-(:mod:`tailor.personalizers.summaries`). Items carry a key (a user id) so that callers can
+(:mod:`tailor.chat.summaries`). Items carry a key (a user id) so that callers can
 wait for one user's work to finish.
 """
 

@@ -8,7 +8,7 @@ by the registry (for example ``tailor.backends``).
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from importlib import metadata
 from typing import Any
 
@@ -37,11 +37,17 @@ class Registry:
     """Names mapped to ``"module:attribute"`` targets, resolved on first use."""
 
     def __init__(self, kind: str, entries: Mapping[str, str], *, group: str | None = None,
-                 extras: Mapping[str, str] | None = None) -> None:
+                 extras: Mapping[str, str] | None = None, helps: Mapping[str, str] | None = None,
+                 canonical: Callable[[str], str] | None = None) -> None:
         self.kind = kind
+        # Turns a name as typed into the registered one ("lamp_4" -> "LaMP-4"); names it does
+        # not know it returns unchanged.
+        self._canonical = canonical or (lambda name: name)
+        self._builtins = dict(entries)
         self._entries = dict(entries)
         self._group = group
         self._extras = dict(extras or {})
+        self._helps = dict(helps or {})
         self._plugins_loaded = False
 
     def _load_plugins(self) -> None:
@@ -51,19 +57,38 @@ class Registry:
         for entry in metadata.entry_points(group=self._group):
             self._entries.setdefault(entry.name, entry.value)
 
+    def reload_plugins(self) -> None:
+        """Forget the entries read from entry points, to read them again on next use (after
+        a package was installed into the running process, as tests do)."""
+        self._entries = dict(self._builtins)
+        self._plugins_loaded = False
+
     def names(self) -> list[str]:
         self._load_plugins()
         return sorted(self._entries)
 
     def __contains__(self, name: object) -> bool:
         self._load_plugins()
-        return name in self._entries
+        return (self._canonical(name) if isinstance(name, str) else name) in self._entries
+
+    def help(self, name: str) -> str:
+        """The help line of ``name``: the one registered with it, else the loaded object's
+        ``help`` attribute or the first line of its docstring."""
+        name = self._canonical(name)
+        if name in self._helps:
+            return self._helps[name]
+        loaded = self.load(name)
+        text = getattr(loaded, "help", None)
+        if not isinstance(text, str):
+            text = (getattr(loaded, "__doc__", None) or "").strip()
+        return text.split("\n")[0]
 
     def load(self, name: str) -> Any:
-        """The object registered under ``name``."""
+        """The object registered under ``name`` (or the name the registry's ``canonical`` makes of it)."""
         self._load_plugins()
+        typed, name = name, self._canonical(name)
         if name not in self._entries:
-            raise UnknownNameError(f"unknown {self.kind} {name!r}; valid names: {', '.join(self.names())}")
+            raise UnknownNameError(f"unknown {self.kind} {typed!r}; valid names: {', '.join(self.names())}")
         module_name, _, attribute = self._entries[name].partition(":")
         try:
             module = importlib.import_module(module_name)

@@ -94,7 +94,9 @@ def test_adapter_methods_need_adapters(tmp_path: Path, capsys: pytest.CaptureFix
     code = main(["eval", "--task", "LaMP-4", "--data", str(data), "--backend", "echo", "--method", "none",
                  "--users", "nobody"])
     assert code == 1 and "nobody" in capsys.readouterr().err
-    assert main(["eval", "--task", "LaMP-4", "--data", str(data), "--method", "lora:dialogue"]) == 1
+    with pytest.raises(SystemExit) as refused:  # a usage error, said by the argument parser
+        main(["eval", "--task", "LaMP-4", "--data", str(data), "--method", "lora:dialogue"])
+    assert refused.value.code == 2 and "takes no layout" in capsys.readouterr().err
 
 
 def test_users_restricts_any_evaluation(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -7,7 +7,7 @@ import pytest
 from tailor.adapters.data import training_pairs
 from tailor.adapters.store import AdapterKey, AdapterStore
 from tailor.adapters.train import LoRATrainConfig, LoRATrainer
-from tailor.personalizers import build_personalizer
+from tailor.methods import build_personalizer
 from tailor.tasks import get_task
 from tailor.types import GenerationRequest, HistoryRecord, Profile
 

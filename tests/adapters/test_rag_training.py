@@ -13,8 +13,7 @@ import pytest
 from tailor.adapters.prompts import items_before_questions
 from tailor.adapters.store import AdapterKey, open_adapter_store
 from tailor.cli.main import main
-from tailor.data.lamp import load_split
-from tailor.personalizers import build_personalizer
+from tailor.methods import build_personalizer
 from tailor.tasks import get_task
 from tailor.training.jobs import TrainAdapterConfig, training_data
 from tailor.training.pairs import method_pairs, training_prompt
@@ -119,7 +118,7 @@ def test_undated_history_is_ordered_as_given() -> None:
 
 def test_items_before_questions_leave_out_every_question_of_the_split(tmp_path: Path) -> None:
     asked = write_commits(tmp_path / "data")
-    dev = [e for e in load_split(tmp_path / "data", "dev", "LaMP-6") if e.user_id == "cat"]
+    dev = [e for e in TASK.load(tmp_path / "data", "dev") if e.user_id == "cat"]
     kept = items_before_questions(dev)
     assert sorted(r.id for r in kept) == [f"cat-{i:02d}" for i in range(9)]
     assert not {r.id for r in kept} & {i for i, a in asked.items() if a["split"] != "train"}
@@ -133,8 +132,11 @@ def test_training_prompt_names_and_checks() -> None:
     assert training_prompt("bm25:lamp", TASK, k=3).id == "bm25:lamp:k=3"
     assert training_prompt("bm25:dialogue", TASK).spec == "bm25:dialogue"
     assert training_prompt("none", TASK, k=4).id == "none"
-    with pytest.raises(ValueError, match="none, bm25"):
-        training_prompt("dense", TASK)
+    # Any retrieval method's prompt can be trained for (served as lora+dense), with the task's k by default.
+    assert training_prompt("dense", TASK).id == f"dense:{TASK.layout}:k={TASK.k}"
+    for composed in ("summary+bm25", "knn", "bm25+prior"):
+        with pytest.raises(ValueError, match="one retrieval method"):
+            training_prompt(composed, TASK)
     with pytest.raises(ValueError, match="unknown method"):
         training_prompt("bm26", TASK)
 

@@ -12,7 +12,7 @@ import pytest
 
 from tailor.adapters.store import AdapterKey, AdapterStore
 from tailor.store import SQLiteProfileStore, SQLProfileStore
-from tailor.store.sqlite_schema import MIGRATIONS
+from tailor.store.migrations import MIGRATIONS
 from tailor.types import HistoryRecord, Persona, Profile
 
 BASE = {"path": "/models/m", "fingerprint": "abc123"}
@@ -145,8 +145,8 @@ def test_a_store_made_before_prompts_keeps_its_adapters_under_none(tmp_path: Pat
     columns = "task TEXT NOT NULL, kind TEXT NOT NULL, config TEXT NOT NULL, base_model TEXT NOT NULL, " \
               "metadata TEXT NOT NULL, digest TEXT NOT NULL, weights BLOB NOT NULL, created_at TEXT NOT NULL"
     with sqlite3.connect(path) as connection:  # a version 2 file with the tables as the first adapter store wrote them
-        for version in (1, 2):
-            for statement in MIGRATIONS[version]:
+        for migration in MIGRATIONS[:2]:
+            for statement in migration.sqlite_steps():
                 connection.execute(statement)  # type: ignore[arg-type]
         connection.execute("PRAGMA user_version = 2")
         connection.execute("INSERT INTO users (user_id, created_at) VALUES ('alice', '2026-01-01')")

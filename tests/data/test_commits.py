@@ -23,7 +23,6 @@ from tailor.data.commits import (
     parse_git_log,
     user_id,
 )
-from tailor.data.lamp import load_split
 from tailor.tasks import get_task
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
@@ -101,7 +100,7 @@ def test_layout_is_lamp_6(built: Path) -> None:
 
 
 def test_gold_is_the_subject_and_trailers_are_gone(built: Path) -> None:
-    dev = load_split(built, "dev", "LaMP-6")
+    dev = get_task("commits").load(built, "dev")
     assert dev and all(e.gold and e.gold.split()[0] in ("Ada", "Grace") for e in dev)
     for questions in _all_questions(built).values():
         for question in questions:
@@ -113,7 +112,7 @@ def test_gold_is_the_subject_and_trailers_are_gone(built: Path) -> None:
 def test_merges_empty_bodies_and_bots_are_skipped(built: Path) -> None:
     subjects: set[str | None] = set()
     for split, questions in _all_questions(built).items():
-        subjects.update(e.gold for e in load_split(built, split, "LaMP-6"))
+        subjects.update(e.gold for e in get_task("commits").load(built, split))
         subjects.update(item["title"] for q in questions for item in q["profile"])
     assert "Ada side change" in subjects and "Grace main change" in subjects
     assert not {s for s in subjects if s and s.startswith(("Merge", "Bump"))}
@@ -142,7 +141,7 @@ def test_profiles_hold_only_strictly_earlier_commits_of_the_same_author(built: P
 def test_splits_are_time_ordered_per_author(built: Path, repo: Path) -> None:
     log = subprocess.run(["git", "-C", str(repo), *GIT_LOG_ARGUMENTS], check=True, capture_output=True, text=True)
     instants = {c.hash: c.instant for c in parse_git_log(log.stdout)}
-    splits = {split: load_split(built, split, "LaMP-6") for split in ("train", "dev", "test")}
+    splits = {split: get_task("commits").load(built, split) for split in ("train", "dev", "test")}
     assert all(splits.values())
     ids = [e.id for examples in splits.values() for e in examples]
     assert len(ids) == len(set(ids))
@@ -180,12 +179,12 @@ def test_bots_are_kept_on_request(repo: Path, tmp_path: Path) -> None:
 def test_the_task_reads_the_build_and_evaluates(built: Path, capsys: pytest.CaptureFixture[str]) -> None:
     task = get_task("commits")
     assert task.lamp_format == "LaMP-6" and task.kind == "generation" and task.stop == ("\n",)
-    example = load_split(built, "dev", task.lamp_format)[0]
+    example = task.load(built, "dev")[0]
     assert task.query(example.input) == example.input.removeprefix(SUBJECT_PROMPT).strip()
     assert main(["eval", "--task", "commits", "--data", str(built), "--backend", "echo", "--method", "none,bm25",
                  "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert result["task"] == "commits" and result["n"] == len(load_split(built, "dev", "LaMP-6"))
+    assert result["task"] == "commits" and result["n"] == len(task.load(built, "dev"))
     assert "rouge-1" in result["results"][0]["metrics"]
 
 
@@ -193,7 +192,9 @@ def test_command_line_build(repo: Path, tmp_path: Path, capsys: pytest.CaptureFi
     assert main(["data", "build", "commits", "--repo", str(repo), "--out", str(tmp_path), "--min-commits", "4"]) == 0
     assert "bot authors left out" in capsys.readouterr().out
     assert main(["data", "build", "commits", "--out", str(tmp_path)]) == 2
+    assert "commits needs exactly one source" in capsys.readouterr().err
     assert main(["data", "build", "tweets", "--repo", str(repo), "--out", str(tmp_path)]) == 2
+    assert "the tweets data set takes no option 'repo'" in capsys.readouterr().err
 
 
 def test_too_little_history_is_an_error(repo: Path, tmp_path: Path) -> None:

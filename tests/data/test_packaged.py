@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from tailor.data.lamp import load_split
-from tailor.data.packaged import build_dataset
+from tailor.tasks import build_dataset, get_task
+
+TASK = get_task("news-headlines")
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +21,7 @@ def news(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_news_headlines_is_valid_lamp_4_data(news: Path) -> None:
     for split in ("train", "dev"):
-        examples = load_split(news, split, "LaMP-4")
+        examples = TASK.load(news, split)
         assert len(examples) == 9 * 5  # nine outlets, five questions each
         assert all(e.gold and e.input.startswith("Generate a headline for the following article: ")
                    for e in examples)
@@ -28,8 +29,8 @@ def test_news_headlines_is_valid_lamp_4_data(news: Path) -> None:
 
 
 def test_news_headlines_splits_are_time_ordered_and_disjoint(news: Path) -> None:
-    train = load_split(news, "train", "LaMP-4")
-    dev = load_split(news, "dev", "LaMP-4")
+    train = TASK.load(news, "train")
+    dev = TASK.load(news, "dev")
     assert not {e.id for e in train} & {e.id for e in dev}
     for examples in (train, dev):
         question_ids = {e.id for e in examples}
@@ -43,10 +44,10 @@ def test_news_headlines_splits_are_time_ordered_and_disjoint(news: Path) -> None
 
 
 def test_the_first_questions_cover_every_outlet(news: Path) -> None:
-    dev = load_split(news, "dev", "LaMP-4", limit=9)
+    dev = TASK.load(news, "dev", limit=9)
     assert len(Counter(e.user_id for e in dev)) == 9
 
 
 def test_unknown_data_set_lists_the_valid_ones(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="valid names: news-headlines"):
+    with pytest.raises(ValueError, match="unknown data set 'nope'; valid names: .*news-headlines"):
         build_dataset("nope", tmp_path)

@@ -20,10 +20,12 @@ import pytest
 
 from tailor.cli.main import main
 from tailor.data.lamp import load_split
-from tailor.data.packaged import DATASETS, build_dataset, package_file
+from tailor.data.packaged import package_file
 from tailor.data.packaged.tweets import snowflake_date
-from tailor.tasks import get_task
-from tailor.tasks.own import DebateReplyTask, MovieRatingTask, TweetCompletionTask
+from tailor.tasks import build_dataset, data_sets, get_task
+from tailor.tasks.debates import DebateReplyTask
+from tailor.tasks.movielens_ratings import MovieRatingTask
+from tailor.tasks.tweets import TweetCompletionTask
 from tailor.types import TaskExample
 
 ACCOUNTS = 16
@@ -52,7 +54,7 @@ def debates(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def both_splits(data: Path, task: str) -> dict[str, list[TaskExample]]:
-    return {split: load_split(data, split, get_task(task).lamp_format) for split in ("train", "dev")}
+    return {split: get_task(task).load(data, split) for split in ("train", "dev")}
 
 
 # -- raw package files, read here independently of the builders -----------------------------------
@@ -98,7 +100,7 @@ def test_builds_load_as_their_lamp_format_with_disjoint_splits(
 ) -> None:
     data: Path = request.getfixturevalue(fixture)
     splits = both_splits(data, task)
-    assert load_split(data, "dev")  # the outputs file names the layout, so no task is needed either
+    assert load_split(data, "dev")  # the LaMP reader alone reads it too
     for examples in splits.values():
         assert len(examples) == users * per_user
         assert all(e.gold and e.profile.records for e in examples)
@@ -118,7 +120,7 @@ def test_inputs_start_with_the_tasks_turn_prompt(fixture: str, task: str, reques
     spec = get_task(task)
     assert isinstance(spec, (TweetCompletionTask, MovieRatingTask, DebateReplyTask))
     prefix = spec.turn_prompt
-    for example in load_split(request.getfixturevalue(fixture), "dev", spec.lamp_format):
+    for example in spec.load(request.getfixturevalue(fixture), "dev"):
         assert example.input.startswith(prefix)
         assert spec.query(example.input) == example.input[len(prefix):].strip()
         # The dialogue layout can replay the items as earlier questions of the same kind.
@@ -157,7 +159,7 @@ def test_tweet_snowflake_dates() -> None:
 def test_tweet_question_is_the_first_half_and_gold_the_rest_of_the_raw_tweet(tweets: Path) -> None:
     raw = raw_tweets()
     prefix = "Complete the following tweet: "
-    for example in load_split(tweets, "dev", "LaMP-7")[:ACCOUNTS]:
+    for example in get_task("tweets").load(tweets, "dev")[:ACCOUNTS]:
         assert example.gold is not None
         head = example.input[len(prefix):]
         tokens = [t for t in html.unescape(raw[example.id]).split() if not t.startswith("http")]
@@ -168,7 +170,7 @@ def test_tweet_question_is_the_first_half_and_gold_the_rest_of_the_raw_tweet(twe
 
 
 def test_retweets_are_not_the_accounts_words(tweets: Path) -> None:
-    for example in load_split(tweets, "dev", "LaMP-7"):
+    for example in get_task("tweets").load(tweets, "dev"):
         assert not example.input.split(": ", 1)[1].startswith("RT ")
         assert not any(r.fields["text"].startswith("RT ") or "http" in r.fields["text"] for r in example.profile.records)
 
@@ -197,10 +199,10 @@ def test_movielens_golds_and_profile_scores_are_the_raw_ratings(movielens: Path)
     times = raw_rating_times()
     titles = {row[0]: (row[1], row[2]) for row in raw_movielens("ml-100k.item")}
     ages = {row[0]: row[1] for row in raw_movielens("ml-100k.user")}
-    for example in load_split(movielens, "dev", "LaMP-3"):
+    for example in get_task("movielens-ratings").load(movielens, "dev"):
         assert example.gold == times[example.id][1]
         assert all(r.fields["score"] == times[r.id][1] for r in example.profile.records)
-    first = load_split(movielens, "dev", "LaMP-3", limit=1)[0]
+    first = get_task("movielens-ratings").load(movielens, "dev", limit=1)[0]
     title, year = titles[first.id.split("-")[1]]
     assert first.user_id == "1" and f"({year})" in first.input
     assert all(word in first.input for word in title.replace(",", "").split())
@@ -241,7 +243,7 @@ def test_debate_users_are_the_candidates_and_splits_are_in_debate_order(debates:
 def test_debate_gold_opens_the_raw_statement(debates: Path) -> None:
     statements = raw_debate_statements()
     days = {"2016-09-26": "1st", "2016-10-04": "VP", "2016-10-09": "2nd", "2016-10-19": "3rd"}
-    for example in load_split(debates, "dev", "LaMP-7"):
+    for example in get_task("debates").load(debates, "dev"):
         day, position = debate_time(example.id)
         speaker, statement = statements[days[day]][position - 1]
         assert speaker == example.user_id
@@ -256,16 +258,20 @@ def test_debate_gold_opens_the_raw_statement(debates: Path) -> None:
 # -- the registry and the command line --------------------------------------------------------------
 
 
-def test_every_packaged_data_set_is_registered_with_a_task() -> None:
-    assert list(DATASETS) == ["news-headlines", "tweets", "movielens-ratings", "debates"]
-    for name in DATASETS:
-        assert get_task(name).name == name
+DATA_SETS = ["commits", "debates", "movielens-ratings", "news-headlines", "tweets"]
+
+
+def test_every_packaged_data_set_is_a_registered_task_with_a_builder() -> None:
+    assert [task.name for task in data_sets()] == DATA_SETS
+    for name in DATA_SETS:
+        assert get_task(name).name == name and get_task(name).builder is not None
 
 
 def test_unknown_data_set_lists_every_valid_one(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="unknown data set 'tweet'") as error:
-        build_dataset("tweet", tmp_path)
-    assert all(name in str(error.value) for name in DATASETS)
+    for name in ("tweet", "LaMP-4"):  # LaMP-4 is a task, but it builds no data set
+        with pytest.raises(ValueError, match=f"unknown data set '{name}'") as error:
+            build_dataset(name, tmp_path)
+        assert all(valid in str(error.value) for valid in DATA_SETS)
 
 
 @pytest.mark.parametrize("name", ["tweets", "movielens-ratings", "debates"])
@@ -277,10 +283,10 @@ def test_builders_refuse_sizes_below_one(name: str, tmp_path: Path) -> None:
 def test_data_build_and_list_on_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["data", "build", "debates", "--out", str(tmp_path / "debates")]) == 0
     assert "built debates" in capsys.readouterr().out
-    assert len(load_split(tmp_path / "debates", "dev", "LaMP-7")) == 4 * 20
+    assert len(get_task("debates").load(tmp_path / "debates", "dev")) == 4 * 20
     assert main(["data", "list"]) == 0
-    listed = capsys.readouterr().out
-    assert all(name in listed for name in DATASETS)
+    listed = [line.split("\t")[0] for line in capsys.readouterr().out.splitlines()]
+    assert listed == DATA_SETS
 
 
 @pytest.mark.parametrize(("fixture", "task", "metric"), [

@@ -73,7 +73,7 @@ def test_outputs_files_results_json_and_contract(tmp_path: Path) -> None:
                         out=str(out), n_resamples=100)
     report = evaluate(config, backend=EchoBackend(copy_first_title), progress=None)
     task, predictions = read_outputs(out / "bm25_outputs.json")
-    assert task == "LaMP-4"
+    assert task == "LaMP_4"  # what the official evaluator reads
     assert set(predictions) == {"q0", "q1", "q2", "q3"}
     saved = json.loads((out / "results.json").read_text())
     assert saved["task"] == "LaMP-4" and saved["split"] == "dev" and saved["n"] == 4

@@ -1,9 +1,10 @@
 import numpy as np
 import pytest
 
-from tailor.metrics import LAMP_LABELS, classification_scores
+from tailor.metrics import classification_scores
+from tailor.tasks import get_task
 
-MOVIE_TAGS = LAMP_LABELS["LaMP-2M"]
+MOVIE_TAGS = get_task("LaMP-2M").labels
 
 
 def test_accuracy_and_macro_f1_by_hand_including_a_label_never_seen() -> None:

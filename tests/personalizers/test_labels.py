@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from tailor.personalizers import build_personalizer, parse_method
+from tailor.methods import build_personalizer, parse_method
 from tailor.personalizers.labels import (
     PriorPersonalizer,
     combine,

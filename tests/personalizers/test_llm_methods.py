@@ -6,9 +6,10 @@ import pytest
 
 from tailor.backends.echo import EchoBackend
 from tailor.embeddings.hashing import HashingEmbedder
-from tailor.personalizers import build_personalizer
-from tailor.personalizers.base import personalize_steps
-from tailor.personalizers.llm_methods import NotesPersonalizer, RefinePersonalizer
+from tailor.methods import build_personalizer
+from tailor.personalizers.base import PromptPersonalizer, personalize_steps
+from tailor.personalizers.notes import PersonaNote, SummaryNote
+from tailor.personalizers.refine import RefinePersonalizer
 from tailor.personas.builder import build_personas_across_users
 from tailor.personas.chooser import PersonaChooser
 from tailor.prompting.refine import STYLE_INSTRUCTION, StyleNoteWriter
@@ -75,9 +76,10 @@ def test_summaries_are_written_once_stored_and_invalidated_by_new_records() -> N
 def test_summary_method_puts_the_summary_and_items_in_the_prompt() -> None:
     store = make_store()
     summarizer = ProfileSummarizer(EchoBackend(describe), TASK, store)
-    method = NotesPersonalizer("summary+bm25", summaries=summarizer, retriever=BM25Retriever(TASK.document), k=1,
-                               count_tokens=count_words)
-    method.prepare(TASK, [example("cy")])
+    method = PromptPersonalizer("summary+bm25", notes=[SummaryNote(summarizer)], retriever=BM25Retriever(TASK.document),
+                                k=1, count_tokens=count_words)
+    assert method.prepare is not None
+    method.prepare(TASK, [example("cy")], None)
     decided = method.personalize(TASK, "Generate a headline for the following article: cooking delta",
                                  store.get_profile("cy"))
     prompt = decided.messages[-1]["content"]
@@ -91,9 +93,10 @@ def test_personas_cluster_users_and_cold_start_takes_the_nearest() -> None:
     personas = build_personas_across_users(store, embedder, EchoBackend(describe), TASK, k=3)
     assert sorted(p.size for p in personas) == [2, 2, 2]
     assert store.persona_of("ana") == store.persona_of("ben") != store.persona_of("cy")
-    method = NotesPersonalizer("persona", personas=PersonaChooser(store, embedder), count_tokens=count_words,
-                               persona_backend=EchoBackend(describe))
-    method.prepare(TASK, [example("ana")])
+    method = PromptPersonalizer("persona", notes=[PersonaNote(PersonaChooser(store, embedder),
+                                                              backend=EchoBackend(describe))], count_tokens=count_words)
+    assert method.prepare is not None
+    method.prepare(TASK, [example("ana")], None)
     own = method.personalize(TASK, "Generate a headline for the following article: x", store.get_profile("ana"))
     assert own.granularity == "persona" and "football" in own.messages[-1]["content"]
     # A new user with no history: the persona nearest to what the input is about.
@@ -104,8 +107,8 @@ def test_personas_cluster_users_and_cold_start_takes_the_nearest() -> None:
 
 def test_persona_without_any_personas_falls_back_to_global() -> None:
     store = InMemoryProfileStore()
-    method = NotesPersonalizer("persona", personas=PersonaChooser(store, HashingEmbedder(dim=64)),
-                               count_tokens=count_words)
+    method = PromptPersonalizer("persona", notes=[PersonaNote(PersonaChooser(store, HashingEmbedder(dim=64)))],
+                                count_tokens=count_words)
     decided = method.personalize(TASK, "Generate a headline for the following article: x", Profile("nobody"))
     assert decided.granularity == "global" and len(decided.messages) == 2
 

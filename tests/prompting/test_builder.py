@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from tailor.prompting import LAYOUTS, PromptBudget, build_messages, truncate
-from tailor.tasks import TASKS
+from tailor.tasks import get_task
 from tailor.types import HistoryRecord
 
 
@@ -24,7 +24,7 @@ def article(id: str, title: str, text: str) -> HistoryRecord:
     return HistoryRecord(id=id, fields={"title": title, "text": text})
 
 
-LAMP4 = TASKS["LaMP-4"]
+LAMP4 = get_task("LaMP-4")
 INPUT = "Generate a headline for the following article: Volunteers planted trees along the river."
 
 
@@ -158,7 +158,7 @@ def test_dialogue_puts_extra_context_in_the_system_message() -> None:
     ("LaMP-1", HistoryRecord(id="p", fields={"title": "Okapi at TREC-3", "abstract": "We test BM25."})),
 ])
 def test_dialogue_falls_back_to_lamp_when_items_have_no_turn(name: str, item: HistoryRecord) -> None:
-    task = TASKS[name]
+    task = get_task(name)
     dialogue = build_messages(task, "the input", [item], layout="dialogue", count_tokens=words)
     lamp = build_messages(task, "the input", [item], layout="lamp", count_tokens=words)
     assert dialogue == lamp

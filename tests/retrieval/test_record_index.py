@@ -42,7 +42,7 @@ def test_records_written_outside_the_server_are_indexed_on_the_next_search(store
     index = RecordIndex(store)
     store.add_records("u", records(TEXTS[:2]))
     assert [r.id for r in index.search("u", "tomato", 3) or []] == ["r1"]
-    store.add_records("u", [HistoryRecord("new", {"text": "tomato soup"})])  # like `tailor ingest` would
+    store.add_records("u", [HistoryRecord("new", {"text": "tomato soup"})])  # through the store's API, not the server
     assert [r.id for r in index.search("u", "tomato soup", 3) or []] == ["new", "r1"]
     store.add_records("u", [HistoryRecord("r1", {"text": "bread"})])  # replaced: its old words are gone
     assert [r.id for r in index.search("u", "tomato", 3) or []] == ["new"]

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from fastapi.testclient import TestClient
 
 from tailor.backends.echo import EchoBackend
-from tailor.personalizers.chat import EPISODES_HEADER
+from tailor.chat.personalizer import EPISODES_HEADER
 from tailor.types import GenerationRequest
 
 MARIA = ["I'm Maria, I live in Lisbon and I work as a nurse",

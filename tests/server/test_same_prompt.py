@@ -1,11 +1,11 @@
 """The server serves what ``tailor eval`` measures (issue 11's "done when").
 
 The same user, records and input go through ``tailor eval``'s path (the personalizer
-:func:`~tailor.personalizers.build_personalizer` makes, run by the evaluation runner's
+:meth:`~tailor.methods.MethodSpec.build` makes, run by the evaluation runner's
 loop) and through the real app (``/v1/chat/completions`` with ``user``), for every
 retrieval and prompting method, on one store. A scripted backend records the messages it
 is sent; they must be identical, apart from the chat additions that
-:data:`~tailor.personalizers.chat.CHAT_ADDITIONS` names, each checked here by name.
+:data:`~tailor.chat.personalizer.CHAT_ADDITIONS` names, each checked here by name.
 """
 
 from __future__ import annotations
@@ -17,10 +17,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tailor.backends.echo import EchoBackend
+from tailor.chat.personalizer import CHAT_ADDITIONS, EPISODES_HEADER
 from tailor.embeddings.hashing import HashingEmbedder
 from tailor.evaluation.runner import EvalConfig, run_method
-from tailor.personalizers import build_personalizer
-from tailor.personalizers.chat import CHAT_ADDITIONS, EPISODES_HEADER
+from tailor.methods import METHODS as REGISTRY
+from tailor.methods import build_personalizer, parse_method
 from tailor.personas.tenants import build_personas_for_tenant
 from tailor.prompting.builder import PromptBudget
 from tailor.prompting.refine import STYLE_INSTRUCTION
@@ -31,10 +32,18 @@ from tailor.types import GenerationRequest, Profile, TaskExample
 
 Messages = tuple[dict[str, str], ...]
 
-# Every retrieval and every prompting method (adapters and label methods are refused by
-# serve with a reason: tests/server/test_methods.py).
-METHODS = ["none", "bm25", "recency", "random", "dense", "hybrid", "recency+dense", "bm25:dialogue", "summary",
-           "persona", "summary+bm25", "persona+hybrid", "summary+persona+recency", "persona+recency+dense", "refine"]
+
+
+def servable_methods() -> list[str]:
+    """Every registered method that serve serves, alone (the others are refused by serve with
+    a reason: tests/server/test_methods.py), and compositions of notes, retrievals and layouts."""
+    alone = [name for name in REGISTRY.names()
+             if REGISTRY.method(name).serve_refusal is None and REGISTRY.method(name).role != "modifier"]
+    return [*alone, "bm25:dialogue", "summary+bm25", "persona+hybrid", "summary+persona+recency",
+            "persona+recency+dense"]
+
+
+METHODS = servable_methods()
 INPUTS = ["any tips for hiking with a dog in the summer?", "learner notebook for the cello", "hello"]
 USERS = {
     "alice": ["Hiking the Alps with my dog every summer", "my grandmother's tomato sauce recipe",
@@ -69,7 +78,7 @@ def served(make_client: Callable[..., TestClient], method: str, **options: Any) 
     service = client.app.state.service  # type: ignore[attr-defined]
     if service.users.summaries is not None:
         assert service.users.summaries.flush(10)  # written in the background; the compared prompts have them
-    if "persona" in method:
+    if parse_method(method).has("persona"):
         build_personas_for_tenant(service.store, HashingEmbedder(), backend, tenant=None, k=2)
     return client, backend
 
@@ -87,8 +96,7 @@ def through_eval(method: str, client: TestClient, backend: EchoBackend, user: st
     service = client.app.state.service  # type: ignore[attr-defined]
     config = EvalConfig(task="chat", data=".", methods=(method,), backend="echo", embedder="hashing", k=k,
                         batch_size=1, input_tokens=SERVING.input_tokens, context_tokens=SERVING.context_tokens)
-    personalizer = build_personalizer(method, CHAT_TASK, k=config.k or CHAT_TASK.k,
-                                      count_tokens=backend.count_tokens,
+    personalizer = build_personalizer(method, CHAT_TASK, k=config.k, count_tokens=backend.count_tokens,
                                       budget=PromptBudget(config.input_tokens, config.context_tokens), seed=config.seed,
                                       embedder=HashingEmbedder(), store=service.store, backend=backend)
     since = len(backend.requests)
@@ -106,6 +114,12 @@ def through_serve(client: TestClient, backend: EchoBackend, user: str, messages:
 
 @pytest.mark.parametrize("method", METHODS)
 def test_served_prompts_are_evals_prompts(method: str, make_client: Callable[..., TestClient]) -> None:
+    check_served_prompts_are_evals_prompts(method, make_client)
+
+
+def check_served_prompts_are_evals_prompts(method: str, make_client: Callable[..., TestClient]) -> None:
+    """For every user and input: the messages serve sends are eval's (the same-prompt check a
+    plug-in method can be put through too)."""
     client, backend = served(make_client, method, memory=False)
     personalized = 0
     for user in ("alice", "bob", "newcomer"):

@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tailor.backends.echo import EchoBackend
-from tailor.personalizers.chat import EPISODES_HEADER
+from tailor.chat.personalizer import EPISODES_HEADER
 
 Ask = Callable[..., Any]
 

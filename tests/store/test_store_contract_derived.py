@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from tailor.store import Artifact, ProfileStore, SQLiteProfileStore, UnknownUserError
+from tailor.store.migrations import MIGRATIONS, run_sqlite_steps
 from tailor.store.sqlite import SCHEMA_VERSION
-from tailor.store.sqlite_schema import MIGRATIONS
 from tailor.types import HistoryRecord, Persona, Profile
 
 StoreFactory = Callable[[], ProfileStore]
@@ -356,8 +356,7 @@ def test_a_version_1_file_is_migrated_and_keeps_its_data(tmp_path: Path) -> None
     path = tmp_path / "v1.db"
     raw = sqlite3.connect(path)
     with raw:
-        for statement in MIGRATIONS[1]:  # exactly what tailor wrote as version 1
-            raw.execute(statement)
+        run_sqlite_steps(raw, MIGRATIONS[0].sqlite_steps())  # exactly what tailor wrote as version 1
         raw.executemany("INSERT INTO users VALUES (?, ?)", [("alice", "2024-01-01T00:00:00+00:00"),
                                                             ("empty", "2024-01-01T00:00:00+00:00")])
         raw.execute("INSERT INTO attributes VALUES ('alice', 'age', '30')")

@@ -119,11 +119,11 @@ def test_raw_answer_is_the_first_line_unchanged() -> None:
     assert raw_answer("") == ""
 
 
-@pytest.mark.parametrize("name", [name for name, task in TASKS.items() if task.kind == "generation"])
+@pytest.mark.parametrize("name", [name for name in TASKS.names() if get_task(name).kind == "generation"])
 def test_every_generation_task_extracts_or_keeps_raw_answers(name: str) -> None:
     from dataclasses import replace
 
-    task = TASKS[name]
+    task = get_task(name)
     raw = "Sure! Here is the answer:\n**Trees line the river**\nThis answer captures it."
     assert task.answers == "extract"
     assert task.parse(raw) == "Trees line the river"

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from tailor.tasks import OWN_TASKS, TASKS, TaskSpec, get_task
-from tailor.tasks.lamp import LAMP_TASKS
+from tailor.tasks import TASKS, TaskSpec, get_task
+from tailor.tasks.lamp import LAMP_4, LAMP_TASKS
+from tailor.tasks.news_headlines import NEWS_HEADLINES
 from tailor.types import HistoryRecord
+
+ALL = {name: get_task(name) for name in TASKS.names()}
 
 
 def record(id: str = "p1", **fields: str) -> HistoryRecord:
@@ -23,30 +26,33 @@ def spec(kind: str = "classification", labels: tuple[str, ...] = ()) -> TaskSpec
 
 @pytest.mark.parametrize("name", ["LaMP-4", "LaMP_4", "lamp-4", "lamp_4", " LAMP-4 "])
 def test_get_task_accepts_every_spelling_of_a_lamp_name(name: str) -> None:
-    assert get_task(name) is TASKS["LaMP-4"]
+    assert get_task(name) is LAMP_4
+    assert name in TASKS
 
 
 def test_get_task_finds_news_variants_and_own_tasks() -> None:
-    assert get_task("lamp_2n") is TASKS["LaMP-2N"]
-    assert get_task("news-headlines") is OWN_TASKS["news-headlines"]
+    assert get_task("lamp_2n") is LAMP_TASKS["LaMP-2N"]
+    assert get_task("news-headlines") is NEWS_HEADLINES
 
 
 @pytest.mark.parametrize("name", ["LaMP-8", "lamp", "headlines", "", "LaMP-4x"])
 def test_get_task_rejects_unknown_names_listing_the_valid_ones(name: str) -> None:
     with pytest.raises(ValueError, match="unknown task") as error:
         get_task(name)
-    for valid in TASKS:
+    for valid in TASKS.names():
         assert valid in str(error.value)
 
 
-def test_every_lamp_task_is_registered_under_its_own_name() -> None:
-    assert list(LAMP_TASKS) == ["LaMP-1", "LaMP-2", "LaMP-2M", "LaMP-2N", "LaMP-3", "LaMP-4", "LaMP-5", "LaMP-6",
+def test_every_task_is_registered_under_its_own_name() -> None:
+    assert list(LAMP_TASKS) == ["LaMP-1", "LaMP-2", "LaMP-2N", "LaMP-2M", "LaMP-3", "LaMP-4", "LaMP-5", "LaMP-6",
                                 "LaMP-7"]
-    assert all(task.name == name for name, task in TASKS.items())
+    assert set(LAMP_TASKS) | {"news-headlines", "commits", "tweets", "movielens-ratings", "debates"} == set(ALL)
+    assert all(task.name == name for name, task in ALL.items())
+    assert all(task is LAMP_TASKS[name] for name, task in ALL.items() if name in LAMP_TASKS)
 
 
 def test_tasks_have_labels_exactly_when_their_answers_are_labels() -> None:
-    for name, task in TASKS.items():
+    for name, task in ALL.items():
         assert bool(task.labels) == (task.kind in ("classification", "rating")), name
         assert task.uses_candidates == bool(task.labels), name
 
@@ -87,18 +93,18 @@ CONTENT = "Volunteers planted trees along the river."
 
 
 def test_every_task_but_citation_has_an_official_prefix_here() -> None:
-    assert set(OFFICIAL_PREFIXES) | {"LaMP-1"} == set(TASKS)
+    assert set(OFFICIAL_PREFIXES) | {"LaMP-1"} == set(ALL)
 
 
 @pytest.mark.parametrize("name", list(OFFICIAL_PREFIXES))
 def test_query_is_the_text_after_the_marker(name: str) -> None:
-    assert TASKS[name].query(OFFICIAL_PREFIXES[name] + CONTENT + " \n") == CONTENT
+    assert ALL[name].query(OFFICIAL_PREFIXES[name] + CONTENT + " \n") == CONTENT
 
 
 def test_citation_query_is_the_whole_input() -> None:
     text = ('For an author who has written the paper with the title "Sparse retrieval", which reference is related? '
             'Just answer with [1] or [2] without explanation. [1]: "Okapi at TREC-3" [2]: "Protein folding"')
-    assert TASKS["LaMP-1"].query(text) == text
+    assert ALL["LaMP-1"].query(text) == text
 
 
 @pytest.mark.parametrize(("name", "content"), [
@@ -108,11 +114,11 @@ def test_citation_query_is_the_whole_input() -> None:
     ("LaMP-2", "A film whose description: fits no genre."),
 ])
 def test_query_keeps_a_marker_that_occurs_inside_the_content(name: str, content: str) -> None:
-    assert TASKS[name].query(OFFICIAL_PREFIXES[name] + content) == content
+    assert ALL[name].query(OFFICIAL_PREFIXES[name] + content) == content
 
 
 def test_query_without_a_marker_is_the_whole_stripped_input() -> None:
-    assert TASKS["LaMP-4"].query("  just some article text \n") == "just some article text"
+    assert ALL["LaMP-4"].query("  just some article text \n") == "just some article text"
 
 
 # -- profile items in prompts --------------------------------------------------------------------
@@ -138,7 +144,7 @@ def _fields_in(rendered: str) -> set[str]:
     ("news-headlines", {"title", "text"}),
 ])
 def test_render_item_shows_the_task_fields(name: str, shown: set[str]) -> None:
-    assert _fields_in(TASKS[name].render_item(ITEM)) == shown
+    assert _fields_in(ALL[name].render_item(ITEM)) == shown
 
 
 @pytest.mark.parametrize(("name", "given", "answer"), [
@@ -152,7 +158,7 @@ def test_render_item_shows_the_task_fields(name: str, shown: set[str]) -> None:
     ("news-headlines", "text", "title"),
 ])
 def test_item_turn_pairs_the_item_input_with_its_output(name: str, given: str, answer: str) -> None:
-    task = TASKS[name]
+    task = ALL[name]
     turn = task.item_turn(ITEM)
     assert turn is not None
     prompt, output = turn
@@ -163,19 +169,19 @@ def test_item_turn_pairs_the_item_input_with_its_output(name: str, given: str, a
 
 
 def test_lamp_4_item_turn_is_the_headline_prompt_then_the_title() -> None:
-    assert TASKS["LaMP-4"].item_turn(record(title="Trees line the river", text="Volunteers planted trees.")) == (
+    assert ALL["LaMP-4"].item_turn(record(title="Trees line the river", text="Volunteers planted trees.")) == (
         "Generate a headline for the following article: Volunteers planted trees.", "Trees line the river")
 
 
 @pytest.mark.parametrize("name", ["LaMP-1", "LaMP-7"])
 def test_tasks_whose_items_pair_no_input_with_an_output_have_no_item_turn(name: str) -> None:
-    assert TASKS[name].item_turn(ITEM) is None
+    assert ALL[name].item_turn(ITEM) is None
 
 
 def test_document_reads_only_the_task_fields_in_order() -> None:
-    assert TASKS["LaMP-4"].document(ITEM) == "TITLE-T TEXT-X"
-    assert TASKS["LaMP-5"].document(ITEM) == "TITLE-T ABSTRACT-A"
-    assert TASKS["LaMP-4"].document(record(text="only text")) == "only text"
+    assert ALL["LaMP-4"].document(ITEM) == "TITLE-T TEXT-X"
+    assert ALL["LaMP-5"].document(ITEM) == "TITLE-T ABSTRACT-A"
+    assert ALL["LaMP-4"].document(record(text="only text")) == "only text"
 
 
 # -- parsing answers -----------------------------------------------------------------------------
@@ -194,7 +200,7 @@ def test_document_reads_only_the_task_fields_in_order() -> None:
     ("Based on a book, I'd say", "based on a book"),
 ])
 def test_classification_parse_finds_the_label(raw: str, label: str) -> None:
-    assert TASKS["LaMP-2"].parse(raw) == label
+    assert ALL["LaMP-2"].parse(raw) == label
 
 
 def test_the_longer_label_wins_at_the_same_position() -> None:
@@ -205,18 +211,18 @@ def test_the_longer_label_wins_at_the_same_position() -> None:
 
 @pytest.mark.parametrize("raw", ["I do not know", "none of these.", ""])
 def test_classification_parse_without_a_label_returns_the_text(raw: str) -> None:
-    parsed = TASKS["LaMP-2"].parse(raw)
+    parsed = ALL["LaMP-2"].parse(raw)
     assert parsed == raw.strip().strip(".")
-    assert parsed not in TASKS["LaMP-2"].labels
+    assert parsed not in ALL["LaMP-2"].labels
 
 
 def test_citation_parse() -> None:
-    assert TASKS["LaMP-1"].parse("[2]") == "[2]"
-    assert TASKS["LaMP-1"].parse("The answer is [1].") == "[1]"
+    assert ALL["LaMP-1"].parse("[2]") == "[2]"
+    assert ALL["LaMP-1"].parse("The answer is [1].") == "[1]"
 
 
 def test_news_category_parse_finds_labels_with_spaces_and_ampersands() -> None:
-    assert TASKS["LaMP-2N"].parse("Category: Food & Drink") == "food & drink"
+    assert ALL["LaMP-2N"].parse("Category: Food & Drink") == "food & drink"
 
 
 @pytest.mark.parametrize(("raw", "rating"), [
@@ -229,7 +235,7 @@ def test_news_category_parse_finds_labels_with_spaces_and_ampersands() -> None:
     ("", ""),
 ])
 def test_rating_parse_reads_the_first_number(raw: str, rating: str) -> None:
-    assert TASKS["LaMP-3"].parse(raw) == rating
+    assert ALL["LaMP-3"].parse(raw) == rating
 
 
 @pytest.mark.parametrize(("raw", "text"), [
@@ -245,4 +251,4 @@ def test_rating_parse_reads_the_first_number(raw: str, rating: str) -> None:
     ("", ""),
 ])
 def test_generation_parse_keeps_the_first_line_without_preamble(raw: str, text: str) -> None:
-    assert TASKS["LaMP-4"].parse(raw) == text
+    assert ALL["LaMP-4"].parse(raw) == text

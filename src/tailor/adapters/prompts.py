@@ -6,7 +6,8 @@ served is what makes retrieval pay off on small models; an adapter trained on th
 input and then served with pasted items sees an input it never learned. So an adapter is
 trained for one prompt (``none``, or a retrieval method with its layout, ``k`` and token
 budgets). The prompt's id (``none``, ``bm25:lamp:k=1``) is part of the adapter's key, so
-``lora+bm25`` is served by adapters trained on bm25 prompts. The pairs themselves are
+``lora+bm25`` is served by adapters trained on bm25 prompts (and ``lora+dense`` by adapters
+trained on dense prompts: any retrieval method's prompt can be trained for). The pairs themselves are
 built by the personalizer ``tailor eval`` builds for that method
 (:mod:`tailor.training.pairs`).
 """
@@ -22,11 +23,7 @@ from tailor.adapters.store import NO_PROMPT
 from tailor.prompting.builder import LAYOUTS, PromptBudget
 from tailor.types import HistoryRecord, TaskExample
 
-__all__ = ["TRAINABLE_METHODS", "TrainingPrompt", "by_time", "items_before_questions", "prompt_id"]
-
-TRAINABLE_METHODS = ("none", "bm25")
-"""Prompt methods an adapter can be trained for: those the adapter methods serve
-(``lora`` = the ``none`` prompt, ``lora+bm25`` = the ``bm25`` prompt)."""
+__all__ = ["TrainingPrompt", "by_time", "items_before_questions", "prompt_id"]
 
 
 def prompt_id(method: str, layout: str | None, k: int) -> str:
@@ -39,6 +36,8 @@ class TrainingPrompt:
     """The prompt an adapter is trained on and served with (the method's, resolved)."""
 
     method: str = "none"
+    """The retrieval method whose prompt it is (``none``: the input alone); which names are
+    retrieval methods is the method registry's (:mod:`tailor.methods`) to say."""
     layout: str | None = None
     """The retrieved items' layout (``lamp`` or ``dialogue``); ``None`` for ``none``."""
     k: int = 1
@@ -46,9 +45,8 @@ class TrainingPrompt:
     context_tokens: int = PromptBudget().context_tokens
 
     def __post_init__(self) -> None:
-        if self.method not in TRAINABLE_METHODS:
-            raise ValueError(f"adapters are trained for the prompt of {', '.join(TRAINABLE_METHODS)}, "
-                             f"not {self.method!r}")
+        if not isinstance(self.method, str) or not self.method or ":" in self.method:
+            raise ValueError(f"method must be a retrieval method's name, got {self.method!r}")
         if self.method == "none":
             object.__setattr__(self, "layout", None)
             object.__setattr__(self, "k", 1)

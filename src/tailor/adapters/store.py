@@ -1,6 +1,6 @@
 """The adapter store: adapter weights kept inside the profile store (SQLite or PostgreSQL).
 
-Three tables, declared with the store's schema (:mod:`tailor.store.sqlite_schema`, version 3)
+Three tables, declared with the store's schema (:mod:`tailor.store.migrations`, version 3)
 and following its derived data rule (see :mod:`tailor.store.sqlite`)::
 
     adapters(user_id -> users ON DELETE CASCADE, task, kind, prompt, config, base_model,

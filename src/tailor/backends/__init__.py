@@ -33,6 +33,18 @@ BACKENDS = Registry(
     group="tailor.backends",
     extras={"default": "hf", "default-fp32": "hf", "default-onnx": "hf", "openvino": "hf", "onnx": "hf", "transformers": "hf", "openai": "openai",
             "llamacpp": "llamacpp", "ray": "ray"},
+    helps={
+        "default": "SmolLM2-135M-Instruct through OpenVINO, int8 weights (default:fp32 for float32)",
+        "default-fp32": "the default model through transformers, float32 (the reference path)",
+        "default-onnx": "the default model through ONNX Runtime GenAI (default-onnx:int4 for int4 weights)",
+        "openvino": "openvino:PATH, a model folder exported with python -m tailor.backends.openvino",
+        "onnx": "onnx:PATH, an ONNX Runtime GenAI model folder",
+        "echo": "a scripted model for tests",
+        "transformers": "transformers:PATH, any local Hugging Face causal LM",
+        "openai": "openai:URL, an OpenAI-compatible server (vLLM, llama.cpp's)",
+        "llamacpp": "llamacpp[:PATH], a GGUF file through llama.cpp",
+        "ray": "ray:N:INNER, N replicas of another backend on Ray actors",
+    },
 )
 
 # Backends whose spec carries an argument after the colon (a path or a URL).

@@ -11,13 +11,13 @@ import json
 import logging
 import os
 import sys
-import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from tailor.about import version_line
 from tailor.backends.base import BackendError
+from tailor.cli import choices
+from tailor.cli.demo import add_demo_verb, run_demo
 from tailor.cli.facts import add_eval_facts_verb, run_eval_facts
 from tailor.cli.memory import add_eval_memory_verb, run_eval_memory
 from tailor.cli.serve import add_serve_verbs, run_keys, run_personas, run_serve
@@ -50,35 +50,30 @@ class _VersionAction(argparse.Action):
         parser.exit()
 
 
-# The packaged generation tasks `tailor demo` can run, with what one of their users is.
-DEMO_TASKS = {"tweets": "accounts", "news-headlines": "outlets", "debates": "candidates"}
+_TASK_HELP = "the task: {} (LaMP names in any spelling, as LaMP_4 or lamp4)"
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from tailor.tasks import TASKS
+
     parser = argparse.ArgumentParser(prog="tailor", description="Personalize LLMs per user, and measure it.")
     parser.add_argument("--version", action=_VersionAction)
     verbs = parser.add_subparsers(dest="verb", metavar="VERB")
 
-    demo = verbs.add_parser("demo", help="build a packaged real task and evaluate none vs bm25 on the default model")
-    demo.add_argument("--task", choices=sorted(DEMO_TASKS), default="tweets",
-                      help="packaged task (default tweets: finish a tweet per account, where retrieval "
-                           "measurably helps the default model; news-headlines is where it does not)")
-    demo.add_argument("--n", type=_positive, default=200, help="examples to evaluate (default 200)")
-    demo.add_argument("--methods", default="none,bm25", help="methods to compare (default none,bm25)")
-    demo.add_argument("--backend", default="default")
-    demo.add_argument("--out", default=None, help="output folder (default $TAILOR_HOME/runs/demo)")
-    demo.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    add_demo_verb(verbs)
+
+    listing = verbs.add_parser("methods", help="list the personalization methods: what each does and needs, and "
+                               "whether tailor serve serves it")
+    listing.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
     ev = verbs.add_parser("eval", help="evaluate personalization methods on LaMP-format data")
-    ev.add_argument("--task", required=True, help="LaMP-1 .. LaMP-7, LaMP-2M, LaMP-2N, or a tailor task")
+    ev.add_argument("--task", required=True, help=_TASK_HELP.format(", ".join(TASKS.names())))
     ev.add_argument("--data", required=True, help="folder holding {split}_questions.json (and _outputs.json)")
     ev.add_argument("--split", default="dev")
-    ev.add_argument("--method", default="none,bm25", help="comma-separated: none, bm25, recency, random, dense, "
-                    "hybrid, recency+dense, with summary and/or persona notes joined by '+' (summary+bm25, "
-                    "persona+hybrid), or refine; append :lamp or :dialogue to pick a prompt layout (default "
-                    "none,bm25); lora, lora+bm25, user-embedding need --adapters; labels and ratings: profile-prior, "
-                    "knn, none+prior, bm25+prior, user-mean, global-mean, item-bias")
-    ev.add_argument("--backend", default="default", help="default | echo | transformers:PATH | openai:URL | llamacpp[:PATH] | ray:N:INNER (N replicas on Ray)")
+    ev.add_argument("--method", default="none,bm25", type=choices.method_list, metavar="METHOD[,METHOD...]",
+                    help="comma-separated methods, each parts joined with '+' and an optional :lamp or :dialogue "
+                    f"layout (default none,bm25; `tailor methods` describes each). {choices.method_help()}")
+    ev.add_argument("--backend", default="default", help=choices.backend_help())
     ev.add_argument("--k", type=_positive, default=None,
                     help="profile items retrieved per input (default: the task's measured default, 1 for LaMP tasks)")
     ev.add_argument("--limit", type=_positive, default=None, help="first N examples in file order")
@@ -93,9 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--context-tokens", type=_positive, default=384, help="token budget for retrieved items")
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--embedder", default="minilm",
-                    help="embedder of the dense methods: minilm (all-MiniLM-L6-v2) or hashing (default minilm)")
+                    help=f"embedder of the methods that rank by meaning: {choices.embedder_help()} (default minilm)")
     ev.add_argument("--adapters", default=None, metavar="DIR",
-                    help="adapters made by tailor train-adapter, for the methods lora, lora+bm25, user-embedding")
+                    help=f"adapters made by tailor train-adapter, for the methods that need them "
+                    f"({choices.methods_needing('adapters')})")
     ev.add_argument("--users", default=None, metavar="ID,ID", help="evaluate only these users' examples")
     ev.add_argument("--raw-answers", action="store_true",
                     help="generation tasks: score the first generated line as it is, without removing preambles, "
@@ -113,7 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--figures", default=None, help="folder for PNG plots (by method, by profile size)")
     report.add_argument("--versus", default=None, type=_method_list, metavar="METHOD,METHOD",
                         help="also the paired difference of every method against these methods of the run "
-                             "(e.g. bm25 for lora+bm25, user-mean for ratings), from the saved predictions")
+                             "(e.g. bm25 for lora+bm25, user-mean for ratings), from the saved predictions; with "
+                             "--summary, each run's baseline: the first of these it holds, else none")
+    report.add_argument("--summary", action="store_true",
+                        help="print one table across the runs instead (a row per method, a column per task: the "
+                             "main metric and its paired difference against the baseline with its 95%% interval)")
 
     _add_train_adapter(verbs)
 
@@ -145,10 +145,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("bm25s").setLevel(logging.WARNING)
     try:
-        handler = {"demo": _demo, "eval": _eval, "score": _score, "data": _data, "report": _report,
+        handler = {"demo": run_demo, "eval": _eval, "score": _score, "data": _data, "report": _report,
                    "serve": run_serve, "keys": run_keys, "personas": run_personas,
                    "train-adapter": _train_adapter, "eval-memory": run_eval_memory,
-                   "eval-facts": run_eval_facts}[args.verb]
+                   "eval-facts": run_eval_facts, "methods": _methods}[args.verb]
         return handler(args)
     except UsageError as error:
         print(f"tailor {args.verb}: {error}", file=sys.stderr)
@@ -182,10 +182,9 @@ def _quiet_libraries() -> None:
 def _eval(args: argparse.Namespace) -> int:
     from tailor.evaluation.report import format_table
     from tailor.evaluation.runner import EvalConfig, evaluate
-    from tailor.personalizers import parse_methods
 
-    methods = tuple(str(m) for m in parse_methods(args.method))
-    config = EvalConfig(task=args.task, data=args.data, split=args.split, methods=methods, backend=args.backend,
+    config = EvalConfig(task=args.task, data=args.data, split=args.split, methods=tuple(args.method),
+                        backend=args.backend,
                         k=args.k, limit=args.limit, out=args.out, batch_size=args.batch_size, seed=args.seed,
                         scoring=args.scoring, input_tokens=args.input_tokens, context_tokens=args.context_tokens,
                         embedder=args.embedder, adapters=args.adapters, users=_user_list(args.users),
@@ -198,6 +197,30 @@ def _eval(args: argparse.Namespace) -> int:
         print(format_table(report))
         if args.out:
             print(f"\npredictions and results.json in {args.out}")
+    return 0
+
+
+def _methods(args: argparse.Namespace) -> int:
+    from tailor.methods import METHODS
+
+    rows: list[dict[str, Any]] = []
+    for role, methods in METHODS.by_role().items():
+        for method in methods:
+            rows.append({"name": method.name, "role": role, "help": method.help,
+                         "needs": sorted(method.all_needs()), "parameters": list(method.parameters),
+                         "served": method.serve_refusal is None, "not_served_because": method.serve_refusal})
+    if args.json:
+        _print_json({"methods": rows})
+        return 0
+    width = max(len(row["name"]) for row in rows)
+    for role in ("retrieval", "notes", "modifier", "whole"):
+        print({"retrieval": "Retrieval (at most one per method):", "notes": "Notes about the user (joined with '+'):",
+               "modifier": "Modifiers (joined with '+'):", "whole": "Used alone:"}[role])
+        for row in (r for r in rows if r["role"] == role):
+            needs = f"  [needs {', '.join(row['needs'])}]" if row["needs"] else ""
+            served = "" if row["served"] else "  (not served)"
+            print(f"  {row['name']:<{width}}  {row['help']}{needs}{served}")
+    print("\nCompose them as PART+PART[:lamp|:dialogue], e.g. summary+persona+hybrid:dialogue, lora+bm25, bm25+prior.")
     return 0
 
 
@@ -231,9 +254,10 @@ def _add_train_adapter(verbs: Any) -> None:
                        help="user (default; trains the global adapter first), persona, or global")
     train.add_argument("--kind", choices=("lora", "user-embedding"), default="lora",
                        help="lora adapters (default), or the user-embedding soft-prompt projector (--scope global)")
-    train.add_argument("--method", default="none",
+    train.add_argument("--method", default="none", type=choices.method, metavar="RETRIEVAL[:LAYOUT]",
                        help="the prompt the adapters are trained on, exactly as tailor eval builds it: none (served "
-                       "as lora; default) or bm25[:lamp|:dialogue] (served as lora+bm25, with the same --k)")
+                       "as lora; default) or a retrieval method, e.g. bm25[:lamp|:dialogue] (served as lora+bm25, "
+                       f"with the same --k); retrievals: {choices.names_of_role('retrieval')}")
     train.add_argument("--k", type=_positive, default=None, help="retrieved items per prompt, as tailor eval --k "
                        "(default: the task's, as tailor eval)")
     train.add_argument("--input-tokens", type=_positive, default=384,
@@ -302,8 +326,13 @@ def _score(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from tailor.evaluation.plots import load_run, markdown_table, plot_run, versus_table
+    from tailor.evaluation.plots import load_run, markdown_table, plot_run, summary_table, versus_table
 
+    if args.summary:
+        if args.figures:
+            raise UsageError("--figures draws one run's plots; leave it out with --summary")
+        print(summary_table([load_run(folder) for folder in args.runs], args.versus or ()))
+        return 0
     for folder in args.runs:
         run = load_run(folder)
         config = run.results["config"]
@@ -320,95 +349,25 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _data(args: argparse.Namespace) -> int:
-    from tailor.data.packaged import DATASETS, build_dataset
+    from tailor.data.packaged import BuildOptionError
+    from tailor.tasks import build_dataset, data_sets
 
     if args.data_verb == "list" or args.data_verb is None:
-        for name, builder in sorted(DATASETS.items()):
-            summary = (builder.__doc__ or "").strip().splitlines()[0]
-            print(f"{name}\t{summary}")
-        print("commits\tcommit subjects per author from any git history (--repo PATH or --log FILE), LaMP-6 layout")
+        for task in data_sets():  # the registered tasks that build their own data set
+            summary = next(iter((getattr(task.builder, "__doc__", None) or "").strip().splitlines()), "")
+            print(f"{task.name}\t{summary}")
         return 0
-    if args.name == "commits":
-        report = _build_commits(args)
-    elif args.repo or args.log or args.keep_bots or args.min_commits:
-        raise UsageError("--repo, --log, --keep-bots and --min-commits are options of `tailor data build commits`")
-    else:
-        report = build_dataset(args.name, args.out)
+    # The options given go to the data set's builder, which refuses any it does not take.
+    given = {"repo": args.repo, "log": args.log, "keep_bots": args.keep_bots or None, "min_commits": args.min_commits}
+    try:
+        report = build_dataset(args.name, args.out, **{name: value for name, value in given.items() if value is not None})
+    except BuildOptionError as error:
+        raise UsageError(str(error)) from error
     splits = ", ".join(f"{split}: {n}" for split, n in report.splits.items())
     print(f"built {report.name} ({report.task}) in {report.out}: {report.users} users; {splits}; from {report.source}")
-    if args.name == "commits":
-        print("bot authors " + ("kept" if args.keep_bots else "left out (--keep-bots keeps them)")
-              + f"; what was skipped and why: {Path(report.out) / 'dataset.json'}")
+    for note in report.notes:
+        print(note)
     return 0
-
-
-def _build_commits(args: argparse.Namespace) -> Any:
-    from tailor.data.commits import CommitsConfig, build_commits
-
-    if (args.repo is None) == (args.log is None):
-        raise UsageError("commits needs exactly one of --repo PATH and --log FILE")
-    config = CommitsConfig(keep_bots=args.keep_bots,
-                           **({"min_commits": args.min_commits} if args.min_commits else {}))
-    return build_commits(args.out, repo=args.repo, log=args.log, config=config)
-
-
-def _demo(args: argparse.Namespace) -> int:
-    from tailor.backends.model_files import tailor_home
-    from tailor.data.packaged import build_dataset
-    from tailor.evaluation.report import format_table
-    from tailor.evaluation.runner import EvalConfig, evaluate
-    from tailor.personalizers import parse_methods
-
-    out = Path(args.out) if args.out else tailor_home() / "runs" / "demo"
-    began = time.perf_counter()
-    report_line = print if not args.json else (lambda *a, **k: print(*a, **k, file=sys.stderr))
-    data_dir = out / "data" / args.task
-    if not (data_dir / "dev_questions.json").exists():
-        built = build_dataset(args.task, data_dir)
-        report_line(f"built {args.task} from {built.source}: {built.users} {DEMO_TASKS[args.task]}, "
-                    f"{built.splits['dev']} dev questions")
-    methods = tuple(str(m) for m in parse_methods(args.methods))
-    # k and the prompt layout are the task's measured defaults (docs/results.md).
-    config = EvalConfig(task=args.task, data=str(data_dir), split="dev", methods=methods,
-                        backend=args.backend, limit=args.n, out=str(out / f"eval-{args.task}-n{args.n}"))
-    _quiet_libraries()
-    report_line(f"evaluating {', '.join(methods)} on the first {args.n} dev questions with the {args.backend} "
-                "backend (the first run converts the model once, about a minute)")
-    report = evaluate(config)
-    if args.json:
-        _print_json(report.to_json())
-    else:
-        print(format_table(report))
-        for line in demo_verdicts(report):
-            print(line)
-        print(f"\n{time.perf_counter() - began:.0f} s in all; predictions and results.json in {config.out}")
-    return 0
-
-
-def demo_verdicts(report: Any) -> list[str]:
-    """One line per method against ``none``: the paired difference in the task's first
-    metric, its 95% interval, the relative change, and whether the interval excludes 0."""
-    from tailor.metrics.scores import lower_is_better
-
-    baseline = next((r for r in report.results if r.method == "none"), None)
-    lines = []
-    for result in report.results:
-        if baseline is None or result is baseline or not result.versus_none:
-            continue
-        metric = next(iter(result.versus_none))
-        paired = result.versus_none[metric]
-        delta, low, high = paired["delta"], paired["low"], paired["high"]
-        lower_better = lower_is_better(metric)
-        if low > 0 or high < 0:
-            helps = (delta < 0) == lower_better
-            verdict = "personalization helps" if helps else "personalization hurts"
-        else:
-            verdict = "no measurable difference (the interval contains 0)"
-        base = baseline.metrics.get(metric, 0.0)
-        relative = f" ({delta / base:+.0%})" if base else ""
-        lines.append(f"{result.method} vs none: {metric} {delta:+.4f} [{low:+.4f}, {high:+.4f}]{relative}, "
-                     f"n={result.n}: {verdict}")
-    return lines
 
 
 if __name__ == "__main__":

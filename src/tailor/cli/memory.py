@@ -7,10 +7,10 @@ import json
 import sys
 from typing import Any
 
-from tailor.memory.episodes import EpisodeMethod
-
 
 def _methods(text: str) -> tuple[str, ...]:
+    from tailor.memory.episodes import EpisodeMethod
+
     names = tuple(name.strip() for name in text.split(",") if name.strip())
     if not names:
         raise argparse.ArgumentTypeError("name at least one method")

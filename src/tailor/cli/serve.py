@@ -8,10 +8,8 @@ import json
 import sys
 from typing import Any
 
+from tailor.cli import choices
 from tailor.logs import LOG_FORMATS
-from tailor.personalizers.methods import parse_serve_method
-from tailor.server.config import ServeConfig
-from tailor.store.tenants import TENANT_SEPARATOR, check_tenant
 
 
 def _count(text: str) -> int:
@@ -28,13 +26,6 @@ def _positive(text: str) -> int:
     return value
 
 
-def _method(text: str) -> str:
-    try:
-        return str(parse_serve_method(text))
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-
-
 def add_serve_verbs(verbs: Any) -> None:
     """Add ``serve`` and ``keys`` to the ``tailor`` command's verbs."""
     serve = verbs.add_parser("serve", help="serve an OpenAI-compatible chat API personalized per user")
@@ -44,12 +35,10 @@ def add_serve_verbs(verbs: Any) -> None:
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; any other "
                        "needs an API key to exist)")
     serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--backend", default="default", help="default | echo | transformers:PATH | openai:URL")
-    serve.add_argument("--method", type=_method, default="bm25", metavar="PART[+PART][:LAYOUT]",
-                       help="how each reply is personalized, as tailor eval --method names it: one retrieval over "
-                       "the user's records (none, bm25, recency, random, dense, hybrid, recency+dense) and/or "
-                       "summary and persona notes, joined with '+' (default bm25; e.g. summary+hybrid); or "
-                       "refine (a style note written by the model before each reply: one more model call)")
+    serve.add_argument("--backend", default="default", help=choices.backend_help())
+    serve.add_argument("--method", type=choices.serve_method, default="bm25", metavar="PART[+PART][:LAYOUT]",
+                       help="how each reply is personalized, as tailor eval --method names it (default bm25; e.g. "
+                       f"summary+hybrid). Served: {choices.method_help(served=True)}")
     serve.add_argument("--k", type=_positive, default=None,
                        help="records retrieved per request (default: the chat task's k, 3)")
     serve.add_argument("--k-memories", type=_count, default=3, help="memories retrieved per request (default 3)")
@@ -116,6 +105,7 @@ def add_serve_verbs(verbs: Any) -> None:
 
 
 def run_serve(args: argparse.Namespace) -> int:
+    from tailor.server.config import ServeConfig
     from tailor.server.run import serve
 
     config = ServeConfig(
@@ -136,6 +126,7 @@ def run_personas(args: argparse.Namespace) -> int:
     from tailor.embeddings import load_embedder
     from tailor.personas.tenants import build_personas_for_tenant
     from tailor.store import open_serving_store
+    from tailor.store.tenants import TENANT_SEPARATOR, check_tenant
 
     if args.personas_verb is None:
         print("tailor personas: choose an action: build", file=sys.stderr)

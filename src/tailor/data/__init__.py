@@ -1,23 +1,22 @@
-"""Data set readers and writers (LaMP), turning files into tailor's core types."""
+"""Data set readers and writers (LaMP's file layout), turning files into tailor's core types.
+
+They know file layouts, not tasks: which profile fields a task needs and what its outputs
+files are called are the task's (:mod:`tailor.tasks`)."""
 
 from tailor.data.lamp import (
-    PROFILE_FIELDS,
     DataFormatError,
-    detect_task,
     load_split,
-    normalize_task_name,
     read_outputs,
     read_questions,
+    split_files,
     write_outputs,
 )
 
 __all__ = [
-    "PROFILE_FIELDS",
     "DataFormatError",
-    "detect_task",
     "load_split",
-    "normalize_task_name",
     "read_outputs",
     "read_questions",
+    "split_files",
     "write_outputs",
 ]

@@ -39,11 +39,18 @@ import re
 import subprocess
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
-from tailor.data.packaged.base import BuildReport, Question, check_at_least_one, words, write_splits
+from tailor.data.packaged.base import (
+    BuildOptionError,
+    BuildReport,
+    Question,
+    check_at_least_one,
+    words,
+    write_splits,
+)
 
 SUBJECT_PROMPT = "Generate a subject for the following commit message: "
 GIT_LOG_FORMAT = "%H%x1f%aN%x1f%ad%x1f%s%x1f%b%x1e"
@@ -240,15 +247,24 @@ def _share(count: int, fraction: float, cap: int) -> int:
 
 
 def build_commits(out: str | Path, *, repo: str | Path | None = None, log: str | Path | None = None,
-                  config: CommitsConfig | None = None) -> BuildReport:
-    """Commit subjects per author from a git history (``repo`` or a saved ``log``), LaMP-6 layout."""
+                  config: CommitsConfig | None = None, keep_bots: bool | None = None,
+                  min_commits: int | None = None) -> BuildReport:
+    """Commit subjects per author from any git history (--repo PATH or --log FILE), LaMP-6 layout.
+
+    The history is the repository ``repo`` or the saved ``log``; ``keep_bots`` and
+    ``min_commits``, when given, replace those of ``config``."""
     config = config or CommitsConfig()
+    if keep_bots is not None:
+        config = replace(config, keep_bots=keep_bots)
+    if min_commits is not None:
+        config = replace(config, min_commits=min_commits)
     if repo is not None and log is None:
         commits, source = read_repository(repo), f"git log of {Path(repo).resolve().name}"
     elif log is not None and repo is None:
         commits, source = read_log_file(log), f"git log file {Path(log).name}"
     else:
-        raise ValueError("commits needs exactly one source: a repository (--repo PATH) or a saved log (--log FILE)")
+        raise BuildOptionError("commits needs exactly one source: a repository (--repo PATH) or a saved log "
+                               "(--log FILE)")
     by_author, skipped = usable_commits(commits, config)
     splits: dict[str, dict[str, list[Question]]] = {"train": {}, "dev": {}, "test": {}}
     authors_left_out = 0
@@ -277,7 +293,9 @@ def build_commits(out: str | Path, *, repo: str | Path | None = None, log: str |
                "skipped": skipped, "authors_left_out": authors_left_out,
                "layout": "LaMP-6: input = prompt + cleaned body, output = subject, profile items "
                          "{id, title: subject, text: body, date}"}
-    return write_splits(out, name="commits", data_format="LaMP-6", source=source, splits=splits, details=details)
+    report = write_splits(out, name="commits", data_format="LaMP-6", source=source, splits=splits, details=details)
+    bots = "kept" if config.keep_bots else "left out (--keep-bots keeps them)"
+    return replace(report, notes=(f"bot authors {bots}; what was skipped and why: {Path(report.out) / 'dataset.json'}",))
 
 
 def _question(uid: str, history: list[_Usable], position: int, config: CommitsConfig) -> Question | None:

@@ -5,8 +5,10 @@ A LaMP split is two files in one folder: ``{split}_questions.json`` (a list of
 and ``{split}_outputs.json`` (``{"task": "LaMP_k", "golds": [{"id", "output"}, ...]}``).
 Predictions are written in the outputs layout so the official evaluator reads them.
 
-Readers validate a whole file before returning anything, and every problem is a
-:class:`DataFormatError` that names the file, the record and the field.
+The readers know the layout, not the tasks: the caller says which fields every profile item
+must have, and what the outputs file's ``task`` must say (the task declarations in
+:mod:`tailor.tasks` do both). Readers validate a whole file before returning anything, and
+every problem is a :class:`DataFormatError` that names the file, the record and the field.
 """
 
 from __future__ import annotations
@@ -15,39 +17,24 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from tailor.task_names import normalize_task_name
 from tailor.types import HistoryRecord, Profile, TaskExample
 
 __all__ = [
-    "PROFILE_FIELDS",
     "DataFormatError",
-    "detect_task",
     "load_split",
-    "normalize_task_name",
     "read_outputs",
     "read_questions",
+    "split_files",
     "write_outputs",
 ]
 
 PathLike = str | os.PathLike[str]
-
-PROFILE_FIELDS: dict[str, tuple[str, ...]] = {
-    "LaMP-1": ("title", "abstract"),
-    "LaMP-2": ("description", "tag"),
-    "LaMP-2M": ("description", "tag"),
-    "LaMP-2N": ("title", "text", "category"),
-    "LaMP-3": ("text", "score"),
-    "LaMP-4": ("title", "text"),
-    "LaMP-5": ("title", "abstract"),
-    "LaMP-6": ("title", "text"),
-    "LaMP-7": ("text",),
-}
 
 
 class DataFormatError(ValueError):
@@ -90,11 +77,6 @@ class DataFormatError(ValueError):
             type(self), record_id=self.record_id, field=self.field, location=self.location, line=self.line
         )
         return (rebuild, (self.path, self.message))
-
-
-def _official_task_name(task: str) -> str:
-    # The official evaluator only knows LaMP_1..LaMP_7, so both LaMP-2 variants are "LaMP_2".
-    return "LaMP_" + normalize_task_name(task)[len("LaMP-")]
 
 
 def _scalar_text(value: Any) -> str | None:
@@ -192,8 +174,7 @@ def _parse_question(raw: Any, index: int, required: tuple[str, ...], path: PathL
     return TaskExample(id=question, user_id=user_id, input=raw["input"], profile=Profile(user_id, records))
 
 
-def _parse_questions(path: PathLike, task: str | None) -> list[TaskExample]:
-    required = PROFILE_FIELDS[normalize_task_name(task)] if task is not None else ()
+def _parse_questions(path: PathLike, required: tuple[str, ...]) -> list[TaskExample]:
     data = _load_json(path)
     if not isinstance(data, list):
         raise DataFormatError(path, f"top level must be a list of questions, got {_type_name(data)}")
@@ -219,29 +200,26 @@ def _check_limit(limit: int | None) -> None:
         raise ValueError(f"limit must be a non-negative integer or None, got {limit!r}")
 
 
-def read_questions(path: PathLike, task: str | None = None, *, limit: int | None = None) -> list[TaskExample]:
+def read_questions(path: PathLike, *, fields: Sequence[str] = (), limit: int | None = None) -> list[TaskExample]:
     """Read a LaMP ``*_questions.json`` file into task examples (without golds).
 
-    With ``task``, every profile item must carry that task's fields (:data:`PROFILE_FIELDS`).
+    Every profile item must carry ``fields`` (the task's profile fields) besides its id.
     ``limit`` keeps the first ``limit`` questions in file order; the whole file is still
     validated, because a broken file should fail the same way whatever the limit.
     """
     _check_limit(limit)
-    examples = _parse_questions(path, task)
+    examples = _parse_questions(path, tuple(fields))
     return examples if limit is None else examples[:limit]
 
 
 def read_outputs(path: PathLike) -> tuple[str | None, dict[str, str]]:
-    """Read a LaMP ``*_outputs.json`` file: (normalized task name or ``None``, id -> output)."""
+    """Read a LaMP ``*_outputs.json`` file: (its ``task`` as written, or ``None``; id -> output)."""
     data = _load_json(path)
     if not isinstance(data, dict):
         raise DataFormatError(path, f"top level must be an object with 'task' and 'golds', got {_type_name(data)}")
-    task: str | None = None
-    if data.get("task") is not None:
-        try:
-            task = normalize_task_name(data["task"])
-        except ValueError as error:
-            raise DataFormatError(path, str(error), field="task") from error
+    task = data.get("task")
+    if task is not None and not isinstance(task, str):
+        raise DataFormatError(path, f"must be a task name, got {_type_name(task)}", field="task")
     golds = data.get("golds")
     if not isinstance(golds, list):
         raise DataFormatError(path, f"must be a list of {{id, output}} objects, got {_type_name(golds)}", field="golds")
@@ -297,13 +275,16 @@ def _prediction_pairs(predictions: Mapping[str, str] | Sequence[tuple[str, str]]
 
 
 def write_outputs(path: PathLike, task: str, predictions: Mapping[str, str] | Sequence[tuple[str, str]]) -> None:
-    """Write predictions in LaMP's outputs layout (task as ``LaMP_k``), atomically.
+    """Write predictions in LaMP's outputs layout, atomically, ``task`` as the file's task
+    (the official evaluator knows ``LaMP_1`` .. ``LaMP_7``).
 
     The file is written next to ``path`` under a temporary name, synced, then renamed
     over ``path``: a crash leaves either the old file or the new one, never half of one.
     """
+    if not isinstance(task, str) or not task.strip():
+        raise ValueError(f"the outputs file's task must be a non-empty name, got {task!r}")
     document = {
-        "task": _official_task_name(task),
+        "task": task,
         "golds": [{"id": example_id, "output": output} for example_id, output in _prediction_pairs(predictions)],
     }
     target = Path(path)
@@ -326,49 +307,43 @@ def write_outputs(path: PathLike, task: str, predictions: Mapping[str, str] | Se
         raise
 
 
-def _split_files(data_dir: PathLike, split: str) -> tuple[Path, Path]:
+def split_files(data_dir: PathLike, split: str) -> tuple[Path, Path]:
+    """The questions and outputs files of ``split`` in ``data_dir``."""
     directory = Path(data_dir)
     return directory / f"{split}_questions.json", directory / f"{split}_outputs.json"
 
 
-def _same_task(requested: str, in_file: str) -> bool:
-    # An outputs file can only say "LaMP_2", which fits either LaMP-2 variant.
-    return requested == in_file or (in_file == "LaMP-2" and requested.startswith("LaMP-2"))
-
-
-def detect_task(data_dir: PathLike, split: str) -> str | None:
-    """The task named by ``{split}_outputs.json`` in ``data_dir``, or ``None`` if it has none."""
-    _, outputs_path = _split_files(data_dir, split)
-    if not outputs_path.is_file():
-        return None
-    task, _ = read_outputs(outputs_path)
-    return task
-
-
 def load_split(
-    data_dir: PathLike, split: str = "dev", task: str | None = None, *, limit: int | None = None
+    data_dir: PathLike,
+    split: str = "dev",
+    *,
+    fields: Sequence[str] = (),
+    limit: int | None = None,
+    check_task: Callable[[str], None] | None = None,
 ) -> list[TaskExample]:
     """Load ``{split}_questions.json`` from ``data_dir``, with golds from ``{split}_outputs.json`` if present.
 
-    Without ``task``, the outputs file's task (if any) decides which profile fields are
-    required. Golds must cover exactly the questions' ids. ``limit`` keeps the first
-    ``limit`` questions in file order.
+    Every profile item must carry ``fields``. ``check_task`` is given the outputs file's
+    ``task``, when it has one, and raises ValueError when that is not the task being loaded
+    (the error then names the file and the field). Golds must cover exactly the questions'
+    ids. ``limit`` keeps the first ``limit`` questions in file order.
     """
     _check_limit(limit)
-    questions_path, outputs_path = _split_files(data_dir, split)
+    questions_path, outputs_path = split_files(data_dir, split)
     if not questions_path.is_file():
         directory = Path(data_dir)
         present = sorted(p.name for p in directory.iterdir()) if directory.is_dir() else None
         found = "the folder does not exist" if present is None else f"files there: {', '.join(present) or 'none'}"
         raise FileNotFoundError(f"no {questions_path.name} in {directory} ({found})")
-    requested = normalize_task_name(task) if task is not None else None
-    file_task: str | None = None
     golds: dict[str, str] | None = None
     if outputs_path.is_file():
         file_task, golds = read_outputs(outputs_path)
-        if requested is not None and file_task is not None and not _same_task(requested, file_task):
-            raise DataFormatError(outputs_path, f"says {file_task} but task {requested} was asked for", field="task")
-    examples = _parse_questions(questions_path, requested or file_task)
+        if file_task is not None and check_task is not None:
+            try:
+                check_task(file_task)
+            except ValueError as error:
+                raise DataFormatError(outputs_path, str(error), field="task") from error
+    examples = _parse_questions(questions_path, tuple(fields))
     if golds is None:
         return examples if limit is None else examples[:limit]
     question_ids = {example.id for example in examples}

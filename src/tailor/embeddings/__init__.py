@@ -8,11 +8,13 @@ after, so several retrievers (``dense``, ``hybrid``, ``recency+dense``) share on
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tailor.embeddings.base import Embedder, normalize_rows
-from tailor.embeddings.ingest import EmbedReport, embed_profiles
 from tailor.registry import Registry
+
+if TYPE_CHECKING:
+    from tailor.embeddings.base import Embedder, normalize_rows
+    from tailor.embeddings.ingest import EmbedReport, embed_profiles
 
 EMBEDDERS = Registry(
     "embedder",
@@ -41,6 +43,19 @@ def load_embedder(name: str = DEFAULT_EMBEDDER, **options: Any) -> Embedder:
         if name not in _loaded:
             _loaded[name] = EMBEDDERS.load(name)()
         return _loaded[name]
+
+
+def __getattr__(name: str) -> Any:
+    # Imported on first use: listing embedders loads no numpy.
+    if name in ("Embedder", "normalize_rows"):
+        from tailor.embeddings import base
+
+        return getattr(base, name)
+    if name in ("EmbedReport", "embed_profiles"):
+        from tailor.embeddings import ingest
+
+        return getattr(ingest, name)
+    raise AttributeError(f"module 'tailor.embeddings' has no attribute {name!r}")
 
 
 __all__ = ["DEFAULT_EMBEDDER", "EMBEDDERS", "EmbedReport", "Embedder", "embed_profiles", "load_embedder",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tailor.evaluation.runner import EvalReport
-from tailor.metrics.scores import lower_is_better
+from tailor.tasks import get_task
 
 
 def _cell(value: float, interval: list[float] | None) -> str:
@@ -25,7 +25,7 @@ def report_rows(report: EvalReport) -> tuple[list[str], list[list[str]]]:
     first = names[0] if names else None
     header = ["method", "n", *[f"{n} (95% CI)" for n in names]]
     if first is not None:
-        arrow = "lower is better" if lower_is_better(first) else "higher is better"
+        arrow = "higher is better" if get_task(report.task).metric(first).higher_is_better else "lower is better"
         header.append(f"Δ {first} vs none ({arrow})")
     header.append("s/example")
     rows = []

@@ -11,20 +11,19 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
 from tailor import __version__
 from tailor.about import git_commit
 from tailor.backends import Backend, load_backend
-from tailor.data.lamp import load_split, write_outputs
 from tailor.embeddings import EMBEDDERS, Embedder, embed_profiles, load_embedder
 from tailor.evaluation.checkpoint import Checkpoint, safe_name
-from tailor.evaluation.scoring import score_predictions
+from tailor.methods import BuildContext, MethodSpec, parse_methods
 from tailor.metrics import bootstrap_ci, paired_comparison
 from tailor.metrics.scores import PerExampleScores
-from tailor.personalizers import Personalized, build_personalizer, parse_methods
+from tailor.personalizers.base import Personalized
 from tailor.personalizers.calibration import ContextualCalibrator, EvidenceFit, fit_evidence_weight, posterior
 from tailor.personalizers.labels import LabelDistribution, as_label, decide, label_distribution, store_labels
 from tailor.prompting.builder import PromptBudget
@@ -57,7 +56,8 @@ class EvalConfig:
     task: str
     data: str
     split: str = "dev"
-    methods: tuple[str, ...] = ("none", "bm25")
+    methods: tuple[MethodSpec | str, ...] = ("none", "bm25")
+    """The methods to compare, parsed once (strings are parsed here)."""
     backend: str = "default"
     k: int | None = None
     """Profile items retrieved per input; ``None``: the task's default (:attr:`TaskSpec.k`)."""
@@ -92,9 +92,18 @@ class EvalConfig:
             raise ValueError(f"scoring must be one of {', '.join(SCORINGS)}, got {self.scoring!r}")
         if self.answers not in ANSWER_MODES:
             raise ValueError(f"answers must be one of {', '.join(ANSWER_MODES)}, got {self.answers!r}")
-        parse_methods(",".join(self.methods))
+        object.__setattr__(self, "methods", tuple(parse_methods(self.methods)))
         if self.embedder not in EMBEDDERS:
             raise ValueError(f"unknown embedder {self.embedder!r}; valid embedders: {', '.join(EMBEDDERS.names())}")
+
+    @property
+    def method_specs(self) -> tuple[MethodSpec, ...]:
+        """:attr:`methods`, parsed."""
+        return tuple(m for m in self.methods if isinstance(m, MethodSpec))
+
+    def to_json(self) -> dict[str, Any]:
+        """The config as results.json records it (each method by its name)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)} | {"methods": [str(m) for m in self.methods]}
 
     def fingerprint(self) -> dict[str, Any]:
         """The settings that must match for saved predictions to be reused."""
@@ -194,13 +203,11 @@ def evaluate(config: EvalConfig, *, backend: Backend | None = None, store: Profi
     task = get_task(config.task)
     if task.answers != config.answers:
         task = replace(task, answers=config.answers)
-    if config.k is None:
-        # The task's measured default, resolved before anything records the config.
-        config = replace(config, k=task.k)
+    # The task's measured default k, resolved before anything records the config.
+    config = replace(config, k=task.items_per_input(config.k))
     if config.scoring is None:
         config = replace(config, scoring="calibrated" if task.uses_candidates else "generate")
-    examples = load_split(config.data, config.split, task.lamp_format,
-                          limit=None if config.users else config.limit)
+    examples = task.load(config.data, config.split, limit=None if config.users else config.limit)
     if config.users:
         examples = _only_users(examples, config.users, config)
     if not examples:
@@ -214,16 +221,16 @@ def evaluate(config: EvalConfig, *, backend: Backend | None = None, store: Profi
     if backend is None:
         backend = load_backend(config.backend, batch_size=config.batch_size)
     budget = PromptBudget(config.input_tokens, config.context_tokens)
-    methods = parse_methods(",".join(config.methods))
+    methods = config.method_specs
     embedder: Embedder | None = None
-    if any(method.needs_embedder for method in methods):
+    if any(method.needs("embedder") for method in methods):
         embedder = load_embedder(config.embedder)
         # Once per record, at ingestion: every dense method then reads the stored vectors.
         embed_profiles(store, embedder, dict.fromkeys(e.user_id for e in examples), document=task.document,
                        progress=progress is not None)
     has_golds = all(e.gold is not None for e in examples)
     adapter_store = None
-    if config.adapters and any(method.adapter is not None for method in methods):
+    if config.adapters and any(method.needs("adapters") for method in methods):
         from tailor.adapters.store import open_adapter_store
 
         adapter_store = open_adapter_store(config.adapters)
@@ -234,10 +241,12 @@ def evaluate(config: EvalConfig, *, backend: Backend | None = None, store: Profi
     calibrator = ContextualCalibrator(backend, task) if task.uses_candidates else None
     # Every personalizer first: a method that cannot run (an adapter method without the
     # adapters for its prompt) fails before the others spend their time.
-    def personalizer_for(method: Any, profiles: ProfileStore) -> Any:
-        return build_personalizer(method, task, k=config.k or task.k, count_tokens=backend.count_tokens,
-                                  budget=budget, seed=config.seed, embedder=embedder, store=profiles,
-                                  backend=backend, adapters=adapter_store)
+    train = _train_examples(config, task) if any(method.needs("train-split") for method in methods) else None
+    context = BuildContext(task, backend.count_tokens, k=config.k, budget=budget, seed=config.seed, embedder=embedder,
+                           backend=backend, adapters=adapter_store, train=train)
+
+    def personalizer_for(method: MethodSpec, profiles: ProfileStore) -> Any:
+        return method.build(replace(context, store=profiles))
 
     personalizers = [personalizer_for(method, store) for method in methods]
     calibrating = [calibrates(task, config, p) for p in personalizers]
@@ -277,11 +286,11 @@ def evaluate(config: EvalConfig, *, backend: Backend | None = None, store: Profi
             result.granularity[level] = result.granularity.get(level, 0) + 1
         if out is not None:
             path = out / f"{safe_name(str(method))}_outputs.json"
-            write_outputs(path, task.lamp_format, [(e.id, p) for e, p in zip(examples, predictions)])
+            task.write_predictions(path, [(e.id, p) for e, p in zip(examples, predictions)])
             result.predictions_file = str(path)
         if has_golds:
             golds = [e.gold or "" for e in examples]
-            scored = score_predictions(task, predictions, golds, ids=[e.id for e in examples])
+            scored = task.score(predictions, golds, ids=[e.id for e in examples])
             scores[str(method)] = scored
             result.metrics = scored.aggregate()
             result.ci95 = {k: list(v) for k, v in bootstrap_ci(scored, n_resamples=config.n_resamples,
@@ -295,7 +304,7 @@ def evaluate(config: EvalConfig, *, backend: Backend | None = None, store: Profi
                 result.versus_none = paired_comparison(scores["none"], scores[result.method],
                                                        n_resamples=config.n_resamples, seed=config.seed)
     report = EvalReport(task=task.name, split=config.split, n=len(examples), results=results,
-                        config=asdict(config), model=getattr(backend, "model_id", getattr(backend, "name", "?")))
+                        config=config.to_json(), model=getattr(backend, "model_id", getattr(backend, "name", "?")))
     if out is not None:
         _write_json(out / "results.json", report.to_json() | {
             "config": report.config, "model": report.model, "tailor_version": __version__, "git_commit": git_commit(),
@@ -334,6 +343,19 @@ def _saved_fits(out: Path | None) -> dict[str, dict[str, Any]]:
     return saved if isinstance(saved, dict) else {}
 
 
+def _train_examples(config: EvalConfig, task: TaskSpec) -> list[TaskExample]:
+    """The data's train split, for the methods that need one; an error naming the folder
+    when it has none, or when the run evaluates the train split itself."""
+    folder = Path(config.data)
+    if config.split == FIT_SPLIT:
+        raise ValueError(f"a method of this run learns from the {FIT_SPLIT} split, which is the split evaluated; "
+                         "evaluate another split")
+    if not (folder / f"{FIT_SPLIT}_questions.json").is_file():
+        raise ValueError(f"{folder} has no {FIT_SPLIT} split ({FIT_SPLIT}_questions.json), which a method of this run "
+                         "learns from")
+    return task.load(folder, FIT_SPLIT)
+
+
 def _fitting_examples(config: EvalConfig, task: TaskSpec) -> list[TaskExample]:
     """The train-split questions with a gold label that evidence weights are fitted on, or
     none when the data folder has no train split or the run evaluates it (a weight fitted
@@ -342,16 +364,16 @@ def _fitting_examples(config: EvalConfig, task: TaskSpec) -> list[TaskExample]:
     if config.split == FIT_SPLIT or not (folder / f"{FIT_SPLIT}_questions.json").is_file() \
             or not (folder / f"{FIT_SPLIT}_outputs.json").is_file():
         return []
-    examples = load_split(folder, FIT_SPLIT, task.lamp_format, limit=FIT_EXAMPLES)
+    examples = task.load(folder, FIT_SPLIT, limit=FIT_EXAMPLES)
     return [e for e in examples if e.gold is not None and as_label(task, e.gold) is not None]
 
 
-def _fitting_store(task: TaskSpec, examples: Sequence[TaskExample], methods: Sequence[Any],
+def _fitting_store(task: TaskSpec, examples: Sequence[TaskExample], methods: Sequence[MethodSpec],
                    embedder: Embedder | None) -> ProfileStore:
     """The fitting questions' profiles, apart from the evaluated users' store."""
     store = InMemoryProfileStore()
     ingest_examples(store, examples)
-    if embedder is not None and any(method.needs_embedder for method in methods):
+    if embedder is not None and any(method.needs("embedder") for method in methods):
         embed_profiles(store, embedder, dict.fromkeys(e.user_id for e in examples), document=task.document,
                        progress=False)
     return store

@@ -9,11 +9,26 @@ value; a contradicted fact is superseded (kept, marked, with history), decided b
 on the fact's key; and every read and write names one ``user_id``.
 """
 
-from tailor.memory.extraction import FactExtractor
-from tailor.memory.facts import EXTRACTION_INSTRUCTION, Fact, parse_facts
-from tailor.memory.search import TextEmbedder, hybrid_rank, reciprocal_rank_fusion
-from tailor.memory.store import Memory, MemoryStore
-from tailor.memory.worker import ExtractionWorker
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# Imported on first use, so that a light part (facts, extraction) does not load the search
+# stack (bm25s, numpy) with the package.
+_WHERE = {
+    "FactExtractor": "tailor.memory.extraction", "EXTRACTION_INSTRUCTION": "tailor.memory.facts",
+    "Fact": "tailor.memory.facts", "parse_facts": "tailor.memory.facts", "TextEmbedder": "tailor.memory.search",
+    "hybrid_rank": "tailor.memory.search", "reciprocal_rank_fusion": "tailor.memory.search",
+    "Memory": "tailor.memory.store", "MemoryStore": "tailor.memory.store", "ExtractionWorker": "tailor.memory.worker",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        return getattr(importlib.import_module(_WHERE[name]), name)
+    raise AttributeError(f"module 'tailor.memory' has no attribute {name!r}")
+
 
 __all__ = [
     "EXTRACTION_INSTRUCTION",

@@ -40,8 +40,8 @@ from tailor.memory.facts import Fact
 from tailor.memory.search import TextEmbedder, hybrid_rank
 from tailor.retrieval.bm25 import tokenize
 from tailor.store import SQLProfileStore
+from tailor.store.checks import utc_now
 from tailor.store.conversations import NewMemory
-from tailor.store.derived_checks import utc_now
 
 # How long a worker's claim on a message lasts: far longer than one extraction takes.
 CLAIM_SECONDS = 600.0

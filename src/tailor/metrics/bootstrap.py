@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from tailor.metrics.scores import PerExampleScores, lower_is_better
+from tailor.metrics.scores import PerExampleScores
 
 
 def _check_arguments(n_examples: int, n_resamples: int, level: float) -> None:
@@ -79,8 +79,8 @@ def paired_comparison(
     Each resample applies the same example indices to both. Per metric, returns ``delta``
     (method minus baseline on all examples), ``low`` and ``high`` (the percentile interval of
     the resampled deltas at ``level``) and ``p_better``: the fraction of resamples in which
-    the method is strictly better (a higher value, or lower for ``mae``/``rmse``); ties do
-    not count as better, so identical inputs give 0.
+    the method is strictly better (a higher value, or a lower one for a metric whose lower is
+    better, such as ``mae``); ties do not count as better, so identical inputs give 0.
     """
     _check_paired(baseline, method)
     _check_arguments(len(baseline), n_resamples, level)
@@ -92,7 +92,7 @@ def paired_comparison(
         deltas[row] = [method_metrics[name] - baseline_metrics[name] for name in names]
     comparison: dict[str, dict[str, float]] = {}
     for column, name in enumerate(names):
-        better = deltas[:, column] < 0 if lower_is_better(name) else deltas[:, column] > 0
+        better = deltas[:, column] < 0 if baseline.lower_is_better(name) else deltas[:, column] > 0
         low, high = _interval(deltas[:, column], level)
         comparison[name] = {
             "delta": full_method[name] - full_baseline[name],

@@ -1,4 +1,5 @@
-"""Per-example scores for LaMP tasks, aggregated into metrics over any subset of examples.
+"""Per-example scores, aggregated by their metrics over any subset of examples, and the
+built-in metrics (:data:`tailor.metrics.METRICS`) with the computations they read.
 
 The rules follow the official LaMP evaluator: outputs are stripped; classification maps them
 to the task's label list (unknown labels count as wrong) and reports accuracy and macro-F1 over
@@ -15,29 +16,34 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
-from tailor.metrics.labels import MetricKind
+from tailor.metrics.metric import ColumnMean, Metric, resolve_metric
 
+MetricKind = Literal["classification", "rating", "generation"]
+"""What per-example columns hold: label indices, numbers, or each metric's own value per example."""
 _KINDS: tuple[MetricKind, ...] = ("classification", "rating", "generation")
 
-# Classification and rating columns are exactly these; generation columns are metrics
-# themselves (each averaged), so more can be added beside the required ROUGE ones.
+# Classification and rating columns are exactly these; generation columns are metrics'
+# per-example values themselves (ROUGE, BLEU, a metric a package adds), each averaged.
 _COLUMNS: dict[MetricKind, tuple[str, ...]] = {
     "classification": ("prediction", "gold"),
     "rating": ("prediction", "gold"),
-    "generation": ("rouge-1", "rouge-L"),
+    "generation": (),
 }
 
-_LOWER_IS_BETTER = frozenset({"mae", "rmse"})
-
-
-def lower_is_better(name: str) -> bool:
-    """Whether a smaller value of metric ``name`` is better (true for ``mae`` and ``rmse``)."""
-    return name in _LOWER_IS_BETTER
+OFFICIAL_METRICS: dict[MetricKind, tuple[str, ...]] = {
+    "classification": ("accuracy", "f1"),
+    "rating": ("mae", "rmse"),
+    "generation": ("rouge-1", "rouge-L", "bleu"),
+}
+"""The metrics the official LaMP evaluator reports for each kind of task (BLEU added): what a
+task is scored with unless it names its own, and what scores built without metrics report
+(generation scores: the metric named by each column)."""
 
 
 # eq=False: the generated __eq__ would compare numpy arrays and fail on their truth value.
@@ -51,14 +57,19 @@ class PerExampleScores:
       output outside the label list); ``n_labels`` is the size of the label list.
     - rating: ``prediction`` and ``gold`` as numbers (an unparsable prediction already
       replaced by the farther bound).
-    - generation: one column per metric (``rouge-1``, ``rouge-L``, optionally ``bleu``).
+    - generation: one column per metric, its value on each example (``rouge-1``, ``rouge-L``,
+      ``bleu``, or a metric a package adds).
 
-    The arrays are copied and made read-only, so the scores cannot change after creation.
+    ``metrics`` aggregate the columns (names in :data:`tailor.metrics.METRICS` or
+    :class:`Metric` objects); left empty, they are the kind's :data:`OFFICIAL_METRICS`, or
+    for generation the metric each column is named after. The arrays are copied and made
+    read-only, so the scores cannot change after creation.
     """
 
     kind: MetricKind
     columns: Mapping[str, np.ndarray]
     n_labels: int = 0
+    metrics: tuple[Metric | str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.kind not in _KINDS:
@@ -67,6 +78,8 @@ class PerExampleScores:
         missing = [name for name in required if name not in self.columns]
         if missing:
             raise ValueError(f"{self.kind} scores need columns {list(required)}; missing {missing}")
+        if not self.columns:
+            raise ValueError(f"{self.kind} scores need at least one column")
         if self.kind != "generation":
             extra = sorted(set(self.columns) - set(required))
             if extra:
@@ -105,16 +118,26 @@ class PerExampleScores:
         return len(next(iter(self.columns.values())))
 
     def names(self) -> tuple[str, ...]:
-        """The metric names ``aggregate`` returns, in a stable order."""
-        if self.kind == "classification":
-            return ("accuracy", "f1")
-        if self.kind == "rating":
-            return ("mae", "rmse")
-        return tuple(self.columns)
+        """The metric names ``aggregate`` returns, in a stable order (the metrics' order)."""
+        return tuple(metric.name for metric in self._metrics)
+
+    @cached_property
+    def _metrics(self) -> tuple[Metric, ...]:
+        # Resolved on first use: scores made by one computation for several metrics are
+        # merged before anything aggregates them (tailor.metrics.score_metrics).
+        names = self.metrics or (tuple(self.columns) if self.kind == "generation" else OFFICIAL_METRICS[self.kind])
+        return tuple(resolve_metric(metric) for metric in names)
+
+    def metric(self, name: str) -> Metric:
+        """The metric called ``name``."""
+        for metric in self._metrics:
+            if metric.name == name:
+                return metric
+        raise ValueError(f"no metric {name!r} in these scores; they have {', '.join(self.names())}")
 
     def lower_is_better(self, name: str) -> bool:
         """Whether a smaller value of metric ``name`` is better."""
-        return lower_is_better(name)
+        return not self.metric(name).higher_is_better
 
     def aggregate(self, indices: np.ndarray | Sequence[int] | None = None) -> dict[str, float]:
         """Metrics over the examples at ``indices`` (repeats allowed), or over all when None.
@@ -123,12 +146,7 @@ class PerExampleScores:
         """
         checked = self._check_indices(indices)
         columns = self.columns if checked is None else {name: array[checked] for name, array in self.columns.items()}
-        if self.kind == "classification":
-            return _classification_metrics(columns["prediction"], columns["gold"], self.n_labels)
-        if self.kind == "rating":
-            error = np.abs(columns["prediction"] - columns["gold"])
-            return {"mae": float(error.mean()), "rmse": float(np.sqrt(np.mean(error**2)))}
-        return {name: float(values.mean()) for name, values in columns.items()}
+        return {metric.name: metric.aggregate(columns, self.n_labels) for metric in self._metrics}
 
     def _check_indices(self, indices: np.ndarray | Sequence[int] | None) -> np.ndarray | None:
         if indices is None:
@@ -148,24 +166,12 @@ class PerExampleScores:
         return array
 
 
-def _classification_metrics(prediction: np.ndarray, gold: np.ndarray, n_labels: int) -> dict[str, float]:
-    correct = prediction == gold
-    true_positives = np.bincount(gold[correct], minlength=n_labels)
-    # -1 (unknown label) is no label's prediction: it only adds a false negative to the gold label.
-    predicted = np.bincount(prediction[prediction >= 0], minlength=n_labels)
-    actual = np.bincount(gold, minlength=n_labels)
-    # 2PR/(P+R) equals 2tp/(2tp+fp+fn) = 2tp/(predicted+actual) whenever tp > 0, and both are
-    # 0 otherwise; labels absent from gold and predictions (denominator 0) score 0, as in
-    # sklearn's f1_score(average="macro", labels=range(n_labels)).
-    f1 = np.divide(2.0 * true_positives, predicted + actual, out=np.zeros(n_labels), where=(predicted + actual) > 0)
-    return {"accuracy": float(correct.mean()), "f1": float(f1.mean())}
-
-
 def _example(position: int, ids: Sequence[Any] | None) -> str:
     return f"example {position}" + (f" (id {ids[position]!r})" if ids is not None else "")
 
 
-def _check_inputs(predictions: Sequence[str], golds: Sequence[str], ids: Sequence[Any] | None) -> None:
+def check_inputs(predictions: Sequence[str], golds: Sequence[str], ids: Sequence[Any] | None) -> None:
+    """Predictions and golds must pair up one to one, be strings, and match ``ids`` in number."""
     if len(predictions) != len(golds):
         raise ValueError(f"got {len(predictions)} predictions but {len(golds)} golds; they must pair up one to one")
     if ids is not None and len(ids) != len(golds):
@@ -185,7 +191,7 @@ def classification_scores(
     as wrong. A gold outside ``labels`` raises ValueError naming the example (and its id, when
     ``ids`` is given), since it means the label list or the gold file is wrong.
     """
-    _check_inputs(predictions, golds, ids)
+    check_inputs(predictions, golds, ids)
     if len(labels) == 0:
         raise ValueError("labels must not be empty")
     if len(set(labels)) != len(labels):
@@ -223,7 +229,7 @@ def rating_scores(
     accepts ``"nan"`` and ``"inf"``, on which the official evaluator crashes (sklearn rejects
     non-finite input); here they count as unparsable.
     """
-    _check_inputs(predictions, golds, ids)
+    check_inputs(predictions, golds, ids)
     if not (math.isfinite(low) and math.isfinite(high) and low < high):
         raise ValueError(f"need finite bounds with low < high, got low={low}, high={high}")
     gold_values, prediction_values = [], []
@@ -264,24 +270,115 @@ def generation_scores(
     BLEU is an extra that LaMP does not report: sacrebleu's sentence-level BLEU (its default
     smoothing and effective order) divided by 100, so it lies in [0, 1] like ROUGE.
     """
-    _check_inputs(predictions, golds, ids)
+    check_inputs(predictions, golds, ids)
+    columns = _rouge_columns(predictions, golds)
+    if bleu:
+        columns["bleu"] = _bleu_column(predictions, golds)
+    return PerExampleScores(kind="generation", columns=columns)
+
+
+def bleu_scores(predictions: Sequence[str], golds: Sequence[str], *,
+                ids: Sequence[Any] | None = None) -> PerExampleScores:
+    """Sentence-level BLEU of each generated text against its gold (see :func:`generation_scores`)."""
+    check_inputs(predictions, golds, ids)
+    return PerExampleScores(kind="generation", columns={"bleu": _bleu_column(predictions, golds)})
+
+
+def _rouge_columns(predictions: Sequence[str], golds: Sequence[str]) -> dict[str, np.ndarray]:
     # Imported here: rouge_score pulls in nltk, which takes over a second to import.
     from rouge_score import rouge_scorer
-    from sacrebleu.metrics import BLEU
 
     scorer = rouge_scorer.RougeScorer(["rouge1", "rougeL"], use_stemmer=False)
-    # One BLEU object for all examples: this is what sacrebleu.sentence_bleu(prediction,
-    # [gold]) builds on every call with its defaults, at twice the speed.
-    bleu_metric = BLEU(effective_order=True) if bleu else None
-    rouge_1, rouge_l, bleu_values = [], [], []
+    rouge_1, rouge_l = [], []
     for prediction, gold in zip(predictions, golds):
-        prediction, gold = prediction.strip(), gold.strip()
-        rouge = scorer.score(target=gold, prediction=prediction)
+        rouge = scorer.score(target=gold.strip(), prediction=prediction.strip())
         rouge_1.append(rouge["rouge1"].fmeasure)
         rouge_l.append(rouge["rougeL"].fmeasure)
-        if bleu_metric is not None:
-            bleu_values.append(float(bleu_metric.sentence_score(prediction, [gold]).score) / 100.0)
-    columns = {"rouge-1": np.array(rouge_1, dtype=np.float64), "rouge-L": np.array(rouge_l, dtype=np.float64)}
-    if bleu:
-        columns["bleu"] = np.array(bleu_values, dtype=np.float64)
-    return PerExampleScores(kind="generation", columns=columns)
+    return {"rouge-1": np.array(rouge_1, dtype=np.float64), "rouge-L": np.array(rouge_l, dtype=np.float64)}
+
+
+def _bleu_column(predictions: Sequence[str], golds: Sequence[str]) -> np.ndarray:
+    from sacrebleu.metrics import BLEU
+
+    # One BLEU object for all examples: this is what sacrebleu.sentence_bleu(prediction,
+    # [gold]) builds on every call with its defaults, at twice the speed.
+    bleu_metric = BLEU(effective_order=True)
+    values = [float(bleu_metric.sentence_score(prediction.strip(), [gold.strip()]).score) / 100.0
+              for prediction, gold in zip(predictions, golds)]
+    return np.array(values, dtype=np.float64)
+
+
+# -- the computations metrics read, and the built-in metrics ----------------------------------------
+
+
+def label_values(predictions: Sequence[str], golds: Sequence[str], *, labels: Sequence[str],
+                 ids: Sequence[Any] | None = None) -> PerExampleScores:
+    """Label indices over the task's label list (what accuracy and f1 read)."""
+    return classification_scores(predictions, golds, labels, ids=ids)
+
+
+def rating_values(predictions: Sequence[str], golds: Sequence[str], *, labels: Sequence[str] = (),
+                  ids: Sequence[Any] | None = None) -> PerExampleScores:
+    """Ratings as numbers on the scale the task's labels span (LaMP's 1-5 when it lists none;
+    what mae and rmse read)."""
+    if not labels:
+        return rating_scores(predictions, golds, ids=ids)
+    try:
+        scale = [float(label) for label in labels]
+    except ValueError:
+        raise ValueError(f"a rating task's labels must be numbers (its scale), got {list(labels)}") from None
+    return rating_scores(predictions, golds, low=min(scale), high=max(scale), ids=ids)
+
+
+def rouge_values(predictions: Sequence[str], golds: Sequence[str], *, labels: Sequence[str] = (),
+                 ids: Sequence[Any] | None = None) -> PerExampleScores:
+    """ROUGE-1 and ROUGE-L per example, from one pass of the scorer (what rouge-1 and rouge-L read)."""
+    return generation_scores(predictions, golds, bleu=False, ids=ids)
+
+
+def bleu_values(predictions: Sequence[str], golds: Sequence[str], *, labels: Sequence[str] = (),
+                ids: Sequence[Any] | None = None) -> PerExampleScores:
+    """Sentence BLEU per example (what bleu reads)."""
+    return bleu_scores(predictions, golds, ids=ids)
+
+
+def _accuracy(columns: Mapping[str, np.ndarray], n_labels: int) -> float:
+    return float((columns["prediction"] == columns["gold"]).mean())
+
+
+def _macro_f1(columns: Mapping[str, np.ndarray], n_labels: int) -> float:
+    prediction, gold = columns["prediction"], columns["gold"]
+    correct = prediction == gold
+    true_positives = np.bincount(gold[correct], minlength=n_labels)
+    # -1 (unknown label) is no label's prediction: it only adds a false negative to the gold label.
+    predicted = np.bincount(prediction[prediction >= 0], minlength=n_labels)
+    actual = np.bincount(gold, minlength=n_labels)
+    # 2PR/(P+R) equals 2tp/(2tp+fp+fn) = 2tp/(predicted+actual) whenever tp > 0, and both are
+    # 0 otherwise; labels absent from gold and predictions (denominator 0) score 0, as in
+    # sklearn's f1_score(average="macro", labels=range(n_labels)).
+    f1 = np.divide(2.0 * true_positives, predicted + actual, out=np.zeros(n_labels), where=(predicted + actual) > 0)
+    return float(f1.mean())
+
+
+def _mae(columns: Mapping[str, np.ndarray], n_labels: int) -> float:
+    return float(np.abs(columns["prediction"] - columns["gold"]).mean())
+
+
+def _rmse(columns: Mapping[str, np.ndarray], n_labels: int) -> float:
+    error = np.abs(columns["prediction"] - columns["gold"])
+    return float(np.sqrt(np.mean(error**2)))
+
+
+ACCURACY = Metric("accuracy", "share of answers that are the gold label (LaMP-1, LaMP-2)", label_values, _accuracy)
+F1 = Metric("f1", "macro-F1 over the task's whole label list, as the official LaMP evaluator", label_values,
+            _macro_f1)
+MAE = Metric("mae", "mean absolute error of ratings; an answer that is no number counts as the scale's farther end",
+             rating_values, _mae, higher_is_better=False)
+RMSE = Metric("rmse", "root mean squared error of ratings, unparsable answers as for mae", rating_values, _rmse,
+              higher_is_better=False)
+ROUGE_1 = Metric("rouge-1", "ROUGE-1 F-measure (rouge_score, no stemming), averaged over examples", rouge_values,
+                 ColumnMean("rouge-1"))
+ROUGE_L = Metric("rouge-L", "ROUGE-L F-measure (rouge_score, no stemming), averaged over examples", rouge_values,
+                 ColumnMean("rouge-L"))
+BLEU = Metric("bleu", "sentence BLEU (sacrebleu, effective order) / 100, averaged over examples", bleu_values,
+              ColumnMean("bleu"))

@@ -32,9 +32,8 @@ from tailor.prompting.builder import PromptBudget, TokenCounter
 from tailor.tasks.base import TaskSpec
 from tailor.types import GenerationRequest, GenerationResult, Granularity, Profile
 
-__all__ = ["ADAPTER_METHODS", "LoRAPersonalizer", "UserEmbeddingPersonalizer", "build_adapter_personalizer"]
+__all__ = ["LoRAPersonalizer", "SoftPromptBackend", "UserEmbeddingPersonalizer"]
 
-ADAPTER_METHODS = ("lora", "lora+bm25", "user-embedding")
 _FINEST: tuple[Granularity, ...] = ("user", "persona", "global")
 
 
@@ -220,25 +219,3 @@ def _trained_for(store: AdapterStore, task: TaskSpec, prompt: TrainingPrompt, me
             "recorded": stored is not None, "split": described.metadata.get("split"),
             "data": described.metadata.get("data"), "adapters": scopes,
             "global_digest": described.digest if described.key.scope == "global" else None}
-
-
-def build_adapter_personalizer(name: str, task: TaskSpec, adapters: AdapterStore | None, *, k: int,
-                               count_tokens: TokenCounter, budget: PromptBudget, layout: Any,
-                               store: Any = None, personas: Mapping[str, str] | None = None) -> Personalizer:
-    """The personalizer of an adapter method; ``adapters`` is the store ``--adapters`` names."""
-    if adapters is None:
-        raise ValueError(f"method {name} needs trained adapters: pass --adapters DIR "
-                         "(made by tailor train-adapter)")
-    if name == "user-embedding":
-        return UserEmbeddingPersonalizer(adapters, task, count_tokens=count_tokens, budget=budget, store=store)
-    inner: Personalizer
-    if name == "lora+bm25":
-        from tailor.personalizers import build_personalizer
-
-        # The very personalizer of the bm25 method: the prompt the adapters were trained on.
-        prompt = TrainingPrompt("bm25", layout, k, budget.input_tokens, budget.context_tokens)
-        inner = build_personalizer(prompt.spec, task, k=k, count_tokens=count_tokens, budget=budget)
-    else:
-        prompt = TrainingPrompt("none", None, 1, budget.input_tokens, budget.context_tokens)
-        inner = NoPersonalization(count_tokens=count_tokens, budget=budget)
-    return LoRAPersonalizer(name, inner, adapters, task, prompt=prompt, personas=personas)

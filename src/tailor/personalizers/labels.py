@@ -36,7 +36,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Literal
 
 from tailor.personalizers.base import Personalized, Personalizer
-from tailor.personalizers.methods import MODEL_FREE, RATING_ONLY
 from tailor.retrieval.base import Retriever
 from tailor.tasks.base import TaskSpec
 from tailor.types import HistoryRecord, Profile
@@ -50,12 +49,6 @@ LabelDistribution = Mapping[str, float]
 KNN_VOTERS = 4
 """The fewest retrieved items ``knn`` votes with, whatever ``--k`` says for pasting items: the
 4 items of LaMP's retrieval-augmented setting (Salemi et al., 2024). One item is no vote."""
-
-MODEL_FREE_METHODS = MODEL_FREE
-PRIOR_METHODS = ("none+prior", "bm25+prior")
-LABEL_METHODS = (*MODEL_FREE_METHODS, *PRIOR_METHODS)
-RATING_ONLY_METHODS = RATING_ONLY
-
 
 # -- distributions -----------------------------------------------------------------------
 
@@ -351,10 +344,6 @@ class PriorPersonalizer:
 
 __all__ = [
     "KNN_VOTERS",
-    "LABEL_METHODS",
-    "MODEL_FREE_METHODS",
-    "PRIOR_METHODS",
-    "RATING_ONLY_METHODS",
     "ItemBiasPersonalizer",
     "KNNPersonalizer",
     "LabelDistribution",

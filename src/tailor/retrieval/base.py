@@ -48,6 +48,11 @@ def check_k(k: int) -> None:
         raise ValueError(f"k must be a non-negative integer, got {k!r}")
 
 
+def as_hits(records: Sequence[HistoryRecord]) -> list[RetrievalHit]:
+    """``records``, best first, as hits without scores (a ranking read from a stored index)."""
+    return [RetrievalHit(record=record, score=0.0, rank=rank) for rank, record in enumerate(records)]
+
+
 def rank(records: Sequence[HistoryRecord], scores: Sequence[float], k: int) -> list[RetrievalHit]:
     """The ``k`` best records by score, ties in profile order."""
     order = sorted(range(len(records)), key=lambda i: (-scores[i], i))[:k]

@@ -17,14 +17,17 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from operator import attrgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import bm25s
 import numpy as np
 from bm25s.stopwords import STOPWORDS_EN
 
-from tailor.retrieval.base import DocumentFn, check_k, rank_array, record_text, same_records
+from tailor.retrieval.base import DocumentFn, as_hits, check_k, rank_array, record_text, same_records
 from tailor.types import HistoryRecord, Profile, RetrievalHit
+
+if TYPE_CHECKING:
+    from tailor.retrieval.stored import StoredIndexes
 
 # bm25s logs every index build at DEBUG level through its own handler; one per user is noise.
 logging.getLogger("bm25s").setLevel(logging.WARNING)
@@ -175,14 +178,19 @@ class BM25Retriever:
     id) gets a fresh index while a repeated query against the same profile re-reads
     nothing. ``k`` is always filled: records that share no term with the query follow the
     matching ones, in profile order.
+
+    With ``indexes`` (``tailor serve``) the user's compiled index is read from the store
+    (:class:`~tailor.retrieval.record_index.RecordIndex`: the same terms and BM25, default
+    ``k1``, ``b`` and stemming) and only ``profile.user_id`` is read from the profile.
     """
 
     name = "bm25"
 
     def __init__(self, document: DocumentFn = record_text, *, k1: float = 1.5, b: float = 0.75,
-                 stem: bool = True, cache_size: int = 128) -> None:
+                 stem: bool = True, cache_size: int = 128, indexes: StoredIndexes | None = None) -> None:
         self.document = document
         self.k1, self.b, self.stem = k1, b, stem
+        self.indexes = indexes
         self._cache: OrderedDict[tuple[str, tuple[str, ...]], _Entry] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
@@ -219,9 +227,23 @@ class BM25Retriever:
 
     def retrieve(self, query: str, profile: Profile, k: int) -> list[RetrievalHit]:
         check_k(k)
+        if self.indexes is not None:
+            return self._stored(query, profile.user_id, k)
         if k == 0 or not profile.records:
             return []
         return rank_array(profile.records, self.scores(query, profile), k)
+
+    def _stored(self, query: str, user_id: str, k: int) -> list[RetrievalHit]:
+        assert self.indexes is not None  # the caller checked
+        hits = self.indexes.hits(user_id, self.indexes.index.rank(user_id, query, k))
+        if len(hits) >= k:
+            return hits
+        # As over a profile, k is filled with the records that share no term, in profile
+        # order; fewer than k matched, so the first 2k - 1 records hold enough of them.
+        records = [hit.record for hit in hits]
+        chosen = {record.id for record in records}
+        rest = [r for r in self.indexes.first_records(user_id, 2 * k - 1) if r.id not in chosen]
+        return as_hits(records + rest[:k - len(records)])
 
 
 __all__ = ["BM25Index", "BM25Retriever", "tokenize"]

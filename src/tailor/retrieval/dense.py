@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -20,6 +21,9 @@ from tailor.retrieval.base import DocumentFn, check_k, rank_array, record_text, 
 from tailor.retrieval.simple import recency_order
 from tailor.store.contract import ProfileStore, UnknownUserError
 from tailor.types import HistoryRecord, Profile, RetrievalHit
+
+if TYPE_CHECKING:
+    from tailor.retrieval.stored import StoredIndexes
 
 logger = logging.getLogger(__name__)
 
@@ -42,14 +46,22 @@ class DenseRetriever:
     the store's (a vector is trusted to belong to the stored text of its record id).
     ``document`` chooses the text embedded for a record and must match the one used at
     ingestion (:func:`tailor.embeddings.embed_profiles`). Ties go to the earlier record.
+
+    With ``indexes`` (``tailor serve``) the user's unit vectors are read from the store
+    (:class:`~tailor.retrieval.record_vectors.RecordVectors`, the same embedder and ranking)
+    and only ``profile.user_id`` is read from the profile.
     """
 
     name = "dense"
 
     def __init__(self, embedder: Embedder, store: ProfileStore | None = None, *,
-                 document: DocumentFn = record_text, cache_size: int = 64, cache_bytes: int = 256 << 20) -> None:
+                 document: DocumentFn = record_text, cache_size: int = 64, cache_bytes: int = 256 << 20,
+                 indexes: StoredIndexes | None = None) -> None:
         if cache_size < 1:
             raise ValueError(f"cache_size must be at least 1, got {cache_size}")
+        if indexes is not None:
+            indexes.require_vectors(self.name)
+        self.indexes = indexes
         self.embedder = embedder
         self.store = store
         self.document = document
@@ -131,6 +143,9 @@ class DenseRetriever:
 
     def retrieve(self, query: str, profile: Profile, k: int) -> list[RetrievalHit]:
         check_k(k)
+        if self.indexes is not None:
+            vectors = self.indexes.require_vectors(self.name)
+            return self.indexes.hits(profile.user_id, vectors.rank(profile.user_id, query, k))
         if k == 0 or not profile.records:
             return []
         return rank_array(profile.records, self.scores(query, profile), k)

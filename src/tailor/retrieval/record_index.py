@@ -11,8 +11,8 @@ derived data rule), read and written through store methods::
         -> users(user_id) ON DELETE CASCADE; the user's compiled postings
 
 Writes through the server refresh the index in the same transaction as the records, so an
-acknowledged batch is searchable at once. Records written by other means (``tailor
-ingest``, the store's API, another server process) are noticed through the store's
+acknowledged batch is searchable at once. Records written by other means (the store's
+Python API, such as ``add_records``, or another server process) are noticed through the store's
 ``profile_version`` and indexed on the user's next request: only their new records are
 tokenized, then the user's postings are recompiled. Compiled indexes are cached in memory
 by ``build_id``, which every request reads from the store, so a process never serves an

@@ -5,8 +5,9 @@ Record vectors live in the profile store (``record_embeddings``, under the embed
 name), so they are computed once per record, go with the user when the user is deleted
 (cascade), and are shared with ``tailor eval``'s dense retriever when the embedder is the
 same. Records written through the server are embedded before their batch commits and
-stored in the same transaction; records written by other means (the store's API,
-``tailor ingest``) are embedded on the user's next request.
+stored in the same transaction; records written by other means (the store's Python API,
+such as ``add_records`` or :func:`tailor.store.ingest_examples`) are embedded on the user's
+next request.
 
 Each user's unit-length matrix is compiled into one row of ``serve_record_matrix`` (under
 the derived data rule: it cascades with the user) and cached in memory, both keyed by the

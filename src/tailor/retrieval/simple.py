@@ -5,9 +5,14 @@ from __future__ import annotations
 import hashlib
 import random
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from tailor.retrieval.base import check_k
+from tailor.retrieval.base import as_hits, check_k
+from tailor.store.contract import UnknownUserError
 from tailor.types import HistoryRecord, Profile, RetrievalHit
+
+if TYPE_CHECKING:
+    from tailor.retrieval.stored import StoredIndexes
 
 
 def recency_order(records: Sequence[HistoryRecord]) -> list[int]:
@@ -19,12 +24,21 @@ def recency_order(records: Sequence[HistoryRecord]) -> list[int]:
 
 class RecencyRetriever:
     """The ``k`` most recent records: latest ``date`` first; records without a date count
-    as oldest; among equal dates, the record added later to the profile comes first."""
+    as oldest; among equal dates, the record added later to the profile comes first. With
+    ``indexes`` (``tailor serve``) the store orders the user's records the same way."""
 
     name = "recency"
 
+    def __init__(self, *, indexes: StoredIndexes | None = None) -> None:
+        self.indexes = indexes
+
     def retrieve(self, query: str, profile: Profile, k: int) -> list[RetrievalHit]:
         check_k(k)
+        if self.indexes is not None:
+            recent = self.indexes.index.recent(profile.user_id, k)
+            if recent is None:
+                raise UnknownUserError(profile.user_id)
+            return as_hits(recent)
         records = profile.records
         return [RetrievalHit(record=records[i], score=float(len(records) - rank), rank=rank)
                 for rank, i in enumerate(recency_order(records)[:k])]

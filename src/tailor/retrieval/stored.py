@@ -1,73 +1,60 @@
-"""Retrievers' rankings read from a store's per-user indexes instead of a loaded profile:
-what a served request retrieves with, so that it never reads a user's whole profile and
-still ranks exactly as ``tailor eval``'s retrievers do (``tests/server/test_same_prompt.py``).
+"""Where a served request's rankings come from: a store's per-user indexes instead of a
+loaded profile, so that a request never reads a user's whole profile.
+
+A retriever that can rank from them takes ``indexes`` (a :class:`StoredIndexes`) in its
+constructor and, when given one, ranks the user named by ``profile.user_id`` through it
+(``bm25``: :class:`~tailor.retrieval.record_index.RecordIndex`, the same tokens and BM25;
+``dense``: :class:`~tailor.retrieval.record_vectors.RecordVectors`, cosine over the same
+embedder; ``hybrid``: both, fused as the library fuses; ``recency``: the store's order), with
+the same ranking as over the loaded profile (``tests/server/test_same_prompt.py`` checks
+it). Any other retriever is wrapped in :class:`ProfileReadingRetriever`, which reads the
+user's profile from the store for it. Which is which is the retriever's constructor, not a
+list kept here.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
-from tailor.retrieval.base import Retriever
-from tailor.retrieval.fusion import fuse
+from tailor.retrieval.base import Retriever, as_hits
 from tailor.retrieval.record_index import RecordIndex
 from tailor.retrieval.record_vectors import RecordVectors
-from tailor.store.contract import ProfileStore, UnknownUserError
+from tailor.store import SQLProfileStore
+from tailor.store.contract import UnknownUserError
 from tailor.types import HistoryRecord, Profile, RetrievalHit
 
-STORED_RETRIEVALS = ("bm25", "dense", "hybrid", "recency")
-"""The retrievals whose ranking a store's indexes hold."""
-VECTOR_RETRIEVALS = ("dense", "hybrid")
-"""The stored retrievals that read record vectors (:class:`RecordVectors`, an embedder)."""
-_EVERY_RECORD = 1 << 30
 _FIRSTS_KEPT = 16  # records kept per user for BM25's fill
 _FIRSTS_USERS = 4096
 
 
-class StoredRetriever:
-    """A retriever's ranking read from the server's stored per-user indexes instead of a
-    loaded profile: ``bm25`` (:class:`RecordIndex`, the same tokens and BM25; like
-    :class:`~tailor.retrieval.bm25.BM25Retriever`, ``k`` is filled with records that share
-    no term, in profile order), ``dense`` (:class:`RecordVectors`, cosine over the same
-    embedder), ``hybrid`` (both fused by
-    :func:`~tailor.retrieval.fusion.fuse` at the library retriever's ``depth``) and
-    ``recency``. Any other retriever (``random``, ``recency+dense``, one from an entry
-    point) is run on the user's profile, read from the store. Only ``profile.user_id`` is
-    read: the profile handed in may be empty."""
+@dataclass
+class StoredIndexes:
+    """A served store's per-user indexes: BM25 terms and recency (``index``) and, with an
+    embedder, unit vectors (``vectors``)."""
 
-    def __init__(self, name: str, store: ProfileStore, index: RecordIndex, *, vectors: RecordVectors | None = None,
-                 library: Retriever | None = None, depth: int | None = None) -> None:
-        if name in VECTOR_RETRIEVALS and vectors is None:
-            raise ValueError(f"retrieval {name} needs record vectors (an embedder)")
-        if name not in STORED_RETRIEVALS and library is None:
-            raise ValueError(f"retrieval {name} has no stored index; pass the library retriever")
-        self.name, self.store, self.index, self.vectors = name, store, index, vectors
-        self.library, self.depth = library, depth
-        self._firsts: OrderedDict[str, tuple[int, tuple[HistoryRecord, ...], bool]] = OrderedDict()
-        self._lock = threading.Lock()
+    store: SQLProfileStore
+    index: RecordIndex
+    vectors: RecordVectors | None = None
+    _firsts: OrderedDict[str, tuple[int, tuple[HistoryRecord, ...], bool]] = field(
+        default_factory=OrderedDict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def retrieve(self, query: str, profile: Profile, k: int) -> list[RetrievalHit]:
-        user_id = profile.user_id
-        records: list[HistoryRecord] | None
-        if self.name == "recency":
-            records = self.index.recent(user_id, k)
-        elif self.name in STORED_RETRIEVALS:
-            ids = self._rank(user_id, query, k)
-            records = None if ids is None else self.index.records(user_id, ids)
-            if self.name == "bm25" and records is not None and len(records) < k:
-                # BM25Retriever fills k with the records that share no term, in profile order;
-                # fewer than k matched, so the first 2k - 1 records hold enough of them.
-                chosen = {record.id for record in records}
-                rest = [r for r in self._first_records(user_id, 2 * k - 1) if r.id not in chosen]
-                records += rest[:k - len(records)]
-        else:
-            assert self.library is not None  # checked in __init__
-            return self.library.retrieve(query, self.store.get_profile(user_id), k)
-        if records is None:
+    def require_vectors(self, retriever: str) -> RecordVectors:
+        if self.vectors is None:
+            raise ValueError(f"retrieval {retriever} needs record vectors (an embedder)")
+        return self.vectors
+
+    def hits(self, user_id: str, ids: Sequence[str] | None) -> list[RetrievalHit]:
+        """The user's records of ``ids``, in this order, as hits; an unknown user
+        (``ids`` is ``None``) is an :class:`~tailor.store.contract.UnknownUserError`."""
+        if ids is None:
             raise UnknownUserError(user_id)
-        return [RetrievalHit(record=record, score=0.0, rank=rank) for rank, record in enumerate(records)]
+        return as_hits(self.index.records(user_id, list(ids)))
 
-    def _first_records(self, user_id: str, n: int) -> tuple[HistoryRecord, ...]:
+    def first_records(self, user_id: str, n: int) -> tuple[HistoryRecord, ...]:
         """The user's first ``n`` records in profile order, cached per profile version (a
         message that shares no word with a large profile would read it whole each time)."""
         version = self.store.profile_version(user_id)
@@ -85,18 +72,24 @@ class StoredRetriever:
                 self._firsts.popitem(last=False)
         return kept[:n]
 
-    def _rank(self, user_id: str, query: str, k: int) -> list[str] | None:
-        if self.name == "bm25":
-            return self.index.rank(user_id, query, k)
-        assert self.vectors is not None  # checked in __init__
-        if self.name == "dense":
-            return self.vectors.rank(user_id, query, k)
-        reach = self.depth if self.depth is not None else _EVERY_RECORD
-        # Dense first, as HybridRetriever fuses: equal fused scores go to the closer record.
-        dense, sparse = self.vectors.rank(user_id, query, reach), self.index.rank(user_id, query, reach)
-        if dense is None or sparse is None:
-            return None
-        return fuse([dense, sparse], k, depth=self.depth)
+    def forget(self, user_id: str) -> None:
+        """Drop what is cached of the user (their rows go with them by cascade)."""
+        with self._lock:
+            self._firsts.pop(user_id, None)
+        self.index.forget(user_id)
+        if self.vectors is not None:
+            self.vectors.forget(user_id)
 
 
-__all__ = ["STORED_RETRIEVALS", "VECTOR_RETRIEVALS", "StoredRetriever"]
+class ProfileReadingRetriever:
+    """``retriever`` handed the user's whole profile, read from ``store`` (for a retriever
+    that has no stored ranking: only ``profile.user_id`` of the profile given is read)."""
+
+    def __init__(self, retriever: Retriever, store: SQLProfileStore) -> None:
+        self.name, self.retriever, self.store = retriever.name, retriever, store
+
+    def retrieve(self, query: str, profile: Profile, k: int) -> list[RetrievalHit]:
+        return self.retriever.retrieve(query, self.store.get_profile(profile.user_id), k)
+
+
+__all__ = ["ProfileReadingRetriever", "StoredIndexes"]

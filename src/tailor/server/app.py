@@ -44,7 +44,7 @@ from starlette.requests import ClientDisconnect
 from tailor.adapters.serving import AdapterHook
 from tailor.backends.base import Backend, BackendError
 from tailor.backends.gate import GateClosed, GateFull, PieceStream
-from tailor.personalizers.chat import ChatContext
+from tailor.chat.personalizer import ChatContext
 from tailor.server.config import ServeConfig, is_loopback
 from tailor.server.keys import Principal
 from tailor.server.request_log import RequestLog, request_fields, route_of

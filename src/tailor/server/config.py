@@ -6,7 +6,7 @@ import ipaddress
 from dataclasses import dataclass, field
 
 from tailor.logs import LOG_FORMATS, LogFormat
-from tailor.personalizers.methods import MethodSpec, parse_serve_method, retriever_needs_embedder
+from tailor.methods import MethodSpec, parse_serve_method
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,9 @@ class ServeConfig:
     """How to serve: the store, where to listen, the model, and how to personalize.
 
     ``method`` is a method of the one grammar (``bm25``, ``summary+hybrid``,
-    ``persona+recency+dense``...; :func:`~tailor.personalizers.methods.parse_serve_method` says which ones serve), and
+    ``persona+recency+dense``...), parsed once (a string is parsed here; a method whose
+    objects cannot be served is refused with their reason,
+    :attr:`~tailor.methods.MethodSpec.serve_refusal`), and
     ``k`` how many records it retrieves: the task's ``k`` when ``None``, as in ``tailor
     eval`` (the chat task's is 3). ``input_tokens`` is the token budget the personalizer
     cuts the user's latest message to, ``context_tokens`` the one of the retrieved records
@@ -64,7 +66,7 @@ class ServeConfig:
     host: str = "127.0.0.1"
     port: int = 8000
     backend: str = "default"
-    method: str = "bm25"
+    method: MethodSpec | str = "bm25"
     k: int | None = None
     memory: bool = True
     k_memories: int = 3
@@ -89,13 +91,16 @@ class ServeConfig:
 
     @property
     def serve_method(self) -> MethodSpec:
-        return parse_serve_method(self.method)
+        """:attr:`method`, parsed."""
+        assert isinstance(self.method, MethodSpec)  # parsed in __post_init__
+        return self.method
 
     def __post_init__(self) -> None:
         if not isinstance(self.store, str) or not self.store:
             raise ValueError("ServeConfig.store must name the profile store (a SQLite file path)")
-        if retriever_needs_embedder(parse_serve_method(self.method).retrieval) and not self.embedder:
-            raise ValueError(f"serving method {self.method!r} searches record vectors and needs an embedder "
+        object.__setattr__(self, "method", parse_serve_method(self.method))
+        if "embedder" in self.serve_method.retrieval.all_needs() and not self.embedder:
+            raise ValueError(f"serving method {str(self.method)!r} searches record vectors and needs an embedder "
                              "(hashing or minilm)")
         for name in ("max_batch", "max_queue", "worker_threads"):
             value = getattr(self, name)

@@ -10,7 +10,7 @@ tenant's users). Tenants are namespaces: the user ``alice`` of tenant ``acme`` i
 in the profile store as ``"acme\\x1falice"`` (the unit separator can never occur in an id
 the API accepts), so two tenants' ``alice`` never collide and a tenant key cannot even
 name another tenant's user (:mod:`tailor.store.tenants`). Users outside any tenant
-(written by an admin, or by ``tailor ingest``) keep their plain id.
+(written by an admin key, or with the store's Python API) keep their plain id.
 
 The table ``api_keys`` lives in the profile store (SQLite or PostgreSQL, declared with its
 schema) and holds no user data.
@@ -25,7 +25,7 @@ import secrets
 from dataclasses import dataclass
 
 from tailor.store import SQLProfileStore
-from tailor.store.derived_checks import utc_now
+from tailor.store.checks import utc_now
 from tailor.store.tenants import check_tenant
 
 # Used with fullmatch: "$" would also match before a final newline.

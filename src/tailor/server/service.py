@@ -1,7 +1,7 @@
 """What the server does, without the web framework: authenticate, read and write a user's
 data, personalize and answer a chat. :mod:`tailor.server.app` maps routes onto it; the
 users' data and their personalization are the library's
-(:class:`~tailor.personalizers.serving.ServedUsers`).
+(:class:`~tailor.chat.users.ServedUsers`).
 
 Every method takes the calling :class:`~tailor.server.keys.Principal` and turns the API's
 ``user_id`` into the store's id in the principal's namespace, so a tenant's key can only
@@ -21,8 +21,8 @@ from typing import Any
 from tailor.adapters.serving import AdapterHook, default_adapters
 from tailor.backends import load_backend
 from tailor.backends.gate import ServedModel
-from tailor.personalizers.chat import ChatContext
-from tailor.personalizers.serving import ServedUsers
+from tailor.chat.personalizer import ChatContext
+from tailor.chat.users import ServedUsers
 from tailor.prompting.builder import PromptBudget, count_prompt_tokens
 from tailor.server.config import ServeConfig, is_loopback
 from tailor.server.keys import KeyStore, Principal

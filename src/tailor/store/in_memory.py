@@ -14,12 +14,12 @@ from typing import Any
 
 import numpy as np
 
-from tailor.store.checks import UserBatch, check_user_id
-from tailor.store.contract import Artifact, UnknownUserError
-from tailor.store.derived_checks import (
+from tailor.store.checks import (
+    UserBatch,
     check_name,
     check_personas,
     check_profile_version,
+    check_user_id,
     check_vectors,
     dimension_mismatch,
     encode_value,
@@ -28,7 +28,8 @@ from tailor.store.derived_checks import (
     unknown_record,
     utc_now,
 )
-from tailor.store.shared import StoreBase
+from tailor.store.contract import Artifact, UnknownUserError
+from tailor.store.writes import StoreBase
 from tailor.types import HistoryRecord, Persona, Profile
 
 __all__ = ["InMemoryProfileStore"]

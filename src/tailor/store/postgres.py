@@ -1,7 +1,7 @@
 """The profile store at scale: PostgreSQL through psycopg 3 (``pip install 'tailor-llm[postgres]'``).
 
 It keeps the contract of :class:`~tailor.store.sqlite.SQLiteProfileStore` (the same
-contract suites run over both), with the same tables (:mod:`tailor.store.postgres_schema`),
+contract suites run over both), with the same tables (:mod:`tailor.store.migrations`),
 created in the connection's current schema when the store is opened. The derived data
 rule of :mod:`tailor.store.sqlite` holds here unchanged: every per-user table
 references ``users`` (or ``records``) with ``ON DELETE CASCADE``, so
@@ -37,6 +37,7 @@ import time
 import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 from tailor.registry import require
 
@@ -46,29 +47,76 @@ require("psycopg_pool", "postgres")
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from tailor.store.checks import UserBatch
-from tailor.store.contract import StoreUnavailableError
-from tailor.store.derived_checks import utc_now
-from tailor.store.postgres_derived import Connection, PostgresDerivedData, check_text, columns_of
-from tailor.store.postgres_schema import (
-    ADVISORY_LOCK,
-    INSERT_USERS,
-    LOCK_USERS,
-    MIGRATIONS,
-    SCHEMA_VERSION,
-    SCHEMA_VERSION_TABLE,
-    TABLES_MISSING_CASCADE,
-    UPSERT_ATTRIBUTES,
-    UPSERT_RECORDS,
-)
+from tailor.store.checks import UserBatch, utc_now
+from tailor.store.contract import StoreUnavailableError, UnknownUserError
+from tailor.store.migrations import SCHEMA_VERSION, migrations_after
+from tailor.store.server_data import ServingData
 
-__all__ = ["SCHEMA_VERSION", "PostgresProfileStore"]
+__all__ = ["SCHEMA_VERSION", "SCHEMA_VERSION_TABLE", "PostgresProfileStore"]
+
+Connection = psycopg.Connection[tuple[Any, ...]]
 
 # A connection returned to the pool this recently is lent again without a check.
 _FRESH_SECONDS = 1.0
 
+# Where the schema's version is kept (SQLite keeps it in PRAGMA user_version).
+SCHEMA_VERSION_TABLE = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"
 
-class PostgresProfileStore(PostgresDerivedData):
+# Serializes schema creation between processes that open an empty database at once; the
+# second number is the schema's name hashed, so stores in separate schemas do not wait on
+# each other.
+_ADVISORY_LOCK = "SELECT pg_advisory_xact_lock(7461696, hashtext(current_schema()))"
+
+# Tables with a user_id column that follow no cascade from users or records, in the
+# current schema: the derived data rule's check (see tailor.store.sqlite).
+_TABLES_MISSING_CASCADE = """
+    SELECT c.relname FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace
+    WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') AND c.relname <> 'users'
+      AND EXISTS (SELECT 1 FROM pg_attribute AS a
+                  WHERE a.attrelid = c.oid AND a.attname = 'user_id' AND NOT a.attisdropped)
+      AND NOT EXISTS (SELECT 1 FROM pg_constraint AS k
+                      WHERE k.conrelid = c.oid AND k.contype = 'f' AND k.confdeltype = 'c'
+                        AND k.confrelid IN ('users'::regclass, 'records'::regclass))
+    ORDER BY c.relname COLLATE "C"
+"""
+
+_INSERT_USERS = (
+    "INSERT INTO users (user_id, created_at) SELECT user_id, %s FROM unnest(%s::text[]) AS batch (user_id) "
+    "ON CONFLICT (user_id) DO NOTHING"
+)
+# Every write locks its users' rows first, in one order, so concurrent writers to one user
+# take turns (positions stay unique, counts stay right) and writers to several never deadlock.
+# NO KEY UPDATE: it leaves other transactions free to insert rows that reference the user.
+_LOCK_USERS = "SELECT user_id FROM users WHERE user_id = ANY(%s::text[]) ORDER BY user_id FOR NO KEY UPDATE"
+_UPSERT_ATTRIBUTES = (
+    "INSERT INTO attributes (user_id, key, value) SELECT * FROM unnest(%s::text[], %s::text[], %s::text[]) "
+    "ON CONFLICT (user_id, key) DO UPDATE SET value = excluded.value"
+)
+# As in SQLite: a re-added record keeps its position, and an identical re-add writes
+# nothing, so it is not returned and bumps no version.
+_UPSERT_RECORDS = (
+    "INSERT INTO records (user_id, record_id, position, fields, date) "
+    "SELECT * FROM unnest(%s::text[], %s::text[], %s::bigint[], %s::text[], %s::text[]) "
+    "ON CONFLICT (user_id, record_id) DO UPDATE SET fields = excluded.fields, date = excluded.date "
+    "WHERE records.fields IS DISTINCT FROM excluded.fields OR records.date IS DISTINCT FROM excluded.date "
+    "RETURNING user_id"
+)
+
+
+def check_text(value: str, what: str, where: str) -> str:
+    """``value`` unless it holds a NUL character, which PostgreSQL's text cannot store."""
+    if "\x00" in value:
+        raise ValueError(f"{where}: {what} {value!r} contains a NUL character (\\x00), which PostgreSQL cannot store")
+    return value
+
+
+def columns_of(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
+    """Rows turned into ``width`` column lists: one array parameter each for ``unnest``, so a
+    whole batch is one statement."""
+    return [list(column) for column in zip(*rows)] if rows else [[] for _ in range(width)]
+
+
+class PostgresProfileStore(ServingData[Connection]):
     """A :class:`~tailor.store.contract.ProfileStore` in a PostgreSQL database.
 
     ``conninfo`` is a libpq URL (``postgresql://user:password@host:5432/dbname``, a unix
@@ -82,8 +130,10 @@ class PostgresProfileStore(PostgresDerivedData):
     ``pool_timeout`` seconds for a free one. Lost connections are replaced as they are
     found (see the module's docstring); :meth:`close` closes the pool.
 
-    This class holds the pool, transactions, migrations and the batch write; the
-    reads and what else reads the same in SQLite are in :mod:`tailor.store.sql`.
+    This class holds the pool, transactions, migrations, the batch write and PostgreSQL's
+    dialect of the shared methods; the rest reads the same in SQLite and is in
+    :mod:`tailor.store.sql` and the modules built on it (adapters, conversations and
+    memories, the server's data).
     """
 
     def __init__(self, conninfo: str, *, connect_timeout: int = 10, pool_size: int = 10,
@@ -118,6 +168,49 @@ class PostgresProfileStore(PostgresDerivedData):
 
     def __repr__(self) -> str:
         return f"PostgresProfileStore({getattr(self, '_description', '')!r})"
+
+    # -- dialect ---------------------------------------------------------------------------
+
+    def _sql(self, statement: str) -> str:
+        # The shared statements hold no "?" but their markers, and no "%" psycopg would read.
+        return statement.replace("?", "%s")
+
+    _row_order = "seq"
+
+    def _check_text(self, value: str, what: str, where: str) -> str:
+        return check_text(value, what, where)
+
+    def _execute_many(self, connection: Connection, statement: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            with connection.cursor() as cursor:
+                cursor.executemany(statement, rows)
+
+    def _hold_user(self, connection: Connection, user_id: str) -> None:
+        # KEY SHARE: a concurrent delete_user waits for this transaction, other writers do not.
+        if connection.execute("SELECT 1 FROM users WHERE user_id = %s FOR KEY SHARE", (user_id,)).fetchone() is None:
+            raise UnknownUserError(user_id)
+
+    def _lock_user(self, connection: Connection, user_id: str) -> None:
+        if connection.execute("SELECT 1 FROM users WHERE user_id = %s FOR NO KEY UPDATE",
+                              (user_id,)).fetchone() is None:
+            raise UnknownUserError(user_id)
+
+    def _lock_personas(self, connection: Connection) -> None:
+        # Self-conflicting but open to readers: two replacements take turns, reads go on.
+        connection.execute("LOCK TABLE personas IN SHARE ROW EXCLUSIVE MODE")
+
+    def _existing(self, connection: Connection, select: str, values: Sequence[Any], ids: Sequence[str]) -> set[str]:
+        # One array parameter; an id with a NUL, which no text column holds, is found nowhere.
+        return {row[0] for row in connection.execute(self._sql(f"{select} = ANY(?::text[])"),
+                                                     (*values, [i for i in ids if "\x00" not in i]))}
+
+    def _insert_rows(self, connection: Connection, table: str, columns: Sequence[tuple[str, str]],
+                     rows: Sequence[Sequence[Any]], on_conflict: str = "") -> None:
+        # One statement for the whole batch: each column is one array parameter of unnest.
+        names = ", ".join(name for name, _ in columns)
+        arrays = ", ".join(f"%s::{kind}[]" for _, kind in columns)
+        connection.execute(f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays}) {on_conflict}".rstrip(),
+                           columns_of(rows, len(columns)))
 
     # -- transactions -------------------------------------------------------------------
 
@@ -200,16 +293,15 @@ class PostgresProfileStore(PostgresDerivedData):
             return
         with connection.transaction():
             # Under the lock, re-read: another process may have created the schema meanwhile.
-            connection.execute(ADVISORY_LOCK)
+            connection.execute(_ADVISORY_LOCK)
             connection.execute(SCHEMA_VERSION_TABLE)
             version = self._schema_version(connection)
             if version > SCHEMA_VERSION:
                 raise psycopg.DatabaseError(f"PostgresProfileStore: schema version {version} is newer than "
                                             f"this tailor's ({SCHEMA_VERSION}); upgrade tailor")
-            for target in sorted(MIGRATIONS):
-                if target > version:
-                    for statement in MIGRATIONS[target]:
-                        connection.execute(statement)
+            for migration in migrations_after(version):  # an empty schema (0) runs them all
+                for statement in migration.postgres_statements():
+                    connection.execute(statement)
             connection.execute("DELETE FROM schema_version")
             connection.execute("INSERT INTO schema_version (version) VALUES (%s)", (SCHEMA_VERSION,))
 
@@ -249,11 +341,11 @@ class PostgresProfileStore(PostgresDerivedData):
                   for user_id, rows in records.items()}
         user_ids = sorted(b.user_id for b in batches)
         with self.transaction() as connection:
-            connection.execute(INSERT_USERS, (utc_now(), user_ids))
-            connection.execute(LOCK_USERS, (user_ids,))
+            connection.execute(_INSERT_USERS, (utc_now(), user_ids))
+            connection.execute(_LOCK_USERS, (user_ids,))
             attributes = [(b.user_id, key, value) for b in batches for key, value in b.attributes.items()]
             if attributes:
-                connection.execute(UPSERT_ATTRIBUTES, columns_of(attributes, 3))
+                connection.execute(_UPSERT_ATTRIBUTES, columns_of(attributes, 3))
             if not records:
                 return 0
             before = {row[0]: (int(row[1]), int(row[2])) for row in connection.execute(
@@ -263,7 +355,7 @@ class PostgresProfileStore(PostgresDerivedData):
                     for user_id, user_records in records.items()
                     for offset, (record, text) in enumerate(zip(user_records, fields[user_id]))]
             # RETURNING yields the inserted and really updated rows; an identical re-add is neither.
-            changed = sorted({row[0] for row in connection.execute(UPSERT_RECORDS, columns_of(rows, 5)).fetchall()})
+            changed = sorted({row[0] for row in connection.execute(_UPSERT_RECORDS, columns_of(rows, 5)).fetchall()})
             if changed:
                 connection.execute("UPDATE users SET profile_version = profile_version + 1 "
                                    "WHERE user_id = ANY(%s::text[])", (changed,))
@@ -277,4 +369,4 @@ class PostgresProfileStore(PostgresDerivedData):
         """Tables of the store's schema with a ``user_id`` column that break the derived data
         rule (no foreign key to ``users`` or ``records`` with ``ON DELETE CASCADE``), sorted."""
         with self._reading() as connection:
-            return [row[0] for row in connection.execute(TABLES_MISSING_CASCADE)]
+            return [row[0] for row in connection.execute(_TABLES_MISSING_CASCADE)]

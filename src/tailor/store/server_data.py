@@ -4,7 +4,7 @@ search structures compiled from records (BM25 terms and postings, unit vector ma
 :class:`ServingData` is a base of both SQL stores; its statements read the same in SQLite
 and PostgreSQL (each passes through ``_sql``), so the server runs on either through these
 methods and never through SQL of its own. The tables are declared with the store's schema
-(:mod:`tailor.store.sqlite_schema`, version 3) and follow the derived data rule.
+(:mod:`tailor.store.migrations`, version 3) and follow the derived data rule.
 
 Each method is one transaction, or joins the caller's: a feature that must commit several
 of them together (records with their index) opens :meth:`transaction` around them.

@@ -8,8 +8,9 @@ Arguments pass through :meth:`SQLStore._check_text`, which refuses text the data
 cannot hold (PostgreSQL's text cannot hold a NUL; SQLite's holds anything).
 
 Each store keeps what really differs: opening its connection, its transactions
-(``transaction`` and ``_reading``), its schema and migrations, and the writes whose
-statements differ (batch upserts, PostgreSQL's ``unnest`` arrays and row locks).
+(``transaction`` and ``_reading``), running the migrations (:mod:`tailor.store.migrations`)
+and keeping the schema's version, the batch write of records, and the few dialect hooks
+under "dialect" below (PostgreSQL's ``unnest`` arrays and row locks).
 """
 
 from __future__ import annotations
@@ -22,18 +23,22 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import numpy as np
 
-from tailor.store.checks import check_user_id
-from tailor.store.contract import Artifact, UnknownUserError
-from tailor.store.derived_checks import (
+from tailor.store.checks import (
     check_name,
+    check_personas,
     check_profile_version,
+    check_user_id,
+    check_vectors,
     decode_persona,
     dimension_mismatch,
     encode_value,
     export_profile,
+    persona_rows,
+    unknown_record,
     utc_now,
 )
-from tailor.store.shared import StoreBase
+from tailor.store.contract import Artifact, UnknownUserError
+from tailor.store.writes import StoreBase
 from tailor.types import HistoryRecord, Persona, Profile
 
 __all__ = ["SQLConnection", "SQLStore"]
@@ -63,14 +68,24 @@ class SQLConnection(Protocol):
 ConnectionT = TypeVar("ConnectionT", bound=SQLConnection)
 
 _ARTIFACT_COLUMNS = "kind, key, value, profile_version, created_at"
+# Columns written in one batch: (name, PostgreSQL's type of its array parameter).
+_EMBEDDING_COLUMNS = (("user_id", "text"), ("record_id", "text"), ("model", "text"), ("dim", "integer"),
+                      ("vector", "bytea"))
+_PERSONA_COLUMNS = (("persona_id", "text"), ("position", "integer"), ("description", "text"),
+                    ("centroid", "bytea"), ("size", "integer"), ("metadata", "text"))
+_MEMBER_COLUMNS = (("user_id", "text"), ("persona_id", "text"))
+
+# SQLite's default limit on host parameters is 999 in older builds; stay well under it.
+_CHUNK = 500
 
 
 class SQLStore(StoreBase, Generic[ConnectionT]):
     """The methods of a SQL profile store that read the same in every dialect.
 
     A subclass sets ``_lock`` and ``_connection`` (``None`` once closed) and provides
-    ``transaction``, ``_reading`` and ``_write``; a dialect other than SQLite's overrides
-    ``_sql`` and, where its text cannot hold every string, ``_check_text``.
+    ``transaction``, ``_reading`` and ``_write``. The methods under "dialect" are written
+    for SQLite; a dialect other than SQLite's overrides ``_sql`` and, where it has better
+    means (row locks, array parameters) or its text cannot hold every string, the others.
     """
 
     _lock: threading.RLock
@@ -80,11 +95,6 @@ class SQLStore(StoreBase, Generic[ConnectionT]):
         def transaction(self) -> AbstractContextManager[ConnectionT]: ...
 
         def _reading(self) -> AbstractContextManager[ConnectionT]: ...
-
-        # Each dialect writes these with statements of its own.
-        def put_embeddings(self, user_id: str, model: str, vectors: Mapping[str, np.ndarray]) -> None: ...
-
-        def put_personas(self, personas: Sequence[Persona], memberships: Mapping[str, str]) -> None: ...
 
     # -- dialect ---------------------------------------------------------------------------
 
@@ -108,6 +118,34 @@ class SQLStore(StoreBase, Generic[ConnectionT]):
         """Raise :class:`UnknownUserError` unless the user exists, and keep them from being
         deleted until the transaction ends (SQLite's write transactions hold the file)."""
         self._require_user(connection, user_id)
+
+    def _lock_user(self, connection: ConnectionT, user_id: str) -> None:
+        """Raise :class:`UnknownUserError` unless the user exists, and make other writers to
+        them wait until the transaction ends (SQLite's write transactions hold the file)."""
+        self._require_user(connection, user_id)
+
+    def _lock_personas(self, connection: ConnectionT) -> None:
+        """Make other replacements of the personas wait until the transaction ends (SQLite's
+        write transactions hold the file)."""
+
+    def _existing(self, connection: ConnectionT, select: str, values: Sequence[Any], ids: Sequence[str]) -> set[str]:
+        """Those of ``ids`` that ``select`` finds: a query with ``?`` markers for ``values``
+        whose condition ends with the column compared to the ids (``... WHERE user_id``)."""
+        found: set[str] = set()
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start:start + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            found.update(row[0] for row in connection.execute(self._sql(f"{select} IN ({marks})"), (*values, *chunk)))
+        return found
+
+    def _insert_rows(self, connection: ConnectionT, table: str, columns: Sequence[tuple[str, str]],
+                     rows: Sequence[Sequence[Any]], on_conflict: str = "") -> None:
+        """Insert ``rows`` into ``columns`` (name, PostgreSQL's array type) of ``table``,
+        followed by ``on_conflict`` (an ``ON CONFLICT`` clause, or nothing)."""
+        names = ", ".join(name for name, _ in columns)
+        marks = ", ".join("?" * len(columns))
+        statement = f"INSERT INTO {table} ({names}) VALUES ({marks}) {on_conflict}".rstrip()
+        self._execute_many(connection, self._sql(statement), rows)
 
     def _check_user(self, user_id: object, where: str) -> str:
         """``user_id`` if it is a non-empty string that the database can store."""
@@ -226,6 +264,33 @@ class SQLStore(StoreBase, Generic[ConnectionT]):
         matrix = np.frombuffer(b"".join(bytes(row[2]) for row in rows), dtype="<f4").reshape(len(rows), rows[0][1])
         return [row[0] for row in rows], matrix.astype(np.float32)
 
+    def put_embeddings(self, user_id: str, model: str, vectors: Mapping[str, np.ndarray]) -> None:
+        """Store one vector per record id under ``model``, replacing any held before.
+
+        Every id must be one of the user's records (ValueError naming the first that is
+        not); the vectors share one dimension, which must match what the user already
+        holds for ``model``. Kept as little-endian float32 bytes with their dimension.
+        """
+        where = f"put_embeddings(user_id={user_id!r})"
+        self._check_user(user_id, where)
+        self._check_name(model, "model", where)
+        checked, dim = check_vectors(vectors, where)
+        with self.transaction() as connection:
+            # Locked: two writers must not store two dimensions for one model.
+            self._lock_user(connection, user_id)
+            if dim is None:
+                return
+            known = self._existing(connection, "SELECT record_id FROM records WHERE user_id = ? AND record_id",
+                                   (user_id,), list(checked))
+            for record_id in checked:
+                if record_id not in known:
+                    raise unknown_record(where, record_id)
+            self._check_stored_dimension(connection, where, user_id, model, dim)
+            self._insert_rows(
+                connection, "record_embeddings", _EMBEDDING_COLUMNS,
+                [(user_id, record_id, model, dim, vector.tobytes()) for record_id, vector in checked.items()],
+                "ON CONFLICT (user_id, record_id, model) DO UPDATE SET dim = excluded.dim, vector = excluded.vector")
+
     def _check_stored_dimension(self, connection: ConnectionT, where: str, user_id: str, model: str,
                                 dim: int) -> None:
         """Raise unless the user's ``model`` vectors, if any, have dimension ``dim`` (for ``put_embeddings``)."""
@@ -314,6 +379,26 @@ class SQLStore(StoreBase, Generic[ConnectionT]):
                 for kind, key, value, version, created in rows]
 
     # -- personas (cross-user) -------------------------------------------------------------
+
+    def put_personas(self, personas: Sequence[Persona], memberships: Mapping[str, str]) -> None:
+        """Replace every persona and every membership in one transaction."""
+        where = "put_personas"
+        checked, members = check_personas(personas, memberships, where)
+        for persona in checked:
+            self._check_text(persona.persona_id, "persona id", where)
+            self._check_text(persona.description, f"persona {persona.persona_id!r}: description", where)
+        for user_id in members:
+            self._check_text(user_id, "user_id", where)
+        rows = persona_rows(checked)
+        with self.transaction() as connection:
+            self._lock_personas(connection)
+            known = self._existing(connection, "SELECT user_id FROM users WHERE user_id", (), list(members))
+            for user_id in members:
+                if user_id not in known:
+                    raise UnknownUserError(user_id)
+            connection.execute("DELETE FROM personas")  # memberships go with them (cascade)
+            self._insert_rows(connection, "personas", _PERSONA_COLUMNS, rows)
+            self._insert_rows(connection, "persona_members", _MEMBER_COLUMNS, list(members.items()))
 
     def list_personas(self) -> list[Persona]:
         """The personas in the order they were given to :meth:`put_personas`."""

@@ -1,7 +1,8 @@
 """The default profile store: one SQLite file, safe for several threads and processes.
 
-The schema and its migrations live in :mod:`tailor.store.sqlite_schema` (the version is kept
-in ``PRAGMA user_version``; an older file is brought up to date when it is opened).
+The schema and its migrations live in :mod:`tailor.store.migrations`, shared with the
+PostgreSQL store (the version is kept in ``PRAGMA user_version``; an older file is brought
+up to date when it is opened).
 
 Derived data rule
 -----------------
@@ -31,12 +32,12 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-from tailor.store.checks import UserBatch
+from tailor.store.checks import UserBatch, utc_now
 from tailor.store.contract import StoreUnavailableError
-from tailor.store.derived_checks import utc_now
-from tailor.store.sqlite_derived import SQLiteDerivedData
-from tailor.store.sqlite_schema import INSERT_USER, MIGRATIONS, SCHEMA_VERSION, UPSERT_ATTRIBUTE, UPSERT_RECORD
+from tailor.store.migrations import SCHEMA_VERSION, migrations_after, run_sqlite_steps
+from tailor.store.server_data import ServingData
 
 __all__ = ["SCHEMA_VERSION", "SQLiteProfileStore"]
 
@@ -44,8 +45,21 @@ __all__ = ["SCHEMA_VERSION", "SQLiteProfileStore"]
 # writer surfaces as an error instead of a hang.
 _BUSY_TIMEOUT_SECONDS = 30.0
 
+_INSERT_USER = "INSERT INTO users (user_id, created_at) VALUES (?, ?) ON CONFLICT (user_id) DO NOTHING"
+_UPSERT_ATTRIBUTE = (
+    "INSERT INTO attributes (user_id, key, value) VALUES (?, ?, ?) "
+    "ON CONFLICT (user_id, key) DO UPDATE SET value = excluded.value"
+)
+# A re-added record keeps its position, so re-ingesting data never reorders a profile; and
+# an identical re-add writes nothing, so it counts as no change (rowcount) and bumps no version.
+_UPSERT_RECORD = (
+    "INSERT INTO records (user_id, record_id, position, fields, date) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (user_id, record_id) DO UPDATE SET fields = excluded.fields, date = excluded.date "
+    "WHERE records.fields IS NOT excluded.fields OR records.date IS NOT excluded.date"
+)
 
-class SQLiteProfileStore(SQLiteDerivedData):
+
+class SQLiteProfileStore(ServingData[sqlite3.Connection]):
     """A :class:`~tailor.store.contract.ProfileStore` kept in one SQLite file (or ``":memory:"``).
 
     The file runs in WAL mode with ``synchronous=NORMAL``: readers never block the writer,
@@ -56,7 +70,8 @@ class SQLiteProfileStore(SQLiteDerivedData):
     :class:`~tailor.store.contract.StoreUnavailableError` (the server answers 503).
 
     This class holds the connection, transactions, migrations and the batch write; the
-    reads and what else reads the same in PostgreSQL are in :mod:`tailor.store.sql`.
+    rest reads the same in PostgreSQL and is in :mod:`tailor.store.sql` and the modules
+    built on it (adapters, conversations and memories, the server's data).
     """
 
     def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = _BUSY_TIMEOUT_SECONDS) -> None:
@@ -167,25 +182,24 @@ class SQLiteProfileStore(SQLiteDerivedData):
                 raise sqlite3.DatabaseError(
                     f"schema version {version} is newer than this tailor's ({SCHEMA_VERSION}); upgrade tailor"
                 )
-            for target in range(version + 1, SCHEMA_VERSION + 1):
-                for step in MIGRATIONS[target]:
-                    if isinstance(step, str):
-                        connection.execute(step)
-                    else:
-                        step(connection)
+            for migration in migrations_after(version):
+                run_sqlite_steps(connection, migration.sqlite_steps())
             connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     # -- writes ---------------------------------------------------------------------------
+
+    def _execute_many(self, connection: sqlite3.Connection, statement: str, rows: Sequence[Sequence[Any]]) -> None:
+        connection.executemany(statement, rows)
 
     def _write(self, batches: Sequence[UserBatch]) -> int:
         # Serialize before taking the lock: it is the slowest part and needs no database.
         fields = [[json.dumps(dict(record.fields), ensure_ascii=False) for record in b.records] for b in batches]
         created_at = utc_now()
         with self.transaction() as connection:
-            connection.executemany(INSERT_USER, [(b.user_id, created_at) for b in batches])
+            connection.executemany(_INSERT_USER, [(b.user_id, created_at) for b in batches])
             attribute_rows = [(b.user_id, key, value) for b in batches for key, value in b.attributes.items()]
             if attribute_rows:
-                connection.executemany(UPSERT_ATTRIBUTE, attribute_rows)
+                connection.executemany(_UPSERT_ATTRIBUTE, attribute_rows)
             new = 0
             for batch, batch_fields in zip(batches, fields):
                 if not batch.records:
@@ -193,7 +207,7 @@ class SQLiteProfileStore(SQLiteDerivedData):
                 count, last_position = connection.execute(
                     "SELECT COUNT(*), COALESCE(MAX(position), -1) FROM records WHERE user_id = ?", (batch.user_id,)
                 ).fetchone()
-                written = connection.executemany(UPSERT_RECORD, [
+                written = connection.executemany(_UPSERT_RECORD, [
                     (batch.user_id, record.id, last_position + 1 + offset, record_fields, record.date)
                     for offset, (record, record_fields) in enumerate(zip(batch.records, batch_fields))
                 ]).rowcount

@@ -1,63 +1,78 @@
-"""Task specs by name: the LaMP tasks and tailor's own packaged real-data tasks."""
+"""Tasks by name: every task a command takes with ``--task`` is one declaration (a
+:class:`TaskSpec`) registered in :data:`TASKS`, the built-ins exactly as a package's.
+
+A task's declaration owns its data (file format, and for a packaged task the builder of its
+data set), its prompts and answer parsing, its metrics and its defaults (``k``, ``layout``).
+A new task is one module holding its declaration plus one entry: here for a built-in, in
+the entry point group ``tailor.tasks`` for a package's. The LaMP tasks are one table
+(:mod:`tailor.tasks.lamp`); the chat task ``tailor serve`` personalizes
+(:mod:`tailor.tasks.chat`) has no data set to evaluate on and is not registered.
+"""
 
 from __future__ import annotations
 
-from tailor.registry import Registry
-from tailor.task_names import normalize_task_name
+from pathlib import Path
+from typing import Any
+
+from tailor.data.packaged.base import BuildReport
+from tailor.registry import Registry, UnknownNameError
 from tailor.tasks.base import TaskKind, TaskSpec
-from tailor.tasks.lamp import LAMP_TASKS, TitledTextTask
-from tailor.tasks.own import PACKAGED_TASKS
+from tailor.tasks.lamp import canonical_name
 
-# tailor's own tasks, built from packaged real data by ``tailor data build``.
-OWN_TASKS: dict[str, TaskSpec] = {
-    # Layout and k measured on the train split (first 48, docs/results.md, "news-headlines,
-    # the whole dev split"): none 0.213; k=1 lamp 0.198, dialogue 0.169; k=2 lamp 0.188,
-    # dialogue 0.198. No choice beats none; the LaMP layout with k=1 stays.
-    "news-headlines": TitledTextTask(
-        name="news-headlines", kind="generation", max_new_tokens=24, data_format="LaMP-4",
-        instruction="Answer with the headline only, on one line, without quotes or explanation.",
-        query_marker="article:", document_fields=("title", "text"),
-        title_noun="headline", turn_prompt="Generate a headline for the following article: ",
-        context_header="Headlines this outlet wrote for earlier articles:",
-    ),
-    # A commit's subject from its body, per author: any git history (`tailor data build commits`).
-    # Layout and k measured on the train split of pytest's history (first 48 questions, ROUGE-1;
-    # docs/results.md, "commits"): none 0.077; k=1 lamp 0.061, dialogue 0.129; k=2 lamp 0.091,
-    # dialogue 0.141. k=4 and 8 were not measured yet.
-    "commits": TitledTextTask(
-        name="commits", kind="generation", max_new_tokens=24, data_format="LaMP-6", layout="dialogue", k=2,
-        instruction="Answer with the commit subject line only, on one line, without quotes or explanation.",
-        query_marker="commit message:", document_fields=("title", "text"),
-        title_noun="subject", turn_prompt="Generate a subject for the following commit message: ",
-        context_header="Subjects this author wrote for earlier commits:",
-    ),
-    **PACKAGED_TASKS,  # tweets, movielens-ratings, debates
+BUILT_IN_TASKS: dict[str, str] = {
+    "LaMP-1": "tailor.tasks.lamp:LAMP_1",
+    "LaMP-2": "tailor.tasks.lamp:LAMP_2",
+    "LaMP-2N": "tailor.tasks.lamp:LAMP_2N",
+    "LaMP-2M": "tailor.tasks.lamp:LAMP_2M",
+    "LaMP-3": "tailor.tasks.lamp:LAMP_3",
+    "LaMP-4": "tailor.tasks.lamp:LAMP_4",
+    "LaMP-5": "tailor.tasks.lamp:LAMP_5",
+    "LaMP-6": "tailor.tasks.lamp:LAMP_6",
+    "LaMP-7": "tailor.tasks.lamp:LAMP_7",
+    "news-headlines": "tailor.tasks.news_headlines:NEWS_HEADLINES",
+    "commits": "tailor.tasks.commits:COMMITS",
+    "tweets": "tailor.tasks.tweets:TWEETS",
+    "movielens-ratings": "tailor.tasks.movielens_ratings:MOVIELENS_RATINGS",
+    "debates": "tailor.tasks.debates:DEBATES",
 }
+"""tailor's own tasks, as ``"module:attribute"`` entries like a package's entry points."""
 
-TASKS: dict[str, TaskSpec] = {**LAMP_TASKS, **OWN_TASKS}
+
+def task_registry() -> Registry:
+    """A registry of the built-in tasks and those packages add (entry points read anew)."""
+    # LaMP names are taken in any spelling normalize_task_name accepts (LaMP_4, lamp4).
+    return Registry("task", BUILT_IN_TASKS, group="tailor.tasks", canonical=canonical_name)
 
 
-TASK_PLUGINS = Registry("task", {}, group="tailor.tasks")
-"""Tasks that packages add: each entry is a :class:`TaskSpec` (entry point ``tailor.tasks``),
-taken by every command that takes ``--task``."""
+TASKS = task_registry()
+"""Every task by name: the built-ins and those packages add (entry point group ``tailor.tasks``)."""
 
 
 def get_task(name: str) -> TaskSpec:
-    """The task spec for ``name`` (``LaMP-4``, ``LaMP_4`` and ``lamp-4`` alike), or one a
-    package adds (:data:`TASK_PLUGINS`)."""
-    if name in OWN_TASKS:
-        return OWN_TASKS[name]
+    """The task registered as ``name`` (LaMP names in any spelling: ``LaMP-4``, ``LaMP_4``,
+    ``lamp-4``); unknown names fail listing the valid ones."""
     try:
-        canonical = normalize_task_name(name)
-    except ValueError:
-        if name in TASK_PLUGINS:
-            task = TASK_PLUGINS.load(name)
-            if not isinstance(task, TaskSpec):
-                raise TypeError(f"task {name!r} of entry point group tailor.tasks is not a TaskSpec") from None
-            return task
-        valid = [*TASKS, *TASK_PLUGINS.names()]
-        raise ValueError(f"unknown task {name!r}; valid tasks: {', '.join(valid)}") from None
-    return TASKS[canonical]
+        task = TASKS.load(name)
+    except UnknownNameError:
+        raise UnknownNameError(f"unknown task {name!r}; valid tasks: {', '.join(TASKS.names())}") from None
+    if not isinstance(task, TaskSpec):
+        raise TypeError(f"task {name!r} of entry point group tailor.tasks is not a TaskSpec")
+    return task
 
 
-__all__ = ["OWN_TASKS", "TASKS", "TASK_PLUGINS", "TaskKind", "TaskSpec", "get_task"]
+def data_sets() -> list[TaskSpec]:
+    """The tasks that build their own data set (``tailor data list``), by name."""
+    # An entry that is no task (get_task refuses it by name) has no data set either.
+    loaded = [TASKS.load(name) for name in TASKS.names()]
+    return [task for task in loaded if isinstance(task, TaskSpec) and task.builder is not None]
+
+
+def build_dataset(name: str, out: str | Path, **options: Any) -> BuildReport:
+    """Build the data set of task ``name`` into ``out``; ``options`` go to its builder."""
+    if name in TASKS and get_task(name).builder is not None:
+        return get_task(name).build(out, **options)
+    raise ValueError(f"unknown data set {name!r}; valid names: {', '.join(task.name for task in data_sets())}")
+
+
+__all__ = ["BUILT_IN_TASKS", "TASKS", "TaskKind", "TaskSpec", "build_dataset", "data_sets", "get_task",
+           "task_registry"]

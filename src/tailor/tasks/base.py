@@ -1,19 +1,31 @@
-"""What a task is: how its inputs and profile items become prompts, and outputs become answers.
+"""What a task is: its data, how its inputs and profile items become prompts, how outputs
+become answers, and how answers are scored.
 
-A :class:`TaskSpec` knows, for one task, the instruction, how a profile item is shown to
-the model (pasted as context in LaMP's layout, or replayed as an earlier dialogue turn),
-which item fields retrieval reads, the output type and its parser, and the decoding
-limits that keep a small model answering rather than rambling.
+A :class:`TaskSpec` is one task's whole declaration: the instruction, how a profile item is
+shown to the model (pasted as context in LaMP's layout, or replayed as an earlier dialogue
+turn), which item fields retrieval reads, the output type and its parser, the decoding
+limits that keep a small model answering rather than rambling, its defaults (``k``,
+``layout``), its metrics, its file format (:meth:`TaskSpec.load`,
+:meth:`TaskSpec.write_predictions`, :meth:`TaskSpec.read_outputs`: LaMP's layout unless a
+subclass reads another) and, for a packaged task, the builder of its data set.
 """
 
 from __future__ import annotations
 
+import inspect
 import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
+from tailor.data.lamp import load_split, read_outputs, write_outputs
+from tailor.data.packaged.base import BuildOptionError, BuildReport
 from tailor.tasks.answers import extract_answer, raw_answer
-from tailor.types import HistoryRecord
+from tailor.types import HistoryRecord, TaskExample
+
+if TYPE_CHECKING:
+    from tailor.metrics import Metric, PerExampleScores
 
 TaskKind = Literal["classification", "rating", "generation"]
 AnswerMode = Literal["extract", "raw"]
@@ -30,7 +42,8 @@ _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 @dataclass(frozen=True)
 class TaskSpec:
     """One task. Subclasses override :meth:`render_item` and, where items pair an input
-    with an output, :meth:`item_turn`."""
+    with an output, :meth:`item_turn`; a task whose files are not in LaMP's layout overrides
+    :meth:`load`, :meth:`write_predictions` and :meth:`read_outputs`."""
 
     name: str
     kind: TaskKind
@@ -54,11 +67,92 @@ class TaskSpec:
     """The LaMP file layout the task's data follows (its own name for LaMP tasks)."""
     answers: AnswerMode = "extract"
     """Generation tasks: extract the answer from the generated text, or keep it ``raw``."""
+    profile_fields: tuple[str, ...] = ()
+    """Fields every profile item of the task's data must have (besides ``id``)."""
+    metrics: tuple[Metric | str, ...] = ()
+    """What the task is scored with: names in :data:`tailor.metrics.METRICS` or metrics the
+    task brings; empty: the official metrics of its kind (:data:`tailor.metrics.OFFICIAL_METRICS`)."""
+    builder: Callable[..., BuildReport] | None = None
+    """A packaged task's data set builder (``builder(out, **options)``, ``tailor data build``)."""
 
     @property
     def lamp_format(self) -> str:
         """The LaMP task whose file layout this task's data uses."""
         return self.data_format or self.name
+
+    # -- data ---------------------------------------------------------------------------------
+
+    def load(self, folder: str | Path, split: str = "dev", *, limit: int | None = None) -> list[TaskExample]:
+        """The examples of ``split`` in ``folder`` (golds attached when the folder has them),
+        the first ``limit`` in file order: LaMP's layout, every profile item holding
+        :attr:`profile_fields`, an outputs file naming this task."""
+        return load_split(folder, split, fields=self.profile_fields, limit=limit, check_task=self.check_outputs_task)
+
+    @property
+    def outputs_task(self) -> str:
+        """What the ``task`` of this task's outputs files says."""
+        return self.name
+
+    def check_outputs_task(self, named: str) -> None:
+        """Raise ValueError unless an outputs file whose ``task`` is ``named`` holds this task's data."""
+        if named not in (self.name, self.outputs_task):
+            raise ValueError(f"says {named} but task {self.name} was asked for")
+
+    def write_predictions(self, path: str | Path, predictions: Mapping[str, str] | Sequence[tuple[str, str]]) -> None:
+        """Write ``predictions`` (id -> output) where the task's reader of outputs reads them
+        back: LaMP's outputs layout, which the official evaluator reads too."""
+        write_outputs(path, self.outputs_task, predictions)
+
+    def read_outputs(self, path: str | Path) -> dict[str, str]:
+        """Outputs by example id from a golds or predictions file of this task (``tailor score``)."""
+        _, outputs = read_outputs(path)
+        return outputs
+
+    def build(self, out: str | Path, **options: Any) -> BuildReport:
+        """Build the task's data set into ``out`` with its builder; ``options`` are the
+        builder's keyword arguments (BuildOptionError names any it does not take)."""
+        if self.builder is None:
+            raise ValueError(f"task {self.name!r} has no data set to build")
+        parameters = inspect.signature(self.builder).parameters
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+            by_keyword = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+            taken = [name for name, p in list(parameters.items())[1:] if p.kind in by_keyword]  # [0]: out
+            unknown = [name for name in options if name not in taken]
+            if unknown:
+                raise BuildOptionError(f"the {self.name} data set takes no option {', '.join(map(repr, unknown))} "
+                                       f"(its options: {', '.join(taken) or 'none'})")
+        return self.builder(out, **options)
+
+    # -- scores -------------------------------------------------------------------------------
+
+    @property
+    def scoring_metrics(self) -> tuple[Metric, ...]:
+        """The metrics the task is scored with, in the order results list them."""
+        # Imported here: the metrics load numpy, which listing and reading tasks does not need.
+        from tailor.metrics import OFFICIAL_METRICS, resolve_metric
+
+        return tuple(resolve_metric(metric) for metric in self.metrics or OFFICIAL_METRICS[self.kind])
+
+    def metric(self, name: str) -> Metric:
+        """The task's metric called ``name``."""
+        for metric in self.scoring_metrics:
+            if metric.name == name:
+                return metric
+        valid = ", ".join(metric.name for metric in self.scoring_metrics)
+        raise ValueError(f"task {self.name} has no metric {name!r}; its metrics: {valid}")
+
+    def score(self, predictions: Sequence[str], golds: Sequence[str], *,
+              ids: Sequence[Any] | None = None) -> PerExampleScores:
+        """Per-example scores of answers against golds with the task's metrics (``ids`` name
+        the examples in error messages)."""
+        from tailor.metrics import score_metrics
+
+        return score_metrics(self.scoring_metrics, predictions, golds, labels=self.labels, ids=ids)
+
+    def items_per_input(self, k: int | None = None) -> int:
+        """How many profile items a method retrieves per input: ``k`` when given, else the
+        task's measured default :attr:`k` (the one place this default is settled)."""
+        return self.k if k is None else k
 
     # -- inputs ------------------------------------------------------------------------------
 

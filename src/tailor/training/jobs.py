@@ -45,7 +45,7 @@ from tailor.adapters.prompts import items_before_questions
 from tailor.adapters.soft_prompt import SoftPromptConfig
 from tailor.adapters.store import AdapterInfo, AdapterKey, AdapterStore, Scope, open_adapter_store
 from tailor.adapters.train import LoRATrainConfig
-from tailor.data.lamp import load_split
+from tailor.methods import MethodSpec
 from tailor.prompting.builder import PromptBudget
 from tailor.registry import require
 from tailor.store import ingest_examples
@@ -78,9 +78,9 @@ class TrainAdapterConfig:
     model: str | None = None
     """A model directory; the default model when ``None``."""
     threads: int | None = None
-    method: str = "none"
+    method: str | MethodSpec = "none"
     """The prompt method the LoRA adapters are trained for: ``none`` (served as ``lora``) or
-    ``bm25`` / ``bm25:LAYOUT`` (served as ``lora+bm25``)."""
+    a retrieval method, ``bm25`` / ``bm25:LAYOUT`` (served as ``lora+bm25``)."""
     k: int | None = None
     """Retrieved items per prompt (as ``tailor eval --k``); ``None``: the task's default."""
     input_tokens: int = 384
@@ -100,7 +100,7 @@ class TrainAdapterConfig:
                              "(each user's vector comes from their own history at inference)")
         if self.min_history < 1:
             raise ValueError(f"min_history must be at least 1, got {self.min_history}")
-        if self.kind == "user-embedding" and self.method != "none":
+        if self.kind == "user-embedding" and str(self.method) != "none":
             raise ValueError("the user-embedding projector is trained on the none prompt; --method is for lora")
 
 
@@ -170,10 +170,10 @@ class _Job:
         self.task: TaskSpec = get_task(config.task)
         self.model_dir = Path(config.model) if config.model else default_model_dir()
         self.identity = base_model_identity(self.model_dir)
-        examples = load_split(config.data, config.split, self.task.lamp_format)
+        examples = self.task.load(config.data, config.split)
         if not examples:
             raise ValueError(f"{config.data}: split {config.split!r} holds no examples")
-        self.prompt = training_prompt(config.method, self.task, k=config.k or self.task.k,
+        self.prompt = training_prompt(config.method, self.task, k=config.k,
                                       budget=PromptBudget(config.input_tokens, config.context_tokens))
         self.store: AdapterStore = open_adapter_store(config.out, create=True)
         ingest_examples(self.store.profiles, examples)
@@ -204,7 +204,7 @@ class _Job:
         """The personalizer ``tailor eval`` builds for the trained-for method, counting
         tokens with the model's own tokenizer (as the backend serving it does)."""
         if self._personalizer is None:
-            from tailor.personalizers import build_personalizer
+            from tailor.methods import build_personalizer
 
             transformers = require("transformers", "hf")
             tokenizer = transformers.AutoTokenizer.from_pretrained(self.model_dir, local_files_only=True)

@@ -23,8 +23,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from tailor.adapters.data import TrainingPair, item_pair
-from tailor.adapters.prompts import TRAINABLE_METHODS, TrainingPrompt, by_time
-from tailor.personalizers import parse_method
+from tailor.adapters.prompts import TrainingPrompt, by_time
+from tailor.methods import MethodSpec, parse_method
 from tailor.personalizers.base import Personalizer
 from tailor.prompting.builder import PromptBudget
 from tailor.tasks.base import TaskSpec
@@ -33,14 +33,17 @@ from tailor.types import HistoryRecord, Profile, TaskExample
 __all__ = ["method_pairs", "training_prompt"]
 
 
-def training_prompt(method: str, task: TaskSpec, *, k: int = 1,
+def training_prompt(method: str | MethodSpec, task: TaskSpec, *, k: int | None = None,
                     budget: PromptBudget = PromptBudget()) -> TrainingPrompt:
-    """The prompt of a method spec as ``tailor eval --method`` takes it (``bm25``, ``bm25:dialogue``)."""
-    spec = parse_method(method)
-    if spec.name not in TRAINABLE_METHODS:
-        raise ValueError(f"adapters can be trained for the prompt of {', '.join(TRAINABLE_METHODS)} "
-                         f"(served as lora and lora+bm25), not {spec.name!r}")
-    return TrainingPrompt(spec.name, spec.layout or task.layout if spec.name != "none" else None, k,
+    """The prompt of a method as ``tailor eval --method`` takes it (``bm25``, ``bm25:dialogue``):
+    ``none`` or one retrieval method alone (served as ``lora`` and ``lora+METHOD``), with
+    ``k`` items (the task's default when ``None``, as in ``tailor eval``)."""
+    spec = parse_method(method) if isinstance(method, str) else method
+    if spec.parts != (spec.retrieval,):
+        raise ValueError(f"adapters are trained for the prompt of none or of one retrieval method (served as lora "
+                         f"and lora+bm25), not {spec.name!r}")
+    retrieved = spec.retrieval.retriever is not None
+    return TrainingPrompt(spec.name, (spec.layout or task.layout) if retrieved else None, task.items_per_input(k),
                           budget.input_tokens, budget.context_tokens)
 
 

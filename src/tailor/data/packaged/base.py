@@ -26,6 +26,12 @@ class BuildReport:
     splits: dict[str, int]
     users: int
     source: str
+    notes: tuple[str, ...] = ()
+    """What the builder has to tell about this build beyond its sizes (one line each)."""
+
+
+class BuildOptionError(ValueError):
+    """A data set's build was asked with options it does not take, or without one it needs."""
 
 
 def package_file(package: str, relative: str, *, install_hint: str) -> Path:

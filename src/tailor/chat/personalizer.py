@@ -1,13 +1,14 @@
 """Personalizing one chat request: the library's personalizer, plus the chat additions.
 
 The prompt of a served request is built by the very personalizer ``tailor eval`` measures
-for the serving method (:func:`tailor.personalizers.build_personalizer` on
+for the serving method (:meth:`tailor.methods.MethodSpec.build` on
 :data:`~tailor.tasks.chat.CHAT_TASK`, the user's latest message as the input), so a number
-in docs/results.md describes what a served user gets. Two things differ from ``tailor
-eval`` only in where they come from, not in what they are: records are ranked from the
-store's per-user indexes (:class:`~tailor.retrieval.stored.StoredRetriever`, the same rankings),
-summaries are the newest stored ones (a stale one is rewritten in the background), and
-``refine``'s style note is asked of the served model through the server's queue
+in docs/results.md describes what a served user gets. What differs from ``tailor eval`` is
+where things come from, not what they are (the fields of
+:class:`~tailor.methods.BuildContext`): records are ranked from the store's per-user
+indexes (:class:`~tailor.retrieval.stored.StoredIndexes`, the same rankings), summaries are
+the newest stored ones (a stale one is rewritten in the background), and ``refine``'s style
+note is asked of the served model through the server's queue
 (:meth:`ChatPersonalizer.context_steps`), like a reply.
 
 On top of those messages the chat adds, and only these (:data:`CHAT_ADDITIONS`; a test
@@ -34,23 +35,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from tailor.embeddings.base import Embedder
 from tailor.memory.episodes import Episode
 from tailor.memory.store import Memory, MemoryStore
-from tailor.personalizers import build_personalizer, make_retriever
 from tailor.personalizers.base import Personalized, Personalizer, personalize_steps
-from tailor.personalizers.llm_methods import REFINE_RETRIEVAL, SummarySource
-from tailor.personalizers.methods import MethodSpec
-from tailor.personas.chooser import PersonaChooser
-from tailor.prompting.builder import PromptBudget, TokenCounter
-from tailor.retrieval.hybrid import HYBRID_DEPTH
-from tailor.retrieval.record_index import RecordIndex
-from tailor.retrieval.record_vectors import RecordVectors
-from tailor.retrieval.stored import STORED_RETRIEVALS, StoredRetriever
+from tailor.prompting.builder import TokenCounter
 from tailor.store.contract import ProfileStore
-from tailor.tasks.base import TaskSpec
 from tailor.tasks.chat import CHAT_TASK, ChatTask
-from tailor.types import Backend, Granularity, ModelSteps, Profile
+from tailor.types import Granularity, ModelSteps, Profile
 
 CHAT_ADDITIONS = ("client-system", "memories", "episodes", "conversation", "as-is")
 EPISODES_HEADER = "Earlier in your conversations with this user (most relevant first):"
@@ -170,38 +161,4 @@ class ChatPersonalizer:
         return lines
 
 
-class _ProfileFromStore:
-    """``personalizer`` handed the user's whole profile, read from ``store``."""
-
-    def __init__(self, personalizer: Personalizer, store: ProfileStore) -> None:
-        self.name, self.personalizer, self.store = personalizer.name, personalizer, store
-
-    def personalize(self, task: TaskSpec, text: str, profile: Profile) -> Personalized:
-        return self.personalizer.personalize(task, text, self.store.get_profile(profile.user_id))
-
-
-def serving_personalizer(method: MethodSpec, *, store: ProfileStore, index: RecordIndex,
-                         vectors: RecordVectors | None, embedder: Embedder | None, k: int | None,
-                         budget: PromptBudget, count_tokens: TokenCounter, summaries: SummarySource | None,
-                         personas: PersonaChooser | None, notes_backend: Backend | None = None) -> Personalizer:
-    """The personalizer ``tailor eval`` builds for ``method`` on the chat task, with the
-    method's ranking read from the stored indexes (:class:`~tailor.retrieval.stored.StoredRetriever`), the
-    server's ``summaries`` and ``personas`` sources, and ``notes_backend`` (the served
-    model, through the server's queue) for ``refine``'s style notes."""
-    if method.plugin is not None:
-        # A package's whole method: it gets the user's profile, read from the store.
-        return _ProfileFromStore(build_personalizer(
-            method, CHAT_TASK, k=k, count_tokens=count_tokens, budget=budget, embedder=embedder, store=store), store)
-    ranking = REFINE_RETRIEVAL if method.refine else method.retrieval
-    retriever = None
-    if ranking != "none":
-        library = None
-        if ranking not in STORED_RETRIEVALS:
-            library = make_retriever(ranking, CHAT_TASK, embedder=embedder, store=store)
-        retriever = StoredRetriever(ranking, store, index, vectors=vectors, library=library, depth=HYBRID_DEPTH)
-    return build_personalizer(method, CHAT_TASK, k=k, count_tokens=count_tokens, budget=budget, embedder=embedder,
-                              store=store, backend=notes_backend if method.refine else None, retriever=retriever,
-                              summaries=summaries, personas=personas)
-
-
-__all__ = ["CHAT_ADDITIONS", "EPISODES_HEADER", "ChatContext", "ChatPersonalizer", "serving_personalizer"]
+__all__ = ["CHAT_ADDITIONS", "EPISODES_HEADER", "ChatContext", "ChatPersonalizer"]

@@ -3,10 +3,10 @@
 Everything a served user has goes through :class:`ServedUsers`: their records and the
 indexes a request ranks them with (:mod:`tailor.retrieval.stored`), their memories and the
 messages waiting for fact extraction (:mod:`tailor.memory`), their summary
-(:class:`~tailor.personalizers.summaries.SummaryWorker`) and their adapters (an
+(:class:`~tailor.chat.summaries.SummaryWorker`) and their adapters (an
 :class:`~tailor.adapters.serving.AdapterHook`); deleting a user deletes all of it. A chat's
 context and prompt come from :attr:`ServedUsers.personalizer`, the personalizer ``tailor
-eval`` builds for the method plus the chat additions (:mod:`tailor.personalizers.chat`);
+eval`` builds for the method plus the chat additions (:mod:`tailor.chat.personalizer`);
 :meth:`ServedUsers.chat_steps` makes the request for the model from them.
 
 Ids here are the store's: mapping an API's ``user_id`` into a tenant's namespace, and
@@ -21,22 +21,23 @@ from dataclasses import dataclass
 from typing import Any
 
 from tailor.adapters.serving import AdapterHook, AdapterLabel
+from tailor.chat.personalizer import ChatContext, ChatPersonalizer
+from tailor.chat.summaries import GenerateOne, QueuedBackend, SummaryWorker
 from tailor.embeddings.base import Embedder
 from tailor.memory.episodes import EpisodeMethod
 from tailor.memory.extraction import FactExtractor
 from tailor.memory.facts import Fact
 from tailor.memory.store import MemoryStore
 from tailor.memory.worker import ExtractionWorker
-from tailor.personalizers.chat import ChatContext, ChatPersonalizer, serving_personalizer
-from tailor.personalizers.methods import MethodSpec
-from tailor.personalizers.summaries import GenerateOne, QueuedBackend, SummaryWorker
+from tailor.methods import BuildContext, MethodSpec
 from tailor.personas.tenants import tenant_persona_chooser
 from tailor.prompting.builder import PromptBudget
 from tailor.retrieval.record_index import RecordIndex
 from tailor.retrieval.record_vectors import RecordVectors
-from tailor.retrieval.stored import VECTOR_RETRIEVALS
+from tailor.retrieval.stored import StoredIndexes
 from tailor.store import SQLProfileStore
 from tailor.store.contract import UnknownUserError
+from tailor.tasks.chat import CHAT_TASK
 from tailor.types import Backend, GenerationRequest, GenerationResult, HistoryRecord, ModelSteps, answer_steps
 
 # A user message longer than this is cut before it is sent for fact extraction.
@@ -74,21 +75,24 @@ class ServedUsers:
         self.store, self.adapters, self._background = store, adapters, background
         self.auto_create_users = auto_create_users
         self.index = RecordIndex(store)
-        stored = method.retrieval in VECTOR_RETRIEVALS
-        self.vectors = RecordVectors(store, embedder) if stored and embedder is not None else None
+        # Records are embedded as they are written when the method ranks or chooses by embeddings.
+        self.vectors = RecordVectors(store, embedder) if embedder is not None and method.needs("embedder") else None
+        self.indexes = StoredIndexes(store, self.index, self.vectors)
         self.memory: MemoryStore | None = None
         self.worker: ExtractionWorker | None = None
         if memory:
             self.memory = MemoryStore(store, embedder=embedder, episode_method=EpisodeMethod.parse(memory_method))
             self.worker = ExtractionWorker(self.memory, self._extract, min_confidence=min_confidence)
-        self.summaries = SummaryWorker(store, notes_backend, background) if method.summary else None
-        # The personalizer tailor eval measures for this method, plus the chat additions.
+        sources = {note.served_from for note in method.notes}
+        self.summaries = SummaryWorker(store, notes_backend, background) if "summaries" in sources else None
+        # The personalizer tailor eval measures for this method, plus the chat additions: what
+        # differs is where things come from (the stored indexes, summaries and the tenant's
+        # personas; the served model, through the queue like a reply, for a note before it).
         self._notes = QueuedBackend(backend, reply)
-        library = serving_personalizer(
-            method, store=store, index=self.index, vectors=self.vectors, embedder=embedder, k=k, budget=budget,
-            count_tokens=backend.count_tokens, summaries=self.summaries,
-            personas=tenant_persona_chooser(store, embedder) if method.persona else None,
-            notes_backend=self._notes)
+        library = method.build(BuildContext(
+            CHAT_TASK, backend.count_tokens, k=k, budget=budget, embedder=embedder, store=store, backend=self._notes,
+            indexes=self.indexes, summaries=self.summaries,
+            personas=tenant_persona_chooser(store, embedder) if "personas" in sources else None))
         # What the personalizer caches about a user (refine's style notes) goes with them.
         self._forget: Callable[[str], None] = getattr(library, "forget", lambda user_id: None)
         self.personalizer = ChatPersonalizer(
@@ -207,9 +211,7 @@ class ServedUsers:
         if not self.store.delete_user(user_id):
             raise UnknownUserError(user_id)
         self._forget(user_id)
-        self.index.forget(user_id)
-        if self.vectors is not None:
-            self.vectors.forget(user_id)
+        self.indexes.forget(user_id)
         return adapters
 
     # -- memories -------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""What every profile store here shares: the three write methods and use as a context manager.
+"""The write methods every profile store shares (``add_records``, ``add_profiles``,
+``set_attributes``), and its use as a context manager, in :class:`StoreBase`.
 
 Each write method checks its arguments into :class:`~tailor.store.checks.UserBatch`
 values before anything is stored, then hands them to the store's ``_write``, which stores
