@@ -1,7 +1,7 @@
 import math
 
 from tailor.backends import openai
-from tailor.backends.base import first_token_scores, match_candidate, score_by_text
+from tailor.backends.contract import first_token_scores, match_candidate, score_by_text
 
 
 def test_score_by_text_gives_the_named_candidate_zero_and_the_rest_minus_infinity() -> None:

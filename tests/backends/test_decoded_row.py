@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tailor.backends.base import DecodedRow
+from tailor.backends.contract import DecodedRow
 from tailor.types import GenerationRequest
 
 TEXTS = [

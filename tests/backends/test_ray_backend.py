@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tailor.backends import load_backend
-from tailor.backends.base import BackendError, approximate_token_count
+from tailor.backends.contract import BackendError, approximate_token_count
 from tailor.backends.echo import EchoBackend
 from tailor.backends.ray import RayBackend, split_evenly
 from tailor.registry import MissingExtraError

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from tests.backends.streams import drain
 
-from tailor.backends.base import StopFilter, StreamingBackend, apply_stop, cut_stream
+from tailor.backends.contract import StopFilter, StreamingBackend, apply_stop, cut_stream
 from tailor.backends.echo import EchoBackend
 from tailor.types import GenerationRequest
 

@@ -25,7 +25,7 @@ LAST = ("from tailor.types import RetrievalHit\n"
         "                for i, r in enumerate(reversed(profile.records[-k:]))]\n")
 
 SHOUT = ("from tailor.methods import whole_method\n"
-         "from tailor.personalizers.base import Personalized\n"
+         "from tailor.personalizers.contract import Personalized\n"
          "class Shout:\n"
          "    name = 'shout'\n"
          "    def __init__(self, k, layout):\n"

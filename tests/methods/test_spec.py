@@ -15,10 +15,10 @@ from tailor.methods import (
     parse_method,
     parse_methods,
 )
-from tailor.personalizers.base import PromptPersonalizer
+from tailor.personalizers.prompt import PromptPersonalizer
 from tailor.tasks import get_task
-from tailor.tasks.base import TaskSpec
 from tailor.tasks.chat import CHAT_TASK
+from tailor.tasks.spec import TaskSpec
 
 TASK = get_task("LaMP-4")
 

@@ -7,8 +7,9 @@ import pytest
 from tailor.backends.echo import EchoBackend
 from tailor.embeddings.hashing import HashingEmbedder
 from tailor.methods import build_personalizer
-from tailor.personalizers.base import PromptPersonalizer, personalize_steps
+from tailor.personalizers.contract import personalize_steps
 from tailor.personalizers.notes import PersonaNote, SummaryNote
+from tailor.personalizers.prompt import PromptPersonalizer
 from tailor.personalizers.refine import RefinePersonalizer
 from tailor.personas.builder import build_personas_across_users
 from tailor.personas.chooser import PersonaChooser

@@ -23,7 +23,7 @@ import pytest
 
 uvicorn = pytest.importorskip("uvicorn")
 
-from tailor.backends.base import TextStream, approximate_token_count
+from tailor.backends.contract import TextStream, approximate_token_count
 from tailor.backends.echo import EchoBackend
 from tailor.server import ServeConfig, create_app
 from tailor.types import GenerationRequest, GenerationResult

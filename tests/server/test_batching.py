@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tailor.backends.base import BackendError, approximate_token_count
+from tailor.backends.contract import BackendError, approximate_token_count
 from tailor.backends.gate import BackendGate
 from tailor.types import GenerationRequest, GenerationResult
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tailor.backends.base import BackendError, approximate_token_count
+from tailor.backends.contract import BackendError, approximate_token_count
 from tailor.backends.echo import EchoBackend
 from tailor.methods import parse_method, parse_serve_method
 from tailor.prompting.refine import STYLE_INSTRUCTION

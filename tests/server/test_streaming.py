@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tailor.backends.base import BackendError, TextStream, approximate_token_count
+from tailor.backends.contract import BackendError, TextStream, approximate_token_count
 from tailor.backends.echo import EchoBackend
 from tailor.backends.gate import BackendGate, GateClosed, GateFull
 from tailor.server import ServeConfig, create_app

@@ -11,7 +11,7 @@ from tailor.backends.echo import EchoBackend
 from tailor.evaluation.runner import EvalConfig, evaluate
 from tailor.tasks import TASKS, get_task
 from tailor.tasks.answers import extract_answer, raw_answer
-from tailor.tasks.base import ANNOUNCEMENT_TOKENS
+from tailor.tasks.spec import ANNOUNCEMENT_TOKENS
 
 SUBJECT = "Fix crash when the cache is empty"
 HEADLINE = "Trees line the river"

@@ -24,9 +24,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from tailor.data.packaged.base import BuildReport
+from tailor.data.packaged.build import BuildReport
 from tailor.metrics import Metric
-from tailor.tasks.base import TaskSpec
+from tailor.tasks.spec import TaskSpec
 from tailor.types import HistoryRecord, Profile, TaskExample
 
 EXACT_MATCH = Metric.per_example(

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tailor.prompting.builder import PromptBudget, build_messages, truncate
-from tailor.tasks.base import TaskSpec
+from tailor.tasks.spec import TaskSpec
 from tailor.types import HistoryRecord
 
 __all__ = ["EncodedPair", "TrainingPair", "data_digest", "encode_pairs", "training_pairs"]

@@ -31,7 +31,7 @@ import numpy as np
 from tailor.adapters.data import TrainingPair, encode_pairs, training_pairs
 from tailor.adapters.identity import load_frozen_base
 from tailor.registry import require
-from tailor.tasks.base import TaskSpec
+from tailor.tasks.spec import TaskSpec
 from tailor.types import HistoryRecord, Profile
 
 __all__ = ["LLMTokenEmbedder", "SoftPromptConfig", "SoftPromptModel", "SoftPromptTrainer", "user_vector"]

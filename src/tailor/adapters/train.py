@@ -42,7 +42,7 @@ from tailor.adapters.data import EncodedPair, TrainingPair, encode_pairs
 from tailor.adapters.identity import load_frozen_base
 from tailor.adapters.lora import LoRAShape, LoRAWeights, from_bytes, to_bytes
 from tailor.registry import require
-from tailor.tasks.base import TaskSpec
+from tailor.tasks.spec import TaskSpec
 
 logger = logging.getLogger(__name__)
 

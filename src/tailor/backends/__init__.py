@@ -13,7 +13,7 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from tailor.backends.base import Backend, apply_stop
+from tailor.backends.contract import Backend, apply_stop
 from tailor.registry import Registry
 
 BACKENDS = Registry(

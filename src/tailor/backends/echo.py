@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 
-from tailor.backends.base import TextStream, apply_stop, approximate_token_count, cut_stream
+from tailor.backends.contract import TextStream, apply_stop, approximate_token_count, cut_stream
 from tailor.types import GenerationRequest, GenerationResult
 
 _WORD = re.compile(r"\w+")

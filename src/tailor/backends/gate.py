@@ -3,7 +3,7 @@ waiting for it, batched (:class:`BackendGate`); a server's model and the gates i
 and its background work wait at (:class:`ServedModel`).
 
 A streamed reply is handed on piece by piece as the model makes it (:class:`PieceStream`).
-A backend that streams (:class:`~tailor.backends.base.StreamingBackend`: echo,
+A backend that streams (:class:`~tailor.backends.contract.StreamingBackend`: echo,
 transformers and the default model, with or without adapters, and OpenAI-compatible
 servers) gives each piece of text as soon as the model has produced it, so the first piece
 leaves after the first token. Any other backend (llama.cpp) generates the whole reply
@@ -23,7 +23,7 @@ from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
 
 from tailor.adapters.serving import serve_adapters
-from tailor.backends.base import Backend, BackendError, StreamingBackend, TextStream
+from tailor.backends.contract import Backend, BackendError, StreamingBackend, TextStream
 from tailor.store import SQLProfileStore
 from tailor.types import GenerationRequest, GenerationResult
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from tailor.backends.base import (
+from tailor.backends.contract import (
     TextStream,
     apply_stop,
     batches_by_length,
@@ -142,7 +142,7 @@ class TransformersBackend:
         return [r for r in results if r is not None]
 
     def stream(self, request: GenerationRequest, *, lora: LoRAChoice | None = None) -> TextStream:
-        """Answer one request as it is generated (see :class:`~tailor.backends.base.StreamingBackend`):
+        """Answer one request as it is generated (see :class:`~tailor.backends.contract.StreamingBackend`):
         the same greedy decoding, and the same text, as ``generate([request], lora=[lora])``.
 
         The model runs in a worker thread; this generator hands on the decoded text and

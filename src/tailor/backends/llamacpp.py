@@ -11,7 +11,7 @@ prompt once and each candidate after it, and takes the candidate's mean token
 log-probability, as the transformers backend does. That needs the model loaded with
 ``logits_all=True``, which keeps ``n_ctx x vocabulary`` floats (about 0.8 GB for
 SmolLM2 at ``n_ctx=4096``). ``candidate_scoring="text"`` avoids the cost: it generates
-and maps the text to a candidate (see :func:`tailor.backends.base.match_candidate`).
+and maps the text to a candidate (see :func:`tailor.backends.contract.match_candidate`).
 A model whose GGUF file has no chat template is always scored by text.
 """
 
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from tailor.backends.base import apply_stop, score_by_text
+from tailor.backends.contract import apply_stop, score_by_text
 from tailor.backends.model_files import default_model_gguf
 from tailor.registry import require
 from tailor.types import GenerationRequest, GenerationResult

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from tailor.backends.base import (
+from tailor.backends.contract import (
     DecodedRow,
     StopFilter,
     TextStream,

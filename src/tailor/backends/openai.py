@@ -40,7 +40,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from tailor.backends.base import (
+from tailor.backends.contract import (
     BackendError,
     TextStream,
     apply_stop,
@@ -179,7 +179,7 @@ class OpenAIBackend:
                 raise
 
     def stream(self, request: GenerationRequest) -> TextStream:
-        """One reply as the server generates it (see :class:`~tailor.backends.base.StreamingBackend`).
+        """One reply as the server generates it (see :class:`~tailor.backends.contract.StreamingBackend`).
 
         The reply's token count comes from the server's usage report where it sends one,
         else it is estimated. A slot of ``concurrency`` is held until the stream ends.

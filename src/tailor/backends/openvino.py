@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from tailor.backends.base import DecodedRow, available_threads, check_backend_arguments, log_softmax
+from tailor.backends.contract import DecodedRow, available_threads, check_backend_arguments, log_softmax
 from tailor.backends.fallback import TransformersFallback
 from tailor.backends.hf import DEFAULT_MODEL_FILE, DEFAULT_MODEL_NAME, default_model_dir, tailor_home
 from tailor.backends.local import LocalEngine

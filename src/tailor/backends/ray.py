@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tailor.backends.base import BackendError, tokenizer_count
+from tailor.backends.contract import BackendError, tokenizer_count
 from tailor.registry import require
 from tailor.types import GenerationRequest, GenerationResult
 
@@ -126,7 +126,7 @@ class RayBackend:
     equal chunks of the batch (a batch smaller than ``replicas`` uses only the first
     ``len(batch)``), waits for all, and returns the results in request order. A replica
     that fails (its backend raised, its process died) surfaces as
-    :class:`~tailor.backends.base.BackendError` naming the replica and the inner spec; so
+    :class:`~tailor.backends.contract.BackendError` naming the replica and the inner spec; so
     does an inner backend that cannot be built. :meth:`close` kills the replicas, and shuts
     Ray down only if this backend started it.
 

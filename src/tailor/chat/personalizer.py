@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 from tailor.memory.episodes import Episode
 from tailor.memory.store import Memory, MemoryStore
-from tailor.personalizers.base import Personalized, Personalizer, personalize_steps
+from tailor.personalizers.contract import Personalized, Personalizer, personalize_steps
 from tailor.prompting.builder import TokenCounter
 from tailor.store.contract import ProfileStore
 from tailor.tasks.chat import CHAT_TASK, ChatTask

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from tailor.backends.base import Backend
+from tailor.backends.contract import Backend
 from tailor.background import KeyedWorker
 from tailor.prompting.summary import SUMMARY_KIND, ProfileSummarizer
 from tailor.store import SQLProfileStore

@@ -23,7 +23,7 @@ from typing import Any
 from tailor.adapters.serving import AdapterHook, AdapterLabel
 from tailor.chat.personalizer import ChatContext, ChatPersonalizer
 from tailor.chat.summaries import GenerateOne, QueuedBackend, SummaryWorker
-from tailor.embeddings.base import Embedder
+from tailor.embeddings.embedder import Embedder
 from tailor.memory.episodes import EpisodeMethod
 from tailor.memory.extraction import FactExtractor
 from tailor.memory.facts import Fact

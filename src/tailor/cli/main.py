@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from tailor.about import version_line
-from tailor.backends.base import BackendError
+from tailor.backends.contract import BackendError
 from tailor.cli import choices
 from tailor.cli.demo import add_demo_verb, run_demo
 from tailor.cli.facts import add_eval_facts_verb, run_eval_facts

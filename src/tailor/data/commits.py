@@ -43,7 +43,7 @@ from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
-from tailor.data.packaged.base import (
+from tailor.data.packaged.build import (
     BuildOptionError,
     BuildReport,
     Question,

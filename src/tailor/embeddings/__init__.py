@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from tailor.registry import Registry
 
 if TYPE_CHECKING:
-    from tailor.embeddings.base import Embedder, normalize_rows
+    from tailor.embeddings.embedder import Embedder, normalize_rows
     from tailor.embeddings.ingest import EmbedReport, embed_profiles
 
 EMBEDDERS = Registry(
@@ -48,7 +48,7 @@ def load_embedder(name: str = DEFAULT_EMBEDDER, **options: Any) -> Embedder:
 def __getattr__(name: str) -> Any:
     # Imported on first use: listing embedders loads no numpy.
     if name in ("Embedder", "normalize_rows"):
-        from tailor.embeddings import base
+        from tailor.embeddings import embedder as base
 
         return getattr(base, name)
     if name in ("EmbedReport", "embed_profiles"):

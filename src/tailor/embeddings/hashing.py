@@ -19,7 +19,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from tailor.embeddings.base import check_texts
+from tailor.embeddings.embedder import check_texts
 
 _WORD = re.compile(r"\w+")
 # Frequent function words: left in, any two English texts would look alike.

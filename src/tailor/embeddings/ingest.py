@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tailor.embeddings.base import Embedder
+from tailor.embeddings.embedder import Embedder
 from tailor.store.contract import ProfileStore
 from tailor.types import HistoryRecord
 

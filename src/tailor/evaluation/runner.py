@@ -23,13 +23,13 @@ from tailor.evaluation.checkpoint import Checkpoint, safe_name
 from tailor.methods import BuildContext, MethodSpec, parse_methods
 from tailor.metrics import bootstrap_ci, paired_comparison
 from tailor.metrics.scores import PerExampleScores
-from tailor.personalizers.base import Personalized
 from tailor.personalizers.calibration import ContextualCalibrator, EvidenceFit, fit_evidence_weight, posterior
+from tailor.personalizers.contract import Personalized
 from tailor.personalizers.labels import LabelDistribution, as_label, decide, label_distribution, store_labels
 from tailor.prompting.builder import PromptBudget
 from tailor.store import InMemoryProfileStore, ProfileStore, SQLiteProfileStore, ingest_examples
 from tailor.tasks import TaskSpec, get_task
-from tailor.tasks.base import ANSWER_MODES, AnswerMode
+from tailor.tasks.spec import ANSWER_MODES, AnswerMode
 from tailor.types import GenerationRequest, Profile, TaskExample
 
 Scoring = Literal["generate", "likelihood", "calibrated"]

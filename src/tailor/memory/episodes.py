@@ -26,8 +26,8 @@ from dataclasses import dataclass, replace
 from datetime import date
 from typing import Literal, get_args
 
-from tailor.embeddings.base import Embedder
-from tailor.retrieval.base import Retriever
+from tailor.embeddings.embedder import Embedder
+from tailor.retrieval.retriever import Retriever
 from tailor.types import HistoryRecord, Profile
 
 EpisodeRetrieval = Literal["bm25", "dense", "hybrid"]

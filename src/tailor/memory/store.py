@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from tailor.embeddings.base import Embedder
+from tailor.embeddings.embedder import Embedder
 from tailor.memory.episodes import DEFAULT_EPISODE_METHOD, Episode, EpisodeMethod, EpisodeSearch
 from tailor.memory.facts import Fact
 from tailor.memory.search import TextEmbedder, hybrid_rank

@@ -31,9 +31,9 @@ from tailor.methods.spec import MethodSpec, parse_method, parse_methods, parse_s
 from tailor.registry import Registry
 
 if TYPE_CHECKING:
-    from tailor.personalizers.base import Personalizer
+    from tailor.personalizers.contract import Personalizer
     from tailor.prompting.builder import PromptBudget, TokenCounter
-    from tailor.tasks.base import TaskSpec
+    from tailor.tasks.spec import TaskSpec
 
 
 class MethodRegistry(Registry):

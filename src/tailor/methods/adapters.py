@@ -17,7 +17,7 @@ from tailor.methods.method import BuildContext, ModifierMethod, WholeMethod
 if TYPE_CHECKING:
     from tailor.adapters.store import AdapterStore
     from tailor.methods.spec import MethodSpec
-    from tailor.personalizers.base import Personalizer
+    from tailor.personalizers.contract import Personalizer
 
 SERVED_OTHERWISE = ("is an adapter method; tailor serve applies each user's adapter with --adapter-task, "
                     "under any method")

@@ -11,7 +11,7 @@ from tailor.methods.method import BuildContext, ModifierMethod, Need, WholeMetho
 
 if TYPE_CHECKING:
     from tailor.methods.spec import MethodSpec
-    from tailor.personalizers.base import Personalizer
+    from tailor.personalizers.contract import Personalizer
     from tailor.store.contract import ProfileStore
 
 CHAT_HAS_NO_LABELS = "scores a task's labels; a chat has none"

@@ -28,16 +28,16 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 if TYPE_CHECKING:
     from tailor.adapters.store import AdapterStore
-    from tailor.embeddings.base import Embedder
+    from tailor.embeddings.embedder import Embedder
     from tailor.methods.spec import MethodSpec
-    from tailor.personalizers.base import Personalizer
+    from tailor.personalizers.contract import Personalizer
     from tailor.personalizers.notes import NoteSource, SummarySource
     from tailor.personas.chooser import PersonaChooser
     from tailor.prompting.builder import PromptBudget, TokenCounter
-    from tailor.retrieval.base import Retriever
+    from tailor.retrieval.retriever import Retriever
     from tailor.retrieval.stored import StoredIndexes
     from tailor.store.contract import ProfileStore
-    from tailor.tasks.base import TaskSpec
+    from tailor.tasks.spec import TaskSpec
     from tailor.types import Backend, TaskExample
 
 Role = Literal["retrieval", "notes", "modifier", "whole"]
@@ -247,7 +247,7 @@ class WholeMethod(Method):
             offered["embedder"] = context.get_embedder()
         personalizer: Personalizer = call_with_offered(self.factory, offered)
         if context.indexes is not None and self.reads_profile:
-            from tailor.personalizers.base import ProfileFromStore
+            from tailor.personalizers.contract import ProfileFromStore
 
             return ProfileFromStore(personalizer, context.indexes.store)
         return personalizer

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from tailor.methods.method import BuildContext, WholeMethod
 
 if TYPE_CHECKING:
-    from tailor.personalizers.base import Personalizer
+    from tailor.personalizers.contract import Personalizer
 
 NOTE_ITEMS = 4
 """The fewest items a style note is written from, whatever ``k`` says for pasting items: a

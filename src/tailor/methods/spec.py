@@ -35,7 +35,7 @@ from tailor.methods.method import (
 )
 
 if TYPE_CHECKING:
-    from tailor.personalizers.base import Personalizer
+    from tailor.personalizers.contract import Personalizer
     from tailor.prompting.builder import Layout
 
 
@@ -123,7 +123,7 @@ class MethodSpec:
         whole = self.whole
         if whole is not None:
             return whole.build(self, context)
-        from tailor.personalizers.base import PromptPersonalizer
+        from tailor.personalizers.prompt import PromptPersonalizer
 
         personalizer: Personalizer = PromptPersonalizer(
             str(self), retriever=self.retrieval.build_retriever(context),

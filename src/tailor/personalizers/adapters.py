@@ -27,9 +27,10 @@ import numpy as np
 
 from tailor.adapters.prompts import TrainingPrompt
 from tailor.adapters.store import AdapterKey, AdapterStore
-from tailor.personalizers.base import NoPersonalization, Personalized, Personalizer
+from tailor.personalizers.contract import Personalized, Personalizer
+from tailor.personalizers.prompt import NoPersonalization
 from tailor.prompting.builder import PromptBudget, TokenCounter
-from tailor.tasks.base import TaskSpec
+from tailor.tasks.spec import TaskSpec
 from tailor.types import GenerationRequest, GenerationResult, Granularity, Profile
 
 __all__ = ["LoRAPersonalizer", "SoftPromptBackend", "UserEmbeddingPersonalizer"]

@@ -26,11 +26,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tailor.personalizers.labels import combine, normalize
-from tailor.tasks.base import TaskSpec
+from tailor.tasks.spec import TaskSpec
 from tailor.types import GenerationRequest, GenerationResult
 
 if TYPE_CHECKING:
-    from tailor.backends.base import Backend
+    from tailor.backends.contract import Backend
 
 CONTENT_FREE = ("N/A",)
 """The content-free input of Zhao et al. (2021). Their average over ``("N/A", "", "[MASK]")``

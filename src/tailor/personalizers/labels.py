@@ -35,9 +35,9 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Literal
 
-from tailor.personalizers.base import Personalized, Personalizer
-from tailor.retrieval.base import Retriever
-from tailor.tasks.base import TaskSpec
+from tailor.personalizers.contract import Personalized, Personalizer
+from tailor.retrieval.retriever import Retriever
+from tailor.tasks.spec import TaskSpec
 from tailor.types import HistoryRecord, Profile
 
 if TYPE_CHECKING:

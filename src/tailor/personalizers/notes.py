@@ -1,6 +1,6 @@
 """Notes about the user above the input: an LLM-written profile summary (PAG-style) and the
 description of the user's persona. Each is a :class:`NoteSource` that a
-:class:`~tailor.personalizers.base.PromptPersonalizer` asks for one line per input; the
+:class:`~tailor.personalizers.prompt.PromptPersonalizer` asks for one line per input; the
 notes are one free-text block (:func:`~tailor.prompting.builder.build_messages`'
 ``extra_context``), in the order of the method's parts (summary, then persona).
 
@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from tailor.backends.base import Backend
+from tailor.backends.contract import Backend
 from tailor.personas.chooser import PersonaChooser
-from tailor.tasks.base import TaskSpec
+from tailor.tasks.spec import TaskSpec
 from tailor.types import Granularity
 
 SUMMARY_PREFIX = "About this user: "
@@ -46,7 +46,7 @@ class Note:
 
 class NoteSource(Protocol):
     kind: str
-    """The key of its value in :attr:`~tailor.personalizers.base.Personalized.notes`."""
+    """The key of its value in :attr:`~tailor.personalizers.contract.Personalized.notes`."""
 
     def prepare(self, task: TaskSpec, user_ids: Sequence[str], progress: object | None) -> None: ...
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from tailor.personalizers.base import Personalized
+from tailor.personalizers.contract import Personalized
 from tailor.prompting.builder import PromptBudget, TokenCounter, build_messages
 from tailor.prompting.refine import StyleNoteWriter, refined_instruction
-from tailor.retrieval.base import Retriever
-from tailor.tasks.base import TaskSpec
+from tailor.retrieval.retriever import Retriever
+from tailor.tasks.spec import TaskSpec
 from tailor.types import ModelSteps, Profile, answer_steps
 
 
@@ -51,7 +51,7 @@ class RefinePersonalizer:
         return answer_steps(self.batch_steps(task, items), self.writer.backend.generate)
 
     def personalize_steps(self, task: TaskSpec, text: str, profile: Profile) -> ModelSteps[Personalized]:
-        """:meth:`personalize` as steps (see :func:`~tailor.personalizers.base.personalize_steps`)."""
+        """:meth:`personalize` as steps (see :func:`~tailor.personalizers.contract.personalize_steps`)."""
         decided = yield from self.batch_steps(task, [(text, profile)])
         return decided[0]
 

@@ -13,12 +13,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from tailor.backends.base import Backend
-from tailor.embeddings.base import Embedder
+from tailor.backends.contract import Backend
+from tailor.embeddings.embedder import Embedder
 from tailor.personas.clustering import choose_k, kmeans
 from tailor.prompting.summary import clean_description, describe_items_messages, latest_records
 from tailor.store.contract import ProfileStore
-from tailor.tasks.base import TaskSpec
+from tailor.tasks.spec import TaskSpec
 from tailor.types import GenerationRequest, Persona
 
 PERSONA_INSTRUCTION = (

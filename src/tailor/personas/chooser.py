@@ -14,11 +14,11 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from tailor.backends.base import Backend
-from tailor.embeddings.base import Embedder
+from tailor.backends.contract import Backend
+from tailor.embeddings.embedder import Embedder
 from tailor.personas.builder import build_personas_across_users, mean_direction, nearest_persona
 from tailor.store.contract import ProfileStore
-from tailor.tasks.base import TaskSpec
+from tailor.tasks.spec import TaskSpec
 from tailor.types import Persona
 
 logger = logging.getLogger(__name__)

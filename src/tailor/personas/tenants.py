@@ -9,7 +9,7 @@ outside any looked for among their own tenant's only.
 
 from __future__ import annotations
 
-from tailor.embeddings.base import Embedder
+from tailor.embeddings.embedder import Embedder
 from tailor.personas.builder import describe_personas_across_users
 from tailor.personas.chooser import PersonaChooser
 from tailor.store import SQLProfileStore

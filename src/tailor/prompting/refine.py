@@ -16,7 +16,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 
 from tailor.prompting.summary import clean_description, describe_items_messages
-from tailor.tasks.base import TaskSpec
+from tailor.tasks.spec import TaskSpec
 from tailor.types import Backend, GenerationRequest, HistoryRecord, ModelSteps, answer_steps
 
 STYLE_INSTRUCTION = (

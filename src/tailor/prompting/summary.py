@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from tailor.prompting.builder import TokenCounter, fit_record
 from tailor.retrieval.simple import recency_order
 from tailor.store.contract import ProfileStore
-from tailor.tasks.base import TaskSpec
+from tailor.tasks.spec import TaskSpec
 from tailor.types import Backend, GenerationRequest, HistoryRecord, Profile
 
 SUMMARY_KIND = "summary"

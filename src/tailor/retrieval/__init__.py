@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from tailor.registry import Registry
 
 if TYPE_CHECKING:
-    from tailor.retrieval.base import RetrievalHit, Retriever, rank, record_text
+    from tailor.retrieval.retriever import RetrievalHit, Retriever, rank, record_text
 
 RETRIEVERS = Registry(
     "retriever",
@@ -45,7 +45,7 @@ RETRIEVERS = Registry(
 def __getattr__(name: str) -> Any:
     # The contract's names, imported on first use: listing retrievers loads no numpy.
     if name in ("RetrievalHit", "Retriever", "rank", "record_text"):
-        from tailor.retrieval import base
+        from tailor.retrieval import retriever as base
 
         return getattr(base, name)
     raise AttributeError(f"module 'tailor.retrieval' has no attribute {name!r}")

@@ -23,7 +23,7 @@ import bm25s
 import numpy as np
 from bm25s.stopwords import STOPWORDS_EN
 
-from tailor.retrieval.base import DocumentFn, as_hits, check_k, rank_array, record_text, same_records
+from tailor.retrieval.retriever import DocumentFn, as_hits, check_k, rank_array, record_text, same_records
 from tailor.types import HistoryRecord, Profile, RetrievalHit
 
 if TYPE_CHECKING:

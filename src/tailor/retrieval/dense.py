@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from tailor.embeddings.base import Embedder
-from tailor.retrieval.base import DocumentFn, check_k, rank_array, record_text, same_records, top_k
+from tailor.embeddings.embedder import Embedder
+from tailor.retrieval.retriever import DocumentFn, check_k, rank_array, record_text, same_records, top_k
 from tailor.retrieval.simple import recency_order
 from tailor.store.contract import ProfileStore, UnknownUserError
 from tailor.types import HistoryRecord, Profile, RetrievalHit

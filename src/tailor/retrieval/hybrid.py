@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from tailor.embeddings.base import Embedder
-from tailor.retrieval.base import DocumentFn, check_k, record_text, top_k
+from tailor.embeddings.embedder import Embedder
 from tailor.retrieval.bm25 import BM25Retriever
 from tailor.retrieval.dense import DenseRetriever
 from tailor.retrieval.fusion import RRF_CONSTANT, fuse, reciprocal_rank_fusion
+from tailor.retrieval.retriever import DocumentFn, check_k, record_text, top_k
 from tailor.store.contract import ProfileStore
 from tailor.types import Profile, RetrievalHit
 

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from tailor.embeddings.base import Embedder
+from tailor.embeddings.embedder import Embedder
 from tailor.retrieval.dense import similarity_order
 from tailor.store import SQLProfileStore
 from tailor.store.contract import UnknownUserError

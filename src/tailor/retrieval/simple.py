@@ -7,7 +7,7 @@ import random
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from tailor.retrieval.base import as_hits, check_k
+from tailor.retrieval.retriever import as_hits, check_k
 from tailor.store.contract import UnknownUserError
 from tailor.types import HistoryRecord, Profile, RetrievalHit
 

@@ -19,9 +19,9 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from tailor.retrieval.base import Retriever, as_hits
 from tailor.retrieval.record_index import RecordIndex
 from tailor.retrieval.record_vectors import RecordVectors
+from tailor.retrieval.retriever import Retriever, as_hits
 from tailor.store import SQLProfileStore
 from tailor.store.contract import UnknownUserError
 from tailor.types import HistoryRecord, Profile, RetrievalHit

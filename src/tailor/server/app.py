@@ -42,7 +42,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
 from tailor.adapters.serving import AdapterHook
-from tailor.backends.base import Backend, BackendError
+from tailor.backends.contract import Backend, BackendError
 from tailor.backends.gate import GateClosed, GateFull, PieceStream
 from tailor.chat.personalizer import ChatContext
 from tailor.server.config import ServeConfig, is_loopback

@@ -9,7 +9,7 @@ import time
 from collections.abc import AsyncGenerator
 from typing import Any, Protocol
 
-from tailor.backends.base import BackendError
+from tailor.backends.contract import BackendError
 from tailor.types import GenerationResult
 
 logger = logging.getLogger(__name__)

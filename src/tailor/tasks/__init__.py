@@ -14,10 +14,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tailor.data.packaged.base import BuildReport
+from tailor.data.packaged.build import BuildReport
 from tailor.registry import Registry, UnknownNameError
-from tailor.tasks.base import TaskKind, TaskSpec
 from tailor.tasks.lamp import canonical_name
+from tailor.tasks.spec import TaskKind, TaskSpec
 
 BUILT_IN_TASKS: dict[str, str] = {
     "LaMP-1": "tailor.tasks.lamp:LAMP_1",

@@ -25,9 +25,9 @@ from collections.abc import Sequence
 from tailor.adapters.data import TrainingPair, item_pair
 from tailor.adapters.prompts import TrainingPrompt, by_time
 from tailor.methods import MethodSpec, parse_method
-from tailor.personalizers.base import Personalizer
+from tailor.personalizers.contract import Personalizer
 from tailor.prompting.builder import PromptBudget
-from tailor.tasks.base import TaskSpec
+from tailor.tasks.spec import TaskSpec
 from tailor.types import HistoryRecord, Profile, TaskExample
 
 __all__ = ["method_pairs", "training_prompt"]

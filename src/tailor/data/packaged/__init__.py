@@ -17,7 +17,7 @@ Each is the builder of the task of the same name (:mod:`tailor.tasks`), which is
 
 from __future__ import annotations
 
-from tailor.data.packaged.base import BuildOptionError, BuildReport, package_file
+from tailor.data.packaged.build import BuildOptionError, BuildReport, package_file
 from tailor.data.packaged.debates import build_debates
 from tailor.data.packaged.movielens import build_movielens_ratings
 from tailor.data.packaged.news import build_news_headlines, read_news_articles

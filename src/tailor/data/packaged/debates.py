@@ -41,7 +41,7 @@ import re
 from collections import defaultdict
 from pathlib import Path
 
-from tailor.data.packaged.base import (
+from tailor.data.packaged.build import (
     BuildReport,
     Question,
     check_at_least_one,

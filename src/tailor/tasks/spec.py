@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from tailor.data.lamp import load_split, read_outputs, write_outputs
-from tailor.data.packaged.base import BuildOptionError, BuildReport
+from tailor.data.packaged.build import BuildOptionError, BuildReport
 from tailor.tasks.answers import extract_answer, raw_answer
 from tailor.types import HistoryRecord, TaskExample
 
