@@ -55,6 +55,12 @@ def backend_help() -> str:
     return "; ".join(f"{name}: {BACKENDS.help(name)}" for name in BACKENDS.names())
 
 
+def store_help() -> str:
+    from tailor.store import STORES
+
+    return "; ".join(f"{name}://: {STORES.help(name)}" for name in STORES.names())
+
+
 def embedder_help() -> str:
     from tailor.embeddings import EMBEDDERS
 
@@ -90,4 +96,4 @@ def serve_method(text: str) -> MethodSpec:
 
 
 __all__ = ["backend_help", "embedder_help", "method", "method_descriptions", "method_help", "method_list",
-           "methods_needing", "names_of_role", "serve_method"]
+           "methods_needing", "names_of_role", "serve_method", "store_help"]

@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tailor.cli import choices
+
 # The packaged generation tasks `tailor demo` can run, with what one of their users is.
 DEMO_TASKS = {"tweets": "accounts", "news-headlines": "outlets", "debates": "candidates"}
 
@@ -33,8 +35,10 @@ def add_demo_verb(verbs: Any) -> None:
                       help="packaged task (default tweets: finish a tweet per account, where retrieval "
                            "measurably helps the default model; news-headlines is where it does not)")
     demo.add_argument("--n", type=_positive, default=200, help="examples to evaluate (default 200)")
-    demo.add_argument("--methods", default="none,bm25", help="methods to compare (default none,bm25)")
-    demo.add_argument("--backend", default="default")
+    demo.add_argument("--methods", default="none,bm25", type=choices.method_list, metavar="METHOD[,METHOD...]",
+                      help="methods to compare, as tailor eval --method (default none,bm25)")
+    demo.add_argument("--backend", default="default", help="the model (default: the default model on its default "
+                      "engine); as tailor eval --backend")
     demo.add_argument("--out", default=None, help="output folder (default $TAILOR_HOME/runs/demo)")
     demo.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
@@ -69,7 +73,7 @@ def run_demo(args: argparse.Namespace) -> int:
     run_dir = out / f"eval-{args.task}-n{args.n}"
     # k and the prompt layout are the task's measured defaults (docs/results.md).
     config = EvalConfig(task=args.task, data=str(data_dir), split="dev",
-                        methods=tuple(m.strip() for m in args.methods.split(",") if m.strip()),
+                        methods=tuple(args.methods),
                         backend=args.backend, limit=args.n, out=str(run_dir))
     quiet_libraries()
     conversion = (" (the first run converts the packaged model once, about a minute)"

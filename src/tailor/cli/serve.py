@@ -30,8 +30,8 @@ def add_serve_verbs(verbs: Any) -> None:
     """Add ``serve`` and ``keys`` to the ``tailor`` command's verbs."""
     serve = verbs.add_parser("serve", help="serve an OpenAI-compatible chat API personalized per user")
     serve.add_argument("--store", required=True,
-                       help="the profile store: a SQLite file (created if missing) or a postgresql:// URL, which "
-                       "several server processes can share")
+                       help="the profile store: a SQLite file path (created if missing) or a URL (a postgresql:// "
+                       f"database can be shared by several server processes). {choices.store_help()}")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; any other "
                        "needs an API key to exist)")
     serve.add_argument("--port", type=int, default=8000)

@@ -1,5 +1,5 @@
 """A persistent BM25 index of each user's records, so a served request never re-reads a
-profile (the ``bm25`` ranking of :class:`~tailor.retrieval.stored.StoredRetriever`).
+profile (the ``bm25`` and ``recency`` rankings of :class:`~tailor.retrieval.stored.StoredIndexes`).
 
 Two tables of the profile store (SQLite or PostgreSQL; declared with its schema, under its
 derived data rule), read and written through store methods::

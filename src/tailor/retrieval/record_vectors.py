@@ -1,5 +1,5 @@
 """Dense search over one user's records kept in the store, for the stored ``dense`` and
-``hybrid`` rankings (:class:`~tailor.retrieval.stored.StoredRetriever`).
+``hybrid`` rankings (:class:`~tailor.retrieval.stored.StoredIndexes`).
 
 Record vectors live in the profile store (``record_embeddings``, under the embedder's
 name), so they are computed once per record, go with the user when the user is deleted

@@ -52,7 +52,7 @@ from tailor.store.contract import StoreUnavailableError, UnknownUserError
 from tailor.store.migrations import SCHEMA_VERSION, migrations_after
 from tailor.store.server_data import ServingData
 
-__all__ = ["SCHEMA_VERSION", "SCHEMA_VERSION_TABLE", "PostgresProfileStore"]
+__all__ = ["SCHEMA_VERSION", "SCHEMA_VERSION_TABLE", "PostgresProfileStore", "open_postgres_url"]
 
 Connection = psycopg.Connection[tuple[Any, ...]]
 
@@ -370,3 +370,35 @@ class PostgresProfileStore(ServingData[Connection]):
         rule (no foreign key to ``users`` or ``records`` with ``ON DELETE CASCADE``), sorted."""
         with self._reading() as connection:
             return [row[0] for row in connection.execute(_TABLES_MISSING_CASCADE)]
+
+
+def open_postgres_url(url: str) -> PostgresProfileStore:
+    """The store of a ``postgresql://`` URL (also ``postgres://`` and SQLAlchemy's
+    ``postgresql+psycopg://``): the connection pool's own query parameters, ``pool_size``
+    (default 10) and ``pool_timeout`` (seconds, default 10), are taken out before the rest
+    goes to libpq."""
+    # libpq reads postgresql:// and postgres:// URLs; the driver suffix is SQLAlchemy's.
+    conninfo, pool_size, pool_timeout = _pool_options("postgresql://" + url.partition("://")[2])
+    return PostgresProfileStore(conninfo, pool_size=pool_size or 10, pool_timeout=pool_timeout or 10.0)
+
+
+def _pool_options(url: str) -> tuple[str, int | None, float | None]:
+    """``url`` without the pool's own query parameters, and their values (``None``: not given)."""
+    from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    found = {key: value for key, value in query if key in ("pool_size", "pool_timeout")}
+    if not found:
+        return url, None, None
+    numbers: dict[str, float] = {}
+    for key, value in found.items():
+        try:
+            numbers[key] = int(value) if key == "pool_size" else float(value)
+        except ValueError:
+            raise ValueError(f"open_store: {key} must be a number, got {value!r}") from None
+        if not numbers[key] > 0:
+            raise ValueError(f"open_store: {key} must be positive, got {value!r}")
+    kept = urlencode([(key, value) for key, value in query if key not in found], quote_via=quote, safe="/")
+    size = numbers.get("pool_size")
+    return urlunsplit(parts._replace(query=kept)), None if size is None else int(size), numbers.get("pool_timeout")

@@ -39,7 +39,7 @@ from tailor.store.contract import StoreUnavailableError
 from tailor.store.migrations import SCHEMA_VERSION, migrations_after, run_sqlite_steps
 from tailor.store.server_data import ServingData
 
-__all__ = ["SCHEMA_VERSION", "SQLiteProfileStore"]
+__all__ = ["SCHEMA_VERSION", "SQLiteProfileStore", "open_sqlite_url"]
 
 # Long enough to ride out another process's large batch; short enough that a stuck
 # writer surfaces as an error instead of a hang.
@@ -251,3 +251,15 @@ class SQLiteProfileStore(ServingData[sqlite3.Connection]):
                 if not cascades:
                     missing.append(table)
             return missing
+
+
+def open_sqlite_url(url: str) -> SQLiteProfileStore:
+    """The store of a ``sqlite://`` URL, as SQLAlchemy writes them: ``sqlite:///relative.db``,
+    ``sqlite:////absolute.db``, ``sqlite://`` (in memory)."""
+    rest = url.partition("://")[2]
+    if rest in ("", "/:memory:"):
+        return SQLiteProfileStore(":memory:")
+    if not rest.startswith("/") or rest == "/":
+        raise ValueError(f"open_store: {url!r} names a host or no file; expected sqlite:///relative/path.db, "
+                         "sqlite:////absolute/path.db or sqlite:// (in memory)")
+    return SQLiteProfileStore(rest[1:])
