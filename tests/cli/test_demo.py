@@ -85,3 +85,10 @@ def test_demo_json_carries_the_examples(tmp_path: Any, capsys: pytest.CaptureFix
 ])
 def test_only_the_default_models_engines_convert(backend: str, converts: bool) -> None:
     assert converts_model(backend) is converts
+
+
+def test_demo_runs_only_a_packaged_task_and_names_its_users(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--task", "LaMP-4", "--backend", "echo", "--out", str(tmp_path)]) == 1
+    assert "tailor data list" in capsys.readouterr().err
+    assert main(["demo", "--task", "debates", "--backend", "echo", "--n", "4", "--out", str(tmp_path)]) == 0
+    assert " candidates, " in capsys.readouterr().out  # the task's own name for its users

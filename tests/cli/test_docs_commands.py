@@ -219,7 +219,7 @@ and load records with `tailor ingest --data DIR`; `tailor report RUN --summary` 
     assert errors["data"] is None and errors["report"] is None
     assert "unrecognized arguments: --no-such-option 3" in str(errors["eval"])
     assert "invalid choice: 'ingest'" in str(errors["ingest"])
-    assert "invalid _positive value: 'many'" in str(errors["demo"])
+    assert "invalid positive value: 'many'" in str(errors["demo"])
     assert "unrecognized arguments: --method-typo bm25" in str(errors["serve"])
 
 

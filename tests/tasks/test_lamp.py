@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
+from tests.data.lamp_files import question, write_json
 
 from tailor.data import DataFormatError, read_outputs
 from tailor.tasks import TASKS, get_task
@@ -27,22 +27,6 @@ FIXTURE_TASKS = {
     "LaMP_6": ("LaMP-6", 2),
     "LaMP_7": ("LaMP-7", 2),
 }
-
-
-def write_json(path: Path, data: Any) -> Path:
-    path.write_text(json.dumps(data, indent=1), encoding="utf-8")
-    return path
-
-
-def question(qid: str = "q1", **overrides: Any) -> dict[str, Any]:
-    """A valid LaMP-4 question, with ``overrides`` replacing or adding keys."""
-    base: dict[str, Any] = {
-        "id": qid,
-        "input": "Generate a headline for the following article: rain again",
-        "profile": [{"id": f"{qid}-0", "title": "Sunny", "text": "It was sunny.", "date": "2020-01-01"}],
-    }
-    base.update(overrides)
-    return base
 
 
 # -- names -------------------------------------------------------------------------------------

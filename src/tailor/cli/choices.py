@@ -67,6 +67,22 @@ def embedder_help() -> str:
     return ", ".join(EMBEDDERS.names())
 
 
+def positive(text: str) -> int:
+    """An argument of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def count(text: str) -> int:
+    """An argument of at least 0."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
+    return value
+
+
 def _parsed(parse: object, text: str) -> object:
     try:
         return parse(text)  # type: ignore[operator]
@@ -95,5 +111,5 @@ def serve_method(text: str) -> MethodSpec:
     return _parsed(parse_serve_method, text)  # type: ignore[return-value]
 
 
-__all__ = ["backend_help", "embedder_help", "method", "method_descriptions", "method_help", "method_list",
-           "methods_needing", "names_of_role", "serve_method", "store_help"]
+__all__ = ["backend_help", "count", "embedder_help", "method", "method_descriptions", "method_help", "method_list",
+           "methods_needing", "names_of_role", "positive", "serve_method", "store_help"]

@@ -15,26 +15,18 @@ from typing import Any
 from tailor.cli import choices
 
 # The packaged generation tasks `tailor demo` can run, with what one of their users is.
-DEMO_TASKS = {"tweets": "accounts", "news-headlines": "outlets", "debates": "candidates"}
-
 # How much of each text the examples show, in characters.
 _INPUT_CHARS, _ITEM_CHARS, _ANSWER_CHARS = 220, 160, 160
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def add_demo_verb(verbs: Any) -> None:
     """Add ``demo`` to the ``tailor`` command's verbs."""
     demo = verbs.add_parser("demo", help="build a packaged real task and evaluate none vs bm25 on the default model")
-    demo.add_argument("--task", choices=sorted(DEMO_TASKS), default="tweets",
-                      help="packaged task (default tweets: finish a tweet per account, where retrieval "
-                           "measurably helps the default model; news-headlines is where it does not)")
-    demo.add_argument("--n", type=_positive, default=200, help="examples to evaluate (default 200)")
+    demo.add_argument("--task", default="tweets",
+                      help="a packaged task that builds from installed packages alone (`tailor data list`; "
+                           "default tweets: finish a tweet per account, where retrieval measurably helps the "
+                           "default model; news-headlines is where it does not)")
+    demo.add_argument("--n", type=choices.positive, default=200, help="examples to evaluate (default 200)")
     demo.add_argument("--methods", default="none,bm25", type=choices.method_list, metavar="METHOD[,METHOD...]",
                       help="methods to compare, as tailor eval --method (default none,bm25)")
     demo.add_argument("--backend", default="default", help="the model (default: the default model on its default "
@@ -60,19 +52,23 @@ def run_demo(args: argparse.Namespace) -> int:
     from tailor.evaluation.report import format_table
     from tailor.evaluation.runner import EvalConfig, evaluate
     from tailor.evaluation.side_by_side import RULE, side_by_side
-    from tailor.tasks import build_dataset
+    from tailor.tasks import build_dataset, get_task
 
     out = Path(args.out) if args.out else tailor_home() / "runs" / "demo"
     began = time.perf_counter()
     report_line = print if not args.json else (lambda *a, **k: print(*a, **k, file=sys.stderr))
-    data_dir = out / "data" / args.task
+    task = get_task(args.task)
+    if task.builder is None:
+        raise ValueError(f"tailor demo runs a packaged task (one that tailor data build makes); {task.name} is not "
+                         "one: see tailor data list")
+    data_dir = out / "data" / task.name
     if not (data_dir / "dev_questions.json").exists():
-        built = build_dataset(args.task, data_dir)
-        report_line(f"built {args.task} from {built.source}: {built.users} {DEMO_TASKS[args.task]}, "
+        built = build_dataset(task.name, data_dir)
+        report_line(f"built {task.name} from {built.source}: {built.users} {task.users_are}, "
                     f"{built.splits['dev']} dev questions")
-    run_dir = out / f"eval-{args.task}-n{args.n}"
+    run_dir = out / f"eval-{task.name}-n{args.n}"
     # k and the prompt layout are the task's measured defaults (docs/results.md).
-    config = EvalConfig(task=args.task, data=str(data_dir), split="dev",
+    config = EvalConfig(task=task.name, data=str(data_dir), split="dev",
                         methods=tuple(args.methods),
                         backend=args.backend, limit=args.n, out=str(run_dir))
     quiet_libraries()

@@ -27,13 +27,6 @@ class UsageError(Exception):
     """A command-line mistake: printed as one line, exit status 2."""
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
 class _VersionAction(argparse.Action):
     """``--version``: the version, and the git commit when run from a checkout.
 
@@ -74,18 +67,18 @@ def build_parser() -> argparse.ArgumentParser:
                     help="comma-separated methods, each parts joined with '+' and an optional :lamp or :dialogue "
                     f"layout (default none,bm25; `tailor methods` describes each). {choices.method_help()}")
     ev.add_argument("--backend", default="default", help=choices.backend_help())
-    ev.add_argument("--k", type=_positive, default=None,
+    ev.add_argument("--k", type=choices.positive, default=None,
                     help="profile items retrieved per input (default: the task's measured default, 1 for LaMP tasks)")
-    ev.add_argument("--limit", type=_positive, default=None, help="first N examples in file order")
+    ev.add_argument("--limit", type=choices.positive, default=None, help="first N examples in file order")
     ev.add_argument("--out", default=None, help="folder for predictions and results.json (resumable)")
-    ev.add_argument("--batch-size", type=_positive, default=8)
+    ev.add_argument("--batch-size", type=choices.positive, default=8)
     ev.add_argument("--scoring", choices=("generate", "likelihood", "calibrated"), default=None,
                     help="classification/rating: parse generated text, pick the most likely label, or "
                          "(the default) decide on the contextually calibrated label likelihoods times the "
                          "user's or the population's prior, the model's evidence weighed as fitted on the "
                          "train split (median rating for ratings)")
-    ev.add_argument("--input-tokens", type=_positive, default=384, help="token budget for the task input")
-    ev.add_argument("--context-tokens", type=_positive, default=384, help="token budget for retrieved items")
+    ev.add_argument("--input-tokens", type=choices.positive, default=384, help="token budget for the task input")
+    ev.add_argument("--context-tokens", type=choices.positive, default=384, help="token budget for retrieved items")
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--embedder", default="minilm",
                     help=f"embedder of the methods that rank by meaning: {choices.embedder_help()} (default minilm)")
@@ -127,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--log", default=None, metavar="FILE",
                        help="commits: a saved `git log` (gzipped or not; format in tailor.data.commits)")
     build.add_argument("--keep-bots", action="store_true", help="commits: keep bot authors (left out by default)")
-    build.add_argument("--min-commits", type=_positive, default=None,
+    build.add_argument("--min-commits", type=choices.positive, default=None,
                        help="commits: authors with fewer usable commits are left out (default 8)")
     data_verbs.add_parser("list", help="list the packaged data sets")
     add_serve_verbs(verbs)
@@ -258,26 +251,26 @@ def _add_train_adapter(verbs: Any) -> None:
                        help="the prompt the adapters are trained on, exactly as tailor eval builds it: none (served "
                        "as lora; default) or a retrieval method, e.g. bm25[:lamp|:dialogue] (served as lora+bm25, "
                        f"with the same --k); retrievals: {choices.names_of_role('retrieval')}")
-    train.add_argument("--k", type=_positive, default=None, help="retrieved items per prompt, as tailor eval --k "
+    train.add_argument("--k", type=choices.positive, default=None, help="retrieved items per prompt, as tailor eval --k "
                        "(default: the task's, as tailor eval)")
-    train.add_argument("--input-tokens", type=_positive, default=384,
+    train.add_argument("--input-tokens", type=choices.positive, default=384,
                        help="prompt budget for the input, as tailor eval (default 384)")
-    train.add_argument("--context-tokens", type=_positive, default=384,
+    train.add_argument("--context-tokens", type=choices.positive, default=384,
                        help="prompt budget for retrieved items, as tailor eval (default 384)")
     train.add_argument("--personas", default=None, metavar="FILE",
                        help="JSON {persona_id: [user_ids]} for --scope persona (default: the store's personas)")
-    train.add_argument("--min-history", type=_positive, default=8,
+    train.add_argument("--min-history", type=choices.positive, default=8,
                        help="users with fewer usable history items get no adapter of their own (default 8)")
     train.add_argument("--no-stack", action="store_true",
                        help="train user/persona adapters on the bare model, not on top of the global adapter")
     train.add_argument("--model", default=None, help="a model directory (default: the default model)")
-    train.add_argument("--threads", type=_positive, default=None, help="torch threads (default: torch's choice)")
-    train.add_argument("--rank", type=_positive, default=8)
-    train.add_argument("--epochs", type=_positive, default=2, help="epochs of user/persona adapters (default 2)")
+    train.add_argument("--threads", type=choices.positive, default=None, help="torch threads (default: torch's choice)")
+    train.add_argument("--rank", type=choices.positive, default=8)
+    train.add_argument("--epochs", type=choices.positive, default=2, help="epochs of user/persona adapters (default 2)")
     train.add_argument("--top-layers", type=int, default=6, help="LoRA on the last N decoder layers (0: all)")
-    train.add_argument("--max-items", type=_positive, default=100, help="most recent history items per user")
+    train.add_argument("--max-items", type=choices.positive, default=100, help="most recent history items per user")
     train.add_argument("--embedder", default="minilm", help="user-embedding: minilm, hashing or llm (default minilm)")
-    train.add_argument("--steps", type=_positive, default=100, help="user-embedding: projector training steps")
+    train.add_argument("--steps", type=choices.positive, default=100, help="user-embedding: projector training steps")
     train.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
 

@@ -7,6 +7,8 @@ import json
 import sys
 from typing import Any
 
+from tailor.cli import choices
+
 
 def _methods(text: str) -> tuple[str, ...]:
     from tailor.memory.episodes import EpisodeMethod
@@ -22,13 +24,6 @@ def _methods(text: str) -> tuple[str, ...]:
     return names
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
 def add_eval_memory_verb(verbs: Any) -> None:
     """Add ``eval-memory`` to the ``tailor`` command's verbs."""
     verb = verbs.add_parser("eval-memory", help="measure memory methods on LoCoMo-format conversations "
@@ -37,12 +32,12 @@ def add_eval_memory_verb(verbs: Any) -> None:
     verb.add_argument("--method", type=_methods, default=("memory",), metavar="M,...",
                       help="comma-separated: memory (the default method, as served), or bm25 | dense | hybrid "
                       "followed by +speaker, +date, +caption, +context[=N] (default memory)")
-    verb.add_argument("--k", type=_positive, default=10, help="turns shown to the backend with --qa (default 10)")
+    verb.add_argument("--k", type=choices.positive, default=10, help="turns shown to the backend with --qa (default 10)")
     verb.add_argument("--backend", default="default", help="the model answering with --qa (default: default)")
     verb.add_argument("--qa", action="store_true", help="also answer each question from the turns found, "
                       "scored by LoCoMo's token F1")
     verb.add_argument("--embedder", default="minilm", help="embedder of dense and hybrid methods (default minilm)")
-    verb.add_argument("--limit", type=_positive, default=None, help="first N questions of each conversation")
+    verb.add_argument("--limit", type=choices.positive, default=None, help="first N questions of each conversation")
     verb.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
 

@@ -12,20 +12,6 @@ from tailor.cli import choices
 from tailor.logs import LOG_FORMATS
 
 
-def _count(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
-    return value
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
 def add_serve_verbs(verbs: Any) -> None:
     """Add ``serve`` and ``keys`` to the ``tailor`` command's verbs."""
     serve = verbs.add_parser("serve", help="serve an OpenAI-compatible chat API personalized per user")
@@ -39,12 +25,12 @@ def add_serve_verbs(verbs: Any) -> None:
     serve.add_argument("--method", type=choices.serve_method, default="bm25", metavar="PART[+PART][:LAYOUT]",
                        help="how each reply is personalized, as tailor eval --method names it (default bm25; e.g. "
                        f"summary+hybrid). Served: {choices.method_help(served=True)}")
-    serve.add_argument("--k", type=_positive, default=None,
+    serve.add_argument("--k", type=choices.positive, default=None,
                        help="records retrieved per request (default: the chat task's k, 3)")
-    serve.add_argument("--k-memories", type=_count, default=3, help="memories retrieved per request (default 3)")
-    serve.add_argument("--k-episodes", type=_count, default=4,
+    serve.add_argument("--k-memories", type=choices.count, default=3, help="memories retrieved per request (default 3)")
+    serve.add_argument("--k-episodes", type=choices.count, default=4,
                        help="the user's earlier messages recalled per request, dated (default 4; 0: none)")
-    serve.add_argument("--episode-tokens", type=_count, default=256,
+    serve.add_argument("--episode-tokens", type=choices.count, default=256,
                        help="token budget of the recalled messages (default 256)")
     serve.add_argument("--memory-method", default="memory",
                        help="how earlier messages are searched, as in tailor eval-memory (default memory)")
@@ -52,16 +38,16 @@ def add_serve_verbs(verbs: Any) -> None:
     serve.add_argument("--embedder", default="hashing",
                        help="embedder for memory search, dense/hybrid records and persona choice: hashing (fast) or "
                        "minilm, or 'none' (memories by BM25 alone)")
-    serve.add_argument("--max-batch", type=_count, default=8, metavar="N",
+    serve.add_argument("--max-batch", type=choices.count, default=8, metavar="N",
                        help="replies waiting at the same time go to the model as one batch of up to N (default 8; "
                        "1: one at a time; streamed replies go alone)")
-    serve.add_argument("--max-queue", type=_count, default=64, metavar="N",
+    serve.add_argument("--max-queue", type=choices.count, default=64, metavar="N",
                        help="replies that may wait for the model at once (default 64); one more is answered 429 "
                        "with Retry-After")
     serve.add_argument("--queue-timeout", type=float, default=120.0, metavar="SECONDS",
                        help="a reply that has waited this long for the model without starting is answered 503 "
                        "(default 120)")
-    serve.add_argument("--threads", type=_count, default=40, metavar="N",
+    serve.add_argument("--threads", type=choices.count, default=40, metavar="N",
                        help="worker threads for request work (store reads and writes; default 40)")
     serve.add_argument("--adapter-task", default="auto", metavar="TASK",
                        help="answer with the LoRA adapters trained for TASK (tailor train-adapter) held in the store: "
@@ -83,7 +69,7 @@ def add_serve_verbs(verbs: Any) -> None:
                                      "group with the model (replaces that tenant's personas)")
     build.add_argument("--store", required=True)
     build.add_argument("--tenant", default=None, help="whose users (default: the users outside any tenant)")
-    build.add_argument("--k", type=_count, default=None, help="number of personas (default: chosen by silhouette)")
+    build.add_argument("--k", type=choices.count, default=None, help="number of personas (default: chosen by silhouette)")
     build.add_argument("--backend", default="default", help="model that describes each persona")
     build.add_argument("--embedder", default="hashing", help="hashing or minilm: serve with the same one")
     build.add_argument("--json", action="store_true")

@@ -16,5 +16,5 @@ COMMITS = TitledTextTask(
     query_marker="commit message:", document_fields=("title", "text"),
     title_noun="subject", turn_prompt="Generate a subject for the following commit message: ",
     context_header="Subjects this author wrote for earlier commits:",
-    builder=build_commits,
+    builder=build_commits, users_are="authors",
 )

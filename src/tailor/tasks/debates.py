@@ -44,5 +44,5 @@ DEBATES = DebateReplyTask(
                 "without quotes or explanation.",
     query_marker="turn:", document_fields=("prompt", "text"),
     context_header="Earlier replies by this speaker in the debates:",
-    builder=build_debates,
+    builder=build_debates, users_are="candidates",
 )

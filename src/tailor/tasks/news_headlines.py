@@ -16,5 +16,5 @@ NEWS_HEADLINES = TitledTextTask(
     query_marker="article:", document_fields=("title", "text"),
     title_noun="headline", turn_prompt="Generate a headline for the following article: ",
     context_header="Headlines this outlet wrote for earlier articles:",
-    builder=build_news_headlines,
+    builder=build_news_headlines, users_are="outlets",
 )

@@ -74,6 +74,9 @@ class TaskSpec:
     task brings; empty: the official metrics of its kind (:data:`tailor.metrics.OFFICIAL_METRICS`)."""
     builder: Callable[..., BuildReport] | None = None
     """A packaged task's data set builder (``builder(out, **options)``, ``tailor data build``)."""
+    users_are: str = "users"
+    """What one of the task's users is, in the plural (``accounts``, ``outlets``): how
+    ``tailor demo`` and reports name them."""
 
     @property
     def lamp_format(self) -> str:

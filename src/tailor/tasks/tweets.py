@@ -41,5 +41,5 @@ TWEETS = TweetCompletionTask(
                 "beginning and without explanation.",
     query_marker="tweet:", document_fields=("text",),
     context_header="Earlier tweets by this account:",
-    builder=build_tweets,
+    builder=build_tweets, users_are="accounts",
 )
