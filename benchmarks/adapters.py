@@ -163,7 +163,9 @@ def main() -> None:
     data_dir = Path(args.data) if args.data else Path(tempfile.gettempdir()) / "tailor-bench-news"
     data = examples(data_dir)
     started = load_average()
-    print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs, torch {torch.__version__}; "
+    from tailor.machine import describe
+
+    print(f"machine: {platform.platform()}, {describe()}, torch {torch.__version__}; "
           f"load average at start {started}\n")
     training, weights = bench_training(data, [int(s) for s in args.sizes.split(",")],
                                        [int(t) for t in args.threads.split(",")], args.user)

@@ -12,7 +12,6 @@ replies (greedy decoding; a batch pads prompts, which can change a token now and
 from __future__ import annotations
 
 import argparse
-import os
 import platform
 import tempfile
 import threading
@@ -24,6 +23,7 @@ import numpy as np
 from fastapi.testclient import TestClient
 
 from tailor.backends.hf import DefaultBackend
+from tailor.machine import describe as describe_cpu
 from tailor.server import ServeConfig, create_app
 from tailor.types import GenerationRequest
 
@@ -80,7 +80,7 @@ def main() -> None:
     reference = runs[0]["answers"]
     total = args.clients * args.requests
     print(f"\ndefault model, {args.clients} clients x {args.requests} requests, max_tokens {args.max_tokens}; "
-          f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, Python {platform.python_version()}\n")
+          f"{describe_cpu()}, Python {platform.python_version()}\n")
     print("| --max-batch | wall | replies/s | latency p50 | latency max | replies equal to max-batch "
           f"{runs[0]['max_batch']} |\n| --- | --- | --- | --- | --- | --- |")
     for result in runs:

@@ -32,17 +32,6 @@ PROBE = ("import runpy, sys, json\n"
          f"[m for m in mods if m.split('.')[0] in {HEAVY!r}]))\n")
 
 
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def subcommands() -> list[str]:
     from tailor.cli.main import build_parser
 
@@ -70,7 +59,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
-    print(f"CPU: {cpu_name()}; Python {platform.python_version()}; best and median of {args.runs} runs\n")
+    from tailor.machine import describe
+
+    print(f"CPU: {describe()}; Python {platform.python_version()}; best and median of {args.runs} runs\n")
     print("| command | best s | median s | tailor modules | heavy packages imported |")
     print("|---|---|---|---|---|")
     for argv in [[], *([verb] for verb in subcommands())]:

@@ -42,6 +42,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tailor.machine import describe as describe_cpu
+
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
@@ -224,7 +226,7 @@ def machine() -> str:
         load = " ".join(f"{x:.1f}" for x in os.getloadavg())
     except OSError:
         load = "n/a"
-    return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, load average {load}"
+    return f"{describe_cpu()}, Python {platform.python_version()}, load average {load}"
 
 
 if __name__ == "__main__":

@@ -217,7 +217,9 @@ def bench_ingestion(texts: list[str], users: int, per_user: int, embedders: Sequ
 def machine() -> str:
     import bm25s
 
-    parts = [f"{platform.system()} {platform.machine()}", f"{os.cpu_count()} CPUs",
+    from tailor.machine import describe
+
+    parts = [f"{platform.system()}", describe(),
              f"load average {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else "",
              f"Python {platform.python_version()}", (f"numpy {np.__version__} "
              f"(OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')})"), f"bm25s {bm25s.__version__}"]

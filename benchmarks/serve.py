@@ -39,6 +39,15 @@ With ``--processes N`` (a PostgreSQL ``--store``; SQLite works too, its writes t
 N server processes serve one store, and each client sends every request to one of them
 (client i to process i mod N); the burst goes to the first.
 
+Long-lived users (issue: a chat must not get slower as a user's conversation grows):
+
+    python benchmarks/serve.py --history 0,100,1000,10000 [--history-users 16] [--long-exchanges 1000]
+
+writes users with that many earlier exchanges (and a fact every fourth exchange) into a
+fresh store, then gives personalization p50/p99 for one request after another of each, and
+requests/s of ``--concurrency`` clients on ``--history-users`` users with
+``--long-exchanges`` earlier exchanges against as many fresh users.
+
 Clients are coroutines of this process (httpx), so they share the machine with the server.
 """
 
@@ -62,6 +71,7 @@ import httpx
 import numpy as np
 
 from tailor.embeddings import embed_profiles, load_embedder
+from tailor.machine import describe as describe_cpu
 from tailor.methods import parse_serve_method
 from tailor.retrieval.record_index import RecordIndex
 from tailor.store import SQLProfileStore, open_store
@@ -144,7 +154,7 @@ def percentiles(values: list[float]) -> tuple[float, float]:
 
 
 async def load_round(bases: list[str], clients: int, seconds: float, users: int, queries: list[str],
-                     timeout: float) -> dict[str, float]:
+                     timeout: float, prefix: str = "user") -> dict[str, float]:
     """``clients`` coroutines asking chats back to back for ``seconds``, client i of server i mod N."""
     latencies: list[float] = []
     counts = {"ok": 0, "rejected": 0, "errors": 0}
@@ -156,7 +166,7 @@ async def load_round(bases: list[str], clients: int, seconds: float, users: int,
             local = random.Random(number)
             base = bases[number % len(bases)]
             while time.monotonic() < stop_at:
-                body = {"model": "echo", "user": f"user{local.randrange(users)}", "max_tokens": 64,
+                body = {"model": "echo", "user": f"{prefix}{local.randrange(users)}", "max_tokens": 64,
                         "messages": [{"role": "user", "content": queries[local.randrange(len(queries))]}]}
                 began = time.perf_counter()
                 try:
@@ -284,7 +294,7 @@ def run_load(args: argparse.Namespace) -> None:
     where = repr(store) if not isinstance(path, Path) else str(path)
     print(f"\nstore: {where} ({users} users x {records} records); {args.processes} server process(es): tailor serve "
           f"--backend echo --method {args.method} (defaults: --max-queue 64, --max-batch 8, --threads 40); "
-          f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, Python {platform.python_version()}\n")
+          f"{describe_cpu()}, Python {platform.python_version()}\n")
     print("| clients | replies | requests/s | client p50 | client p99 | errors | rejected (429/503) |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for r in rounds:
@@ -293,6 +303,84 @@ def run_load(args: argparse.Namespace) -> None:
     if bursts is not None:
         print(f"\nburst: {args.streams} streams + {chats} chats at once (timeout {args.timeout:g} s): "
               f"{json.dumps(bursts)}")
+
+
+def run_history(args: argparse.Namespace) -> None:
+    """Long-lived users (``--history``): personalization p50/p99 for one user by the number of
+    exchanges they had before, then requests/s with ``--concurrency`` clients on users with
+    ``--long-exchanges`` earlier exchanges against fresh users."""
+    from tailor.memory.facts import Fact
+    from tailor.memory.store import MemoryStore
+
+    counts = [int(n) for n in args.history.split(",")]
+    words = vocabulary()
+    generator = np.random.default_rng(7)
+    path = Path(args.store) if args.store else (
+        Path(os.environ.get("TMPDIR", "/tmp")) / "tailor-bench" / f"serve-history-{'-'.join(map(str, counts))}.db")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(path.name + "*"):
+        stale.unlink()
+    long_users, long_exchanges = args.history_users, args.long_exchanges
+    began = time.perf_counter()
+    with SQLiteProfileStore(path) as store:
+        memory = MemoryStore(store)
+
+        def chat_history(user: str, exchanges: int) -> None:
+            # As a served chat leaves them: the exchange (already extracted) and, every
+            # fourth exchange, a fact taken from it.
+            store.set_attributes(user, {})
+            store.add_records(user, [HistoryRecord(f"r{i}", {"text": sentence(words, generator, 25)})
+                                     for i in range(20)])
+            RecordIndex(store, cache_size=0).refresh(user)
+            for number in range(exchanges):
+                said = sentence(words, generator, int(generator.integers(6, 20)))
+                memory.add_exchange(user, f"chatcmpl-{number}", said, sentence(words, generator, 30), extract=False)
+                if number % 4 == 0:
+                    memory.add_facts(user, [Fact(None, "", sentence(words, generator, 6), 0.9)])
+
+        for count in counts:
+            chat_history(f"hist{count}", count)
+        for number in range(long_users):
+            chat_history(f"long{number}", long_exchanges)
+            chat_history(f"fresh{number}", 0)
+    print(f"  histories written in {time.perf_counter() - began:.0f} s", file=sys.stderr)
+    queries = [sentence(words, generator, int(generator.integers(6, 16))) for _ in range(500)]
+    port = free_port()
+    server = start_server(path, port, args.method, args.embedder)
+    rows = []
+    try:
+        base = f"http://127.0.0.1:{port}"
+        with httpx.Client(base_url=base, timeout=30) as client:
+            for count in counts:
+                user = f"hist{count}"
+                ask(client, user, queries[0])  # the first search reads the history once
+                times = [float(ask(client, user, queries[i % len(queries)]).headers["x-tailor-personalize-ms"])
+                         for i in range(args.requests)]
+                rows.append((count, *percentiles(times)))
+        throughput = {}
+        for group in ("fresh", "long"):
+            names = [f"{group}{n}" for n in range(long_users)]
+            with httpx.Client(base_url=base, timeout=30) as client:
+                for name in names:
+                    ask(client, name, queries[0])
+            result = asyncio.run(load_round([base], args.concurrency, args.seconds, long_users, queries, 60.0,
+                                            prefix=group))
+            throughput[group] = result
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(30)
+    print(f"\n{describe_cpu()}, Python {platform.python_version()}; tailor serve --backend echo "
+          f"--method {args.method} --embedder {args.embedder} (memory on: facts and {args.requests} requests per "
+          "user; every fourth earlier exchange left a fact)\n")
+    print("| earlier exchanges of the user | personalization p50 (`X-Tailor-Personalize-Ms`) | p99 |")
+    print("| --- | --- | --- |")
+    for count, p50, p99 in rows:
+        print(f"| {count:,} | {p50:.2f} ms | {p99:.2f} ms |")
+    fresh, long = throughput["fresh"], throughput["long"]
+    print(f"\n| users ({long_users}) | clients | requests/s | client p50 | client p99 |\n| --- | --- | --- | --- | --- |")
+    for label, result in (("fresh", fresh), (f"{long_exchanges:,} earlier exchanges each", long)):
+        print(f"| {label} | {args.concurrency} | {result['per_second']:.0f} | {result['p50']:.0f} ms | "
+              f"{result['p99']:.0f} ms |")
 
 
 def main() -> None:
@@ -314,7 +402,17 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=60.0, help="load mode: each request's timeout, s")
     parser.add_argument("--processes", type=int, default=1,
                         help="load mode: server processes on the one store (default 1)")
+    parser.add_argument("--history", default=None, metavar="N,N,...",
+                        help="long-lived users: personalization by the number of earlier exchanges (e.g. "
+                        "0,100,1000,10000), then throughput on users with long histories against fresh ones")
+    parser.add_argument("--history-users", type=int, default=16, help="history mode: users per throughput group")
+    parser.add_argument("--long-exchanges", type=int, default=1000,
+                        help="history mode: earlier exchanges of each long-history user (default 1000)")
     args = parser.parse_args()
+    if args.history:
+        args.requests = min(args.requests, 300)
+        run_history(args)
+        return
     if args.clients:
         run_load(args)
         return
@@ -405,7 +503,7 @@ def main() -> None:
     c50, c99 = percentiles(cold)
     u50, u99 = percentiles(loaded) if loaded else (float("nan"), float("nan"))
     print(f"\nstore: {path} ({args.users} users x {args.records} records, {size_mb:.0f} MB); "
-          f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, Python {platform.python_version()}; "
+          f"{describe_cpu()}, Python {platform.python_version()}; "
           f"method {args.method}, embedder {args.embedder}; {granular}/{len(personalize)} requests personalized\n")
     print("| measure | p50 | p99 |")
     print("| --- | --- | --- |")

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import tempfile
 import time
@@ -24,6 +23,7 @@ import numpy as np
 from fastapi.testclient import TestClient
 
 from tailor.backends import load_backend
+from tailor.machine import describe as describe_cpu
 from tailor.server import ServeConfig, create_app
 
 QUESTIONS = [
@@ -90,7 +90,7 @@ def main() -> None:
         return f"| {name} | {np.median(array):.0f} ms | {array.mean():.0f} ms | {array.max():.0f} ms |"
 
     print(f"\nbackend {args.backend}, {args.requests} requests, max_tokens {args.max_tokens}, method bm25 (k=2); "
-          f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, Python {platform.python_version()}\n")
+          f"{describe_cpu()}, Python {platform.python_version()}\n")
     print("| measure | median | mean | max |\n| --- | --- | --- | --- |")
     print(row("streamed: first content chunk", firsts))
     print(row("streamed: last chunk", ends))

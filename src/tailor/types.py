@@ -86,13 +86,17 @@ class Profile:
 
 @dataclass(frozen=True)
 class TaskExample:
-    """One evaluation example: an input for a user, with that user's profile and the gold output."""
+    """One evaluation example: an input for a user, with that user's profile and the gold output.
+
+    A ranking task's example also holds the ``candidates`` to rank (items as records: id
+    and fields); its gold is the id of the item the user chose."""
 
     id: str
     user_id: str
     input: str
     profile: Profile
     gold: str | None = None
+    candidates: tuple[HistoryRecord, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -103,6 +107,9 @@ class GenerationRequest:
     template. ``candidates``, when given, asks the backend to score those outputs by
     likelihood instead of generating free text. ``stop`` lists strings at which
     generated text is cut. ``user_id`` lets a backend pick that user's adapter.
+    ``temperature`` above 0 asks for a sampled reply (``seed`` makes it reproducible), where
+    the backend samples (``samples = True``: transformers, the OpenAI-compatible servers);
+    every backend decodes greedily at 0, the default.
     """
 
     messages: tuple[Mapping[str, str], ...]
@@ -110,6 +117,8 @@ class GenerationRequest:
     stop: tuple[str, ...] = ()
     candidates: tuple[str, ...] | None = None
     user_id: str | None = None
+    temperature: float = 0.0
+    seed: int | None = None
 
     def __post_init__(self) -> None:
         if not self.messages:
@@ -123,6 +132,8 @@ class GenerationRequest:
             raise ValueError(f"max_new_tokens must be at least 1, got {self.max_new_tokens}")
         if self.candidates is not None and not self.candidates:
             raise ValueError("candidates, when given, must not be empty")
+        if not 0.0 <= self.temperature <= 2.0:
+            raise ValueError(f"temperature must be between 0 and 2, got {self.temperature}")
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from tailor.methods import (
     METHODS,
     ModifierMethod,
     NoteMethod,
+    RecommenderMethod,
     RetrievalMethod,
     WholeMethod,
     build_personalizer,
@@ -119,7 +120,8 @@ def test_needs_come_from_the_objects() -> None:
 
 
 def test_every_registered_method_is_an_object_with_a_role_help_and_serving_answer() -> None:
-    roles = {RetrievalMethod: "retrieval", NoteMethod: "notes", ModifierMethod: "modifier", WholeMethod: "whole"}
+    roles = {RetrievalMethod: "retrieval", NoteMethod: "notes", ModifierMethod: "modifier", WholeMethod: "whole",
+             RecommenderMethod: "recommender"}
     for name in METHODS.names():
         method = METHODS.method(name)
         assert method.name == name and method.help, name

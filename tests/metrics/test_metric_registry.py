@@ -26,7 +26,7 @@ from tailor.metrics import (
 )
 from tailor.metrics.metric import metric_registry
 
-BUILT_IN = ("accuracy", "bleu", "f1", "mae", "rmse", "rouge-1", "rouge-L")
+BUILT_IN = ("accuracy", "bleu", "f1", "mae", "meteor", "rmse", "rouge-1", "rouge-L")
 
 
 def test_the_built_in_metrics_are_registered_under_their_names() -> None:
@@ -99,8 +99,8 @@ def test_metrics_of_different_kinds_or_names_are_refused() -> None:
         score_metrics(["mae", "mae"], ["1"], ["1"])
     with pytest.raises(ValueError, match="no metrics"):
         score_metrics([], ["1"], ["1"])
-    with pytest.raises(ValueError, match="unknown metric 'meteor'; valid names: accuracy"):
-        score_metrics(["meteor"], ["1"], ["1"])
+    with pytest.raises(ValueError, match="unknown metric 'cider'; valid names: accuracy"):
+        score_metrics(["cider"], ["1"], ["1"])
 
 
 def test_a_rating_scale_comes_from_the_labels() -> None:

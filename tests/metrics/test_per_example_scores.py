@@ -62,7 +62,7 @@ def test_names_are_stable_and_direction_is_known() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"kind": "ranking", "columns": {}}, "unknown kind 'ranking'"),
+        ({"kind": "sorting", "columns": {}}, "unknown kind 'sorting'"),
         ({"kind": "rating", "columns": {"prediction": [1.0]}}, "missing \\['gold'\\]"),
         ({"kind": "rating", "columns": {"prediction": [1.0], "gold": [1.0], "x": [1.0]}}, "extra \\['x'\\]"),
         ({"kind": "rating", "columns": {"prediction": [1.0], "gold": [1.0, 2.0]}}, "same length"),

@@ -98,6 +98,9 @@ def _route_calls(memory_id: str) -> list[tuple[str, str, Any]]:
         ("GET", "/v1/users/alice/memories", None),
         ("POST", "/v1/users/alice/memories:flush", None),
         ("DELETE", f"/v1/users/alice/memories/{memory_id}", None),
+        ("POST", "/v1/users/alice/feedback", {"messages": [{"role": "user", "content": "q"}], "chosen": "injected",
+                                              "rejected": "other"}),
+        ("GET", "/v1/users/alice/feedback", None),
         ("PUT", "/v1/users/alice", {"attributes": {"stolen": "yes"}}),  # last: it makes the caller's own alice
     ]
 

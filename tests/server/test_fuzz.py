@@ -29,7 +29,7 @@ from tailor.server import ServeConfig, create_app
 
 # One app for every example: a store in memory holding the user "alice", so that
 # generated requests reach past "unknown user" too.
-APP = create_app(ServeConfig(store=":memory:", backend="echo", auto_create_users=True),
+APP = create_app(ServeConfig(store=":memory:", backend="echo", auto_create_users=True, rank_method="popular"),
                  backend=EchoBackend(scripted_reply))
 _service = APP.state.service
 _service.store.set_attributes("alice", {"city": "Porto"})

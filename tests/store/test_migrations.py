@@ -139,8 +139,8 @@ def test_sqlite_and_postgres_hold_the_same_tables_columns_indexes_and_triggers(t
     for table in ("conversation_messages", "memories"):
         postgres_tables[table].remove("seq")
     assert postgres_tables == sqlite_tables
-    assert len(sqlite_tables) == 17
-    assert postgres_indexes == sqlite_indexes and len(sqlite_indexes) == 8
+    assert len(sqlite_tables) == 19
+    assert postgres_indexes == sqlite_indexes and len(sqlite_indexes) == 10
     assert postgres_triggers == sqlite_triggers == {
         "record_fields_changed", "serve_record_terms_stale", "adapter_contributor_deleted"}
 

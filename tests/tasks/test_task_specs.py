@@ -46,7 +46,9 @@ def test_get_task_rejects_unknown_names_listing_the_valid_ones(name: str) -> Non
 def test_every_task_is_registered_under_its_own_name() -> None:
     assert list(LAMP_TASKS) == ["LaMP-1", "LaMP-2", "LaMP-2N", "LaMP-2M", "LaMP-3", "LaMP-4", "LaMP-5", "LaMP-6",
                                 "LaMP-7"]
-    assert set(LAMP_TASKS) | {"news-headlines", "commits", "tweets", "movielens-ratings", "debates"} == set(ALL)
+    assert set(LAMP_TASKS) | {"news-headlines", "commits", "tweets", "movielens-ratings", "debates", "movielens-next",
+                              "movielens-next-full", "preference", "LongLaMP-2", "LongLaMP-3", "LongLaMP-4",
+                              "news-openings"} == set(ALL)
     assert all(task.name == name for name, task in ALL.items())
     assert all(task is LAMP_TASKS[name] for name, task in ALL.items() if name in LAMP_TASKS)
 
@@ -88,12 +90,19 @@ OFFICIAL_PREFIXES = {
                           "number. movie: "),
     "debates": "Give this speaker's reply to the following debate turn: ",
     "commits": "Generate a subject for the following commit message: ",
+    # LongLaMP's abstract retrieval queries with the keywords after "items:".
+    "LongLaMP-2": 'Generate an abstract for the title "Trees" using the following items: ',
+    "news-openings": "Write the opening of a news article with the headline ",
 }
 CONTENT = "Volunteers planted trees along the river."
 
 
 def test_every_task_but_citation_has_an_official_prefix_here() -> None:
-    assert set(OFFICIAL_PREFIXES) | {"LaMP-1"} == set(ALL)
+    # The ranking tasks ask one question of every user; their inputs carry no text to retrieve by.
+    # The preference task's input is the user's whole message; LongLaMP's review and topic
+    # retrieval query with the whole input, as LongLaMP's retrievers do.
+    assert set(OFFICIAL_PREFIXES) | {"LaMP-1", "movielens-next", "movielens-next-full", "preference", "LongLaMP-3",
+                                     "LongLaMP-4"} == set(ALL)
 
 
 @pytest.mark.parametrize("name", list(OFFICIAL_PREFIXES))

@@ -99,15 +99,24 @@ def from_bytes(data: bytes, shape: LoRAShape | Mapping[str, Any]) -> LoRAWeights
     return LoRAWeights(shape, safetensors_torch.load(bytes(data)))
 
 
-def compose(parts: Sequence[LoRAWeights]) -> LoRAWeights:
-    """One LoRA whose update is the sum of ``parts``' updates (rank = the sum of ranks).
+def compose(parts: Sequence[LoRAWeights], weights: Sequence[float] | None = None) -> LoRAWeights:
+    """One LoRA whose update is the sum of ``parts``' updates (rank = the sum of ranks), each
+    times its entry of ``weights`` when given: ``sum(w_i * s_i * B_i @ A_i)``.
 
-    A module adapted by only some parts gets zero blocks for the others; the scalings are
-    folded into the B matrices, so the result's scaling is 1.
+    A module adapted by only some parts gets zero blocks for the others; the scalings (and
+    weights) are folded into the B matrices, so the result's scaling is 1. With weights this
+    is PEFT's ``add_weighted_adapter(..., combination_type="cat")``: the weighted sum of the
+    updates, exactly, as one LoRA (personalized soups merge per-pole adapters this way).
     """
     torch = require("torch", "hf")
     if not parts:
         raise ValueError("compose needs at least one LoRA")
+    if weights is not None:
+        if len(weights) != len(parts):
+            raise ValueError(f"compose: {len(parts)} LoRAs but {len(weights)} weights")
+        parts = [LoRAWeights(part.shape, {key: value * float(weight) if key.endswith(_B) else value
+                                          for key, value in part.tensors.items()})
+                 for part, weight in zip(parts, weights)]
     if len(parts) == 1:
         return parts[0]
     modules = sorted({module for part in parts for module in part.modules()})

@@ -20,7 +20,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from tailor.adapters.identity import check_same_base
 from tailor.adapters.lora import LoRAShape, LoRAWeights, compose, from_bytes
@@ -30,7 +30,7 @@ from tailor.types import GenerationRequest, GenerationResult, Granularity, TextS
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["AdaptedBackend", "AdapterResolver", "LoRAChoice", "LoRARuntime", "Resolution"]
+__all__ = ["LEVELS", "AdaptedBackend", "AdapterResolver", "Level", "LoRAChoice", "LoRARuntime", "Resolution"]
 
 BASE = "__base__"
 """PEFT's name for "no adapter" in a mixed batch."""
@@ -46,19 +46,28 @@ class LoRAChoice:
 
 @dataclass(frozen=True)
 class Resolution:
-    """What a user gets: the granularity, the stacked adapters (bottom first), the choice."""
+    """What a user gets: the granularity, the stacked adapters (bottom first), the choice.
+    A soup's ``stack`` holds the pole adapters it merges, and ``soup`` is set."""
 
     granularity: Granularity
     stack: tuple[AdapterKey, ...] = ()
     choice: LoRAChoice | None = None
+    soup: bool = False
 
     @property
     def label(self) -> str:
-        """``"user"``, ``"persona:ID"``, ``"global"`` or ``"none"``, for prediction records."""
+        """``"user"``, ``"soup"``, ``"persona:ID"``, ``"global"`` or ``"none"``, for prediction records."""
         if not self.stack:
             return "none"
+        if self.soup:
+            return "soup"
         top = self.stack[-1]
         return f"persona:{top.owner}" if top.scope == "persona" else top.scope
+
+
+Level = Literal["user", "soup", "persona", "global"]
+LEVELS: tuple[Level, ...] = ("user", "persona", "global")
+"""The levels a task adapter falls back through; preference adapters add ``soup`` after ``user``."""
 
 
 class AdapterResolver:
@@ -74,10 +83,15 @@ class AdapterResolver:
     """
 
     def __init__(self, store: AdapterStore, task: str, *, personas: Mapping[str, str] | None = None,
-                 identity: Mapping[str, str] | None = None, prompt: str = NO_PROMPT) -> None:
+                 identity: Mapping[str, str] | None = None, prompt: str = NO_PROMPT,
+                 levels: Sequence[Level] = LEVELS) -> None:
+        unknown = [level for level in levels if level not in ("user", "soup", "persona", "global")]
+        if unknown or not levels:
+            raise ValueError(f"levels must be among user, soup, persona, global, got {list(levels)}")
         self.store = store
         self.task = task
         self.prompt = prompt
+        self.levels = tuple(levels)
         self.personas = dict(personas or {})
         self.identity = dict(identity) if identity is not None else None
         self._warned: set[str] = set()
@@ -91,14 +105,24 @@ class AdapterResolver:
 
     def resolve(self, user_id: str | None) -> Resolution:
         global_key = AdapterKey.global_(self.task, prompt=self.prompt)
-        global_info = self.store.info(global_key)
-        candidates: list[tuple[Granularity, AdapterKey]] = []
+        global_info = self.store.info(global_key) if "global" in self.levels else None
+        candidates: list[tuple[Granularity, AdapterKey | None]] = []
         if user_id is not None:
-            candidates.append(("user", AdapterKey("user", user_id, self.task, prompt=self.prompt)))
-            persona = self.persona_of(user_id)
-            if persona is not None:
-                candidates.append(("persona", AdapterKey("persona", persona, self.task, prompt=self.prompt)))
+            for level in self.levels:
+                if level == "user":
+                    candidates.append(("user", AdapterKey("user", user_id, self.task, prompt=self.prompt)))
+                elif level == "soup":
+                    candidates.append(("user", None))
+                elif level == "persona":
+                    persona = self.persona_of(user_id)
+                    if persona is not None:
+                        candidates.append(("persona", AdapterKey("persona", persona, self.task, prompt=self.prompt)))
         for granularity, key in candidates:
+            if key is None:
+                soup = self._soup(user_id) if user_id is not None else None
+                if soup is not None:
+                    return soup
+                continue
             info = self.store.info(key)
             if info is None:
                 continue
@@ -114,6 +138,44 @@ class AdapterResolver:
         if global_info is not None:
             return self._resolution("global", ((global_key, global_info.digest),))
         return Resolution("global")
+
+    def _soup(self, user_id: str) -> Resolution | None:
+        """The user's soup: the pole adapters their weights name, merged. A pole the store
+        holds no adapter for (none was trained: its pairs were too few) adds nothing, with a
+        warning; ``None`` when the user has no weights or none of their poles has an adapter."""
+        from tailor.adapters.soups import merge_poles, pole_key, soup_digest, soup_weights
+
+        weights = soup_weights(self.store, user_id, self.task)
+        if not weights:
+            return None
+        found = [(name, pole_key(name)) for name in sorted(weights)]
+        held = [(name, key, self.store.info(key)) for name, key in found]
+        missing = [str(key) for _, key, info in held if info is None]
+        if missing and str(missing) not in self._warned:
+            self._warned.add(str(missing))
+            logger.warning("soup of %s names pole adapters the store lacks (%s); merging the others", user_id,
+                           ", ".join(missing))
+        present = [(name, key, info) for name, key, info in held if info is not None]
+        if not present:
+            return None
+        names = [name for name, _, _ in present]
+        keys = tuple(key for _, key, _ in present)
+        infos = [info for _, _, info in present]
+        values = [weights[name] for name in names]
+        name = "soup_" + soup_digest([info.digest for info in infos if info is not None], values)
+
+        def load() -> LoRAWeights:
+            parts = []
+            for key, weight in zip(keys, values):
+                stored = self.store.load(key)
+                if stored is None:
+                    raise LookupError(f"adapter {key} vanished from {self.store}")
+                if self.identity is not None:
+                    check_same_base(str(key), dict(stored.base_model), dict(self.identity))
+                parts.append((stored, weight))
+            return merge_poles(parts)
+
+        return Resolution("user", keys, LoRAChoice(name, load), soup=True)
 
     def _resolution(self, granularity: Granularity, stack: tuple[tuple[AdapterKey, str], ...]) -> Resolution:
         keys = tuple(key for key, _ in stack)

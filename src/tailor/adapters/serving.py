@@ -5,8 +5,11 @@ adapters are in their export and deleted with them (:class:`AdapterHook`).
 Adapters are trained by ``tailor train-adapter`` for one task and kept in the profile
 store's file, so serving the store that holds them is all it takes; deleting a user
 deletes their adapters by cascade. ``adapter_task="auto"`` serves the one task the store
-holds LoRA adapters for (none: the base model; several: the task must be named). Adapters
-kept elsewhere (files, an object store) need an :class:`AdapterHook` passed to
+holds LoRA adapters for (none: the base model; several: the task must be named).
+``adapter_task="chat"`` serves preference adapters (``tailor train-preference``) and soups
+(:mod:`tailor.adapters.soups`) from the first one trained on, without a restart: each
+request looks its user's adapter up in the store, and a new or replaced adapter (a new
+digest) is loaded on its user's next request. Adapters kept elsewhere (files, an object store) need an :class:`AdapterHook` passed to
 ``create_app``, since no cascade reaches them.
 """
 
@@ -16,6 +19,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
+from tailor.adapters.soups import PREFERENCE_PROMPT, PREFERENCE_TASK
 from tailor.adapters.store import AdapterStore
 from tailor.store import SQLProfileStore
 from tailor.types import Backend
@@ -47,6 +51,8 @@ def serve_adapters(backend: Backend, store: SQLProfileStore,
             raise AdapterSetupError(f"the store holds LoRA adapters for several tasks ({', '.join(tasks)}); "
                                     "choose one with --adapter-task TASK, or --adapter-task none")
         task = tasks[0]
+    elif adapter_task == PREFERENCE_TASK:
+        task = adapter_task  # preference adapters may come later: tailor train-preference, while serving
     elif adapter_task not in tasks:
         held = ", ".join(tasks) or "none"
         raise AdapterSetupError(f"the store holds no LoRA adapters for task {adapter_task!r} (tasks with adapters: "
@@ -61,7 +67,11 @@ def serve_adapters(backend: Backend, store: SQLProfileStore,
             raise AdapterSetupError(message)
         logger.warning("%s; serving the base model for every user", message)
         return backend, None
-    adapted: Backend = with_adapters(adapters, task)
+    # The chat task's adapters are preference adapters: the user's own, else their soup of
+    # pole adapters, else their persona's, else the global one (tailor.adapters.soups).
+    options = {"prompt": PREFERENCE_PROMPT, "levels": ("user", "soup", "persona", "global")} \
+        if task == PREFERENCE_TASK else {}
+    adapted: Backend = with_adapters(adapters, task, **options)
     resolver = adapted.resolver  # type: ignore[attr-defined]
     logger.info("serving %s adapters for task %s", len(adapters.list(task=task, kind="lora")), task)
 

@@ -62,7 +62,7 @@ class TransformersFallback:
             return self.fallback().generate(requests, lora=lora, prefixes=prefixes)
         return super().generate(requests)  # type: ignore[misc,no-any-return]
 
-    def with_adapters(self, store: AdapterStore, task: str, *,
-                      personas: Mapping[str, str] | None = None) -> AdaptedBackend:
+    def with_adapters(self, store: AdapterStore, task: str, *, personas: Mapping[str, str] | None = None,
+                      prompt: str | None = None, levels: Sequence[str] | None = None) -> AdaptedBackend:
         """Per-user adapters, applied on the float32 transformers model (see :meth:`fallback`)."""
-        return self.fallback().with_adapters(store, task, personas=personas)
+        return self.fallback().with_adapters(store, task, personas=personas, prompt=prompt, levels=levels)

@@ -59,7 +59,8 @@ class TransformersConfig:
 class TransformersBackend:
     """A causal language model from a local Hugging Face directory, run with PyTorch.
 
-    Greedy decoding over left-padded batches; each request's stop strings end its own
+    Greedy decoding over left-padded batches (sampling for a request with a temperature
+    above 0, seeded by the batch's requests' seeds); each request's stop strings end its own
     sequence. Per-user LoRA adapters and soft prompts apply through :meth:`with_adapters`
     and the ``lora``/``prefixes`` arguments of :meth:`generate`. Candidate outputs are scored by their log-likelihood after the prompt
     (``candidate_score="mean"`` per token, so long labels are not penalized; ``"sum"``
@@ -68,6 +69,8 @@ class TransformersBackend:
 
     name = "transformers"
     engine = "transformers-fp32"
+    samples = True
+    """A request with a temperature above 0 is sampled (with its seed; see :meth:`generate`)."""
 
     def __init__(self, path: str, *, batch_size: int = 8, max_input_tokens: int = 2048,
                  candidate_score: Literal["mean", "sum"] = "mean", threads: int | None = None,
@@ -132,13 +135,17 @@ class TransformersBackend:
 
             for i in scored:
                 results[i] = self._score_candidates(requests[i], name(i), prefix(i))
-            encoded = {i: self.prompt_ids(requests[i]) for i in free}
-            for batch in batches_by_length(encoded, self.config.batch_size):
-                for i, result in zip(batch, self._generate_batch([requests[i] for i in batch],
-                                                                 [encoded[i] for i in batch],
-                                                                 [name(i) for i in batch],
-                                                                 [prefix(i) for i in batch])):
-                    results[i] = result
+            # Sampled requests go in batches of their own temperature (a batch is decoded one way).
+            by_temperature: dict[float, dict[int, list[int]]] = {}
+            for i in free:
+                by_temperature.setdefault(requests[i].temperature, {})[i] = self.prompt_ids(requests[i])
+            for encoded in by_temperature.values():
+                for batch in batches_by_length(encoded, self.config.batch_size):
+                    for i, result in zip(batch, self._generate_batch([requests[i] for i in batch],
+                                                                     [encoded[i] for i in batch],
+                                                                     [name(i) for i in batch],
+                                                                     [prefix(i) for i in batch])):
+                        results[i] = result
         return [r for r in results if r is not None]
 
     def stream(self, request: GenerationRequest, *, lora: LoRAChoice | None = None) -> TextStream:
@@ -209,17 +216,21 @@ class TransformersBackend:
         """The loaded adapters and their cache statistics (``None`` until one is used)."""
         return self._runtime
 
-    def with_adapters(self, store: AdapterStore, task: str, *,
-                      personas: Mapping[str, str] | None = None) -> AdaptedBackend:
+    def with_adapters(self, store: AdapterStore, task: str, *, personas: Mapping[str, str] | None = None,
+                      prompt: str | None = None, levels: Sequence[str] | None = None) -> AdaptedBackend:
         """A view of this backend that applies each request's user adapter from ``store``.
 
         Requests carrying a ``user_id`` run with that user's adapter for ``task``, or their
-        persona's, or the global one (see :class:`~tailor.adapters.runtime.AdapterResolver`);
-        the base model is shared, never reloaded. This backend itself stays plain.
+        persona's, or the global one (see :class:`~tailor.adapters.runtime.AdapterResolver`;
+        ``prompt`` and ``levels`` are its arguments, when given); the base model is shared,
+        never reloaded. This backend itself stays plain.
         """
         from tailor.adapters.runtime import AdaptedBackend, AdapterResolver
 
-        return AdaptedBackend(self, AdapterResolver(store, task, personas=personas, identity=self.identity))
+        options: dict[str, Any] = {"prompt": prompt} if prompt is not None else {}
+        if levels is not None:
+            options["levels"] = tuple(levels)
+        return AdaptedBackend(self, AdapterResolver(store, task, personas=personas, identity=self.identity, **options))
 
     @contextmanager
     def _applied(self, names: Sequence[str | None]) -> Iterator[tuple[Any, dict[str, Any]]]:
@@ -262,9 +273,14 @@ class TransformersBackend:
             input_ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts])
             attention = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
             inputs = {"input_ids": input_ids, "attention_mask": attention}
+        settings = self._greedy(stops, max(r.max_new_tokens for r in requests))
+        temperature = requests[0].temperature
+        if temperature > 0:
+            # One seed for the batch, from its requests' seeds: the same batch samples the same replies.
+            torch.manual_seed(sum((r.seed or 0) * (7919 ** k) for k, r in enumerate(requests)) % (2 ** 63))
+            settings.update(do_sample=True, temperature=temperature, top_p=1.0, top_k=0)
         with self._applied(names or [None] * len(requests)) as (model, adapter_kwargs):
-            output = model.generate(**inputs, **self._greedy(stops, max(r.max_new_tokens for r in requests)),
-                                    **adapter_kwargs)
+            output = model.generate(**inputs, **settings, **adapter_kwargs)
         results = []
         for request, row in zip(requests, output[:, width:].tolist()):
             kept = self._kept(row, request.max_new_tokens)

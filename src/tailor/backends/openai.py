@@ -1,7 +1,7 @@
 """A backend for any OpenAI-compatible chat server: vLLM, llama.cpp's server, tailor's own.
 
 ``load_backend("openai:http://127.0.0.1:8000/v1")``. Requests go to
-``POST {base_url}/chat/completions`` with greedy settings (temperature 0), at most
+``POST {base_url}/chat/completions`` with greedy settings (temperature 0, unless a request asks to sample), at most
 ``concurrency`` at a time, and come back in request order. Connection errors, timeouts,
 HTTP 429 and 5xx are retried with exponential backoff and jitter (a ``Retry-After``
 header is honoured); other 4xx answers fail at once.
@@ -98,6 +98,8 @@ class OpenAIBackend:
     ``backoff * 2**attempt`` seconds (with jitter) or the server's ``Retry-After``.
     """
 
+    samples = True
+    """A request with a temperature above 0 is sampled by the server (with its seed, where the server takes one)."""
     name = "openai"
 
     def __init__(self, base_url: str, *, model: str | None = None, api_key: str | None = None,
@@ -244,8 +246,10 @@ class OpenAIBackend:
             "model": model,
             "messages": [{"role": m["role"], "content": m["content"]} for m in request.messages],
             "max_tokens": request.max_new_tokens,
-            "temperature": 0,
+            "temperature": request.temperature,
         }
+        if request.seed is not None:
+            payload["seed"] = request.seed
         stops = [s for s in request.stop if s]
         if stops:
             payload["stop"] = stops[:MAX_STOP_STRINGS]  # the rest are applied below

@@ -50,7 +50,7 @@ EPISODES_HEADER = "Earlier in your conversations with this user (most relevant f
 @dataclass(frozen=True)
 class ChatContext:
     """What was found about the user for one request: the personalizer's decision, and the
-    chat additions. ``adapter`` is the adapter the model runs with (``"user"``,
+    chat additions. ``adapter`` is the adapter the model runs with (``"user"``, ``"soup"``,
     ``"persona:ID"``, ``"global"``; ``None``: the base model)."""
 
     personalized: Personalized | None = None
@@ -72,7 +72,7 @@ class ChatContext:
     def granularity(self) -> Granularity:
         """The narrowest level the reply is personalized at."""
         decided = self.personalized.granularity if self.personalized is not None else "global"
-        if decided == "user" or self.memories or self.episodes or self.adapter == "user":
+        if decided == "user" or self.memories or self.episodes or self.adapter in ("user", "soup"):
             return "user"
         if decided == "persona" or (self.adapter is not None and self.adapter.startswith("persona")):
             return "persona"

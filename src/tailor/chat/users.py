@@ -2,7 +2,8 @@
 
 Everything a served user has goes through :class:`ServedUsers`: their records and the
 indexes a request ranks them with (:mod:`tailor.retrieval.stored`), their memories and the
-messages waiting for fact extraction (:mod:`tailor.memory`), their summary
+messages waiting for fact extraction (:mod:`tailor.memory`), the replies served to them and
+their feedback on them (:mod:`tailor.chat.feedback`), their summary
 (:class:`~tailor.chat.summaries.SummaryWorker`) and their adapters (an
 :class:`~tailor.adapters.serving.AdapterHook`); deleting a user deletes all of it. A chat's
 context and prompt come from :attr:`ServedUsers.personalizer`, the personalizer ``tailor
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tailor.adapters.serving import AdapterHook, AdapterLabel
+from tailor.chat.feedback import ServedFeedback
 from tailor.chat.personalizer import ChatContext, ChatPersonalizer
 from tailor.chat.summaries import GenerateOne, QueuedBackend, SummaryWorker
 from tailor.embeddings.embedder import Embedder
@@ -73,6 +75,7 @@ class ServedUsers:
                  memory: bool, memory_method: str, min_confidence: float, k_memories: int, k_episodes: int,
                  episode_tokens: int, auto_create_users: bool) -> None:
         self.store, self.adapters, self._background = store, adapters, background
+        self.feedback = ServedFeedback(store)
         self.auto_create_users = auto_create_users
         self.index = RecordIndex(store)
         # Records are embedded as they are written when the method ranks or chooses by embeddings.
@@ -198,6 +201,7 @@ class ServedUsers:
             data = self.store.export_user(user_id)
             if self.memory is not None:
                 data.update(self.memory.export(user_id))
+            data.update(self.feedback.export(user_id))
         data.update(fields)
         adapters = self.adapters.metadata(user_id)
         return data if adapters is None else {**data, "adapters": adapters}
@@ -212,6 +216,8 @@ class ServedUsers:
             raise UnknownUserError(user_id)
         self._forget(user_id)
         self.indexes.forget(user_id)
+        if self.memory is not None:
+            self.memory.forget(user_id)
         return adapters
 
     # -- memories -------------------------------------------------------------------------------

@@ -15,7 +15,9 @@ if TYPE_CHECKING:
     from tailor.methods import MethodSpec, Need, Role
 
 _ROLES: dict[str, str] = {"retrieval": "retrieval", "notes": "notes about the user (joined with '+')",
-                          "modifier": "modifiers (joined with '+')", "whole": "used alone"}
+                          "modifier": "modifiers (joined with '+')", "whole": "used alone",
+                          "recommender": "recommenders of ranking tasks (alone, or first: their top 20 reranked by "
+                                         "the rest, as als+bm25)"}
 
 
 def method_help(*, served: bool = False) -> str:
@@ -104,6 +106,13 @@ def method(text: str) -> MethodSpec:
     return _parsed(parse_method, text)  # type: ignore[return-value]
 
 
+def rank_method(text: str) -> MethodSpec:
+    """``--rank-method`` of ``tailor serve``: a method the rank route can rank with."""
+    from tailor.methods import parse_rank_method
+
+    return _parsed(parse_rank_method, text)  # type: ignore[return-value]
+
+
 def serve_method(text: str) -> MethodSpec:
     """``--method`` of ``tailor serve``: one method that can be served."""
     from tailor.methods import parse_serve_method
@@ -112,4 +121,4 @@ def serve_method(text: str) -> MethodSpec:
 
 
 __all__ = ["backend_help", "count", "embedder_help", "method", "method_descriptions", "method_help", "method_list",
-           "methods_needing", "names_of_role", "positive", "serve_method", "store_help"]
+           "methods_needing", "names_of_role", "positive", "rank_method", "serve_method", "store_help"]

@@ -17,30 +17,16 @@ from typing import Any
 from tailor.about import version_line
 from tailor.backends.contract import BackendError
 from tailor.cli import choices
+from tailor.cli.alignment import add_alignment_verbs, run_eval_preference, run_simulate, run_train_preference
 from tailor.cli.demo import add_demo_verb, run_demo
 from tailor.cli.facts import add_eval_facts_verb, run_eval_facts
 from tailor.cli.memory import add_eval_memory_verb, run_eval_memory
 from tailor.cli.serve import add_serve_verbs, run_keys, run_personas, run_serve
+from tailor.machine import describe as describe_cpu
 
 
 class UsageError(Exception):
     """A command-line mistake: printed as one line, exit status 2."""
-
-
-class _VersionAction(argparse.Action):
-    """``--version``: the version, and the git commit when run from a checkout.
-
-    Asked for only when given, so other commands do not start git.
-    """
-
-    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS,
-                 default: str = argparse.SUPPRESS, help: str = "show the version (and git commit) and exit") -> None:
-        super().__init__(option_strings=option_strings, dest=dest, default=default, nargs=0, help=help)
-
-    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
-                 option_string: str | None = None) -> None:
-        print(version_line())
-        parser.exit()
 
 
 _TASK_HELP = "the task: {} (LaMP names in any spelling, as LaMP_4 or lamp4)"
@@ -50,7 +36,10 @@ def build_parser() -> argparse.ArgumentParser:
     from tailor.tasks import TASKS
 
     parser = argparse.ArgumentParser(prog="tailor", description="Personalize LLMs per user, and measure it.")
-    parser.add_argument("--version", action=_VersionAction)
+    parser.add_argument("--version", action="store_true", help="show the version (and git commit) and exit")
+    parser.add_argument("--verbose", action="store_true",
+                        help="with --version: also the machine (the CPU and the instruction sets that decide how fast "
+                        "each engine runs)")
     verbs = parser.add_subparsers(dest="verb", metavar="VERB")
 
     add_demo_verb(verbs)
@@ -122,16 +111,30 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--keep-bots", action="store_true", help="commits: keep bot authors (left out by default)")
     build.add_argument("--min-commits", type=choices.positive, default=None,
                        help="commits: authors with fewer usable commits are left out (default 8)")
+    build.add_argument("--interactions", default=None, metavar="FILE",
+                       help="movielens-next: your own user,item,timestamp[,rating] CSV instead of MovieLens 100k "
+                       "(with --items; layout in tailor.data.interactions)")
+    build.add_argument("--items", default=None, metavar="FILE", help="movielens-next: the item,title CSV of "
+                       "--interactions' items")
     data_verbs.add_parser("list", help="list the packaged data sets")
     add_serve_verbs(verbs)
     add_eval_memory_verb(verbs)
     add_eval_facts_verb(verbs)
+    add_alignment_verbs(verbs)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.version:
+        print(version_line())
+        if args.verbose:
+            from tailor.machine import machine
+
+            info = machine()
+            print(f"cpu: {describe_cpu()}\nsystem: {info['system']}, Python {info['python']}")
+        return 0
     if args.verb is None:
         parser.print_help()
         return 2
@@ -141,7 +144,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         handler = {"demo": run_demo, "eval": _eval, "score": _score, "data": _data, "report": _report,
                    "serve": run_serve, "keys": run_keys, "personas": run_personas,
                    "train-adapter": _train_adapter, "eval-memory": run_eval_memory,
-                   "eval-facts": run_eval_facts, "methods": _methods}[args.verb]
+                   "eval-facts": run_eval_facts, "methods": _methods, "simulate": run_simulate,
+                   "train-preference": run_train_preference, "eval-preference": run_eval_preference}[args.verb]
         return handler(args)
     except UsageError as error:
         print(f"tailor {args.verb}: {error}", file=sys.stderr)
@@ -206,9 +210,11 @@ def _methods(args: argparse.Namespace) -> int:
         _print_json({"methods": rows})
         return 0
     width = max(len(row["name"]) for row in rows)
-    for role in ("retrieval", "notes", "modifier", "whole"):
+    for role in ("retrieval", "notes", "modifier", "whole", "recommender"):
         print({"retrieval": "Retrieval (at most one per method):", "notes": "Notes about the user (joined with '+'):",
-               "modifier": "Modifiers (joined with '+'):", "whole": "Used alone:"}[role])
+               "modifier": "Modifiers (joined with '+'):", "whole": "Used alone:",
+               "recommender": "Recommenders (ranking tasks; alone, or first: their top 20 reranked by the rest, "
+                              "as als+bm25):"}[role])
         for row in (r for r in rows if r["role"] == role):
             needs = f"  [needs {', '.join(row['needs'])}]" if row["needs"] else ""
             served = "" if row["served"] else "  (not served)"
@@ -268,7 +274,9 @@ def _add_train_adapter(verbs: Any) -> None:
     train.add_argument("--rank", type=choices.positive, default=8)
     train.add_argument("--epochs", type=choices.positive, default=2, help="epochs of user/persona adapters (default 2)")
     train.add_argument("--top-layers", type=int, default=6, help="LoRA on the last N decoder layers (0: all)")
-    train.add_argument("--max-items", type=choices.positive, default=100, help="most recent history items per user")
+    train.add_argument("--max-items", type=choices.positive, default=None,
+                       help="most recent history items per user (default: 100 for user and persona adapters, all "
+                       "for the global adapter, which this bounds too when given)")
     train.add_argument("--embedder", default="minilm", help="user-embedding: minilm, hashing or llm (default minilm)")
     train.add_argument("--steps", type=choices.positive, default=100, help="user-embedding: projector training steps")
     train.add_argument("--json", action="store_true", help="print one JSON object on stdout")
@@ -281,8 +289,10 @@ def _train_adapter(args: argparse.Namespace) -> int:
     from tailor.adapters.train import LoRATrainConfig
     from tailor.training.jobs import GLOBAL_DEFAULTS, TrainAdapterConfig, train_adapters
 
-    lora = LoRATrainConfig(rank=args.rank, epochs=args.epochs, top_layers=args.top_layers, max_items=args.max_items)
-    global_lora = replace(GLOBAL_DEFAULTS, rank=args.rank, top_layers=args.top_layers)
+    lora = LoRATrainConfig(rank=args.rank, epochs=args.epochs, top_layers=args.top_layers,
+                           max_items=args.max_items or LoRATrainConfig.max_items)
+    global_lora = replace(GLOBAL_DEFAULTS, rank=args.rank, top_layers=args.top_layers,
+                          max_items=args.max_items or GLOBAL_DEFAULTS.max_items)
     config = TrainAdapterConfig(task=args.task, data=args.data, out=args.out, split=args.split,
                                 users=_user_list(args.users), scope=args.scope, kind=args.kind,
                                 personas_file=args.personas, min_history=args.min_history, stack=not args.no_stack,
@@ -290,7 +300,7 @@ def _train_adapter(args: argparse.Namespace) -> int:
                                 input_tokens=args.input_tokens, context_tokens=args.context_tokens,
                                 lora=lora, global_lora=global_lora,
                                 soft_prompt=SoftPromptConfig(embedder=args.embedder, steps=args.steps,
-                                                             max_items=args.max_items))
+                                                             max_items=args.max_items or SoftPromptConfig.max_items))
     _quiet_libraries()
     report = train_adapters(config)
     if args.json:
@@ -319,7 +329,7 @@ def _score(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from tailor.evaluation.plots import load_run, markdown_table, plot_run, summary_table, versus_table
+    from tailor.evaluation.plots import cold_table, load_run, markdown_table, plot_run, summary_table, versus_table
 
     if args.summary:
         if args.figures:
@@ -331,6 +341,9 @@ def _report(args: argparse.Namespace) -> int:
         config = run.results["config"]
         print(f"### {run.task} (split {config['split']}, n={run.results['n']}, model {run.results.get('model')})\n")
         print(markdown_table(run))
+        cold = cold_table(run)
+        if cold:
+            print(f"\n{cold}")
         if args.versus:
             print()
             print(versus_table(run, args.versus))
@@ -351,7 +364,8 @@ def _data(args: argparse.Namespace) -> int:
             print(f"{task.name}\t{summary}")
         return 0
     # The options given go to the data set's builder, which refuses any it does not take.
-    given = {"repo": args.repo, "log": args.log, "keep_bots": args.keep_bots or None, "min_commits": args.min_commits}
+    given = {"repo": args.repo, "log": args.log, "keep_bots": args.keep_bots or None, "min_commits": args.min_commits,
+             "interactions": args.interactions, "items": args.items}
     try:
         report = build_dataset(args.name, args.out, **{name: value for name, value in given.items() if value is not None})
     except BuildOptionError as error:

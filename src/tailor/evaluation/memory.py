@@ -96,14 +96,13 @@ def evaluate_method(conversations: Sequence[Conversation], method: EpisodeMethod
     for conversation in conversations:
         by_id = {turn.id: turn for turn in conversation.turns}
         started = time.perf_counter()
-        profile = search.profile(conversation.sample_id, turn_episodes(conversation.turns))
-        search.search(profile, "warm up", 1)  # builds the index (and embeds the turns): timed apart
+        index = search.index(turn_episodes(conversation.turns))  # builds it (and embeds the turns): timed apart
         build_ms.append((time.perf_counter() - started) * 1000.0)
         questions = list(conversation.questions)[:limit_questions]
         pending: list[tuple[Question, list[str]]] = []
         for question in questions:
             started = time.perf_counter()
-            found = search.search(profile, question.question, depth)
+            found = index.search(question.question, depth)
             scores.milliseconds.append((time.perf_counter() - started) * 1000.0)
             pending.append((question, found))
             if question.evidence:

@@ -135,7 +135,7 @@ def example_values(run: Run, method: str, examples: Sequence[Any],
     task = get_task(run.results["config"]["task"])
     rows = prediction_rows(run, method) if rows is None else rows
     scored = task.score([rows[e.id]["output"] for e in examples], [e.gold or "" for e in examples])
-    if scored.kind == "generation":
+    if scored.kind in ("generation", "ranking"):
         return np.asarray(scored.columns[run.main_metric], dtype=float)
     if scored.kind == "rating":
         return np.abs(np.asarray(scored.columns["prediction"]) - np.asarray(scored.columns["gold"]))
@@ -151,7 +151,8 @@ def per_example_metric(run: Run, method: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def plot_run(run: Run, out: str | Path) -> list[Path]:
-    """Write ``<task>-by-method.png`` and ``<task>-by-profile-size.png`` under ``out``."""
+    """Write ``<task>-by-method.png`` and ``<task>-by-profile-size.png`` (a ranking task's:
+    ``<task>-by-history-length.png``) under ``out``."""
     plt = require("matplotlib.pyplot", "plot")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -192,15 +193,35 @@ def plot_run(run: Run, out: str | Path) -> list[Path]:
                 means.append(float(per_example[chosen].mean()))
         style = {"color": "#888888", "linestyle": "--"} if name == "none" else {}
         axis.plot(centers, means, marker="o", label=name, **style)
-    axis.set_xlabel("profile size (records; median of each third of the examples)")
+    ranking = get_task(run.results["config"]["task"]).kind == "ranking"
+    size = "history length" if ranking else "profile size"
+    axis.set_xlabel(f"{size} (records; median of each third of the examples)")
     axis.set_ylabel(label_metric)
-    axis.set_title(f"{run.task}: {label_metric} by profile size")
+    axis.set_title(f"{run.task}: {label_metric} by {size}")
     axis.legend(fontsize=7, ncol=2)
     figure.tight_layout()
-    by_size = out / f"{run.task}-by-profile-size.png"
+    by_size = out / f"{run.task}-by-{size.replace(' ', '-')}.png"
     figure.savefig(by_size, dpi=120)
     plt.close(figure)
     return [by_method, by_size]
+
+
+def cold_table(run: Run) -> str:
+    """The metrics of each method on the run's cold users alone (a task that reports them:
+    ``cold`` in results.json), with their 95% intervals; empty when the run has none."""
+    results = [r for r in run.results["results"] if r.get("cold")]
+    if not results:
+        return ""
+    cold = results[0]["cold"]
+    names = list(cold["metrics"])[:4]
+    header = ["method", "n", *[f"{n} [95% CI]" for n in names]]
+    lines = [f"Cold users (at most {cold['max_profile']} history items):", "",
+             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for result in results:
+        part = result["cold"]
+        cells = [f"{part['metrics'][n]:.4f} [{part['ci95'][n][0]:.4f}, {part['ci95'][n][1]:.4f}]" for n in names]
+        lines.append("| " + " | ".join([result["method"], str(part["n"]), *cells]) + " |")
+    return "\n".join(lines)
 
 
 def markdown_table(run: Run) -> str:

@@ -20,6 +20,8 @@ from tailor.about import git_commit
 from tailor.backends import Backend, load_backend
 from tailor.embeddings import EMBEDDERS, Embedder, embed_profiles, load_embedder
 from tailor.evaluation.checkpoint import Checkpoint, safe_name
+from tailor.evaluation.ranking import cold_subset, rank_method, subset_result
+from tailor.machine import machine
 from tailor.methods import BuildContext, MethodSpec, parse_methods
 from tailor.metrics import bootstrap_ci, paired_comparison
 from tailor.metrics.scores import PerExampleScores
@@ -135,6 +137,8 @@ class MethodResult:
     on another engine than the rest: see :class:`tailor.backends.fallback.TransformersFallback`)."""
     calibration: dict[str, Any] | None = None
     """Calibrated methods: the evidence weight and what it was fitted on (:class:`EvidenceFit`)."""
+    cold: dict[str, Any] | None = None
+    """Tasks that report cold users apart: the metrics on their examples alone, with intervals."""
 
 
 @dataclass
@@ -145,6 +149,8 @@ class EvalReport:
     results: list[MethodResult]
     config: dict[str, Any]
     model: str
+    machine: dict[str, Any] = field(default_factory=machine)
+    """The CPU (model, instruction sets) and system the run's seconds were measured on."""
 
     def to_json(self) -> dict[str, Any]:
         """The ``--json`` object of the command-line contract."""
@@ -152,11 +158,13 @@ class EvalReport:
             "task": self.task,
             "split": self.split,
             "n": self.n,
+            "machine": self.machine,
             "results": [
                 {"method": r.method, "metrics": r.metrics, "ci95": r.ci95, "seconds": round(r.seconds, 3),
                  "versus_none": r.versus_none, "granularity": r.granularity, "engine": r.engine,
                  **({"adapter": r.adapter} if r.adapter is not None else {}),
-                 **({"calibration": r.calibration} if r.calibration is not None else {})}
+                 **({"calibration": r.calibration} if r.calibration is not None else {}),
+                 **({"cold": r.cold} if r.cold is not None else {})}
                 for r in self.results
             ],
         }
@@ -207,9 +215,15 @@ def evaluate(config: EvalConfig, *, backend: Backend | None = None, store: Profi
     config = replace(config, k=task.items_per_input(config.k))
     if config.scoring is None:
         config = replace(config, scoring="calibrated" if task.uses_candidates else "generate")
-    examples = task.load(config.data, config.split, limit=None if config.users else config.limit)
+    examples = task.load(config.data, config.split,
+                         limit=None if config.users or task.stores_every_user else config.limit)
+    population = examples  # what the store holds: every user, for a task whose methods learn from them all
     if config.users:
         examples = _only_users(examples, config.users, config)
+    elif config.limit is not None:
+        examples = examples[:config.limit]
+    if not task.stores_every_user:
+        population = examples
     if not examples:
         raise ValueError(f"{config.data}: split {config.split!r} holds no examples")
     out = Path(config.out) if config.out else None
@@ -217,11 +231,13 @@ def evaluate(config: EvalConfig, *, backend: Backend | None = None, store: Profi
         _claim_out_dir(out, config)
     if store is None:
         store = SQLiteProfileStore(out / "profiles.sqlite") if out is not None else InMemoryProfileStore()
-    ingest_examples(store, examples)
-    if backend is None:
-        backend = load_backend(config.backend, batch_size=config.batch_size)
-    budget = PromptBudget(config.input_tokens, config.context_tokens)
+    ingest_examples(store, population)
     methods = config.method_specs
+    if backend is None:
+        # A run of classic recommenders alone never asks the model: no model is loaded for it.
+        backend = load_backend("echo" if all(m.model_free for m in methods) else config.backend,
+                               batch_size=config.batch_size)
+    budget = PromptBudget(config.input_tokens, config.context_tokens)
     embedder: Embedder | None = None
     if any(method.needs("embedder") for method in methods):
         embedder = load_embedder(config.embedder)
@@ -274,12 +290,17 @@ def evaluate(config: EvalConfig, *, backend: Backend | None = None, store: Profi
                                       config, progress=progress)
                 if out is not None:
                     _write_json(out / FITS_FILE, _saved_fits(out) | {str(method): evidence.to_json()})
-        rows = run_method(task, examples, personalizer, method_backend, store, config, checkpoint=checkpoint,
-                          progress=progress, calibrator=method_calibrator, prior=prior, evidence=evidence)
+        if task.kind == "ranking":
+            rows = rank_method(task, examples, personalizer, store, batch_size=config.batch_size,
+                               checkpoint=checkpoint, progress=progress)
+        else:
+            rows = run_method(task, examples, personalizer, method_backend, store, config, checkpoint=checkpoint,
+                              progress=progress, calibrator=method_calibrator, prior=prior, evidence=evidence)
         predictions = [rows[e.id]["output"] for e in examples]
         result = MethodResult(method=str(method), n=len(examples), metrics={}, ci95={},
                               seconds=sum(float(rows[e.id].get("seconds", 0.0)) for e in examples),
-                              adapter=getattr(personalizer, "training", None), engine=engine_of(method_backend),
+                              adapter=getattr(personalizer, "training", None),
+                              engine=None if method.model_free else engine_of(method_backend),
                               calibration=evidence.to_json() if evidence is not None else None)
         for example in examples:
             level = rows[example.id].get("granularity", "global")
@@ -295,6 +316,10 @@ def evaluate(config: EvalConfig, *, backend: Backend | None = None, store: Profi
             result.metrics = scored.aggregate()
             result.ci95 = {k: list(v) for k, v in bootstrap_ci(scored, n_resamples=config.n_resamples,
                                                                seed=config.seed).items()}
+            cold = cold_subset(task, examples)
+            if cold:
+                result.cold = subset_result(scored, cold, n_resamples=config.n_resamples, seed=config.seed,
+                                            max_profile=task.cold_profile)
         results.append(result)
     if adapter_store is not None:
         adapter_store.profiles.close()

@@ -16,19 +16,21 @@ A hit is always one turn; the context only helps find it. The method grammar is
 ``RETRIEVAL[+OPTION...]`` (``bm25``, ``hybrid+speaker+date+context``); ``memory`` is the
 default, the combination measured best on LoCoMo (docs/results-memory.md). The served
 path (:class:`~tailor.memory.store.MemoryStore`) and ``tailor eval-memory`` both search
-through :class:`EpisodeSearch`.
+through an :class:`EpisodeIndex`, which keeps its documents up to date as turns are added.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import date
+from itertools import islice
 from typing import Literal, get_args
 
+import numpy as np
+
 from tailor.embeddings.embedder import Embedder
-from tailor.retrieval.retriever import Retriever
-from tailor.types import HistoryRecord, Profile
 
 EpisodeRetrieval = Literal["bm25", "dense", "hybrid"]
 _OPTIONS = ("speaker", "date", "caption", "context")
@@ -119,65 +121,165 @@ def _said(episode: Episode, method: EpisodeMethod) -> str:
     return f"{episode.speaker}: {text}" if method.speaker and episode.speaker else text
 
 
+def episode_document(episodes: Sequence[Episode], position: int, method: EpisodeMethod) -> str:
+    """The text indexed for the episode at ``position``: the turn, its neighbours in the same
+    session (``context``), its date."""
+    episode = episodes[position]
+    # The turn itself weighs as much as all its neighbours together (it is repeated once
+    # per neighbour slot): with less, a long neighbour outranks the turn it surrounds
+    # (recall@1 fell from 0.27 to 0.19 on LoCoMo dev); with more, context stops helping.
+    parts = [_said(episode, method)] * max(1, 2 * method.context)
+    if method.context:
+        for offset in range(-method.context, method.context + 1):
+            other = position + offset
+            if offset and 0 <= other < len(episodes) and episodes[other].session == episode.session:
+                parts.append(_said(episodes[other], method))
+    if method.date and episode.date:
+        parts.append(f"({human_date(episode.date)})")
+    return " ".join(parts)
+
+
 def episode_documents(episodes: Sequence[Episode], method: EpisodeMethod) -> list[str]:
     """The text indexed for each episode, in order."""
-    documents = []
-    for position, episode in enumerate(episodes):
-        # The turn itself weighs as much as all its neighbours together (it is repeated once
-        # per neighbour slot): with less, a long neighbour outranks the turn it surrounds
-        # (recall@1 fell from 0.27 to 0.19 on LoCoMo dev); with more, context stops helping.
-        parts = [_said(episode, method)] * max(1, 2 * method.context)
-        if method.context:
-            for offset in range(-method.context, method.context + 1):
-                other = position + offset
-                if offset and 0 <= other < len(episodes) and episodes[other].session == episode.session:
-                    parts.append(_said(episodes[other], method))
-        if method.date and episode.date:
-            parts.append(f"({human_date(episode.date)})")
-        documents.append(" ".join(parts))
-    return documents
+    return [episode_document(episodes, position, method) for position in range(len(episodes))]
+
+
+class EpisodeIndex:
+    """One owner's episodes as the search sees them, kept up to date as they change.
+
+    The episodes are a window (oldest first): :meth:`append` adds new ones at its end and
+    drops the oldest beyond a size; only the documents that changed are built again (the
+    new turns', and their neighbours' in the same session). They are held in a
+    :class:`~tailor.retrieval.live.LiveIndex` (BM25 with the scores of a BM25 built from
+    scratch over the same documents; vectors for the dense methods), so a search costs the
+    same after ten turns and after ten thousand. The rankings are the
+    retrievers' of :mod:`tailor.retrieval` over the documents in order: BM25 (the turns that
+    share a word with the query), dense (cosine, ties to the earlier turn), hybrid (the two
+    fused by reciprocal rank, dense first).
+    """
+
+    def __init__(self, method: EpisodeMethod, embedder: Embedder | None = None) -> None:
+        from tailor.retrieval.live import LiveIndex
+
+        if method.needs_embedder and embedder is None:
+            raise ValueError(f"memory method {method} ranks by meaning and needs an embedder")
+        self.method, self.embedder = method, embedder
+        self.live = LiveIndex(embedder.dim if embedder is not None and method.needs_embedder else None)
+        self._window: deque[Episode] = deque()
+        self._by_id: dict[str, Episode] = {}
+        self._documents: dict[str, str] = {}
+
+    def __len__(self) -> int:
+        return len(self._window)
+
+    @property
+    def episodes(self) -> list[Episode]:
+        return list(self._window)
+
+    @property
+    def last(self) -> Episode | None:
+        return self._window[-1] if self._window else None
+
+    def episode(self, episode_id: str) -> Episode:
+        return self._by_id[episode_id]
+
+    def update(self, episodes: Sequence[Episode]) -> None:
+        """Make the index hold ``episodes`` (oldest first): appended to the window when they
+        continue it, else built anew."""
+        new = list(episodes)
+        if self._window and new and new[0].id in self._by_id:
+            kept = list(self._window)
+            first = kept.index(self._by_id[new[0].id])
+            if [e.id for e in kept[first:]] == [e.id for e in new[:len(kept) - first]]:
+                self.append(new[len(kept) - first:], limit=len(new))
+                return
+        for episode in self._window:
+            self._forget(episode.id)
+        self._window.clear()
+        self.append(new, limit=len(new))
+
+    def append(self, episodes: Sequence[Episode], *, limit: int) -> None:
+        """Add ``episodes`` (newer than those held) at the end, then drop the oldest so that
+        at most ``limit`` remain."""
+        added = 0
+        for episode in episodes:
+            self._window.append(episode)
+            self._by_id[episode.id] = episode
+            added += 1
+        dropped = 0
+        while len(self._window) > limit:
+            self._forget(self._window.popleft().id)
+            dropped += 1
+        if not added and not dropped:
+            return
+        # The documents that may have changed: the new turns and the `context` before them;
+        # after a drop, the first `context` (their earlier neighbours went).
+        context = self.method.context
+        size = len(self._window)
+        changed = set(range(max(size - added - context, 0), size))
+        if dropped:
+            changed |= set(range(min(context, size)))
+        self._refresh(sorted(changed))
+
+    def _refresh(self, positions: Sequence[int]) -> None:
+        if not positions:
+            return
+        context = self.method.context
+        low, high = max(positions[0] - context, 0), min(positions[-1] + context + 1, len(self._window))
+        near = list(islice(self._window, low, high))  # the changed ones and their neighbours
+        documents = {near[p - low].id: episode_document(near, p - low, self.method) for p in positions}
+        changed = {key: document for key, document in documents.items() if self._documents.get(key) != document}
+        if not changed:
+            return
+        from tailor.retrieval.bm25 import tokenize
+
+        keys = list(changed)
+        texts = [changed[key] for key in keys]
+        vectors = (self.embedder.embed(texts) if self.live.dim and self.embedder is not None
+                   else [None] * len(keys))
+        for key, tokens, vector in zip(keys, tokenize(texts), vectors):
+            self._documents[key] = changed[key]
+            self.live.put(key, tokens, None if vector is None else np.asarray(vector, dtype=np.float32))
+
+    def _forget(self, key: str) -> None:
+        self.live.remove(key)
+        self._documents.pop(key, None)
+        self._by_id.pop(key, None)
+
+    def search(self, query: str, k: int) -> list[str]:
+        """The ids of up to ``k`` best episodes for ``query``, best first (BM25 leaves out
+        those that share no word with the query)."""
+        from tailor.retrieval.bm25 import tokenize
+
+        if not query.strip() or k <= 0 or not self._window:
+            return []
+        if not self.live.dim or self.embedder is None:
+            return [key for key, _ in self.live.top(tokenize([query])[0], k)]
+        from tailor.memory.search import fused_top
+
+        rows, similarities = self.live.similarities(self.embedder.embed([query])[0])
+        if self.method.retrieval == "dense":
+            return [self.live.key(int(rows[i])) for i in np.lexsort((rows, -similarities))[:k]]
+        lexical, _ = self.live.ranked(tokenize([query])[0])
+        return [self.live.key(int(row)) for row in
+                fused_top(lexical, rows, similarities, k, dense_first=True, later_first=False)]
 
 
 class EpisodeSearch:
-    """Ranks one owner's episodes for a query with a retriever of :mod:`tailor.retrieval`.
-
-    :meth:`profile` turns episodes into records (the indexed text as their one field);
-    build it once per set of episodes, since the retrievers cache their index per profile.
-    """
+    """How one method searches episodes: :meth:`index` makes an owner's
+    :class:`EpisodeIndex` (``tailor eval-memory`` builds one per conversation; the served
+    memory keeps one per user, up to date as they chat)."""
 
     def __init__(self, method: EpisodeMethod = DEFAULT_EPISODE_METHOD, embedder: Embedder | None = None) -> None:
         if method.needs_embedder and embedder is None:
             raise ValueError(f"memory method {method} ranks by meaning and needs an embedder")
-        self.method = method
-        self.retriever: Retriever
-        if method.retrieval == "bm25":
-            from tailor.retrieval.bm25 import BM25Retriever
+        self.method, self.embedder = method, embedder
 
-            self.retriever = BM25Retriever()
-        elif method.retrieval == "dense" and embedder is not None:
-            from tailor.retrieval.dense import DenseRetriever
-
-            self.retriever = DenseRetriever(embedder)
-        elif embedder is not None:
-            from tailor.retrieval.hybrid import HybridRetriever
-
-            self.retriever = HybridRetriever(embedder)
-
-    def profile(self, owner: str, episodes: Sequence[Episode]) -> Profile:
-        documents = episode_documents(episodes, self.method)
-        return Profile(owner, tuple(HistoryRecord(episode.id, {"text": document}, episode.date)
-                                    for episode, document in zip(episodes, documents)))
-
-    def search(self, profile: Profile, query: str, k: int) -> list[str]:
-        """The ids of up to ``k`` best episodes of ``profile`` for ``query``, best first (BM25
-        leaves out those that share no word with the query)."""
-        if not query.strip():
-            return []
-        hits = self.retriever.retrieve(query, profile, k)
-        if self.method.retrieval == "bm25":  # a turn sharing no word with the query was not found
-            hits = [hit for hit in hits if hit.score > 0]
-        return [hit.record.id for hit in hits]
+    def index(self, episodes: Sequence[Episode] = ()) -> EpisodeIndex:
+        index = EpisodeIndex(self.method, self.embedder)
+        index.update(episodes)
+        return index
 
 
-__all__ = ["DEFAULT_EPISODE_METHOD", "Episode", "EpisodeMethod", "EpisodeRetrieval", "EpisodeSearch",
-           "episode_documents", "human_date"]
+__all__ = ["DEFAULT_EPISODE_METHOD", "Episode", "EpisodeIndex", "EpisodeMethod", "EpisodeRetrieval", "EpisodeSearch",
+           "episode_document", "episode_documents", "human_date"]

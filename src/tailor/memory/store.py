@@ -26,19 +26,23 @@ Every statement names the ``user_id``, so one user's memories are never read for
 
 from __future__ import annotations
 
+import threading
 import uuid
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from collections import OrderedDict, deque
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import numpy as np
 
 from tailor.embeddings.embedder import Embedder
-from tailor.memory.episodes import DEFAULT_EPISODE_METHOD, Episode, EpisodeMethod, EpisodeSearch
+from tailor.memory.episodes import DEFAULT_EPISODE_METHOD, Episode, EpisodeIndex, EpisodeMethod, EpisodeSearch
 from tailor.memory.facts import Fact
-from tailor.memory.search import TextEmbedder, hybrid_rank
+from tailor.memory.search import TextEmbedder, fused_top
 from tailor.retrieval.bm25 import tokenize
+from tailor.retrieval.live import LiveIndex
 from tailor.store import SQLProfileStore
 from tailor.store.checks import utc_now
 from tailor.store.conversations import NewMemory
@@ -47,6 +51,8 @@ from tailor.store.conversations import NewMemory
 CLAIM_SECONDS = 600.0
 # Search reads at most this many of a user's newest active memories.
 MAX_SEARCHED = 2000
+# Users whose search indexes a process keeps in memory (least recently searched go first).
+INDEXED_USERS = 1024
 
 
 @dataclass(frozen=True)
@@ -77,6 +83,8 @@ class MemoryStore:
         self.embedder = embedder
         # Episodic memory: the user's own turns, searched as ``tailor eval-memory`` measures them.
         self.episode_search = EpisodeSearch(episode_method, embedder if isinstance(embedder, Embedder) else None)
+        self._indexes: OrderedDict[str, _Indexed] = OrderedDict()
+        self._indexes_lock = threading.Lock()
 
     # -- conversations ---------------------------------------------------------------------
 
@@ -98,23 +106,55 @@ class MemoryStore:
         """The user's kept messages (their own and the replies, ``speaker`` ``"user"`` or
         ``"assistant"``), oldest first: the newest :data:`MAX_SEARCHED` of them. A day's
         messages are one session, so a message's neighbours are those of the same day."""
-        return [Episode(row[0], row[1], row[2], session=row[3][:10], date=row[3][:10])
-                for row in self.store.recent_messages(user_id, MAX_SEARCHED)]
+        return [_episode(row) for row in self.store.recent_messages(user_id, MAX_SEARCHED)]
 
     def search_episodes(self, user_id: str, query: str, k: int, *, speaker: str | None = None) -> list[Episode]:
         """Up to ``k`` of the user's kept messages most relevant to ``query``, best first;
         with ``speaker`` (``"user"``, ``"assistant"``) only that side's. Both sides are
-        searched either way: a reply is the context of the message it answers."""
+        searched either way: a reply is the context of the message it answers.
+
+        The user's index is kept in memory and brought up to date with only the messages
+        written since it was last searched (:class:`~tailor.memory.episodes.EpisodeIndex`),
+        so a search costs the same whatever the length of the conversation."""
         if k <= 0:
             return []
-        episodes = self.episodes(user_id)
-        if not episodes:
-            return []
-        by_id = {episode.id: episode for episode in episodes}
-        depth = k if speaker is None else 4 * k
-        found = [by_id[episode_id] for episode_id in
-                 self.episode_search.search(self.episode_search.profile(user_id, episodes), query, depth)]
+        with self._indexed(user_id) as cached:
+            index = self._episode_index(user_id, cached)
+            depth = k if speaker is None else 4 * k
+            found = [index.episode(episode_id) for episode_id in index.search(query, depth)]
         return [episode for episode in found if speaker is None or episode.speaker == speaker][:k]
+
+    def _episode_index(self, user_id: str, cached: _Indexed) -> EpisodeIndex:
+        """The user's episode index, up to date with the store (new messages read only)."""
+        if cached.episodes is not None and cached.last_message is not None:
+            new = self.store.messages_after(user_id, cached.last_message, MAX_SEARCHED)
+            if new is not None:
+                if new:
+                    cached.episodes.append([_episode(row) for row in new], limit=MAX_SEARCHED)
+                    cached.last_message = new[-1][0]
+                return cached.episodes
+        rows = self.store.recent_messages(user_id, MAX_SEARCHED)
+        cached.episodes = self.episode_search.index([_episode(row) for row in rows])
+        cached.last_message = rows[-1][0] if rows else None
+        return cached.episodes
+
+    @contextmanager
+    def _indexed(self, user_id: str) -> Iterator[_Indexed]:
+        """The user's in-memory search state, held for this thread."""
+        with self._indexes_lock:
+            cached = self._indexes.get(user_id)
+            if cached is None:
+                cached = self._indexes[user_id] = _Indexed()
+            self._indexes.move_to_end(user_id)
+            while len(self._indexes) > INDEXED_USERS:
+                self._indexes.popitem(last=False)
+        with cached.lock:
+            yield cached
+
+    def forget(self, user_id: str) -> None:
+        """Drop the user's in-memory search state (their rows go with them by cascade)."""
+        with self._indexes_lock:
+            self._indexes.pop(user_id, None)
 
     def pending_messages(self) -> list[tuple[str, str]]:
         """``(user_id, message_id)`` of every message still waiting for extraction, oldest first."""
@@ -173,22 +213,54 @@ class MemoryStore:
         return self.store.delete_memory(user_id, memory_id)
 
     def search(self, user_id: str, query: str, k: int) -> list[Memory]:
-        """Up to ``k`` of the user's active memories for ``query``: BM25 and, with an
-        embedder, dense similarity, fused by reciprocal rank."""
+        """Up to ``k`` of the user's newest :data:`MAX_SEARCHED` active memories for
+        ``query``: BM25 and, with an embedder, dense similarity, fused by reciprocal rank
+        (BM25 ranks only those that share a word with the query; ties go to the newer).
+
+        The user's memories are kept indexed in memory and brought up to date with only
+        those written since (a superseded or deleted one makes it read them again), so a
+        search does not cost more as they accumulate."""
         if k <= 0:
             return []
-        rows = self.store.searchable_memories(user_id, MAX_SEARCHED)
-        if not rows:
-            return []
-        memories = [Memory(*row[:10]) for row in rows]
-        query_tokens = tokenize([query])[0]
-        query_vector = vectors = None
-        if self.embedder is not None:
-            query_vector = self.embedder.embed([query])[0]
-            vectors = self._vectors(self.embedder, rows, memories)
-        ranked = hybrid_rank(query_tokens, [row[10].split() for row in rows], k=k,
-                             query_vector=query_vector, vectors=vectors)
-        return [memories[index] for index, _ in ranked]
+        with self._indexed(user_id) as cached:
+            facts = self._fact_index(user_id, cached)
+            if not facts.memories:
+                return []
+            # Rows are in the order memories were written: the newer wins a tie, as in a
+            # ranking of the newest first.
+            live = facts.live
+            if not live.dim or self.embedder is None:
+                return [facts.memories[memory_id] for memory_id, _ in live.top(tokenize([query])[0], k, ties="later")]
+            lexical, _ = live.ranked(tokenize([query])[0], ties="later")
+            rows, similarities = live.similarities(self.embedder.embed([query])[0])
+            top = fused_top(lexical, rows, similarities, k, dense_first=False, later_first=True)
+            return [facts.memories[live.key(int(row))] for row in top]
+
+    def _fact_index(self, user_id: str, cached: _Indexed) -> _Facts:
+        """The user's memories as searched, up to date with the store."""
+        state = self.store.memory_state(user_id)
+        facts = cached.facts
+        if facts is not None and facts.state == state:
+            return facts
+        if facts is not None:
+            new = self.store.searchable_memories_after(user_id, facts.latest, MAX_SEARCHED)
+            if facts.active + len(new) == state[0]:  # only additions: add them
+                self._add_facts(facts, list(reversed(new)))
+                facts.state, facts.active = state, state[0]
+                return facts
+        # A memory was superseded or deleted (or this is the first search): read them all.
+        facts = cached.facts = _Facts(state=state, active=state[0],
+                                      live=LiveIndex(self.embedder_dim() if self.embedder is not None else None))
+        self._add_facts(facts, list(reversed(self.store.searchable_memories_after(user_id, 0, MAX_SEARCHED))))
+        return facts
+
+    def embedder_dim(self) -> int:
+        """The embedder's vector size (read off one embedded text when it does not say)."""
+        dim = getattr(self.embedder, "dim", None)
+        if isinstance(dim, int):
+            return dim
+        assert self.embedder is not None  # the caller checked
+        return int(np.asarray(self.embedder.embed(["dimension"])).shape[1])
 
     @staticmethod
     def _vectors(embedder: TextEmbedder, rows: Sequence[Any], memories: Sequence[Memory]) -> np.ndarray:
@@ -202,6 +274,22 @@ class MemoryStore:
                 matrix[index] = fresh[position]
         return np.stack([vector for vector in matrix if vector is not None]).astype(np.float32, copy=False)
 
+    def _add_facts(self, facts: _Facts, rows: Sequence[Any]) -> None:
+        """Index ``rows`` (oldest first), keeping the newest :data:`MAX_SEARCHED`."""
+        if not rows:
+            return
+        memories = [Memory(*row[:10]) for row in rows]
+        vectors = self._vectors(self.embedder, rows, memories) if self.embedder is not None else None
+        for position, (row, memory) in enumerate(zip(rows, memories)):
+            facts.memories[memory.id] = memory
+            facts.order.append(memory.id)
+            facts.live.put(memory.id, row[10].split(), vectors[position] if vectors is not None else None)
+            facts.latest = max(facts.latest, int(row[13]))
+        while len(facts.order) > MAX_SEARCHED:  # the oldest beyond the newest MAX_SEARCHED
+            memory_id = facts.order.popleft()
+            facts.memories.pop(memory_id, None)
+            facts.live.remove(memory_id)
+
     # -- export ------------------------------------------------------------------------------
 
     def export(self, user_id: str) -> dict[str, Any]:
@@ -212,6 +300,33 @@ class MemoryStore:
         messages = [{"id": row[0], "completion_id": row[1], "role": row[2], "content": row[3], "created_at": row[4]}
                     for row in self.store.conversation(user_id)]
         return {"memories": memories, "conversations": messages}
+
+
+def _episode(row: Sequence[str]) -> Episode:
+    """A kept message as an episode: a day's messages are one session."""
+    return Episode(row[0], row[1], row[2], session=row[3][:10], date=row[3][:10])
+
+
+@dataclass
+class _Facts:
+    """A user's newest active memories as searched: in the order written, BM25 and vectors."""
+
+    state: tuple[int, int, int]
+    active: int
+    live: LiveIndex
+    order: deque[str] = field(default_factory=deque)
+    memories: dict[str, Memory] = field(default_factory=dict)
+    latest: int = 0
+
+
+@dataclass
+class _Indexed:
+    """What a process keeps in memory to search one user: their episodes and memories."""
+
+    episodes: EpisodeIndex | None = None
+    last_message: str | None = None
+    facts: _Facts | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 __all__ = ["Memory", "MemoryStore"]

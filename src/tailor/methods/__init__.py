@@ -22,12 +22,13 @@ from tailor.methods.method import (
     ModifierMethod,
     Need,
     NoteMethod,
+    RecommenderMethod,
     RetrievalMethod,
     Role,
     WholeMethod,
     whole_method,
 )
-from tailor.methods.spec import MethodSpec, parse_method, parse_methods, parse_serve_method
+from tailor.methods.spec import MethodSpec, parse_method, parse_methods, parse_rank_method, parse_serve_method
 from tailor.registry import Registry
 
 if TYPE_CHECKING:
@@ -72,7 +73,8 @@ class MethodRegistry(Registry):
 
     def by_role(self) -> dict[Role, list[Method]]:
         """Every method, grouped by role (help texts list them so)."""
-        grouped: dict[Role, list[Method]] = {"retrieval": [], "notes": [], "modifier": [], "whole": []}
+        grouped: dict[Role, list[Method]] = {"retrieval": [], "notes": [], "modifier": [], "whole": [],
+                                             "recommender": []}
         for name in self.names():
             method = self.method(name)
             grouped[method.role].append(method)
@@ -87,12 +89,21 @@ METHODS = MethodRegistry(
         "refine": "tailor.methods.refine:REFINE",
         "lora": "tailor.methods.adapters:LORA",
         "user-embedding": "tailor.methods.adapters:USER_EMBEDDING",
+        "preference": "tailor.methods.preference:PREFERENCE",
+        "soup": "tailor.methods.preference:SOUP",
+        "preference-global": "tailor.methods.preference:GLOBAL_PREFERENCE",
         "prior": "tailor.methods.labels:PRIOR",
         "profile-prior": "tailor.methods.labels:PROFILE_PRIOR",
         "knn": "tailor.methods.labels:KNN",
         "user-mean": "tailor.methods.labels:USER_MEAN",
         "global-mean": "tailor.methods.labels:GLOBAL_MEAN",
         "item-bias": "tailor.methods.labels:ITEM_BIAS",
+        "item-mean": "tailor.methods.labels:ITEM_MEAN",
+        "svd": "tailor.methods.labels:SVD",
+        "popular": "tailor.methods.recommenders:POPULAR",
+        "item-knn": "tailor.methods.recommenders:ITEM_KNN",
+        "als": "tailor.methods.recommenders:ALS",
+        "bpr": "tailor.methods.recommenders:BPR",
     },
     group="tailor.methods",
 )
@@ -113,10 +124,10 @@ def method_help(methods: MethodRegistry | None = None) -> str:
     """One line per role listing its methods (the ``--method`` help of ``tailor eval``)."""
     grouped = (methods or METHODS).by_role()
     lines = {"retrieval": "retrieval", "notes": "notes (joined with '+')", "modifier": "modifiers (joined with '+')",
-             "whole": "used alone"}
+             "whole": "used alone", "recommender": "recommenders (ranking tasks; alone, or first: top 20 reranked)"}
     return "; ".join(f"{lines[role]}: {', '.join(m.name for m in found)}" for role, found in grouped.items() if found)
 
 
 __all__ = ["METHODS", "NEEDS", "BuildContext", "Method", "MethodRegistry", "MethodSpec", "ModifierMethod", "Need",
-           "NoteMethod", "RetrievalMethod", "Role", "WholeMethod", "build_personalizer", "method_help",
-           "parse_method", "parse_methods", "parse_serve_method", "whole_method"]
+           "NoteMethod", "RecommenderMethod", "RetrievalMethod", "Role", "WholeMethod", "build_personalizer", "method_help",
+           "parse_method", "parse_methods", "parse_rank_method", "parse_serve_method", "whole_method"]

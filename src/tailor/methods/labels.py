@@ -1,6 +1,7 @@
 """Methods for the tasks with a label set or ratings (LaMP-1/2/3, movielens-ratings): the
 user's label prior times the model's calibrated scores (``+prior``), and methods that need
-no model (``profile-prior``, ``knn``, ``user-mean``, ``global-mean``, ``item-bias``). See
+no model (``profile-prior``, ``knn``, ``user-mean``, ``global-mean``, ``item-bias``, and
+through scikit-surprise ``item-mean`` and ``svd``). See
 :mod:`tailor.personalizers.labels` for what each computes."""
 
 from __future__ import annotations
@@ -69,6 +70,23 @@ def _item_bias(context: BuildContext) -> Personalizer:
     return ItemBiasPersonalizer(_store("item-bias", context))
 
 
+# The hyper-parameters below are the lowest MAE on movielens-ratings' train questions (the
+# validation split; `python benchmarks/recommenders.py ratings`, docs/results-recommendation.md).
+def _item_mean(context: BuildContext) -> Personalizer:
+    from tailor.personalizers.labels import RatingModelPersonalizer
+    from tailor.recommenders.ratings import ItemMean
+
+    return RatingModelPersonalizer("item-mean", ItemMean(shrinkage=1.0), _store("item-mean", context))
+
+
+def _svd(context: BuildContext) -> Personalizer:
+    from tailor.personalizers.labels import RatingModelPersonalizer
+    from tailor.recommenders.ratings import SVD as SurpriseSVD
+
+    model = SurpriseSVD(factors=10, epochs=20, learning_rate=0.05, regularization=0.1)
+    return RatingModelPersonalizer("svd", model, _store("svd", context))
+
+
 _LABELS: frozenset[Need] = frozenset({"labels"})
 _RATINGS: frozenset[Need] = frozenset({"labels", "ratings", "store"})
 
@@ -90,5 +108,12 @@ GLOBAL_MEAN = WholeMethod(
 ITEM_BIAS = WholeMethod(
     name="item-bias", help="the user's mean plus how other users rated the same item before (ratings)",
     needs=_RATINGS, parameters=(), serve_refusal=CHAT_HAS_NO_LABELS, factory=_item_bias)
+ITEM_MEAN = WholeMethod(
+    name="item-mean", help="the item's mean rating over every stored profile, shrunk to the global mean "
+    "(ratings; scikit-surprise)", needs=_RATINGS, parameters=(), serve_refusal=CHAT_HAS_NO_LABELS, factory=_item_mean)
+SVD = WholeMethod(
+    name="svd", help="biased matrix factorization of every stored rating (ratings; scikit-surprise's SVD)",
+    needs=_RATINGS, parameters=(), serve_refusal=CHAT_HAS_NO_LABELS, factory=_svd)
 
-__all__ = ["CHAT_HAS_NO_LABELS", "GLOBAL_MEAN", "ITEM_BIAS", "KNN", "PRIOR", "PROFILE_PRIOR", "USER_MEAN"]
+__all__ = ["CHAT_HAS_NO_LABELS", "GLOBAL_MEAN", "ITEM_BIAS", "ITEM_MEAN", "KNN", "PRIOR", "PROFILE_PRIOR", "SVD",
+           "USER_MEAN"]

@@ -13,7 +13,10 @@ such objects (:class:`~tailor.methods.spec.MethodSpec`). Each object plays one r
   (``lora`` runs it on the user's adapter, ``prior`` multiplies its label scores by the
   user's prior);
 - ``whole`` (:class:`WholeMethod`): a personalizer of its own, used alone (``refine``,
-  ``knn``, ``user-embedding``, a package's method).
+  ``knn``, ``user-embedding``, a package's method);
+- ``recommender`` (:class:`RecommenderMethod`): a classic recommender of a ranking task
+  (``popular``, ``item-knn``, ``als``, ``bpr``): alone it ranks the candidates; first in a
+  method (``als+bm25``) its top items are reranked by the model on the rest's prompt.
 
 Nothing here imports a model, a retriever or a store at import time, so listing methods
 (``tailor --help``) stays cheap: an object imports what it builds with when it builds.
@@ -32,15 +35,17 @@ if TYPE_CHECKING:
     from tailor.methods.spec import MethodSpec
     from tailor.personalizers.contract import Personalizer
     from tailor.personalizers.notes import NoteSource, SummarySource
+    from tailor.personalizers.ranking import RecommenderRanker
     from tailor.personas.chooser import PersonaChooser
     from tailor.prompting.builder import PromptBudget, TokenCounter
+    from tailor.recommenders.models import Recommender
     from tailor.retrieval.retriever import Retriever
     from tailor.retrieval.stored import StoredIndexes
     from tailor.store.contract import ProfileStore
     from tailor.tasks.spec import TaskSpec
     from tailor.types import Backend, TaskExample
 
-Role = Literal["retrieval", "notes", "modifier", "whole"]
+Role = Literal["retrieval", "notes", "modifier", "whole", "recommender"]
 Need = Literal["embedder", "backend", "store", "adapters", "labels", "ratings", "train-split"]
 NEEDS: tuple[Need, ...] = ("embedder", "backend", "store", "adapters", "labels", "ratings", "train-split")
 """What a method may need: an embedder (dense rankings, personas), the model before the
@@ -264,5 +269,27 @@ def whole_method(name: str, factory: Callable[..., Personalizer], *, help: str =
                        parameters=tuple(parameters), serve_refusal=serve_refusal, factory=factory)
 
 
-__all__ = ["NEEDS", "BuildContext", "Method", "ModifierMethod", "Need", "NoteMethod", "Parameter", "RetrievalMethod",
-           "Role", "WholeMethod", "call_with_offered", "whole_method"]
+@dataclass(frozen=True)
+class RecommenderMethod(Method):
+    """A classic recommender (``model`` makes it unfitted): alone, the ranking of a ranking
+    task; first in a method, the stage whose top items the rest reranks."""
+
+    role: ClassVar[Role] = "recommender"
+    position: int = 5
+    serve_refusal: str | None = ("ranks a ranking task's candidates, not a chat's reply; tailor serve ranks with it "
+                                 "on POST /v1/users/{id}/rank (--rank-method)")
+    model: Callable[[], Recommender] | None = field(default=None, compare=False, repr=False)
+
+    def ranker(self, context: BuildContext) -> RecommenderRanker:
+        """Its ranker, fitted (on first use) on every history in the context's store."""
+        if self.model is None:
+            raise NotImplementedError(f"recommender {self.name} has no model")
+        if context.store is None:
+            raise ValueError(f"method {self.name} needs a profile store to fit on")
+        from tailor.personalizers.ranking import RecommenderRanker
+
+        return RecommenderRanker(self.name, self.model(), context.store)
+
+
+__all__ = ["NEEDS", "BuildContext", "Method", "ModifierMethod", "Need", "NoteMethod", "Parameter",
+           "RecommenderMethod", "RetrievalMethod", "Role", "WholeMethod", "call_with_offered", "whole_method"]

@@ -8,6 +8,13 @@ A method is parts joined with ``+``, optionally followed by ``:`` and a prompt l
     [NOTE+...]RETRIEVAL[:LAYOUT]     notes about the user (summary, persona), then retrieved items
     MODIFIER+RETRIEVAL / RETRIEVAL+MODIFIER   lora+bm25 (the user's adapter), bm25+prior (the user's label prior)
     WHOLE[:LAYOUT]                   a method used alone (refine, knn, user-embedding, a package's)
+    RECOMMENDER                      a ranking task's classic recommender alone (popular, item-knn, als, bpr)
+    RECOMMENDER+REST                 its top 20 reranked by the model on REST's prompt (als+bm25,
+                                     als+summary+bm25, als+lora+bm25; als+none: the prompt without the user)
+
+On a ranking task, a method without a recommender (``bm25``, ``summary+bm25``) ranks every
+candidate by the model's likelihood of its title after the method's prompt, the user's
+records retrieved by similarity to the candidates (:mod:`tailor.personalizers.ranking`).
 
 Every part is a name of :data:`tailor.methods.METHODS`, where the built-in methods and those
 packages add (entry point groups ``tailor.methods`` and, for retrievers, ``tailor.retrievers``)
@@ -22,7 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tailor.methods.method import (
     BuildContext,
@@ -30,6 +37,7 @@ from tailor.methods.method import (
     ModifierMethod,
     Need,
     NoteMethod,
+    RecommenderMethod,
     RetrievalMethod,
     WholeMethod,
 )
@@ -82,6 +90,11 @@ class MethodSpec:
     def whole(self) -> WholeMethod | None:
         return next((part for part in self.parts if isinstance(part, WholeMethod)), None)
 
+    @property
+    def recommender(self) -> RecommenderMethod | None:
+        """The classic recommender the method ranks with, or whose top items it reranks."""
+        return next((part for part in self.parts if isinstance(part, RecommenderMethod)), None)
+
     def has(self, name: str) -> bool:
         """Whether a part of this name is in the method."""
         return any(part.name == name for part in self.parts)
@@ -92,6 +105,11 @@ class MethodSpec:
     def pastes_items(self) -> bool:
         """Whether the prompt shows items or notes (so a layout means something)."""
         return any(part.takes_layout for part in self.parts)
+
+    @property
+    def model_free(self) -> bool:
+        """Whether it answers without the model (a classic recommender alone)."""
+        return self.recommender is not None and len(self.parts) == 1
 
     def needs(self, what: Need) -> bool:
         """Whether any part needs ``what`` (``embedder``, ``adapters``, ``labels``...)."""
@@ -120,18 +138,47 @@ class MethodSpec:
             raise ValueError(f"method {self} needs a rating task; {task.name} is a {task.kind} task")
         if self.needs("train-split") and context.train is None:
             raise ValueError(f"method {self} needs the data's train split, and none was given")
+        recommender = self.recommender
+        if recommender is not None and task.kind != "ranking":
+            raise ValueError(f"method {self} ranks items with {recommender.name}; {task.name} is a {task.kind} task")
+        if recommender is not None and len(self.parts) == 1:
+            return recommender.ranker(context)  # type: ignore[return-value]
+        personalizer = self.build_prompt(context)
+        if task.kind != "ranking":
+            return personalizer
+        return self._ranker(personalizer, context)  # type: ignore[no-any-return]
+
+    def build_prompt(self, context: BuildContext) -> Personalizer:
+        """The personalizer that builds this method's prompt, a recommender left out: what
+        :meth:`build` returns on any task but a ranking one, whose ranker scores candidates
+        after this prompt (and what an adapter for it is trained on)."""
         whole = self.whole
         if whole is not None:
             return whole.build(self, context)
         from tailor.personalizers.prompt import PromptPersonalizer
 
+        rest = self.without(RecommenderMethod)
         personalizer: Personalizer = PromptPersonalizer(
-            str(self), retriever=self.retrieval.build_retriever(context),
+            str(rest), retriever=self.retrieval.build_retriever(context),
             notes=[note.source(context) for note in self.notes], k=context.items,
-            layout=self.layout or task.layout, count_tokens=context.count_tokens, budget=context.budget)
+            layout=self.layout or context.task.layout, count_tokens=context.count_tokens, budget=context.budget)
         for modifier in self.modifiers:
-            personalizer = modifier.wrap(personalizer, self, context)
+            personalizer = modifier.wrap(personalizer, rest, context)
         return personalizer
+
+    def _ranker(self, personalizer: Personalizer, context: BuildContext) -> Any:
+        """A ranking task's ranker: the model's likelihood of each candidate after
+        ``personalizer``'s prompt, over the recommender's top items when there is one."""
+        from tailor.personalizers.ranking import LikelihoodRanker, Reranker
+
+        if context.backend is None:
+            raise ValueError(f"method {self} ranks with the model, and no backend was given")
+        rest = self.without(RecommenderMethod)
+        ranker = LikelihoodRanker(str(rest), personalizer, context.backend)
+        recommender = self.recommender
+        if recommender is None:
+            return ranker
+        return Reranker(str(self), recommender.ranker(context), ranker)
 
     def without(self, role: type[Method]) -> MethodSpec:
         """This method without its parts of ``role`` (the prompt a modifier wraps)."""
@@ -166,6 +213,10 @@ class MethodSpec:
         return spec
 
     def _check(self, parts: list[Method], text: str) -> None:
+        recommenders = [part.name for part in parts if isinstance(part, RecommenderMethod)]
+        if len(recommenders) > 1:
+            raise ValueError(f"method {text!r} names {len(recommenders)} recommenders ({', '.join(recommenders)}); "
+                             "a method reranks one recommender's top items")
         wholes = [part for part in parts if isinstance(part, WholeMethod)]
         if wholes and len(parts) > 1:
             raise ValueError(f"method {wholes[0].name!r} is used alone, not combined ({text!r})")
@@ -188,11 +239,13 @@ def _none() -> RetrievalMethod:
 
 
 def _canonical(parts: tuple[Method, ...]) -> tuple[Method, ...]:
-    """``parts`` in canonical order, ``none`` left out when another part comes before it
-    (``summary``, ``lora``; but ``none+prior`` keeps it)."""
+    """``parts`` in canonical order, ``none`` left out when another part than a recommender
+    comes before it (``summary``, ``lora``; but ``none+prior`` keeps it, and so does
+    ``als+none``, the reranker whose prompt shows nothing of the user)."""
     ordered = sorted(parts, key=lambda part: part.position)
     return tuple(part for index, part in enumerate(ordered)
-                 if not (isinstance(part, RetrievalMethod) and part.retriever is None and index > 0))
+                 if not (isinstance(part, RetrievalMethod) and part.retriever is None
+                         and any(not isinstance(before, RecommenderMethod) for before in ordered[:index])))
 
 
 def _join_compound_names(names: list[str], known: set[str]) -> list[str]:
@@ -244,4 +297,14 @@ def parse_serve_method(text: str | MethodSpec) -> MethodSpec:
     return spec
 
 
-__all__ = ["MethodSpec", "parse_method", "parse_methods", "parse_serve_method"]
+def parse_rank_method(text: str | MethodSpec) -> MethodSpec:
+    """A method ``tailor serve`` ranks with on ``/v1/users/{id}/rank``: its parts serve, a
+    recommender's refusal aside (it refuses chats, not rankings)."""
+    spec = parse_method(text) if isinstance(text, str) else text
+    for part in spec.parts:
+        if part.serve_refusal is not None and not isinstance(part, RecommenderMethod):
+            raise ValueError(f"method {spec} {part.serve_refusal}")
+    return spec
+
+
+__all__ = ["MethodSpec", "parse_method", "parse_methods", "parse_rank_method", "parse_serve_method"]

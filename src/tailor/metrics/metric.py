@@ -93,8 +93,14 @@ BUILT_IN_METRICS: dict[str, str] = {
     "rouge-1": "tailor.metrics.scores:ROUGE_1",
     "rouge-L": "tailor.metrics.scores:ROUGE_L",
     "bleu": "tailor.metrics.scores:BLEU",
+    "meteor": "tailor.metrics.meteor:METEOR",
+    "reward": "tailor.alignment.users:REWARD",
+    **{f"{name}@{k}": f"tailor.metrics.ranking:{name.upper()}_{k}"
+       for name in ("ndcg", "recall", "hitrate") for k in (1, 5, 10)},
+    "mrr": "tailor.metrics.ranking:MRR",
 }
-"""tailor's own metrics (the official LaMP metrics and BLEU), as ``"module:attribute"`` entries."""
+"""tailor's own metrics (the official LaMP metrics, BLEU, and the ranking metrics of
+:mod:`tailor.metrics.ranking`), as ``"module:attribute"`` entries."""
 
 
 def metric_registry() -> Registry:

@@ -23,10 +23,14 @@ from typing import Any, Literal
 import numpy as np
 
 from tailor.metrics.metric import ColumnMean, Metric, resolve_metric
+from tailor.metrics.ranking import RANKING_METRICS
 
-MetricKind = Literal["classification", "rating", "generation"]
-"""What per-example columns hold: label indices, numbers, or each metric's own value per example."""
-_KINDS: tuple[MetricKind, ...] = ("classification", "rating", "generation")
+MetricKind = Literal["classification", "rating", "generation", "ranking"]
+"""What per-example columns hold: label indices, numbers, or each metric's own value per
+example (generation, and ranking: :mod:`tailor.metrics.ranking`)."""
+_KINDS: tuple[MetricKind, ...] = ("classification", "rating", "generation", "ranking")
+_OWN_COLUMNS: tuple[MetricKind, ...] = ("generation", "ranking")
+"""The kinds whose columns are their metrics' own per-example values, each averaged."""
 
 # Classification and rating columns are exactly these; generation columns are metrics'
 # per-example values themselves (ROUGE, BLEU, a metric a package adds), each averaged.
@@ -34,12 +38,14 @@ _COLUMNS: dict[MetricKind, tuple[str, ...]] = {
     "classification": ("prediction", "gold"),
     "rating": ("prediction", "gold"),
     "generation": (),
+    "ranking": (),
 }
 
 OFFICIAL_METRICS: dict[MetricKind, tuple[str, ...]] = {
     "classification": ("accuracy", "f1"),
     "rating": ("mae", "rmse"),
     "generation": ("rouge-1", "rouge-L", "bleu"),
+    "ranking": RANKING_METRICS,
 }
 """The metrics the official LaMP evaluator reports for each kind of task (BLEU added): what a
 task is scored with unless it names its own, and what scores built without metrics report
@@ -80,7 +86,7 @@ class PerExampleScores:
             raise ValueError(f"{self.kind} scores need columns {list(required)}; missing {missing}")
         if not self.columns:
             raise ValueError(f"{self.kind} scores need at least one column")
-        if self.kind != "generation":
+        if self.kind not in _OWN_COLUMNS:
             extra = sorted(set(self.columns) - set(required))
             if extra:
                 raise ValueError(f"{self.kind} scores take only columns {list(required)}; got extra {extra}")
@@ -125,7 +131,7 @@ class PerExampleScores:
     def _metrics(self) -> tuple[Metric, ...]:
         # Resolved on first use: scores made by one computation for several metrics are
         # merged before anything aggregates them (tailor.metrics.score_metrics).
-        names = self.metrics or (tuple(self.columns) if self.kind == "generation" else OFFICIAL_METRICS[self.kind])
+        names = self.metrics or (tuple(self.columns) if self.kind in _OWN_COLUMNS else OFFICIAL_METRICS[self.kind])
         return tuple(resolve_metric(metric) for metric in names)
 
     def metric(self, name: str) -> Metric:

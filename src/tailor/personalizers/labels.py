@@ -12,6 +12,9 @@ give this one a 4. These methods use that:
 - ``item-bias`` (rating tasks): the user's mean plus the item's bias, how far other users'
   earlier ratings of the same item are from the population's mean (the user and item
   biases of a recommender's baseline predictor, with no constant to tune);
+- ``item-mean`` and ``svd`` (rating tasks): the item's mean rating and biased matrix
+  factorization, through ``scikit-surprise`` (:mod:`tailor.recommenders.ratings`), fitted
+  on every rating in the store;
 - ``none+prior`` and ``bm25+prior``: the model's scores for the labels on that method's
   prompt, contextually calibrated (see :mod:`tailor.personalizers.calibration`), times
   the user's prior. Calibration divides out the model's own preference for a label
@@ -41,6 +44,7 @@ from tailor.tasks.spec import TaskSpec
 from tailor.types import HistoryRecord, Profile
 
 if TYPE_CHECKING:
+    from tailor.recommenders.ratings import RatingModel
     from tailor.store.contract import ProfileStore
 
 LabelDistribution = Mapping[str, float]
@@ -279,6 +283,32 @@ class ItemBiasPersonalizer:
         return Personalized(messages=(), answer=_answer(answer), granularity="user" if ratings else "global")
 
 
+class RatingModelPersonalizer:
+    """``item-mean``, ``svd``: a rating model of :mod:`tailor.recommenders.ratings`, fitted
+    once (at the first question) on every rating in the store, an item keyed by its text as
+    ``item-bias`` keys it, answering the user's rating of the question's item.
+
+    A cross-user read, like ``item-bias``, but without its date cut: as for the ranking
+    task's recommenders, other users' ratings later than the question are in the fit (the
+    usual leave-out protocol); nothing of the question's user at or after it is."""
+
+    model_free = True
+
+    def __init__(self, name: str, model: RatingModel, store: ProfileStore) -> None:
+        self.name, self.model, self.store = name, model, store
+        self._fitted = False
+
+    def personalize(self, task: TaskSpec, text: str, profile: Profile) -> Personalized:
+        if not self._fitted:
+            ratings = [(user_id, _item_key(task.document(record)), _number(label))
+                       for user_id in self.store.list_users() for record in self.store.get_profile(user_id).records
+                       if (label := item_label(task, record)) is not None]
+            self.model.fit(ratings, _scale(task))
+            self._fitted = True
+        value, known = self.model.predict(profile.user_id, _item_key(task.query(text)))
+        return Personalized(messages=(), answer=_answer(value), granularity="user" if known else "global")
+
+
 def _item_key(text: str) -> str:
     return " ".join(text.split()).casefold()
 
@@ -350,6 +380,7 @@ __all__ = [
     "MeanRatingPersonalizer",
     "PriorPersonalizer",
     "ProfilePriorPersonalizer",
+    "RatingModelPersonalizer",
     "as_label",
     "combine",
     "decide",

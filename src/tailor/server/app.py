@@ -46,7 +46,9 @@ from tailor.backends.contract import Backend, BackendError
 from tailor.backends.gate import GateClosed, GateFull, PieceStream
 from tailor.chat.personalizer import ChatContext
 from tailor.server.config import ServeConfig, is_loopback
+from tailor.server.feedback import add_feedback_routes
 from tailor.server.keys import Principal
+from tailor.server.ranking import add_rank_route
 from tailor.server.request_log import RequestLog, request_fields, route_of
 from tailor.server.responses import completion, stream_events
 from tailor.server.schema import (
@@ -65,10 +67,13 @@ from tailor.store import SQLProfileStore, StoreUnavailableError
 from tailor.types import GenerationRequest, GenerationResult, HistoryRecord, advance_steps
 
 logger = logging.getLogger("tailor.server")
+CHECK_THREADS = 4
+"""Worker threads of /health, /ready and /v1/models' key checks, apart from every other route's."""
 Answer = TypeVar("Answer")
 
 _STATUS_TYPES = {401: "authentication_error", 403: "permission_error", 404: "not_found_error",
-                 405: "invalid_request_error", 413: "invalid_request_error", 415: "invalid_request_error"}
+                 405: "invalid_request_error", 408: "invalid_request_error", 413: "invalid_request_error",
+                 415: "invalid_request_error"}
 
 
 class OpenServerRefused(ValueError):
@@ -128,7 +133,13 @@ def create_app(config: ServeConfig, *, backend: Backend | None = None, store: SQ
     async def http_error(request: Any, error: Any) -> Any:
         status = int(error.status_code)
         message = "no such route" if status == 404 else str(error.detail)
-        return error_response(APIError(status, message, type=_STATUS_TYPES.get(status, "invalid_request_error")))
+        headers = dict(getattr(error, "headers", None) or {})
+        if status == 405:  # every method the path takes (the framework names one route's)
+            methods = {method for route in app.routes if isinstance(route, APIRoute)
+                       and route.path_regex.match(request.url.path) for method in route.methods or ()}
+            headers["Allow"] = ", ".join(sorted(methods))
+        return error_response(APIError(status, message, type=_STATUS_TYPES.get(status, "invalid_request_error"),
+                                       headers=headers))
 
     @app.exception_handler(GateFull)
     async def queue_full(request: Any, error: GateFull) -> Any:
@@ -174,13 +185,21 @@ def create_app(config: ServeConfig, *, backend: Backend | None = None, store: SQ
                 raise too_large()
         chunks, size = [], 0
         try:
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > limits.max_body_bytes:
-                    raise too_large()
-                chunks.append(chunk)
+            # A client that stalls while sending its body holds a connection: it gets
+            # body_timeout seconds in all, then a 408 (and the connection is closed).
+            with anyio.fail_after(config.body_timeout):
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > limits.max_body_bytes:
+                        raise too_large()
+                    chunks.append(chunk)
         except ClientDisconnect:
             raise ClientGone("in the middle of its request body") from None
+        except TimeoutError:
+            logger.warning("request body not received within %g s on %s %s (%d bytes so far)", config.body_timeout,
+                           request.method, route_of(request.scope), size)
+            raise APIError(408, f"the request body did not arrive within {config.body_timeout:g} s",
+                           code="request_timeout", headers={"Connection": "close"}) from None
         return b"".join(chunks)
 
     def too_large() -> APIError:
@@ -196,7 +215,12 @@ def create_app(config: ServeConfig, *, backend: Backend | None = None, store: SQ
             if self.body_field is None:
                 return handle
 
+            # The caller is authenticated before a byte of the body is read: a request
+            # without a valid key is a 401 whatever its body, which is never read.
+            authentication = next(d.call for d in self.dependant.dependencies if d.call in (caller, chat_caller))
+
             async def read_then_handle(request: Request) -> Response:
+                await authentication(request)  # type: ignore[misc]
                 raw = await read_body(request)
                 media_type = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
                 if raw.strip() and not (media_type == "application/json" or media_type.endswith("+json")):
@@ -222,21 +246,57 @@ def create_app(config: ServeConfig, *, backend: Backend | None = None, store: SQ
         return await anyio.to_thread.run_sync(functools.partial(function, *args), limiter=limiter)
 
     def authenticate(request: Request) -> Principal:
-        principal = service.authenticate(request.headers.get("authorization"), request.headers.get("x-tailor-tenant"))
+        tenants = request.headers.getlist("x-tailor-tenant")
+        principal = service.authenticate(request.headers.get("authorization"), tenants[0] if tenants else None)
+        if len(tenants) > 1:  # a proxy may read another one than we would: refuse, after the key
+            raise invalid("the X-Tailor-Tenant header is given more than once", "X-Tailor-Tenant")
         fields = request_fields(request.scope)
         fields["tenant"], fields["key_id"] = principal.tenant, principal.key_id
         return principal
 
     # The first dependency of every route: its caller is authenticated (in a worker thread)
-    # before any of its input is checked.
+    # before any of its input is checked (a route with a body authenticates before reading
+    # it, BodyRoute; the principal found then is kept in the request's state).
     async def caller(request: Request) -> Principal:
-        return await run_in_threadpool(authenticate, request)
+        if not hasattr(request.state, "principal"):
+            request.state.principal = await run_in_threadpool(authenticate, request)
+        return request.state.principal  # type: ignore[no-any-return]
 
     async def chat_caller(request: Request) -> Principal:
-        return await in_chat_thread(authenticate, request)
+        if not hasattr(request.state, "principal"):
+            request.state.principal = await in_chat_thread(authenticate, request)
+        return request.state.principal  # type: ignore[no-any-return]
+
+    # Liveness, readiness and the model list have a small pool of their own, so that a burst
+    # of chats and data requests queued for threads never makes a load balancer's check wait.
+    check_limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, anyio.CapacityLimiter] = (
+        weakref.WeakKeyDictionary())
+
+    async def in_check_thread(function: Callable[..., Answer], *args: Any) -> Answer:
+        loop = asyncio.get_running_loop()
+        limiter = check_limiters.get(loop)
+        if limiter is None:
+            limiter = check_limiters[loop] = anyio.CapacityLimiter(CHECK_THREADS)
+        return await anyio.to_thread.run_sync(functools.partial(function, *args), limiter=limiter)
+
+    async def check_caller(request: Request) -> Principal:
+        if not hasattr(request.state, "principal"):
+            request.state.principal = await in_check_thread(authenticate, request)
+        return request.state.principal  # type: ignore[no-any-return]
+
+    @app.get("/health")
+    async def health() -> Any:
+        """Liveness: the process answers (no key needed; nothing is read)."""
+        return {"status": "ok"}
+
+    @app.get("/ready")
+    async def ready() -> Any:
+        """Readiness: the store answers (no key needed); a 503 while it is unreachable."""
+        await in_check_thread(service.check_store)
+        return {"status": "ready"}
 
     @app.get("/v1/models")
-    async def models(principal: Principal = Depends(caller)) -> Any:
+    async def models(principal: Principal = Depends(check_caller)) -> Any:
         return service.models()
 
     async def until_answered(request: Request, waiting: Awaitable[Answer], cancel: Callable[[], bool]) -> Answer:
@@ -281,7 +341,9 @@ def create_app(config: ServeConfig, *, backend: Backend | None = None, store: SQ
             for future in futures:  # those not answered (the queue was full, a failure, a client gone)
                 future.cancel()
 
-    @app.post("/v1/chat/completions")
+    @app.post("/v1/chat/completions", responses={200: {
+        "description": "the reply: a chat completion, or with stream: true a text/event-stream of chunks",
+        "content": {"application/json": {}, "text/event-stream": {"schema": {"type": "string"}}}}})
     async def chat_completions(request: Request, principal: Principal = Depends(chat_caller),
                                chat: ChatRequest = Depends(bodies.chat)) -> Any:
         prepared = await prepare_chat(request, principal, chat)
@@ -318,6 +380,8 @@ def create_app(config: ServeConfig, *, backend: Backend | None = None, store: SQ
             yield await in_chat_thread(service.finish_chat, prepared, item)
         finally:
             pieces.cancel()
+
+    add_rank_route(app, service, caller, model_answers)  # POST /v1/users/{user_id}/rank (server/ranking.py)
 
     @app.put("/v1/users/{user_id}")
     async def put_user(user_id: UserId, principal: Principal = Depends(caller),
@@ -364,6 +428,7 @@ def create_app(config: ServeConfig, *, backend: Backend | None = None, store: SQ
     async def delete_memory(user_id: UserId, memory_id: MemoryId, principal: Principal = Depends(caller)) -> Any:
         return await run_in_threadpool(service.delete_memory, principal, user_id, memory_id)
 
+    add_feedback_routes(app, service, caller)
     return app
 
 

@@ -6,7 +6,7 @@ import ipaddress
 from dataclasses import dataclass, field
 
 from tailor.logs import LOG_FORMATS, LogFormat
-from tailor.methods import MethodSpec, parse_serve_method
+from tailor.methods import MethodSpec, parse_rank_method, parse_serve_method
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,9 @@ class ServeConfig:
     model at once: one more is answered 429 with ``Retry-After`` at once; a reply still
     waiting after ``queue_timeout`` seconds is answered 503. ``worker_threads`` is the size
     of the thread pool that runs request work (store reads and writes; never a wait for
-    the model). ``log_format`` is how ``tailor serve`` writes its logs, one line per
+    the model). A client gets ``header_timeout`` seconds to send a request's head and
+    ``body_timeout`` seconds to send its body, else a 408 and the connection is closed.
+    ``log_format`` is how ``tailor serve`` writes its logs, one line per
     request among them (``text``: ``key=value``; ``json``: one object per line; see
     :mod:`tailor.server.request_log`). ``memory_backend`` is the model that extracts
     facts (the serving backend when ``None``). ``model`` is the id reported by
@@ -86,8 +88,16 @@ class ServeConfig:
     max_queue: int = 64
     queue_timeout: float = 120.0
     worker_threads: int = 40
+    body_timeout: float = 30.0
+    header_timeout: float = 10.0
     log_format: LogFormat = "text"
     limits: Limits = field(default_factory=Limits)
+    rank_method: MethodSpec | str | None = None
+    """The method ``POST /v1/users/{id}/rank`` orders candidates by (a recommender such as
+    ``als``, a model method such as ``bm25``, a reranker such as ``als+bm25``); ``None``:
+    the server has no rank route."""
+    rank_task: str = "movielens-next"
+    """The ranking task whose prompts and defaults the rank route uses."""
 
     @property
     def serve_method(self) -> MethodSpec:
@@ -99,6 +109,12 @@ class ServeConfig:
         if not isinstance(self.store, str) or not self.store:
             raise ValueError("ServeConfig.store must name the profile store (a SQLite file path)")
         object.__setattr__(self, "method", parse_serve_method(self.method))
+        if self.rank_method is not None:
+            from tailor.tasks import get_task
+
+            object.__setattr__(self, "rank_method", parse_rank_method(self.rank_method))
+            if get_task(self.rank_task).kind != "ranking":
+                raise ValueError(f"ServeConfig.rank_task must be a ranking task, got {self.rank_task!r}")
         if "embedder" in self.serve_method.retrieval.all_needs() and not self.embedder:
             raise ValueError(f"serving method {str(self.method)!r} searches record vectors and needs an embedder "
                              "(hashing or minilm)")
@@ -109,6 +125,9 @@ class ServeConfig:
         if self.log_format not in LOG_FORMATS:
             raise ValueError(f"ServeConfig.log_format must be one of {', '.join(LOG_FORMATS)}, "
                              f"got {self.log_format!r}")
+        for name in ("body_timeout", "header_timeout"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"ServeConfig.{name} must be a positive number of seconds, got {getattr(self, name)!r}")
         if not self.queue_timeout > 0:
             raise ValueError(f"ServeConfig.queue_timeout must be a positive number of seconds, "
                              f"got {self.queue_timeout!r}")

@@ -6,6 +6,7 @@ from tailor.logs import configure_logging
 from tailor.registry import require
 from tailor.server.app import create_app
 from tailor.server.config import ServeConfig
+from tailor.server.protocol import timed_protocol
 
 
 def serve(config: ServeConfig, *, log_level: str = "info") -> None:
@@ -17,8 +18,9 @@ def serve(config: ServeConfig, *, log_level: str = "info") -> None:
     app = create_app(config)
     # log_config=None: uvicorn keeps the handlers set above (and its access log, which
     # would show raw paths and so user ids, stays off).
+    # The h11 protocol with a time limit on request heads (server/protocol.py); the body's is the app's.
     uvicorn.run(app, host=config.host, port=config.port, log_level=log_level, access_log=False, log_config=None,
-                timeout_graceful_shutdown=5)
+                timeout_graceful_shutdown=5, http=timed_protocol(config.header_timeout))
 
 
 __all__ = ["serve"]

@@ -106,11 +106,17 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
                                                    "fault (`messages[0].role`), `error.message` what is wrong"}}
 
 
+SHAPE_TAGS = frozenset({"pair", "rating", "edit"})
+"""The tags of a body that is one of several shapes (the feedback route's, :mod:`tailor.server.feedback`)."""
+
+
 def validation_error(errors: Sequence[Any]) -> APIError:
     """The answer (400) to a request that does not fit its declaration: the first field at
     fault as ``param`` (``messages[0].role``, ``k``), and the message saying what is wrong."""
     error = errors[0]
     location = list(error["loc"][1:])  # after "body", "query" or "path"
+    if len(location) > 1 and location[0] in SHAPE_TAGS:  # which shape of a body was checked: no part of its path
+        location = location[1:]
     what = _MEANINGS.get(str((error.get("ctx") or {}).get("pattern")), error["msg"])
     if location[-1:] == ["[key]"]:  # the name of an object's entry
         *location, key, _ = location
@@ -248,7 +254,9 @@ def request_bodies(limits: Limits, default_max_tokens: int) -> RequestBodies:
 
 __all__ = [
     "ERROR_RESPONSES",
+    "NOT_BLANK",
     "NO_NUL",
+    "SHAPE_TAGS",
     "FlushSeconds",
     "MemoryCount",
     "MemoryId",

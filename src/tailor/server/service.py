@@ -232,6 +232,9 @@ class TailorService:
         request, store_id, context = prepared.request, prepared.store_id, prepared.context
         if context is not None and store_id is not None:
             self.users.remember(store_id, prepared.completion_id, request.last_user_message, result.text)
+            # Kept so that a rating or an edit of this reply can name it (tailor.chat.feedback).
+            self.users.feedback.keep_reply(store_id, prepared.completion_id, request.messages, result.text,
+                                           prepared.adapter)
         prompt_tokens = count_prompt_tokens(self.backend, prepared.generation.messages)
         completion_tokens = result.tokens or self.backend.count_tokens(result.text)
         usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
@@ -243,6 +246,10 @@ class TailorService:
             personalize_ms=(prepared.personalized - prepared.began) * 1000.0,
             overhead_ms=((finished - prepared.began) - (generated - prepared.personalized)) * 1000.0,
             adapter=prepared.adapter)
+
+    def check_store(self) -> None:
+        """Returns when the store answers; raises StoreUnavailableError (a 503) when not."""
+        self.store.ping()
 
     def models(self) -> dict[str, Any]:
         return {"object": "list", "data": [{"id": self.model, "object": "model", "created": 0, "owned_by": "tailor"}]}

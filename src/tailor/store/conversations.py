@@ -71,6 +71,22 @@ class ConversationData(AdapterData[ConnectionT]):
                 f"ORDER BY {self._row_order} DESC LIMIT ?"), (user_id, max(int(limit), 0))).fetchall()
         return [(row[0], row[1], row[2], row[3]) for row in reversed(rows)]
 
+    def messages_after(self, user_id: str, message_id: str, limit: int) -> list[tuple[str, str, str, str]] | None:
+        """``(message_id, role, content, created_at)`` of the user's messages written after
+        ``message_id``, oldest first, at most the newest ``limit`` of them; ``None`` when
+        the user holds no such message (a search kept up to date by what is new starts over)."""
+        with self._reading() as connection:
+            found = connection.execute(self._sql(
+                f"SELECT {self._row_order} FROM conversation_messages WHERE user_id = ? AND message_id = ?"),
+                (user_id, message_id)).fetchone()
+            if found is None:
+                return None
+            rows = connection.execute(self._sql(
+                "SELECT message_id, role, content, created_at FROM conversation_messages "
+                f"WHERE user_id = ? AND {self._row_order} > ? ORDER BY {self._row_order} DESC LIMIT ?"),
+                (user_id, found[0], max(int(limit), 0))).fetchall()
+        return [(row[0], row[1], row[2], row[3]) for row in reversed(rows)]
+
     def conversation(self, user_id: str) -> list[tuple[str, str, str, str, str]]:
         """``(message_id, completion_id, role, content, created_at)`` of all the user's messages, oldest first."""
         with self._reading() as connection:
@@ -185,6 +201,25 @@ class ConversationData(AdapterData[ConnectionT]):
                 f"WHERE user_id = ? AND superseded_by IS NULL ORDER BY {self._row_order} DESC LIMIT ?"),
                 (user_id, max(int(limit), 0))).fetchall()
         return [(*row[:12], None if row[12] is None else bytes(row[12])) for row in rows]
+
+    def memory_state(self, user_id: str) -> tuple[int, int, int]:
+        """``(active memories, all memories, the newest one's place in the order)`` of the
+        user: one of them changes whenever a memory is added, superseded or deleted."""
+        with self._reading() as connection:
+            row = connection.execute(self._sql(
+                f"SELECT COUNT(*), COUNT(superseded_by), COALESCE(MAX({self._row_order}), 0) FROM memories WHERE user_id = ?"
+                ), (user_id,)).fetchone()
+        return int(row[0]) - int(row[1]), int(row[0]), int(row[2])
+
+    def searchable_memories_after(self, user_id: str, after: int, limit: int) -> list[tuple[Any, ...]]:
+        """:meth:`searchable_memories` written after place ``after`` in the order (newest
+        first), each with its place appended."""
+        with self._reading() as connection:
+            rows = connection.execute(self._sql(
+                f"SELECT {MEMORY_COLUMNS}, terms, embedder, embedding, {self._row_order} FROM memories "
+                f"WHERE user_id = ? AND superseded_by IS NULL AND {self._row_order} > ? "
+                f"ORDER BY {self._row_order} DESC LIMIT ?"), (user_id, int(after), max(int(limit), 0))).fetchall()
+        return [(*row[:12], None if row[12] is None else bytes(row[12]), int(row[13])) for row in rows]
 
     def memory_history(self, user_id: str) -> list[tuple[str, str, str | None, str | None, str]]:
         """``(memory_id, event, related_memory_id, source_message_id, at)`` of the user's memories, oldest first."""

@@ -62,6 +62,19 @@ process about to extract facts from a pending message claims it until then, so t
 server processes sharing the store never extract the same message at once, and a claim
 left by a process that died runs out.
 
+Version 5 keeps what preference learning needs from the server (schema of
+:mod:`tailor.store.feedback`), each table under the derived data rule::
+
+    served_replies(completion_id PRIMARY KEY, user_id -> users ON DELETE CASCADE,
+                   messages TEXT (JSON, as the client sent them), reply, adapter, created_at)
+    feedback(feedback_id PRIMARY KEY, user_id -> users ON DELETE CASCADE,
+             kind 'pair' | 'rating' | 'edit', completion_id, messages TEXT (JSON), chosen,
+             rejected, rating, source, created_at)
+
+A served reply keeps its id, prompt and text so that a later rating or edit of it becomes a
+training example; feedback keeps its own copy of the prompt, so it stays whole when the
+reply it rated is pruned.
+
 Dialects
 --------
 Each statement is written once, in SQLite's words, with a placeholder where PostgreSQL's
@@ -414,6 +427,30 @@ MIGRATIONS: tuple[Migration, ...] = (
     )),
     Migration(4, (
         "ALTER TABLE conversation_messages ADD COLUMN claimed_until TEXT",
+    )),
+    Migration(5, (
+        """CREATE TABLE IF NOT EXISTS served_replies (
+        completion_id {text_key} PRIMARY KEY NOT NULL,
+        user_id {text_key} NOT NULL REFERENCES users(user_id) ON DELETE CASCADE,
+        messages TEXT NOT NULL,
+        reply TEXT NOT NULL,
+        adapter TEXT,
+        created_at TEXT NOT NULL
+    )""",
+        "CREATE INDEX IF NOT EXISTS served_replies_by_user ON served_replies (user_id, created_at)",
+        """CREATE TABLE IF NOT EXISTS feedback (
+        feedback_id {text_key} PRIMARY KEY NOT NULL,
+        user_id {text_key} NOT NULL REFERENCES users(user_id) ON DELETE CASCADE,
+        kind {text_key} NOT NULL CHECK (kind IN ('pair', 'rating', 'edit')),
+        completion_id TEXT,
+        messages TEXT NOT NULL,
+        chosen TEXT,
+        rejected TEXT,
+        rating INTEGER,
+        source TEXT NOT NULL,
+        created_at {text_key} NOT NULL
+    )""",
+        "CREATE INDEX IF NOT EXISTS feedback_by_user ON feedback (user_id, created_at)",
     )),
 )
 

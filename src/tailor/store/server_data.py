@@ -16,7 +16,8 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from tailor.store.conversations import ConnectionT, ConversationData
+from tailor.store.conversations import ConnectionT
+from tailor.store.feedback import FeedbackData
 from tailor.types import HistoryRecord
 
 __all__ = ["ApiKeyRow", "CompiledIndex", "CompiledMatrix", "ServingData"]
@@ -33,7 +34,7 @@ def _records(rows: Sequence[Sequence[Any]]) -> list[HistoryRecord]:
     return [HistoryRecord(record_id, json.loads(fields), date) for record_id, fields, date in rows]
 
 
-class ServingData(ConversationData[ConnectionT]):
+class ServingData(FeedbackData[ConnectionT]):
     """API keys and compiled per-user search structures, in the store's own database."""
 
     # -- API keys (no user data) --------------------------------------------------------------

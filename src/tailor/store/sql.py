@@ -175,6 +175,12 @@ class SQLStore(StoreBase, Generic[ConnectionT]):
 
     # -- users and records -----------------------------------------------------------------
 
+    def ping(self) -> None:
+        """One trivial read: returns when the database answers, raises
+        :class:`~tailor.store.contract.StoreUnavailableError` when it does not."""
+        with self._reading() as connection:
+            connection.execute("SELECT 1").fetchone()
+
     def delete_user(self, user_id: str) -> bool:
         """Delete the user and everything derived from them; return whether they existed.
 

@@ -94,6 +94,9 @@ class SQLiteProfileStore(ServingData[sqlite3.Connection]):
             self._journal_mode: str = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             connection.execute("PRAGMA synchronous = NORMAL")
             connection.execute("PRAGMA foreign_keys = ON")
+            # Deleted rows are overwritten with zeros, not left in free space: with the
+            # checkpoint after a user's deletion (delete_user), no file keeps their text.
+            connection.execute("PRAGMA secure_delete = ON")
             self._connection: sqlite3.Connection | None = connection
             self._migrate()
         except sqlite3.DatabaseError as error:
@@ -104,6 +107,27 @@ class SQLiteProfileStore(ServingData[sqlite3.Connection]):
     @property
     def path(self) -> str:
         return self._path
+
+    def delete_user(self, user_id: str) -> bool:
+        """Delete the user and everything derived from them (see
+        :meth:`~tailor.store.sql.SQLStore.delete_user`), then checkpoint the write-ahead log
+        into the file and truncate it: with ``secure_delete`` on, neither the file nor its
+        ``-wal`` holds the user's text once this returns (inside a caller's transaction, the
+        checkpoint is left to the next deletion outside one)."""
+        deleted = super().delete_user(user_id)
+        if deleted:
+            self.checkpoint()
+        return deleted
+
+    def checkpoint(self) -> bool:
+        """Copy the write-ahead log into the file and truncate it to nothing; whether that
+        completed (another process reading an older snapshot can keep it from completing)."""
+        with self._lock:
+            connection = self._open_connection()
+            if connection.in_transaction or self._journal_mode != "wal":
+                return False
+            busy, _, _ = connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            return not busy
 
     @property
     def journal_mode(self) -> str:

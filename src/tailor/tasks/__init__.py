@@ -29,11 +29,18 @@ BUILT_IN_TASKS: dict[str, str] = {
     "LaMP-5": "tailor.tasks.lamp:LAMP_5",
     "LaMP-6": "tailor.tasks.lamp:LAMP_6",
     "LaMP-7": "tailor.tasks.lamp:LAMP_7",
+    "LongLaMP-2": "tailor.tasks.longlamp:LONGLAMP_2",
+    "LongLaMP-3": "tailor.tasks.longlamp:LONGLAMP_3",
+    "LongLaMP-4": "tailor.tasks.longlamp:LONGLAMP_4",
     "news-headlines": "tailor.tasks.news_headlines:NEWS_HEADLINES",
+    "news-openings": "tailor.tasks.news_openings:NEWS_OPENINGS",
     "commits": "tailor.tasks.commits:COMMITS",
     "tweets": "tailor.tasks.tweets:TWEETS",
     "movielens-ratings": "tailor.tasks.movielens_ratings:MOVIELENS_RATINGS",
     "debates": "tailor.tasks.debates:DEBATES",
+    "preference": "tailor.tasks.preference:PREFERENCE",
+    "movielens-next": "tailor.tasks.next_item:MOVIELENS_NEXT",
+    "movielens-next-full": "tailor.tasks.next_item:MOVIELENS_NEXT_FULL",
 }
 """tailor's own tasks, as ``"module:attribute"`` entries like a package's entry points."""
 

@@ -27,7 +27,8 @@ from tailor.types import HistoryRecord, TaskExample
 if TYPE_CHECKING:
     from tailor.metrics import Metric, PerExampleScores
 
-TaskKind = Literal["classification", "rating", "generation"]
+TaskKind = Literal["classification", "rating", "generation", "ranking"]
+"""What a task answers: a label, a rating, a text, or an order of candidate items."""
 AnswerMode = Literal["extract", "raw"]
 """How generated text becomes a generation task's answer: ``extract`` removes chatter
 (:func:`tailor.tasks.answers.extract_answer`); ``raw`` keeps the first line as generated."""
@@ -77,6 +78,13 @@ class TaskSpec:
     users_are: str = "users"
     """What one of the task's users is, in the plural (``accounts``, ``outlets``): how
     ``tailor demo`` and reports name them."""
+    cold_profile: int | None = None
+    """Users with at most this many history items are reported apart as cold users
+    (``None``: no such report)."""
+    stores_every_user: bool = False
+    """Whether ``tailor eval`` puts every user of the split into the profile store, however
+    few ``--limit`` or ``--users`` evaluate: a ranking task's recommenders learn from every
+    user's history, so a subset evaluated must not shrink what they are fitted on."""
 
     @property
     def lamp_format(self) -> str:

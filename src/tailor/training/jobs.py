@@ -201,10 +201,11 @@ class _Job:
         return self.store.profiles.get_profile(user_id)
 
     def personalizer(self) -> Any:
-        """The personalizer ``tailor eval`` builds for the trained-for method, counting
-        tokens with the model's own tokenizer (as the backend serving it does)."""
+        """The personalizer that builds ``tailor eval``'s prompt for the trained-for method
+        (on a ranking task, the prompt its ranker scores candidates after), counting tokens
+        with the model's own tokenizer (as the backend serving it does)."""
         if self._personalizer is None:
-            from tailor.methods import build_personalizer
+            from tailor.methods import BuildContext, parse_method
 
             transformers = require("transformers", "hf")
             tokenizer = transformers.AutoTokenizer.from_pretrained(self.model_dir, local_files_only=True)
@@ -212,8 +213,8 @@ class _Job:
             def count_tokens(text: str) -> int:
                 return len(tokenizer(text, add_special_tokens=False)["input_ids"])
 
-            self._personalizer = build_personalizer(self.prompt.spec, self.task, k=self.prompt.k,
-                                                    count_tokens=count_tokens, budget=self.prompt.budget)
+            self._personalizer = parse_method(self.prompt.spec).build_prompt(
+                BuildContext(self.task, count_tokens, k=self.prompt.k, budget=self.prompt.budget))
         return self._personalizer
 
     def pairs(self, user_id: str, config: LoRATrainConfig) -> list[TrainingPair]:

