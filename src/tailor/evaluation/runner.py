@@ -151,6 +151,9 @@ class EvalReport:
     model: str
     machine: dict[str, Any] = field(default_factory=machine)
     """The CPU (model, instruction sets) and system the run's seconds were measured on."""
+    engine_choice: dict[str, Any] | None = None
+    """How ``--backend default`` chose its engine and precision for this CPU, and why
+    (:class:`tailor.backends.choice.EngineChoice`); ``None`` for other backends."""
 
     def to_json(self) -> dict[str, Any]:
         """The ``--json`` object of the command-line contract."""
@@ -159,6 +162,7 @@ class EvalReport:
             "split": self.split,
             "n": self.n,
             "machine": self.machine,
+            **({"engine_choice": self.engine_choice} if self.engine_choice is not None else {}),
             "results": [
                 {"method": r.method, "metrics": r.metrics, "ci95": r.ci95, "seconds": round(r.seconds, 3),
                  "versus_none": r.versus_none, "granularity": r.granularity, "engine": r.engine,
@@ -237,6 +241,11 @@ def evaluate(config: EvalConfig, *, backend: Backend | None = None, store: Profi
         # A run of classic recommenders alone never asks the model: no model is loaded for it.
         backend = load_backend("echo" if all(m.model_free for m in methods) else config.backend,
                                batch_size=config.batch_size)
+    choice = getattr(backend, "choice", None)
+    if choice is not None:
+        from tailor.backends.choice import announce
+
+        announce(choice)
     budget = PromptBudget(config.input_tokens, config.context_tokens)
     embedder: Embedder | None = None
     if any(method.needs("embedder") for method in methods):
@@ -329,7 +338,8 @@ def evaluate(config: EvalConfig, *, backend: Backend | None = None, store: Profi
                 result.versus_none = paired_comparison(scores["none"], scores[result.method],
                                                        n_resamples=config.n_resamples, seed=config.seed)
     report = EvalReport(task=task.name, split=config.split, n=len(examples), results=results,
-                        config=config.to_json(), model=getattr(backend, "model_id", getattr(backend, "name", "?")))
+                        config=config.to_json(), model=getattr(backend, "model_id", getattr(backend, "name", "?")),
+                        engine_choice=choice.to_json() if choice is not None else None)
     if out is not None:
         _write_json(out / "results.json", report.to_json() | {
             "config": report.config, "model": report.model, "tailor_version": __version__, "git_commit": git_commit(),

@@ -55,28 +55,44 @@ def fused_top(lexical: np.ndarray, dense: np.ndarray, dense_scores: np.ndarray, 
     first seen (the dense ranking's first when ``dense_first``)."""
     if not len(dense) and not len(lexical):
         return np.zeros(0, dtype=np.int64)
-    order = np.lexsort((-dense if later_first else dense, -dense_scores))  # positions in `dense`, best first
-    ranked = dense[order]
     ascending = bool(np.all(dense[1:] > dense[:-1]))
-    if ascending and np.isin(lexical, dense, assume_unique=True).all():
+    if ascending:  # the usual case: one stable sort by score keeps ties in row order
+        if later_first:
+            order = len(dense) - 1 - np.argsort(-dense_scores[::-1], kind="stable")
+        else:
+            order = np.argsort(-dense_scores, kind="stable")
+    else:
+        order = np.lexsort((-dense if later_first else dense, -dense_scores))  # positions in `dense`, best first
+    ranked = dense[order]
+    if ascending:
+        at = np.minimum(np.searchsorted(dense, lexical), max(len(dense) - 1, 0))
+        covered = bool(len(dense)) and bool(np.all(dense[at] == lexical))
+    else:
+        covered = False
+    if covered:
         rows = dense  # every matched row has a vector (the usual case): no union to build
+        dense_rank = np.empty(len(rows), dtype=np.int64)
+        dense_rank[order] = np.arange(len(order))
+        lexical_at = at
     else:
         rows = np.unique(np.concatenate([ranked, lexical]))
-    dense_rank = np.full(len(rows), -1, dtype=np.int64)
-    dense_rank[np.searchsorted(rows, ranked)] = np.arange(len(ranked))
+        dense_rank = np.full(len(rows), -1, dtype=np.int64)
+        dense_rank[np.searchsorted(rows, ranked)] = np.arange(len(ranked))
+        lexical_at = np.searchsorted(rows, lexical)
     lexical_rank = np.full(len(rows), -1, dtype=np.int64)
-    lexical_rank[np.searchsorted(rows, lexical)] = np.arange(len(lexical))
-    fused = np.zeros(len(rows), dtype=np.float64)
+    lexical_rank[lexical_at] = np.arange(len(lexical))
     in_dense, in_lexical = dense_rank >= 0, lexical_rank >= 0
+    # Two terms at most per item: their sum is the same in either order (IEEE addition commutes).
+    fused = np.where(in_dense, 1.0 / (RRF_CONSTANT + dense_rank + 1), 0.0)
+    fused += np.where(in_lexical, 1.0 / (RRF_CONSTANT + lexical_rank + 1), 0.0)
     first = (dense_rank, lexical_rank) if dense_first else (lexical_rank, dense_rank)
-    for ranks in first:  # added in the order the rankings are fused, as the reference adds them
-        present = ranks >= 0
-        fused[present] += 1.0 / (RRF_CONSTANT + ranks[present] + 1)
     lead = in_dense if dense_first else in_lexical
     lead_rank, follow_rank = first
     # First seen: the lead ranking's items in its order, then the others in the other's.
     seen = np.where(lead, lead_rank, len(rows) + follow_rank)
+    if len(rows) > k:  # only the items scoring at least the k-th best can be among the k
+        candidates = np.flatnonzero(fused >= np.partition(fused, len(fused) - k)[len(fused) - k])
+        return rows[candidates[np.lexsort((seen[candidates], -fused[candidates]))[:k]]]
     return rows[np.lexsort((seen, -fused))[:k]]
-
 
 __all__ = ["RRF_CONSTANT", "TextEmbedder", "fused_top", "hybrid_rank", "reciprocal_rank_fusion"]

@@ -201,14 +201,27 @@ class LiveIndex:
         the earlier row, or the later), and their scores."""
         scores = self._bm25(query_tokens)
         rows = np.flatnonzero(scores > 0)  # an IDF is always positive: a shared term scores
-        order = np.lexsort((rows if ties == "earlier" else -rows, -scores[rows]))
-        return rows[order], scores[rows[order]]
+        return self._order(rows, scores[rows], ties)
+
+    @staticmethod
+    def _order(rows: np.ndarray, scores: np.ndarray, ties: Ties) -> tuple[np.ndarray, np.ndarray]:
+        """``rows`` (ascending) and their ``scores``, best first, ties to the earlier row or the later."""
+        if ties == "earlier":  # a stable sort by score keeps tied rows in order
+            order = np.argsort(-scores, kind="stable")
+        else:
+            order = len(rows) - 1 - np.argsort(-scores[::-1], kind="stable")
+        return rows[order], scores[order]
 
     def top(self, query_tokens: Sequence[str], k: int, *, ties: Ties = "earlier") -> list[tuple[Any, float]]:
         """Up to ``k`` (document key, score) pairs with a positive score, best first."""
         if k <= 0:
             return []
-        rows, scores = self.ranked(query_tokens, ties=ties)
+        scores_all = self._bm25(query_tokens)
+        matched = np.flatnonzero(scores_all > 0)
+        if len(matched) > k:  # only rows scoring at least the k-th best can be among the k
+            cut = np.partition(scores_all[matched], len(matched) - k)[len(matched) - k]
+            matched = matched[scores_all[matched] >= cut]
+        rows, scores = self._order(matched, scores_all[matched], ties)
         return [(self._keys[int(row)], float(score)) for row, score in zip(rows[:k], scores[:k])]
 
     # -- vectors --------------------------------------------------------------------------------

@@ -86,6 +86,10 @@ class TailorService:
         self.store = store if store is not None else open_serving_store(config.store)
         self.keys = KeyStore(self.store)
         base_backend = backend if backend is not None else load_backend(config.backend)
+        if getattr(base_backend, "choice", None) is not None:
+            from tailor.backends.choice import announce
+
+            announce(base_backend.choice)  # type: ignore[attr-defined]
         self.model = config.model or str(getattr(base_backend, "name", "tailor"))
         if memory_backend is None and config.memory_backend:
             memory_backend = load_backend(config.memory_backend)
