@@ -67,3 +67,15 @@ def test_items_are_shown_as_longlamp_shows_them() -> None:
         '"4" is a rating for the product with description "D". "S" is summary for "R"'
     assert get_task("LongLaMP-4").item_turn(review)[1] == "R"
     assert get_task("LongLaMP-4").long_field(review) == "reviewText"
+
+
+def test_a_longlamp_folder_says_which_splits_it_holds(tmp_path: Path) -> None:
+    task = get_task("LongLaMP-4")
+    folder = FIXTURES / "product_review_user"
+    assert task.has_split(folder, "train") and task.has_split(folder, "dev") and task.has_golds(folder, "dev")
+    assert not task.has_split(folder, "test") and not task.has_split(tmp_path, "train")
+    # A LaMP folder's splits are its {split}_questions.json files.
+    lamp = get_task("LaMP-4")
+    assert not lamp.has_split(folder, "train")
+    (tmp_path / "train_questions.json").write_text("[]")
+    assert lamp.has_split(tmp_path, "train") and not lamp.has_golds(tmp_path, "train")

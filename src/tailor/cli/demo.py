@@ -62,7 +62,7 @@ def run_demo(args: argparse.Namespace) -> int:
         raise ValueError(f"tailor demo runs a packaged task (one that tailor data build makes); {task.name} is not "
                          "one: see tailor data list")
     data_dir = out / "data" / task.name
-    if not (data_dir / "dev_questions.json").exists():
+    if not task.has_split(data_dir, "dev"):
         built = build_dataset(task.name, data_dir)
         report_line(f"built {task.name} from {built.source}: {built.users} {task.users_are}, "
                     f"{built.splits['dev']} dev questions")

@@ -20,7 +20,8 @@ def _delta(comparison: dict[str, float] | None) -> str:
 
 def report_rows(report: EvalReport) -> tuple[list[str], list[list[str]]]:
     """A header and one row per method: n, each metric with its 95% interval, the paired
-    difference against ``none`` on the first metric, and seconds per example."""
+    difference against ``none`` on the first metric, seconds per example, and the mean
+    prompt length in tokens where the backend counted it."""
     names = list(report.results[0].metrics) if report.results and report.results[0].metrics else []
     first = names[0] if names else None
     header = ["method", "n", *[f"{n} (95% CI)" for n in names]]
@@ -28,6 +29,9 @@ def report_rows(report: EvalReport) -> tuple[list[str], list[list[str]]]:
         arrow = "higher is better" if get_task(report.task).metric(first).higher_is_better else "lower is better"
         header.append(f"Δ {first} vs none ({arrow})")
     header.append("s/example")
+    tokens = any(result.prompt_tokens is not None for result in report.results)
+    if tokens:  # what prefill costs: the prompt's length beside the seconds
+        header.append("prompt tokens")
     rows = []
     for result in report.results:
         row = [result.method, str(result.n)]
@@ -35,6 +39,8 @@ def report_rows(report: EvalReport) -> tuple[list[str], list[list[str]]]:
         if first is not None:
             row.append(_delta(result.versus_none.get(first)))
         row.append(f"{result.seconds / max(result.n, 1):.2f}")
+        if tokens:
+            row.append(f"{result.prompt_tokens:.0f}" if result.prompt_tokens is not None else "")
         rows.append(row)
     return header, rows
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -139,6 +139,9 @@ class MethodResult:
     """Calibrated methods: the evidence weight and what it was fitted on (:class:`EvidenceFit`)."""
     cold: dict[str, Any] | None = None
     """Tasks that report cold users apart: the metrics on their examples alone, with intervals."""
+    prompt_tokens: float | None = None
+    """The mean prompt length in the model's tokens over the examples the model was asked
+    (``None`` when the backend does not tokenize locally, or a method never asks it)."""
 
 
 @dataclass
@@ -168,7 +171,8 @@ class EvalReport:
                  "versus_none": r.versus_none, "granularity": r.granularity, "engine": r.engine,
                  **({"adapter": r.adapter} if r.adapter is not None else {}),
                  **({"calibration": r.calibration} if r.calibration is not None else {}),
-                 **({"cold": r.cold} if r.cold is not None else {})}
+                 **({"cold": r.cold} if r.cold is not None else {}),
+                 **({"prompt_tokens": r.prompt_tokens} if r.prompt_tokens is not None else {})}
                 for r in self.results
             ],
         }
@@ -308,6 +312,7 @@ def evaluate(config: EvalConfig, *, backend: Backend | None = None, store: Profi
         predictions = [rows[e.id]["output"] for e in examples]
         result = MethodResult(method=str(method), n=len(examples), metrics={}, ci95={},
                               seconds=sum(float(rows[e.id].get("seconds", 0.0)) for e in examples),
+                              prompt_tokens=_mean_prompt_tokens(rows[e.id] for e in examples),
                               adapter=getattr(personalizer, "training", None),
                               engine=None if method.model_free else engine_of(method_backend),
                               calibration=evidence.to_json() if evidence is not None else None)
@@ -385,9 +390,8 @@ def _train_examples(config: EvalConfig, task: TaskSpec) -> list[TaskExample]:
     if config.split == FIT_SPLIT:
         raise ValueError(f"a method of this run learns from the {FIT_SPLIT} split, which is the split evaluated; "
                          "evaluate another split")
-    if not (folder / f"{FIT_SPLIT}_questions.json").is_file():
-        raise ValueError(f"{folder} has no {FIT_SPLIT} split ({FIT_SPLIT}_questions.json), which a method of this run "
-                         "learns from")
+    if not task.has_split(folder, FIT_SPLIT):
+        raise ValueError(f"{folder} has no {FIT_SPLIT} split (for {task.name}), which a method of this run learns from")
     return task.load(folder, FIT_SPLIT)
 
 
@@ -396,8 +400,7 @@ def _fitting_examples(config: EvalConfig, task: TaskSpec) -> list[TaskExample]:
     none when the data folder has no train split or the run evaluates it (a weight fitted
     on the questions it is scored on would flatter it)."""
     folder = Path(config.data)
-    if config.split == FIT_SPLIT or not (folder / f"{FIT_SPLIT}_questions.json").is_file() \
-            or not (folder / f"{FIT_SPLIT}_outputs.json").is_file():
+    if config.split == FIT_SPLIT or not task.has_golds(folder, FIT_SPLIT):
         return []
     examples = task.load(folder, FIT_SPLIT, limit=FIT_EXAMPLES)
     return [e for e in examples if e.gold is not None and as_label(task, e.gold) is not None]
@@ -493,10 +496,12 @@ def run_method(task: TaskSpec, examples: Sequence[TaskExample], personalizer: An
         answers = _answers(task, asked, requests, backend, calibrator if calibrate else None, prior,
                            evidence.weight if evidence is not None else 1.0)
         seconds = (time.perf_counter() - began) / len(batch) + overhead
+        tokens = _prompt_tokens(backend, asked, requests)
         new_rows = [
             {"id": e.id, **(answers[e.id] if d.answer is None else {"output": d.answer, "raw": d.answer}),
              "retrieved": list(d.retrieved),
              "granularity": d.granularity, "profile_size": len(profile.records), "seconds": round(seconds, 4),
+             **({"prompt_tokens": tokens[e.id]} if e.id in tokens else {}),
              **({"notes": d.notes} if d.notes else {})}
             for e, d, (_, profile) in zip(batch, decided, inputs)
         ]
@@ -508,6 +513,24 @@ def run_method(task: TaskSpec, examples: Sequence[TaskExample], personalizer: An
     if bar is not None:
         bar.close()
     return rows
+
+
+def _mean_prompt_tokens(rows: Iterable[Mapping[str, Any]]) -> float | None:
+    counts = [int(row["prompt_tokens"]) for row in rows if "prompt_tokens" in row]
+    return round(sum(counts) / len(counts), 1) if counts else None
+
+
+def _prompt_tokens(backend: Backend, asked: Sequence[tuple[TaskExample, Personalized]],
+                   requests: Sequence[GenerationRequest]) -> dict[str, int]:
+    """Each request's prompt length in the model's tokens (chat template included), by
+    example id, where the backend tokenizes locally (``prompt_ids``); else none."""
+    prompt_ids = getattr(backend, "prompt_ids", None)
+    if prompt_ids is None:
+        return {}
+    try:
+        return {e.id: len(prompt_ids(request)) for (e, _), request in zip(asked, requests)}
+    except (AttributeError, NotImplementedError, TypeError):
+        return {}
 
 
 def _requests(task: TaskSpec, asked: Sequence[tuple[TaskExample, Personalized]],

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tailor.data.lamp import write_outputs
-from tailor.data.longlamp import load_longlamp_split, read_longlamp_outputs
+from tailor.data.longlamp import find_split, load_longlamp_split, read_longlamp_outputs
 from tailor.tasks.spec import TaskSpec
 from tailor.types import HistoryRecord, TaskExample
 
@@ -51,6 +51,16 @@ class LongLaMPTask(TaskSpec):
 
     def load(self, folder: str | Path, split: str = "dev", *, limit: int | None = None) -> list[TaskExample]:
         return load_longlamp_split(folder, split, user_field=self.user_field, fields=self.profile_fields, limit=limit)
+
+    def has_split(self, folder: str | Path, split: str) -> bool:
+        try:
+            find_split(folder, split)
+        except FileNotFoundError:
+            return False
+        return True
+
+    def has_golds(self, folder: str | Path, split: str) -> bool:
+        return self.has_split(folder, split)  # each row holds its output
 
     @property
     def outputs_task(self) -> str:

@@ -99,6 +99,14 @@ class TaskSpec:
         :attr:`profile_fields`, an outputs file naming this task."""
         return load_split(folder, split, fields=self.profile_fields, limit=limit, check_task=self.check_outputs_task)
 
+    def has_split(self, folder: str | Path, split: str) -> bool:
+        """Whether ``folder`` holds ``split`` in this task's layout (LaMP's: ``{split}_questions.json``)."""
+        return (Path(folder) / f"{split}_questions.json").is_file()
+
+    def has_golds(self, folder: str | Path, split: str) -> bool:
+        """Whether ``folder`` holds the golds of ``split`` (LaMP's: ``{split}_outputs.json``)."""
+        return self.has_split(folder, split) and (Path(folder) / f"{split}_outputs.json").is_file()
+
     @property
     def outputs_task(self) -> str:
         """What the ``task`` of this task's outputs files says."""
