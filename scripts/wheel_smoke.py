@@ -24,7 +24,7 @@ from importlib import metadata
 from pathlib import Path
 
 DISTRIBUTION = "tailor-llm"
-EXTRAS = ("serve", "dense", "peft", "postgres", "ray", "plot", "openai", "hf", "align", "recommend", "meteor")
+EXTRAS = ("serve", "dense", "peft", "postgres", "ray", "plot", "openai", "hf", "align", "recommend", "select", "meteor")
 # What `import tailor` must leave out of sys.modules (the light-core rule).
 HEAVY = ("torch", "transformers", "fastapi", "ray", "psycopg", "sentence_transformers", "peft", "matplotlib", "httpx")
 
@@ -189,6 +189,14 @@ def extras_work(eval_out: Path, work: Path) -> None:
         if not 1.0 <= ratings.predict("a", "1")[0] <= 5.0:  # scikit-surprise (and pandas) fit and predict
             raise SystemExit("the recommend extra's SVD gave no rating")
 
+    def select() -> None:
+        from tailor.personalizers.selector import FEATURES, fit_selector
+
+        rows = [[float(i % 3 + j) for j in range(len(FEATURES))] for i in range(8)]
+        selector = fit_selector(rows, {"none": [0.0] * 8, "bm25": [1.0] * 8}, task="LaMP-4")
+        if selector.choose(rows[0]) != "bm25":  # scikit-learn's ridge regression and folds
+            raise SystemExit("the select extra's selector did not learn the always-better option")
+
     def meteor() -> None:
         from tailor.metrics.meteor import meteor_tokens
         from tailor.registry import require
@@ -198,7 +206,8 @@ def extras_work(eval_out: Path, work: Path) -> None:
             raise SystemExit("the meteor extra's tokenizer split the text otherwise")
 
     probes = {"serve": serve, "dense": dense, "peft": peft, "postgres": postgres, "ray": ray, "plot": plot,
-              "openai": openai, "hf": hf, "align": align, "recommend": recommend, "meteor": meteor}
+              "openai": openai, "hf": hf, "align": align, "recommend": recommend, "select": select,
+              "meteor": meteor}
     for extra in EXTRAS:
         check(f"extra {extra}", probes[extra])
 

@@ -258,7 +258,7 @@ def test_debate_gold_opens_the_raw_statement(debates: Path) -> None:
 # -- the registry and the command line --------------------------------------------------------------
 
 
-DATA_SETS = ["commits", "debates", "movielens-next", "movielens-ratings", "news-headlines", "tweets"]
+DATA_SETS = ["commits", "debates", "movielens-next", "movielens-ratings", "news-headlines", "news-openings", "tweets"]
 
 
 def test_every_packaged_data_set_is_a_registered_task_with_a_builder() -> None:

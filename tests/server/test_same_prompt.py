@@ -21,7 +21,9 @@ from tailor.chat.personalizer import CHAT_ADDITIONS, EPISODES_HEADER
 from tailor.embeddings.hashing import HashingEmbedder
 from tailor.evaluation.runner import EvalConfig, run_method
 from tailor.methods import METHODS as REGISTRY
-from tailor.methods import build_personalizer, parse_method
+from tailor.methods import MethodSpec, build_personalizer, parse_method
+from tailor.methods.auto import is_auto, with_selector
+from tailor.personalizers.selector import FEATURES, LinearGain, Selector
 from tailor.personas.tenants import build_personas_for_tenant
 from tailor.prompting.builder import PromptBudget
 from tailor.prompting.refine import STYLE_INSTRUCTION
@@ -66,7 +68,32 @@ def scripted(request: GenerationRequest) -> str:
     return "ok"
 
 
-def served(make_client: Callable[..., TestClient], method: str, **options: Any) -> tuple[TestClient, EchoBackend]:
+@pytest.fixture(scope="session")
+def auto_selector(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A selector for ``auto`` that picks by profile size: bm25 for 4 records or more
+    (alice), recency below (bob, the newcomer); dense and hybrid never, though their
+    features are computed."""
+    zero, one = (0.0,) * len(FEATURES), (1.0,) * len(FEATURES)
+    size = FEATURES.index("profile_items")
+    by_size = tuple(10.0 if i == size else 0.0 for i in range(len(FEATURES)))
+    gains = {"bm25": LinearGain(zero, one, by_size, -15.0),  # 10 * (log1p(size) - 1.5)
+             "recency": LinearGain(zero, one, tuple(-c for c in by_size), 15.0),
+             "dense": LinearGain(zero, one, zero, -1.0), "hybrid": LinearGain(zero, one, zero, -1.0)}
+    path = tmp_path_factory.mktemp("selector") / "selector.json"
+    Selector("chat", ("none", "bm25", "recency", "dense", "hybrid"), gains, margin=0.0).save(path)
+    return str(path)
+
+
+def with_what_it_needs(method: str, request: pytest.FixtureRequest) -> str | MethodSpec:
+    """``method``, with a selector when it is ``auto`` (served with --selector)."""
+    spec = parse_method(method)
+    if any(is_auto(part) for part in spec.parts):
+        return with_selector(spec, request.getfixturevalue("auto_selector"))
+    return method
+
+
+def served(make_client: Callable[..., TestClient], method: str | MethodSpec,
+           **options: Any) -> tuple[TestClient, EchoBackend]:
     backend = EchoBackend(scripted)
     client = make_client(method=method, backend=backend, embedder="hashing", **options)
     for number, (user, texts) in enumerate(USERS.items()):
@@ -78,7 +105,7 @@ def served(make_client: Callable[..., TestClient], method: str, **options: Any) 
     service = client.app.state.service  # type: ignore[attr-defined]
     if service.users.summaries is not None:
         assert service.users.summaries.flush(10)  # written in the background; the compared prompts have them
-    if parse_method(method).has("persona"):
+    if (method if isinstance(method, MethodSpec) else parse_method(method)).has("persona"):
         build_personas_for_tenant(service.store, HashingEmbedder(), backend, tenant=None, k=2)
     return client, backend
 
@@ -90,7 +117,7 @@ def sent(backend: EchoBackend, text: str, since: int) -> Messages:
     return tuple(dict(m) for m in request.messages)
 
 
-def through_eval(method: str, client: TestClient, backend: EchoBackend, user: str, text: str,
+def through_eval(method: str | MethodSpec, client: TestClient, backend: EchoBackend, user: str, text: str,
                  k: int | None = None) -> tuple[Messages, str]:
     """The messages ``tailor eval`` sends for this method, user and input, and the granularity."""
     service = client.app.state.service  # type: ignore[attr-defined]
@@ -113,11 +140,12 @@ def through_serve(client: TestClient, backend: EchoBackend, user: str, messages:
 
 
 @pytest.mark.parametrize("method", METHODS)
-def test_served_prompts_are_evals_prompts(method: str, make_client: Callable[..., TestClient]) -> None:
-    check_served_prompts_are_evals_prompts(method, make_client)
+def test_served_prompts_are_evals_prompts(method: str, make_client: Callable[..., TestClient],
+                                          request: pytest.FixtureRequest) -> None:
+    check_served_prompts_are_evals_prompts(with_what_it_needs(method, request), make_client)
 
 
-def check_served_prompts_are_evals_prompts(method: str, make_client: Callable[..., TestClient]) -> None:
+def check_served_prompts_are_evals_prompts(method: str | MethodSpec, make_client: Callable[..., TestClient]) -> None:
     """For every user and input: the messages serve sends are eval's (the same-prompt check a
     plug-in method can be put through too)."""
     client, backend = served(make_client, method, memory=False)
@@ -174,3 +202,24 @@ def test_served_prompts_differ_from_evals_by_the_named_chat_additions_only(
     memories, _, episodes = additions.partition("\n\n" + EPISODES_HEADER + "\n")
     assert memories.startswith(CHAT_TASK.memory_header + "\n- ")
     assert "Lisbon" in memories and said in episodes
+
+
+def test_auto_serves_the_option_eval_chose(make_client: Callable[..., TestClient], auto_selector: str) -> None:
+    """``auto`` with a selector: eval records each input's choice, and serve shows that option's prompt."""
+    method = with_selector(parse_method("auto"), auto_selector)
+    client, backend = served(make_client, method, memory=False)
+    service = client.app.state.service  # type: ignore[attr-defined]
+    personalizer = build_personalizer(method, CHAT_TASK, count_tokens=backend.count_tokens, embedder=HashingEmbedder(),
+                                      store=service.store, backend=backend)
+    config = EvalConfig(task="chat", data=".", methods=(method,), backend="echo", embedder="hashing", batch_size=1)
+    for user, option in (("alice", "bm25"), ("bob", "recency")):
+        rows = run_method(CHAT_TASK, [TaskExample(id="q", user_id=user, input=INPUTS[0], profile=Profile(user))],
+                          personalizer, backend, service.store, config)
+        assert rows["q"]["notes"] == {"chosen": option}
+        expected, _ = through_eval(option, client, backend, user, INPUTS[0])
+        assert through_serve(client, backend, user, [{"role": "user", "content": INPUTS[0]}]) == expected
+
+
+def test_auto_without_a_selector_is_not_served(make_client: Callable[..., TestClient]) -> None:
+    with pytest.raises(ValueError, match="--selector"):
+        make_client(method="auto", backend=EchoBackend(scripted), embedder="hashing")

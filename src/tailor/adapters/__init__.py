@@ -8,6 +8,8 @@
 - :mod:`tailor.adapters.runtime`: which adapter a user gets (user -> persona -> global ->
   none) and the LRU of loaded adapters on a backend's model.
   ``tailor train-adapter`` (:mod:`tailor.training.jobs`) trains them.
+- :mod:`tailor.adapters.export`: the served adapters as PEFT folders for a multi-LoRA engine
+  (``tailor adapters export``), named without user ids.
 
 Importing this package imports neither torch nor peft; the modules that need them load
 them on first use (``pip install 'tailor-llm[peft]'``).

@@ -42,36 +42,19 @@ def serve_adapters(backend: Backend, store: SQLProfileStore,
     if adapter_task is None:
         return backend, None
     adapters = AdapterStore(store)
-    tasks = sorted({info.key.task for info in adapters.list(kind="lora")})
     explicit = adapter_task != "auto"
-    if not explicit:
-        if not tasks:
-            return backend, None
-        if len(tasks) > 1:
-            raise AdapterSetupError(f"the store holds LoRA adapters for several tasks ({', '.join(tasks)}); "
-                                    "choose one with --adapter-task TASK, or --adapter-task none")
-        task = tasks[0]
-    elif adapter_task == PREFERENCE_TASK:
-        task = adapter_task  # preference adapters may come later: tailor train-preference, while serving
-    elif adapter_task not in tasks:
-        held = ", ".join(tasks) or "none"
-        raise AdapterSetupError(f"the store holds no LoRA adapters for task {adapter_task!r} (tasks with adapters: "
-                                f"{held}); train them with tailor train-adapter --out on this store's folder")
-    else:
-        task = adapter_task
+    task = served_task(adapters, adapter_task)
+    if task is None:
+        return backend, None
     with_adapters = getattr(backend, "with_adapters", None)
     if with_adapters is None:
-        message = (f"the {backend.name} backend cannot apply LoRA adapters (only local models can: default or "
-                   "transformers:PATH)")
+        message = (f"the {backend.name} backend cannot apply LoRA adapters (local models can: default or "
+                   "transformers:PATH; so can openai:URL, an engine serving tailor adapters export's folders)")
         if explicit:
             raise AdapterSetupError(message)
         logger.warning("%s; serving the base model for every user", message)
         return backend, None
-    # The chat task's adapters are preference adapters: the user's own, else their soup of
-    # pole adapters, else their persona's, else the global one (tailor.adapters.soups).
-    options = {"prompt": PREFERENCE_PROMPT, "levels": ("user", "soup", "persona", "global")} \
-        if task == PREFERENCE_TASK else {}
-    adapted: Backend = with_adapters(adapters, task, **options)
+    adapted: Backend = with_adapters(adapters, task, **resolver_options(task))
     resolver = adapted.resolver  # type: ignore[attr-defined]
     logger.info("serving %s adapters for task %s", len(adapters.list(task=task, kind="lora")), task)
 
@@ -80,6 +63,32 @@ def serve_adapters(backend: Backend, store: SQLProfileStore,
         return None if resolution.choice is None else str(resolution.label)
 
     return adapted, label
+
+
+def served_task(adapters: AdapterStore, adapter_task: str) -> str | None:
+    """The task whose LoRA adapters serve, for ``--adapter-task``'s value: ``auto`` takes the one
+    task the store holds adapters for (``None`` when it holds none); a named task must have
+    adapters, except ``chat``, whose preference adapters may come while serving."""
+    tasks = sorted({info.key.task for info in adapters.list(kind="lora")})
+    if adapter_task == "auto":
+        if len(tasks) > 1:
+            raise AdapterSetupError(f"the store holds LoRA adapters for several tasks ({', '.join(tasks)}); "
+                                    "choose one with --adapter-task TASK, or --adapter-task none")
+        return tasks[0] if tasks else None
+    if adapter_task != PREFERENCE_TASK and adapter_task not in tasks:
+        held = ", ".join(tasks) or "none"
+        raise AdapterSetupError(f"the store holds no LoRA adapters for task {adapter_task!r} (tasks with adapters: "
+                                f"{held}); train them with tailor train-adapter --out on this store's folder")
+    return adapter_task
+
+
+def resolver_options(task: str) -> dict[str, Any]:
+    """The :class:`~tailor.adapters.runtime.AdapterResolver` arguments that serve ``task``:
+    the chat task's adapters are preference adapters, so a user gets their own, else their
+    soup of pole adapters, else their persona's, else the global one (:mod:`tailor.adapters.soups`)."""
+    if task == PREFERENCE_TASK:
+        return {"prompt": PREFERENCE_PROMPT, "levels": ("user", "soup", "persona", "global")}
+    return {}
 
 
 @runtime_checkable
@@ -101,4 +110,4 @@ def default_adapters(store: SQLProfileStore) -> AdapterHook:
     return hook
 
 
-__all__ = ["AdapterHook", "AdapterSetupError", "default_adapters", "serve_adapters"]
+__all__ = ["AdapterHook", "AdapterSetupError", "default_adapters", "resolver_options", "serve_adapters", "served_task"]

@@ -193,7 +193,6 @@ class LoRATrainer:
         """A freshly initialized trainable LoRA of ``shape``; its parameters."""
         torch = self.torch
         peft = require("peft", "peft")
-        torch.manual_seed(seed)
         if self._peft is None:
             with warnings.catch_warnings():  # a deprecation inside peft, not ours to fix
                 warnings.simplefilter("ignore", FutureWarning)
@@ -206,11 +205,13 @@ class LoRATrainer:
             self._peft.add_adapter(_TRAIN_ADAPTER, shape.peft_config(inference=False))
             self._peft.set_adapter(_TRAIN_ADAPTER)
             self._peft.delete_adapter("tailor-swap")
-        else:
-            lora_layer = require("peft.tuners.lora", "peft").LoraLayer
-            for module in self._peft.modules():
-                if isinstance(module, lora_layer) and _TRAIN_ADAPTER in module.lora_A:
-                    module.reset_lora_parameters(_TRAIN_ADAPTER, True)
+        # Initialized from the seed alone, whatever this trainer built before: a fresh trainer
+        # (a Ray worker's first user) starts where a reused one does, so both train the same adapter.
+        torch.manual_seed(seed)
+        lora_layer = require("peft.tuners.lora", "peft").LoraLayer
+        for module in self._peft.modules():
+            if isinstance(module, lora_layer) and _TRAIN_ADAPTER in module.lora_A:
+                module.reset_lora_parameters(_TRAIN_ADAPTER, True)
         self._shape = shape
         parameters = [p for name, p in self._peft.named_parameters() if f".{_TRAIN_ADAPTER}." in name]
         for parameter in parameters:

@@ -23,6 +23,12 @@ once it has begun, a failure ends it with :class:`OpenAIBackendError`.
 
 ``count_tokens`` is an estimate (:func:`approximate_token_count`): the server's tokenizer
 is not reachable through the chat API.
+
+Per-user adapters on a multi-LoRA engine (vLLM or SGLang with ``--enable-lora``):
+:meth:`OpenAIBackend.with_adapters` sends each request with its user's adapter as the
+``model``, named as ``tailor adapters export`` named its folder
+(:func:`tailor.adapters.export.adapter_name`); a request whose user has no adapter goes to
+the base model.
 """
 
 from __future__ import annotations
@@ -55,6 +61,9 @@ from tailor.types import GenerationRequest, GenerationResult
 
 if TYPE_CHECKING:
     from typing import Self
+
+    from tailor.adapters.runtime import AdaptedBackend, LoRAChoice
+    from tailor.adapters.store import AdapterStore
 
 logger = logging.getLogger(__name__)
 
@@ -164,15 +173,48 @@ class OpenAIBackend:
 
     # -- generation ----------------------------------------------------------------------------
 
-    def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+    def with_adapters(self, store: AdapterStore, task: str, *, personas: Mapping[str, str] | None = None,
+                      prompt: str | None = None, levels: Sequence[str] | None = None) -> AdaptedBackend:
+        """A view of this backend that sends each request to its user's adapter on the server.
+
+        The adapter is the one the user would get from a local model (their own for ``task``,
+        else their persona's, else the global one: :class:`~tailor.adapters.runtime.AdapterResolver`,
+        whose arguments ``personas``, ``prompt`` and ``levels`` are), sent as the ``model``
+        under the name ``tailor adapters export`` gave its folder; the server must have loaded
+        that folder (vLLM: ``--enable-lora --lora-modules NAME=PATH``, or its filesystem
+        resolver). Unlike a local model's, the base model the adapters were trained on is not
+        checked: the server's is not known here. This backend itself stays plain.
+        """
+        from tailor.adapters.runtime import AdaptedBackend, AdapterResolver
+
+        options: dict[str, Any] = {"prompt": prompt} if prompt is not None else {}
+        if levels is not None:
+            options["levels"] = tuple(levels)
+        return AdaptedBackend(self, AdapterResolver(store, task, personas=personas, **options))
+
+    def _models(self, count: int, lora: Sequence[LoRAChoice | None] | None) -> list[str]:
+        """The ``model`` of each request: its adapter's exported name, else the base model."""
+        if lora is not None and len(lora) != count:
+            raise ValueError(f"lora names {len(lora)} adapters for {count} requests")
+        base = self.model  # discovered once, before the fan-out
+        if lora is None:
+            return [base] * count
+        from tailor.adapters.export import adapter_name
+
+        return [adapter_name(choice) if choice is not None else base for choice in lora]
+
+    def generate(self, requests: Sequence[GenerationRequest], *,
+                 lora: Sequence[LoRAChoice | None] | None = None) -> list[GenerationResult]:
+        """Replies in request order; ``lora`` (from :meth:`with_adapters`' view) names each
+        request's adapter, ``None`` for the base model."""
         if not requests:
             return []
-        model = self.model  # discovered once, before the fan-out
+        models = self._models(len(requests), lora)
         if len(requests) == 1 or self.config.concurrency == 1:
-            return [self._answer(request, model) for request in requests]
+            return [self._answer(request, model) for request, model in zip(requests, models)]
         workers = min(self.config.concurrency, len(requests))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tailor-openai") as pool:
-            futures = [pool.submit(self._answer, request, model) for request in requests]
+            futures = [pool.submit(self._answer, request, model) for request, model in zip(requests, models)]
             try:
                 return [future.result() for future in futures]
             except BaseException:
@@ -180,15 +222,17 @@ class OpenAIBackend:
                     future.cancel()  # requests not yet sent are not sent
                 raise
 
-    def stream(self, request: GenerationRequest) -> TextStream:
-        """One reply as the server generates it (see :class:`~tailor.backends.contract.StreamingBackend`).
+    def stream(self, request: GenerationRequest, *, lora: LoRAChoice | None = None) -> TextStream:
+        """One reply as the server generates it (see :class:`~tailor.backends.contract.StreamingBackend`),
+        with the adapter ``lora`` names (``None``: the base model).
 
         The reply's token count comes from the server's usage report where it sends one,
         else it is estimated. A slot of ``concurrency`` is held until the stream ends.
         """
         if request.candidates is not None:
             raise ValueError("a request with candidates is scored, not streamed; use generate()")
-        payload, stops = self._payload(request, self.model)
+        [model] = self._models(1, [lora])
+        payload, stops = self._payload(request, model)
         payload.update(stream=True, stream_options={"include_usage": True})
         url = self._url("/chat/completions")
         client = self._client
@@ -259,11 +303,19 @@ class OpenAIBackend:
 
     def _answer(self, request: GenerationRequest, model: str) -> GenerationResult:
         payload, stops = self._payload(request, model)
-        if request.candidates is None:
-            reply = self._post("/chat/completions", payload)
-            text, tokens, _ = _read_choice(reply, self._url("/chat/completions"))
-            return GenerationResult(text=apply_stop(text, stops).strip(), tokens=tokens)
-        return self._score(request, payload, stops)
+        try:
+            if request.candidates is None:
+                reply = self._post("/chat/completions", payload)
+                text, tokens, _ = _read_choice(reply, self._url("/chat/completions"))
+                return GenerationResult(text=apply_stop(text, stops).strip(), tokens=tokens)
+            return self._score(request, payload, stops)
+        except OpenAIBackendError as error:
+            if error.status == 404 and model != self.model:
+                raise OpenAIBackendError(
+                    f"{error} ({model} is a user's adapter as tailor adapters export names it: export the store's "
+                    "adapters again and load that folder into the server; see docs/serving.md)",
+                    url=error.url, status=error.status) from error
+            raise
 
     def _score(self, request: GenerationRequest, payload: dict[str, Any], stops: list[str]) -> GenerationResult:
         candidates = request.candidates or ()

@@ -17,10 +17,12 @@ from typing import Any
 from tailor.about import version_line
 from tailor.backends.contract import BackendError
 from tailor.cli import choices
+from tailor.cli.adapters import add_adapters_verb, run_adapters
 from tailor.cli.alignment import add_alignment_verbs, run_eval_preference, run_simulate, run_train_preference
 from tailor.cli.demo import add_demo_verb, run_demo
 from tailor.cli.facts import add_eval_facts_verb, run_eval_facts
 from tailor.cli.memory import add_eval_memory_verb, run_eval_memory
+from tailor.cli.selection import add_selection_verbs, run_train_selector, run_usefulness
 from tailor.cli.serve import add_serve_verbs, run_keys, run_personas, run_serve
 from tailor.machine import describe as describe_cpu
 
@@ -75,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help=f"adapters made by tailor train-adapter, for the methods that need them "
                     f"({choices.methods_needing('adapters')})")
     ev.add_argument("--users", default=None, metavar="ID,ID", help="evaluate only these users' examples")
+    ev.add_argument("--selector", default=None, metavar="PATH", help="the auto method's selector (tailor "
+                    "train-selector; default: one trained on the data's train split on first use, cached)")
     ev.add_argument("--raw-answers", action="store_true",
                     help="generation tasks: score the first generated line as it is, without removing preambles, "
                     "labels, quotes, markdown or explanations (to measure what answer extraction adds)")
@@ -98,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "main metric and its paired difference against the baseline with its 95%% interval)")
 
     _add_train_adapter(verbs)
+    add_adapters_verb(verbs)
 
     data = verbs.add_parser("data", help="packaged real data sets")
     data_verbs = data.add_subparsers(dest="data_verb", metavar="ACTION")
@@ -121,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_eval_memory_verb(verbs)
     add_eval_facts_verb(verbs)
     add_alignment_verbs(verbs)
+    add_selection_verbs(verbs)
     return parser
 
 
@@ -143,9 +149,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         handler = {"demo": run_demo, "eval": _eval, "score": _score, "data": _data, "report": _report,
                    "serve": run_serve, "keys": run_keys, "personas": run_personas,
-                   "train-adapter": _train_adapter, "eval-memory": run_eval_memory,
+                   "train-adapter": _train_adapter, "adapters": run_adapters, "eval-memory": run_eval_memory,
                    "eval-facts": run_eval_facts, "methods": _methods, "simulate": run_simulate,
-                   "train-preference": run_train_preference, "eval-preference": run_eval_preference}[args.verb]
+                   "train-preference": run_train_preference, "eval-preference": run_eval_preference,
+                   "usefulness": run_usefulness, "train-selector": run_train_selector}[args.verb]
         return handler(args)
     except UsageError as error:
         print(f"tailor {args.verb}: {error}", file=sys.stderr)
@@ -185,7 +192,7 @@ def _eval(args: argparse.Namespace) -> int:
                         k=args.k, limit=args.limit, out=args.out, batch_size=args.batch_size, seed=args.seed,
                         scoring=args.scoring, input_tokens=args.input_tokens, context_tokens=args.context_tokens,
                         embedder=args.embedder, adapters=args.adapters, users=_user_list(args.users),
-                        answers="raw" if args.raw_answers else "extract")
+                        answers="raw" if args.raw_answers else "extract", selector=args.selector)
     _quiet_libraries()
     report = evaluate(config)
     if args.json:
@@ -270,7 +277,14 @@ def _add_train_adapter(verbs: Any) -> None:
     train.add_argument("--no-stack", action="store_true",
                        help="train user/persona adapters on the bare model, not on top of the global adapter")
     train.add_argument("--model", default=None, help="a model directory (default: the default model)")
-    train.add_argument("--threads", type=choices.positive, default=None, help="torch threads (default: torch's choice)")
+    train.add_argument("--threads", type=choices.positive, default=None,
+                       help="torch threads (default: torch's choice); with --executor ray, the CPUs and threads of "
+                       "each task (default: the cluster's CPUs divided among the tasks)")
+    train.add_argument("--executor", default="local", metavar="local|ray[:ADDRESS]",
+                       help="where the LoRA adapters train: here (local, default), or one Ray task per adapter on a "
+                       "local Ray, $RAY_ADDRESS or the cluster at ADDRESS, each stored as it finishes")
+    train.add_argument("--retries", type=int, default=2,
+                       help="--executor ray: attempts after the first for an adapter whose task failed (default 2)")
     train.add_argument("--rank", type=choices.positive, default=8)
     train.add_argument("--epochs", type=choices.positive, default=2, help="epochs of user/persona adapters (default 2)")
     train.add_argument("--top-layers", type=int, default=6, help="LoRA on the last N decoder layers (0: all)")
@@ -287,7 +301,7 @@ def _train_adapter(args: argparse.Namespace) -> int:
 
     from tailor.adapters.soft_prompt import SoftPromptConfig
     from tailor.adapters.train import LoRATrainConfig
-    from tailor.training.jobs import GLOBAL_DEFAULTS, TrainAdapterConfig, train_adapters
+    from tailor.training.jobs import GLOBAL_DEFAULTS, TrainAdapterConfig, TrainingFailedError, train_adapters
 
     lora = LoRATrainConfig(rank=args.rank, epochs=args.epochs, top_layers=args.top_layers,
                            max_items=args.max_items or LoRATrainConfig.max_items)
@@ -300,19 +314,30 @@ def _train_adapter(args: argparse.Namespace) -> int:
                                 input_tokens=args.input_tokens, context_tokens=args.context_tokens,
                                 lora=lora, global_lora=global_lora,
                                 soft_prompt=SoftPromptConfig(embedder=args.embedder, steps=args.steps,
-                                                             max_items=args.max_items or SoftPromptConfig.max_items))
+                                                             max_items=args.max_items or SoftPromptConfig.max_items),
+                                executor=args.executor, retries=args.retries)
     _quiet_libraries()
-    report = train_adapters(config)
+    try:
+        report = train_adapters(config)
+    except TrainingFailedError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    failed = report.failed
     if args.json:
         _print_json(report.to_json())
-        return 0
+        return 1 if failed else 0
     for row in report.rows:
         loss = (f"  loss {row.first_loss:.3f} -> {row.last_loss:.3f} (first -> last steps)"
                 if row.first_loss is not None else "")
         cost = f"  {row.seconds:.1f} s" if row.status == "trained" else ""
         size = f"  {row.bytes / 1e6:.2f} MB" if row.bytes else ""
-        print(f"{row.key}: {row.status} ({row.items} items){cost}{loss}{size}")
+        why = f": {row.error}" if row.error else ""
+        print(f"{row.key}: {row.status} ({row.items} items){cost}{loss}{size}{why}")
     print(f"\nadapters in {report.store}")
+    if failed:
+        print(f"failed after {args.retries} retries ({len(failed)}; rerun to retry only these): "
+              + ", ".join(row.key for row in failed), file=sys.stderr)
+        return 1
     return 0
 
 

@@ -29,6 +29,8 @@ def add_serve_verbs(verbs: Any) -> None:
                        f"summary+hybrid). Served: {choices.method_help(served=True)}")
     serve.add_argument("--k", type=choices.positive, default=None,
                        help="records retrieved per request (default: the chat task's k, 3)")
+    serve.add_argument("--selector", default=None, metavar="PATH",
+                       help="--method auto: the selector that chooses each request's method (tailor train-selector)")
     serve.add_argument("--k-memories", type=choices.count, default=3, help="memories retrieved per request (default 3)")
     serve.add_argument("--k-episodes", type=choices.count, default=4,
                        help="the user's earlier messages recalled per request, dated (default 4; 0: none)")
@@ -110,11 +112,13 @@ def run_serve(args: argparse.Namespace) -> int:
     # (a 2,000 x 256 product: 8 ms with two threads on a busy 2-core machine, 0.2 ms with
     # one). The model's engines (torch, OpenVINO) keep their own threads.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    from tailor.methods.auto import with_selector
     from tailor.server.config import ServeConfig
     from tailor.server.run import serve
 
+    method = with_selector(args.method, args.selector) if args.selector else args.method
     config = ServeConfig(
-        store=args.store, host=args.host, port=args.port, backend=args.backend, method=args.method, k=args.k,
+        store=args.store, host=args.host, port=args.port, backend=args.backend, method=method, k=args.k,
         k_memories=args.k_memories, k_episodes=args.k_episodes, episode_tokens=args.episode_tokens,
         memory_method=args.memory_method, memory=not args.no_memory,
         embedder=None if args.embedder in ("none", "") else args.embedder, memory_backend=args.memory_backend,

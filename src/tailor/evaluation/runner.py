@@ -82,6 +82,9 @@ class EvalConfig:
     answers: AnswerMode = "extract"
     """Generation tasks: ``extract`` the answer from the generated text (preambles, labels,
     quotes, markdown and explanations removed), or keep the first line ``raw`` (``--raw-answers``)."""
+    selector: str | None = None
+    """The ``auto`` method's selector (``tailor train-selector``); ``None``: one is trained on
+    the data's train split on first use (:func:`tailor.evaluation.selection.attach_selectors`)."""
 
     def __post_init__(self) -> None:
         if self.k is not None and self.k < 1:
@@ -116,8 +119,9 @@ class EvalConfig:
         answers = {"answers": self.answers} if task.kind == "generation" else {}
         # Every label task: a +prior method calibrates whatever --scoring says.
         decision = {"label_decision": LABEL_DECISION} if task.uses_candidates else {}
+        selector = {"selector": str(Path(self.selector).resolve())} if self.selector else {}
         return {key: getattr(self, key) for key in keys} | {"data": str(Path(self.data).resolve()),
-                                                             "adapters": adapters} | answers | decision
+                                                             "adapters": adapters} | answers | decision | selector
 
 
 @dataclass
@@ -257,6 +261,11 @@ def evaluate(config: EvalConfig, *, backend: Backend | None = None, store: Profi
         # Once per record, at ingestion: every dense method then reads the stored vectors.
         embed_profiles(store, embedder, dict.fromkeys(e.user_id for e in examples), document=task.document,
                        progress=progress is not None)
+    if any(method.whole is not None for method in methods):
+        from tailor.evaluation.selection import attach_selectors  # it runs this module's loop
+
+        # auto's selector: --selector, or trained on the train split on first use.
+        methods = attach_selectors(config, task, methods, backend=backend, embedder=embedder, progress=progress)
     has_golds = all(e.gold is not None for e in examples)
     adapter_store = None
     if config.adapters and any(method.needs("adapters") for method in methods):

@@ -87,6 +87,7 @@ METHODS = MethodRegistry(
         "summary": "tailor.methods.notes:SUMMARY",
         "persona": "tailor.methods.notes:PERSONA",
         "refine": "tailor.methods.refine:REFINE",
+        "auto": "tailor.methods.auto:AUTO",
         "lora": "tailor.methods.adapters:LORA",
         "user-embedding": "tailor.methods.adapters:USER_EMBEDDING",
         "preference": "tailor.methods.preference:PREFERENCE",

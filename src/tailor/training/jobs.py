@@ -27,6 +27,9 @@ instead, as a global adapter of kind ``soft-prompt``.
 
 Every run is resumable: an adapter whose stored config, base model and training data
 (a digest of its pairs and of the adapter below it) match is skipped.
+
+``executor`` says where the LoRA adapters train: ``local`` (this process) or ``ray[:ADDRESS]``,
+one Ray task per adapter, each stored as it finishes (:mod:`tailor.training.executors`).
 """
 
 from __future__ import annotations
@@ -50,10 +53,12 @@ from tailor.prompting.builder import PromptBudget
 from tailor.registry import require
 from tailor.store import ingest_examples
 from tailor.tasks import TaskSpec, get_task
+from tailor.training.executors import AdapterTask, ExecutorSpec, RayExecutor, StackedOn, parse_executor
 from tailor.training.pairs import method_pairs, training_prompt
 from tailor.types import HistoryRecord, Persona, Profile, TaskExample
 
-__all__ = ["TrainAdapterConfig", "TrainAdapterReport", "TrainedRow", "train_adapters", "training_data"]
+__all__ = ["TrainAdapterConfig", "TrainAdapterReport", "TrainedRow", "TrainingFailedError", "train_adapters",
+           "training_data"]
 
 TrainKind = Literal["lora", "user-embedding"]
 GLOBAL_DEFAULTS = LoRATrainConfig(epochs=1, max_items=None)
@@ -89,8 +94,18 @@ class TrainAdapterConfig:
     lora: LoRATrainConfig = field(default_factory=LoRATrainConfig)
     global_lora: LoRATrainConfig = GLOBAL_DEFAULTS
     soft_prompt: SoftPromptConfig = field(default_factory=SoftPromptConfig)
+    executor: str | ExecutorSpec = "local"
+    """Where the LoRA adapters train: ``local``, ``ray`` or ``ray:ADDRESS`` (one Ray task per adapter,
+    each with ``threads`` CPUs; by default the cluster's CPUs divided among the tasks)."""
+    retries: int = 2
+    """``ray``: attempts after the first for an adapter whose task raised or whose worker died."""
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "executor", parse_executor(self.executor))
+        if isinstance(self.retries, bool) or not isinstance(self.retries, int) or self.retries < 0:
+            raise ValueError(f"retries must be a whole number of at least 0, got {self.retries!r}")
+        if self.kind == "user-embedding" and str(self.executor) != "local":
+            raise ValueError("the user-embedding projector trains in this process: --executor is for lora")
         if self.scope not in ("user", "persona", "global"):
             raise ValueError(f"scope must be user, persona or global, got {self.scope!r}")
         if self.kind not in ("lora", "user-embedding"):
@@ -109,7 +124,7 @@ class TrainedRow:
     """One adapter of the run: trained, or skipped and why."""
 
     key: str
-    status: Literal["trained", "up to date", "too little history"]
+    status: Literal["trained", "up to date", "too little history", "failed"]
     items: int = 0
     seconds: float = 0.0
     first_loss: float | None = None
@@ -118,6 +133,8 @@ class TrainedRow:
     last_loss: float | None = None
     """The same at the end."""
     bytes: int = 0
+    error: str | None = None
+    """Why a ``failed`` adapter failed (the ``ray`` executor, after its retries)."""
 
 
 @dataclass
@@ -127,6 +144,31 @@ class TrainAdapterReport:
 
     def to_json(self) -> dict[str, Any]:
         return {"store": self.store, "adapters": [row.__dict__ for row in self.rows]}
+
+    @property
+    def failed(self) -> list[TrainedRow]:
+        """The adapters that could not be trained (the ``ray`` executor reports them at the end)."""
+        return [row for row in self.rows if row.status == "failed"]
+
+
+class TrainingFailedError(RuntimeError):
+    """An adapter that the others need (the global one) failed on every attempt."""
+
+
+@dataclass
+class _Planned:
+    """An adapter to train: its pairs and what will be stored beside its weights."""
+
+    key: AdapterKey
+    pairs: list[TrainingPair]
+    train_config: LoRATrainConfig
+    below: AdapterInfo | None
+    below_weights: bytes | None
+    stored_config: dict[str, Any]
+    digest: str
+    contributors: Sequence[str]
+    row: int
+    """Its place among the report's rows."""
 
 
 ProgressFactory = Callable[[int, str], Any]
@@ -162,7 +204,8 @@ def read_persona_groups(path: str | os.PathLike[str]) -> dict[str, list[str]]:
 
 
 class _Job:
-    def __init__(self, config: TrainAdapterConfig, progress: ProgressFactory | None) -> None:
+    def __init__(self, config: TrainAdapterConfig, progress: ProgressFactory | None,
+                 executor: RayExecutor | None = None) -> None:
         from tailor.backends.model_files import default_model_dir
 
         self.config = config
@@ -194,6 +237,11 @@ class _Job:
         self._trainer: Any = None
         self._personalizer: Any = None
         self._pairs: dict[str, list[TrainingPair]] = {}
+        spec = parse_executor(config.executor)
+        if executor is None and spec.kind == "ray":
+            executor = RayExecutor(spec.address, retries=config.retries, cpus_per_task=config.threads)
+        self.executor = executor
+        self._queued: list[_Planned] = []
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -245,8 +293,9 @@ class _Job:
                 and info.base_model.get("fingerprint") == self.identity["fingerprint"])
 
     def train_lora(self, key: AdapterKey, pairs: list[TrainingPair], train_config: LoRATrainConfig,
-                   below: AdapterKey | None, contributors: Sequence[str] = ()) -> AdapterInfo | None:
-        """Train (or skip as up to date) one LoRA adapter; return what the store holds."""
+                   below: AdapterKey | None, contributors: Sequence[str] = ()) -> None:
+        """Train (or skip as up to date) one LoRA adapter: at once with the local executor;
+        with Ray, queued until :meth:`finish` runs the queue."""
         below_info = self.store.load(below) if below is not None else None
         if below is not None and below_info is None:
             raise ValueError(f"adapter {below} is missing; train it first (--scope global)")
@@ -257,7 +306,13 @@ class _Job:
         info = self.store.info(key)
         if self.up_to_date(info, stored_config, digest):
             self.rows.append(TrainedRow(str(key), "up to date", len(pairs), bytes=info.size if info else 0))
-            return info
+            return
+        self.rows.append(TrainedRow(str(key), "failed", len(pairs), error="not trained yet"))
+        planned = _Planned(key, pairs, train_config, below_info, below_info.weights if below_info else None,
+                           stored_config, digest, contributors, len(self.rows) - 1)
+        if self.executor is not None:
+            self._queued.append(planned)
+            return
         bar = self.progress((train_config.epochs + 1) * -(-len(pairs) // train_config.batch_size), str(key)) \
             if self.progress else None
 
@@ -266,13 +321,45 @@ class _Job:
                 bar.update(1)
                 bar.set_postfix_str("frozen layers" if loss is None else f"loss={loss:.3f}")
 
-        stacked = from_bytes(below_info.weights, below_info.config["lora"]) if below_info is not None else None
+        stacked = from_bytes(planned.below_weights, below_info.config["lora"]) \
+            if below_info is not None and planned.below_weights is not None else None
         result = self.trainer().train(self.task, pairs, train_config, on_top_of=stacked,
                                       on_top_of_digest=below_info.digest if below_info is not None else None,
                                       progress=step)
         if bar is not None:
             bar.close()
-        metadata = {"data_digest": digest, "items": result.items, "steps": result.steps,
+        self._store_trained(planned, result)
+
+    def finish(self) -> None:
+        """Train the queued adapters on the executor, storing each as its task returns."""
+        queued, self._queued = self._queued, []
+        if not queued or self.executor is None:
+            return
+        # The adapters queued together stack on one adapter below (or none).
+        first = queued[0]
+        below = StackedOn(first.below_weights, dict(first.below.config), first.below.digest) \
+            if first.below is not None and first.below_weights is not None else None
+        tasks = [AdapterTask(p.key, self.task.name, tuple(p.pairs), p.train_config, str(self.model_dir))
+                 for p in queued]
+        by_key = {p.key: p for p in queued}
+        bar = self.progress(len(tasks), f"adapters on {self.executor}") if self.progress else None
+        for outcome in self.executor.run(tasks, below):
+            planned = by_key[outcome.task.key]
+            if outcome.result is None:
+                self.rows[planned.row] = TrainedRow(str(planned.key), "failed", len(planned.pairs),
+                                                    error=outcome.error)
+            else:
+                self._store_trained(planned, outcome.result, worker=outcome.worker)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix_str(f"{planned.key.owner}: {self.rows[planned.row].status}")
+        if bar is not None:
+            bar.close()
+
+    def _store_trained(self, planned: _Planned, result: Any, *, worker: dict[str, Any] | None = None) -> None:
+        """Save a trained adapter with its metadata, and report it in its row."""
+        below_info, pairs = planned.below, planned.pairs
+        metadata = {"data_digest": planned.digest, "items": result.items, "steps": result.steps,
                     "seconds": round(result.seconds, 2), "first_epoch_loss": round(result.first_epoch_loss, 4),
                     "last_epoch_loss": round(result.last_epoch_loss, 4),
                     **({"first_steps_loss": round(result.first_steps_loss, 4),
@@ -282,14 +369,14 @@ class _Job:
                     "prompt": self.prompt.id, "golds": sum(1 for p in pairs if p.record_id in self._question_ids()),
                     "data": str(Path(self.config.data).resolve()),
                     "on_top_of": below_info.digest if below_info is not None else None,
-                    "timings": {k: round(v, 2) for k, v in result.timings.items()}}
-        saved = self.store.save(key, result.weights, config=stored_config, base_model=self.identity,
-                                metadata=metadata, contributors=contributors)
+                    "timings": {k: round(v, 2) for k, v in result.timings.items()},
+                    **({"worker": worker} if worker is not None else {})}
+        saved = self.store.save(planned.key, result.weights, config=planned.stored_config, base_model=self.identity,
+                                metadata=metadata, contributors=planned.contributors)
         first = result.first_steps_loss if result.first_steps_loss is not None else result.first_epoch_loss
         last = result.last_steps_loss if result.last_steps_loss is not None else result.last_epoch_loss
-        self.rows.append(TrainedRow(str(key), "trained", result.items, round(result.seconds, 2),
-                                    round(first, 4), round(last, 4), saved.size))
-        return saved
+        self.rows[planned.row] = TrainedRow(str(planned.key), "trained", result.items, round(result.seconds, 2),
+                                            round(first, 4), round(last, 4), saved.size)
 
     def _question_ids(self) -> set[str]:
         """Ids of the split's questions whose golds were trained on (the train split's only)."""
@@ -309,6 +396,11 @@ class _Job:
         # user and persona adapters of any later run can stack on.
         pooled = [pair for user_id in self.all_users for pair in self.pairs(user_id, self.config.global_lora)]
         self.train_lora(key, pooled, self.config.global_lora, None, contributors=self.all_users)
+        self.finish()
+        row = next(row for row in reversed(self.rows) if row.key == str(key))
+        if row.status == "failed":
+            raise TrainingFailedError(f"the global adapter {key} failed on every attempt ({row.error}); "
+                                      "the user and persona adapters stack on it (--no-stack trains them without)")
         return key
 
     def run_users(self) -> None:
@@ -320,6 +412,7 @@ class _Job:
                 self.rows.append(TrainedRow(str(key), "too little history", len(pairs)))
                 continue
             self.train_lora(key, pairs, self.config.lora, below)
+        self.finish()
 
     def personas(self) -> dict[str, list[str]]:
         if self.config.personas_file:
@@ -353,6 +446,7 @@ class _Job:
                 self.rows.append(TrainedRow(str(key), "too little history", len(pooled)))
                 continue
             self.train_lora(key, pooled, self.config.lora, below, contributors=members)
+        self.finish()
 
     def run_user_embedding(self) -> None:
         from tailor.adapters.soft_prompt import SoftPromptTrainer
@@ -391,10 +485,14 @@ class _Job:
                                     facts["last_loss"], saved.size))
 
 
-def train_adapters(config: TrainAdapterConfig, *,
-                   progress: ProgressFactory | None = _default_progress) -> TrainAdapterReport:
-    """Train (or resume) the adapters ``config`` asks for; see the module docstring."""
-    job = _Job(config, progress)
+def train_adapters(config: TrainAdapterConfig, *, progress: ProgressFactory | None = _default_progress,
+                   executor: RayExecutor | None = None) -> TrainAdapterReport:
+    """Train (or resume) the adapters ``config`` asks for; see the module docstring.
+
+    ``executor``: a :class:`~tailor.training.executors.RayExecutor` to train on (its options
+    beyond ``config``'s: a hook run before each task); ``None``: the one ``config.executor`` names.
+    """
+    job = _Job(config, progress, executor)
     try:
         if config.kind == "user-embedding":
             job.run_user_embedding()
@@ -406,6 +504,8 @@ def train_adapters(config: TrainAdapterConfig, *,
             job.run_personas()
     finally:
         job.store.profiles.close()
+        if job.executor is not None and executor is None:  # one the caller handed in is theirs to close
+            job.executor.close()
     return TrainAdapterReport(job.store.location, job.rows)
 
 
