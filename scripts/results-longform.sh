@@ -12,7 +12,7 @@ tailor=.venv/bin/tailor
 threads=${THREADS:-2}
 data="$runs/data"
 mkdir -p "$runs"
-[ -f "$data/dev_questions.json" ] || $tailor data build news-openings --out "$data"
+[ -f "$data/val.json" ] || $tailor data build news-openings --out "$data"
 start=$(date +%s)
 $tailor eval --task news-openings --data "$data" --split dev \
   --method none,bm25,recency,dense,hybrid,summary,persona,refine --out "$runs/methods"

@@ -104,3 +104,20 @@ def test_users_restricts_any_evaluation(tmp_path: Path, capsys: pytest.CaptureFi
     result = run_json(["eval", "--task", "LaMP-4", "--data", str(data), "--backend", "echo", "--method", "none,bm25",
                        "--users", "bob", "--json"], capsys)
     assert result["n"] == 2
+
+
+def test_training_targets_are_as_long_as_the_tasks_answers(tmp_path: Path, tiny_model_dir: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """A target cut shorter than the task's answers would teach the adapter to stop early:
+    by default the cut is the task's generation limit (at least 32 tokens)."""
+    from tailor.tasks import get_task
+
+    data = write_lamp4(tmp_path / "data")
+    run_json(train(data, tmp_path / "default", tiny_model_dir, "--scope", "global")["argv"], capsys)
+    stored = open_adapter_store(tmp_path / "default").info(AdapterKey.global_("LaMP-4"))
+    assert stored is not None
+    assert stored.config["train"]["max_output_tokens"] == max(32, get_task("LaMP-4").max_new_tokens)
+    run_json(train(data, tmp_path / "short", tiny_model_dir, "--scope", "global", "--max-output-tokens", "8")["argv"],
+             capsys)
+    short = open_adapter_store(tmp_path / "short").info(AdapterKey.global_("LaMP-4"))
+    assert short is not None and short.config["train"]["max_output_tokens"] == 8

@@ -288,6 +288,9 @@ def _add_train_adapter(verbs: Any) -> None:
     train.add_argument("--rank", type=choices.positive, default=8)
     train.add_argument("--epochs", type=choices.positive, default=2, help="epochs of user/persona adapters (default 2)")
     train.add_argument("--top-layers", type=int, default=6, help="LoRA on the last N decoder layers (0: all)")
+    train.add_argument("--max-output-tokens", type=choices.positive, default=None,
+                       help="LoRA: each training target cut to this many tokens (default: the task's generation "
+                       "limit, at least 32), so that an adapter learns to write as long as the task's answers")
     train.add_argument("--max-items", type=choices.positive, default=None,
                        help="most recent history items per user (default: 100 for user and persona adapters, all "
                        "for the global adapter, which this bounds too when given)")
@@ -301,12 +304,15 @@ def _train_adapter(args: argparse.Namespace) -> int:
 
     from tailor.adapters.soft_prompt import SoftPromptConfig
     from tailor.adapters.train import LoRATrainConfig
+    from tailor.tasks import get_task
     from tailor.training.jobs import GLOBAL_DEFAULTS, TrainAdapterConfig, TrainingFailedError, train_adapters
 
+    # A target cut shorter than the task's answers teaches the adapter to stop early.
+    output_tokens = args.max_output_tokens or max(LoRATrainConfig.max_output_tokens, get_task(args.task).max_new_tokens)
     lora = LoRATrainConfig(rank=args.rank, epochs=args.epochs, top_layers=args.top_layers,
-                           max_items=args.max_items or LoRATrainConfig.max_items)
+                           max_items=args.max_items or LoRATrainConfig.max_items, max_output_tokens=output_tokens)
     global_lora = replace(GLOBAL_DEFAULTS, rank=args.rank, top_layers=args.top_layers,
-                          max_items=args.max_items or GLOBAL_DEFAULTS.max_items)
+                          max_items=args.max_items or GLOBAL_DEFAULTS.max_items, max_output_tokens=output_tokens)
     config = TrainAdapterConfig(task=args.task, data=args.data, out=args.out, split=args.split,
                                 users=_user_list(args.users), scope=args.scope, kind=args.kind,
                                 personas_file=args.personas, min_history=args.min_history, stack=not args.no_stack,
