@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -59,3 +61,20 @@ class Checkpoint:
             os.fsync(handle.fileno())
         for row in rows:
             self.rows[str(row["id"])] = row
+
+
+def prepare_ahead(method: Any, task: Any, todo: Sequence[Any], progress: Callable[[int, str], Any] | None) -> float:
+    """Run ``method.prepare`` (the LLM work a method does once, up front, in batches: summaries,
+    personas, preference profiles) on the examples still to answer, with a progress bar per
+    user; the seconds it took per example (0 when there is nothing to prepare)."""
+    prepare = getattr(method, "prepare", None)
+    if not todo or prepare is None:
+        return 0.0
+    began = time.perf_counter()
+    users = len(dict.fromkeys(e.user_id for e in todo))
+    bar = progress(users, f"{method.name}: preparing") if progress else None
+    prepare(task, todo, bar)
+    if bar is not None:
+        bar.close()
+    return (time.perf_counter() - began) / len(todo)
+

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from tailor.evaluation.checkpoint import Checkpoint
+from tailor.evaluation.checkpoint import Checkpoint, prepare_ahead
 from tailor.metrics import bootstrap_ci
 from tailor.metrics.scores import PerExampleScores
 from tailor.store import ProfileStore
@@ -38,16 +38,7 @@ def rank_method(task: TaskSpec, examples: Sequence[TaskExample], ranker: Any, st
     if bar is not None:
         bar.update(len(examples) - len(todo))
     kept = int(getattr(task, "kept", DEFAULT_KEPT))
-    overhead = 0.0
-    prepare = getattr(ranker, "prepare", None)
-    if todo and prepare is not None:
-        began = time.perf_counter()
-        users = len(dict.fromkeys(e.user_id for e in todo))
-        prepare_bar = progress(users, f"{ranker.name}: preparing") if progress else None
-        prepare(task, todo, prepare_bar)
-        if prepare_bar is not None:
-            prepare_bar.close()
-        overhead = (time.perf_counter() - began) / len(todo)
+    overhead = prepare_ahead(ranker, task, todo, progress)
     for start in range(0, len(todo), batch_size):
         batch = todo[start:start + batch_size]
         began = time.perf_counter()

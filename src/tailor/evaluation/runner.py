@@ -19,7 +19,7 @@ from tailor import __version__
 from tailor.about import git_commit
 from tailor.backends import Backend, load_backend
 from tailor.embeddings import EMBEDDERS, Embedder, embed_profiles, load_embedder
-from tailor.evaluation.checkpoint import Checkpoint, safe_name
+from tailor.evaluation.checkpoint import Checkpoint, prepare_ahead, safe_name
 from tailor.evaluation.ranking import cold_subset, rank_method, subset_result
 from tailor.machine import machine
 from tailor.methods import BuildContext, MethodSpec, parse_methods
@@ -481,16 +481,7 @@ def run_method(task: TaskSpec, examples: Sequence[TaskExample], personalizer: An
     candidates = task.labels if config.scoring != "generate" and task.uses_candidates or calibrate else None
     # Methods that ask the LLM first (summaries, personas) do it once, in batches, up front;
     # the time is shared among the examples it serves.
-    overhead = 0.0
-    prepare = getattr(personalizer, "prepare", None)
-    if todo and prepare is not None:
-        began = time.perf_counter()
-        users = len(dict.fromkeys(e.user_id for e in todo))
-        prepare_bar = progress(users, f"{personalizer.name}: preparing") if progress else None
-        prepare(task, todo, prepare_bar)
-        if prepare_bar is not None:
-            prepare_bar.close()
-        overhead = (time.perf_counter() - began) / len(todo)
+    overhead = prepare_ahead(personalizer, task, todo, progress)
     batch_personalize = getattr(personalizer, "personalize_batch", None)
     for start in range(0, len(todo), config.batch_size):
         batch = todo[start:start + config.batch_size]
