@@ -35,14 +35,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tailor.backends.contract import BackendError, tokenizer_count
+from tailor.backends.contract import BackendError, available_threads, tokenizer_count
 from tailor.registry import require
 from tailor.types import GenerationRequest, GenerationResult
 
 if TYPE_CHECKING:
     from typing import Self
 
-__all__ = ["RayBackend", "RayConfig", "Replica", "ReplicaInfo", "split_evenly"]
+__all__ = ["RayBackend", "RayConfig", "Replica", "ReplicaInfo", "ray_error_reason", "split_evenly"]
 
 # Inner backends whose tokenizer the driver can load alone, without the model.
 _TOKENIZER_BACKENDS = ("default", "default-fp32", "transformers")
@@ -232,7 +232,7 @@ class RayBackend:
         try:
             return self.ray.get(ref)
         except self.ray.exceptions.RayError as error:
-            raise BackendError(f"{self._replica(index)} {doing}: {_reason(error)}") from error
+            raise BackendError(f"{self._replica(index)} {doing}: {ray_error_reason(error)}") from error
 
     def _connect(self, replicas: int, cpus_per_replica: float | None, address: str | None) -> bool:
         """Join or start Ray; whether this backend started (and so owns) the connection."""
@@ -244,7 +244,7 @@ class RayBackend:
             ray.init(address=address, logging_level=logging.WARNING)
             return True
         # "local": a new Ray for this process, never one that some earlier `ray start` left running.
-        share = cpus_per_replica or max(1, _machine_cpus() // replicas)
+        share = cpus_per_replica or max(1, available_threads() // replicas)
         ray.init(address="local", num_cpus=math.ceil(share * replicas), include_dashboard=False,
                  logging_level=logging.WARNING)
         return True
@@ -318,14 +318,7 @@ class RayBackend:
         return functools.partial(tokenizer_count, tokenizer)
 
 
-def _machine_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-def _reason(error: BaseException) -> str:
+def ray_error_reason(error: BaseException) -> str:
     """The root of a Ray error in one line: the inner exception when Ray kept it, else Ray's last line."""
     cause = getattr(error, "cause", None)
     if isinstance(cause, BaseException):

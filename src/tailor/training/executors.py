@@ -33,6 +33,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from tailor.adapters.data import TrainingPair
 from tailor.adapters.store import AdapterKey
 from tailor.adapters.train import LoRATrainConfig, TrainResult
+from tailor.backends.contract import available_threads
+from tailor.backends.ray import ray_error_reason
 from tailor.registry import require
 
 if TYPE_CHECKING:
@@ -198,7 +200,7 @@ class RayExecutor:
                 try:
                     result, worker = ray.get(ref)
                 except ray.exceptions.RayError as error:
-                    yield TaskOutcome(task, None, error=_reason(error))
+                    yield TaskOutcome(task, None, error=ray_error_reason(error))
                 else:
                     yield TaskOutcome(task, result, worker=worker)
 
@@ -220,7 +222,7 @@ class RayExecutor:
                 ray.init(address=address, logging_level=logging.WARNING)
             else:
                 # "local": a new Ray for this process, never one that an earlier `ray start` left running.
-                ray.init(address="local", num_cpus=_machine_cpus(), include_dashboard=False,
+                ray.init(address="local", num_cpus=available_threads(), include_dashboard=False,
                          logging_level=logging.WARNING)
             self._started_ray = True
         self._connected = True
@@ -245,18 +247,3 @@ class RayExecutor:
         """How many tasks of ``cpus`` CPUs the cluster runs at once."""
         return max(1, sum(math.floor(node / cpus) for node in self._node_cpus()))
 
-
-def _machine_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-def _reason(error: BaseException) -> str:
-    """The root of a Ray error in one line: the task's own exception when Ray kept it, else Ray's last line."""
-    cause = getattr(error, "cause", None)
-    if isinstance(cause, BaseException):
-        return f"{type(cause).__name__}: {cause}".splitlines()[0]
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return lines[-1] if lines else type(error).__name__
