@@ -298,6 +298,120 @@ def moves(run: Path, method: str, count: int, weight: float | None) -> None:
                   f"{'; '.join(shown[r].fields.get('text', r) for r in row['retrieved'] if r in shown)}")
 
 
+TABLE_RUNS = (("classic-sampled", "every user"), ("classic-full", "every user"),
+              ("llm-sampled", "first users"), ("llm-full", "first users"), ("llm-alone", "first users"),
+              ("cold", "cold users"), ("lora", "first users"))
+
+
+def _interval(values: np.ndarray, resamples: np.ndarray) -> tuple[float, float]:
+    low, high = np.percentile(values[resamples].mean(axis=1), [2.5, 97.5])
+    return float(low), float(high)
+
+
+def _paired(values: dict[str, float], reference: dict[str, float] | None) -> str:
+    """The mean difference of ``values`` from ``reference`` on the users of both, with its
+    paired 95% bootstrap interval ("" without a reference)."""
+    if not reference:
+        return ""
+    both = [user for user in sorted(values) if user in reference]
+    differences = np.array([values[user] - reference[user] for user in both])
+    resamples = np.random.default_rng(0).integers(0, len(both), size=(1000, len(both)))
+    low, high = _interval(differences, resamples)
+    return f"{differences.mean():+.4f} [{low:+.4f}, {high:+.4f}]"
+
+
+def table(runs: Path, versus: str) -> None:
+    """One table of every method of the test-split runs under ``runs`` (the script's names,
+    :data:`TABLE_RUNS`): NDCG@10, HR@10 and MRR with 95% bootstrap intervals over users,
+    NDCG@10 against ``versus`` on the same users (paired), the model's own order of the
+    reranked head where a method reranks, and seconds per user."""
+    print(f"| run: users | protocol | method | n | NDCG@10 [95% CI] | HR@10 = Recall@10 [95% CI] | MRR [95% CI] | "
+          f"Δ NDCG@10 vs {versus}, same users [95% CI] | the model's order of the head alone: NDCG@10 (Δ vs {versus}) | s/user |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for name, who in TABLE_RUNS:
+        run = runs / name
+        if not (run / "results.json").exists():
+            continue
+        results = json.loads((run / "results.json").read_text())
+        config = results["config"]
+        task = get_task(config["task"])
+        golds = task.read_outputs(Path(config["data"]) / f"{config['split']}_outputs.json")
+        protocol = "full" if config["task"].endswith("-full") else "sampled-99"
+        per_user: dict[str, dict[str, float]] = {}
+        alone: dict[str, dict[str, float]] = {}
+        for entry in results["results"]:
+            method = entry["method"]
+            path = run / "predictions" / f"{method.replace('+', '-')}.jsonl"
+            rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+            per_user[method] = {row["id"]: _ndcg(json.loads(row["output"]), golds[row["id"]]) for row in rows}
+            if rows and "stages" in rows[0]:
+                values = {}
+                for row in rows:
+                    ranked = json.loads(row["output"])
+                    first, model = row["stages"]["first"], row["stages"]["model"]
+                    head, tail = ranked[:len(first)], ranked[len(first):]
+                    scores = mix(first, model, None)
+                    order = sorted(range(len(head)), key=lambda place: -scores[place])
+                    values[row["id"]] = _ndcg([head[place] for place in order] + tail, golds[row["id"]])
+                alone[method] = values
+        for entry in results["results"]:
+            method, metrics, ci = entry["method"], entry["metrics"], entry["ci95"]
+            ids = sorted(per_user[method])
+            n = len(ids)
+            delta = _paired(per_user[method], per_user.get(versus)) if method != versus else ""
+            model_alone = ""
+            if method in alone:
+                model_alone = f"{np.mean(list(alone[method].values())):.4f}"
+                compared = _paired(alone[method], per_user.get(versus))
+                model_alone += f" ({compared})" if compared else ""
+            seconds = entry.get("seconds")
+            print(f"| {name}: {who} | {protocol} | {method} | {n} | {metrics['ndcg@10']:.4f} "
+                  f"[{ci['ndcg@10'][0]:.4f}, {ci['ndcg@10'][1]:.4f}] | {metrics['hitrate@10']:.4f} "
+                  f"[{ci['hitrate@10'][0]:.4f}, {ci['hitrate@10'][1]:.4f}] | {metrics['mrr']:.4f} "
+                  f"[{ci['mrr'][0]:.4f}, {ci['mrr'][1]:.4f}] | {delta} | {model_alone} | "
+                  f"{'' if seconds is None else f'{seconds / max(n, 1):.3f}'} |")
+
+
+def held_out(run: Path, method: str) -> None:
+    """Where a method that ranks every candidate by the model (no first stage, e.g. ``bm25``)
+    puts the held-out movie, from a run's predictions: its mean place against chance and
+    against popularity's order, its mean standardized score, and what the scores follow."""
+    results = json.loads((run / "results.json").read_text())
+    config = results["config"]
+    task = get_task(config["task"])
+    examples = {e.id: e for e in task.load(config["data"], config["split"])}
+    popularity: dict[str, int] = {}
+    for example in examples.values():
+        for record in example.profile.records:
+            popularity[record.fields["item"]] = popularity.get(record.fields["item"], 0) + 1
+    path = run / "predictions" / f"{method.replace('+', '-')}.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    places: dict[str, list[float]] = {"model": [], "popularity": [], "chance": []}
+    standardized: list[float] = []
+    correlations: dict[str, list[float]] = {"popularity": [], "title length": []}
+    for row in rows:
+        example = examples[row["id"]]
+        gold = example.gold or ""
+        titles = {c.fields["item"]: c.fields.get("title", c.fields["item"]) for c in example.candidates}
+        ranked, scores = json.loads(row["output"]), np.asarray(row["scores"], dtype=float)
+        if gold not in ranked or len(scores) != len(ranked):
+            continue
+        places["model"].append(ranked.index(gold) + 1)
+        by_popularity = sorted(ranked, key=lambda item: -popularity.get(item, 0))
+        places["popularity"].append(by_popularity.index(gold) + 1)
+        places["chance"].append((len(ranked) + 1) / 2)
+        standardized.append(float((scores[ranked.index(gold)] - scores.mean()) / (scores.std() or 1.0)))
+        correlations["popularity"].append(_spearman(scores, [popularity.get(i, 0) for i in ranked]))
+        correlations["title length"].append(_spearman(scores, [len(titles.get(i, i)) for i in ranked]))
+    print(f"{run}: {method}, {config['split']} split, n = {len(places['model'])} users; "
+          f"{rows[0]['candidates'] if rows else 0} candidates each\n")
+    print(f"- the held-out movie's mean place (1 = first): by the model {np.mean(places['model']):.2f}, by "
+          f"popularity {np.mean(places['popularity']):.2f}, at random {np.mean(places['chance']):.2f}")
+    print(f"- its mean standardized score among the candidates: {np.mean(standardized):+.3f}")
+    print("- mean rank correlation (Spearman) of the model's scores with: " + ", ".join(
+        f"{name} {np.nanmean(values):+.3f}" for name, values in correlations.items()))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -315,8 +429,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     command.add_argument("--count", type=int, default=3, help="users shown among the largest falls and rises")
     command.add_argument("--weight", type=float, default=None,
                          help="order the head by mix(first, model, WEIGHT) (default: the model's scores alone)")
+    command = commands.add_parser("held-out", help="where a model-only ranker put the held-out movies")
+    command.add_argument("run", type=Path, help="a tailor eval run folder")
+    command.add_argument("--method", default="bm25")
+    command = commands.add_parser("table", help="one table of every test-split run of scripts/results-recommendation.sh")
+    command.add_argument("runs", type=Path, help="the script's RUNS_DIR")
+    command.add_argument("--versus", default="als", help="the method compared with on the same users (default als)")
     args = parser.parse_args(argv)
-    if args.command == "ranking":
+    if args.command == "table":
+        table(args.runs, args.versus)
+    elif args.command == "held-out":
+        held_out(args.run, args.method)
+    elif args.command == "ranking":
         ranking(args.data)
     elif args.command == "ratings":
         ratings(args.data)

@@ -352,11 +352,15 @@ def run_history(args: argparse.Namespace) -> None:
         base = f"http://127.0.0.1:{port}"
         with httpx.Client(base_url=base, timeout=30) as client:
             for count in counts:
-                user = f"hist{count}"
-                ask(client, user, queries[0])  # the first search reads the history once
-                times = [float(ask(client, user, queries[i % len(queries)]).headers["x-tailor-personalize-ms"])
-                         for i in range(args.requests)]
-                rows.append((count, *percentiles(times)))
+                ask(client, f"hist{count}", queries[0])  # the first search reads the history once
+            times: dict[int, list[float]] = {count: [] for count in counts}
+            for i in range(args.requests):
+                # Interleaved, so that every history length meets the server in the same state
+                # (its heap, its write-ahead log, the other users it holds), not one after another.
+                for count in counts:
+                    reply = ask(client, f"hist{count}", queries[i % len(queries)])
+                    times[count].append(float(reply.headers["x-tailor-personalize-ms"]))
+            rows = [(count, *percentiles(times[count])) for count in counts]
         throughput = {}
         for group in ("fresh", "long"):
             names = [f"{group}{n}" for n in range(long_users)]

@@ -11,7 +11,7 @@
 #      with and without personas; a RAG-aware global LoRA (trained with tailor train-adapter on
 #      the test users' histories, MAX_ITEMS most recent each) on the first LORA_USERS.
 #   3. movielens-ratings, whole dev split: the rating baselines beside item-mean and svd.
-# Writes RUNS_DIR/report.md, RUNS_DIR/choices/*.md, RUNS_DIR/moves.md, the figures under
+# Writes RUNS_DIR/table.md (every test-split method in one table), RUNS_DIR/report.md, RUNS_DIR/choices/*.md, RUNS_DIR/moves.md, the figures under
 # RUNS_DIR/figures/RUN and each step's seconds in RUNS_DIR/times.txt.
 # Usage: bash scripts/results-recommendation.sh [RUNS_DIR]   (reruns resume finished runs)
 set -euo pipefail
@@ -19,8 +19,8 @@ cd "$(dirname "$0")/.."
 runs=${1:-runs/recommendation}
 valid=${VALID_USERS:-200}
 users=${LLM_USERS:-200}
-few=${FEW_USERS:-50}
-lora_users=${LORA_USERS:-20}
+few=${FEW_USERS:-100}
+lora_users=${LORA_USERS:-50}
 max_items=${MAX_ITEMS:-1}
 tailor=".venv/bin/tailor"
 python=".venv/bin/python"
@@ -60,7 +60,7 @@ cold=$($python -c "import json, sys; print(','.join(q['user_id'] for q in json.l
 step cold movielens-next test item-knn,als,als+bm25,als+persona+bm25 --users "$cold"
 timed train-adapter $tailor train-adapter --task movielens-next --data "$runs/data" --split test --scope global \
   --method bm25 --max-items "$max_items" --threads 1 --out "$runs/adapters"
-# float32 for both model methods: the adapter runs on the float32 transformers model.
+# float32 weights for both model methods (the global adapter merged into the OpenVINO float32 model).
 step lora movielens-next test als,als+bm25,als+lora+bm25 --limit "$lora_users" --backend default:fp32 \
   --adapters "$runs/adapters"
 
@@ -74,9 +74,10 @@ timed ratings $tailor eval --task movielens-ratings --data "$runs/ratings-data" 
   done
   $tailor report "$runs/ratings" --versus user-mean --figures "$runs/figures/ratings"
 } > "$runs/report.md"
+$python benchmarks/recommenders.py table "$runs" > "$runs/table.md"
 {
   $python benchmarks/recommenders.py moves "$runs/llm-sampled"
   $python benchmarks/recommenders.py moves "$runs/cold"
 } > "$runs/moves.md"
 echo "end $(date -u +%FT%TZ)" >> "$runs/times.txt"
-echo "report in $runs/report.md, choices in $runs/choices, moves in $runs/moves.md; times in $runs/times.txt"
+echo "table in $runs/table.md, report in $runs/report.md, choices in $runs/choices, moves in $runs/moves.md; times in $runs/times.txt"

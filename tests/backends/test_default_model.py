@@ -109,22 +109,27 @@ def test_the_default_int8_weights_keep_label_choices() -> None:
     assert texts[0] == reference.generate(REQUESTS[:1])[0].text and all(texts)
 
 
-def test_adapter_requests_run_on_the_float32_model(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """Per-user adapters are not run by the OpenVINO engine: the view goes to the transformers model."""
+def test_an_adapter_view_merges_shared_adapters_on_openvino_and_names_both_engines(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Global and persona adapters run on OpenVINO, merged into a model of their own; a
+    user's own adapter on the float32 transformers model: the view names both. Without
+    merging, every adapter request goes to the transformers model."""
     from tailor.adapters.store import open_adapter_store
+    from tailor.backends.openvino import DefaultOpenVINOBackend
 
     fast = loaded("default")
     adapted = fast.with_adapters(open_adapter_store(tmp_path, create=True), "LaMP-4")
-    assert adapted.engine == "transformers-fp32+lora"
-    assert adapted.backend is fast.fallback()
+    assert adapted.backend is fast and adapted.engine == f"openvino-{fast.precision}-merged/transformers-fp32+lora"
+    plain = DefaultOpenVINOBackend(fast.precision, merge_adapters=False)
+    unmerged = plain.with_adapters(open_adapter_store(tmp_path / "other", create=True), "LaMP-4")
+    assert unmerged.engine == "transformers-fp32+lora" and unmerged.backend is plain.fallback()
 
 
 def test_an_adapter_view_of_the_default_names_the_engine_that_runs_it(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """eval's adapter methods wrap the backend itself; results.json must still say that
-    the float32 transformers model, not OpenVINO, generated their outputs."""
+    """eval's adapter methods wrap the backend itself; results.json must still say which
+    engines generated their outputs."""
     from tailor.adapters.runtime import AdaptedBackend, AdapterResolver
     from tailor.adapters.store import open_adapter_store
 
     fast = loaded("default")
     view = AdaptedBackend(fast, AdapterResolver(open_adapter_store(tmp_path, create=True), "LaMP-4"))
-    assert fast.engine == "openvino" and view.engine == "transformers-fp32+lora"
+    assert fast.engine == "openvino" and view.engine == f"openvino-{fast.precision}-merged/transformers-fp32+lora"

@@ -130,3 +130,39 @@ def test_a_user_deleted_and_made_again_finds_nothing_of_the_earlier_one(store: S
     store.delete_user("alice")  # by another process, say: this one's memory still holds her
     store.set_attributes("alice", {})  # the same id again: a new user
     assert served.search_episodes("alice", "bees", 1) == [] and served.search("alice", "bees", 1) == []
+
+
+def test_the_memory_state_counts_changes_and_removals_and_differs_for_a_user_made_again(
+        store: SQLiteProfileStore) -> None:
+    served = MemoryStore(store)
+    changes, removals = store.memory_state("alice")
+    served.add_facts("alice", [Fact(None, "", "keeps bees", 0.8), Fact("user.city", "=", "Lisbon", 0.9)])
+    assert store.memory_state("alice") == (changes + 1, removals)  # one write, nothing removed
+    served.add_facts("alice", [Fact(None, "", "keeps bees", 0.8)])  # already held: no change
+    assert store.memory_state("alice") == (changes + 1, removals)
+    served.add_facts("alice", [Fact("user.city", "=", "Porto", 0.9)])  # supersedes Lisbon
+    assert store.memory_state("alice") == (changes + 2, removals + 1)
+    served.delete("alice", served.list_memories("alice")[0].id)
+    assert store.memory_state("alice") == (changes + 3, removals + 2)
+    store.delete_user("alice")
+    assert store.memory_state("alice") == (0, 0)
+    store.set_attributes("alice", {})
+    assert store.memory_state("alice")[1] != removals + 2  # a new user: their own count of removals
+
+
+def test_a_long_conversation_held_in_memory_adds_almost_nothing_for_the_garbage_collector() -> None:
+    """A server holds thousands of messages per user: as plain tuples, strings and arrays,
+    which Python's collector skips, its full passes do not grow with the conversations."""
+    import gc
+
+    rng = random.Random(3)
+    said = [Episode(f"m{i}", "user" if i % 2 == 0 else "assistant", sentence(rng), session=f"2024-01-{1 + i // 100:02d}",
+                    date=f"2024-01-{1 + i // 100:02d}") for i in range(1200)]
+    gc.collect()
+    before = len(gc.get_objects())
+    index = EpisodeSearch().index(said[:1000])
+    index.append(said[1000:], limit=1000)  # the window slides
+    gc.collect()
+    gc.collect()
+    assert len(index) == 1000 and index.search("jazz piano", 3)
+    assert len(gc.get_objects()) - before < 100

@@ -159,7 +159,7 @@ def test_the_schema_is_created_once_and_versioned(store: Any, postgres_url: str)
     with PostgresProfileStore(postgres_url) as again:  # an existing schema is opened, not recreated
         assert again.count_records("alice") == 1
     with _connect(postgres_url) as raw:
-        assert raw.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)] == [(5,)]
+        assert raw.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)] == [(6,)]
         raw.execute("UPDATE schema_version SET version = version + 1")
     with pytest.raises(Exception, match="newer than this tailor"):
         PostgresProfileStore(postgres_url)

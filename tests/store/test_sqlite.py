@@ -6,6 +6,7 @@ import json
 import sqlite3
 import subprocess
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -136,6 +137,48 @@ def test_a_failed_inner_write_does_not_undo_the_outer_transaction(tmp_path: Path
 
 
 # -- threads and processes ------------------------------------------------------------------
+
+
+def test_a_read_neither_waits_for_a_write_in_progress_nor_sees_it(tmp_path: Path) -> None:
+    with SQLiteProfileStore(tmp_path / "profiles.db") as store:
+        store.add_records("alice", [record("a1")])
+        writing, release = threading.Event(), threading.Event()
+
+        def write() -> None:
+            with store.transaction():
+                store.add_records("alice", [record("a2")])
+                writing.set()
+                release.wait(30)
+
+        writer = threading.Thread(target=write)
+        writer.start()
+        try:
+            assert writing.wait(30)
+            with ThreadPoolExecutor(max_workers=1) as pool:  # a reader on another thread
+                seen = pool.submit(lambda: [r.id for r in store.get_profile("alice").records]).result(timeout=10)
+            assert seen == ["a1"]  # the last commit, read while the writer holds its transaction
+        finally:
+            release.set()
+            writer.join(30)
+        assert [r.id for r in store.get_profile("alice").records] == ["a1", "a2"]
+
+
+def test_reads_of_one_thread_share_a_snapshot_and_close_closes_their_connections(tmp_path: Path) -> None:
+    store = SQLiteProfileStore(tmp_path / "profiles.db")
+    store.add_records("alice", [record("a1")])
+    with store._reading() as outer:
+        assert outer.execute("SELECT COUNT(*) FROM records").fetchone()[0] == 1  # the snapshot starts here
+        with store._reading() as inner:
+            assert inner is outer  # a read inside a read: the same snapshot
+        store.add_records("alice", [record("a2")])  # committed meanwhile, through the writer
+        assert outer.execute("SELECT COUNT(*) FROM records").fetchone()[0] == 1
+    assert store.count_records("alice") == 2
+    store.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        store.has_user("alice")
+    with pytest.raises(sqlite3.ProgrammingError):
+        outer.execute("SELECT 1")  # the pooled read connection was closed with the store
+
 
 
 def test_concurrent_writes_from_threads_lose_nothing(tmp_path: Path) -> None:

@@ -382,7 +382,7 @@ def test_a_version_1_file_is_migrated_and_keeps_its_data(tmp_path: Path) -> None
         assert store.profile_version("alice") == 2
     raw = sqlite3.connect(path)
     try:
-        assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 6
     finally:
         raw.close()
 

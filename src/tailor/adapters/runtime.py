@@ -42,6 +42,9 @@ class LoRAChoice:
 
     name: str
     load: Callable[[], LoRAWeights] = field(compare=False, repr=False)
+    shared: bool = False
+    """Whether it serves more than one user (a global or persona adapter): a fast engine may
+    run it merged into a model of its own (:mod:`tailor.backends.merged`)."""
 
 
 @dataclass(frozen=True)
@@ -180,7 +183,8 @@ class AdapterResolver:
     def _resolution(self, granularity: Granularity, stack: tuple[tuple[AdapterKey, str], ...]) -> Resolution:
         keys = tuple(key for key, _ in stack)
         name = "lora_" + "_".join(digest for _, digest in stack)
-        return Resolution(granularity, keys, LoRAChoice(name, lambda: self.load_stack(keys)))
+        return Resolution(granularity, keys, LoRAChoice(name, lambda: self.load_stack(keys),
+                                                        shared=granularity != "user"))
 
     def load_stack(self, keys: Sequence[AdapterKey]) -> LoRAWeights:
         """The stacked adapters' weights summed into one LoRA."""

@@ -2,7 +2,10 @@
 
 An engine that does not apply per-user LoRA adapters or soft prompts (ONNX Runtime
 GenAI, OpenVINO here) keeps the float32 transformers copy of the same model for the
-requests that need them: loaded on first need, and named by ``engine`` in results.
+requests that need them: loaded on first need, and named by ``engine`` in results. An
+engine that can run a shared (global or persona) adapter merged into a model of its own
+(OpenVINO: :mod:`tailor.backends.merged`) says so by :meth:`TransformersFallback.merged_engine`,
+and those requests stay on the fast engine.
 """
 
 from __future__ import annotations
@@ -12,10 +15,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tailor.types import GenerationRequest, GenerationResult
+from tailor.types import GenerationRequest, GenerationResult, TextStream
 
 if TYPE_CHECKING:
-    from tailor.adapters.runtime import AdaptedBackend
+    from tailor.adapters.runtime import AdaptedBackend, LoRAChoice
     from tailor.adapters.store import AdapterStore
     from tailor.backends.hf import TransformersBackend
 
@@ -25,6 +28,9 @@ class TransformersFallback:
 
     adapter_engine = "transformers-fp32"
     """The engine that runs this backend's adapter requests (the float32 transformers model)."""
+    merges_adapters = False
+    """Whether shared (global, persona) adapters run on this fast engine, merged into a model
+    of their own (:meth:`merged_engine`), instead of on the float32 model."""
     _fallback: TransformersBackend | None = None
     _fallback_options: dict[str, Any]
     _source: Path
@@ -55,14 +61,65 @@ class TransformersFallback:
         """Whether a generate call carries adapters or soft prompts."""
         return bool((lora is not None and any(lora)) or (prefixes is not None and any(p is not None for p in prefixes)))
 
+    def merged_engine(self, choice: LoRAChoice) -> Any | None:
+        """This engine with ``choice``'s shared adapter merged in, or ``None`` where the engine
+        does not merge adapters (the request then runs on the float32 model)."""
+        return None
+
+    def _engine_for(self, choice: LoRAChoice | None) -> Any | None:
+        """The fast engine that runs ``choice`` (this one for no adapter), or ``None``: the float32 model."""
+        if choice is None:
+            return self
+        return self.merged_engine(choice) if self.merges_adapters and choice.shared else None
+
     def generate(self, requests: Sequence[GenerationRequest], *, lora: Sequence[Any] | None = None,
                  prefixes: Sequence[Any] | None = None) -> list[GenerationResult]:
-        """Requests with adapters or soft prompts on the float32 model, the rest on this engine."""
-        if self.needs_fallback(lora, prefixes):
+        """Requests with a shared adapter on its merged engine where this engine merges them,
+        other adapter requests and soft prompts on the float32 model, the rest on this engine."""
+        if not self.needs_fallback(lora, prefixes):
+            return super().generate(requests)  # type: ignore[misc,no-any-return]
+        if not self.merges_adapters or (prefixes is not None and any(p is not None for p in prefixes)):
             return self.fallback().generate(requests, lora=lora, prefixes=prefixes)
-        return super().generate(requests)  # type: ignore[misc,no-any-return]
+        assert lora is not None  # needs_fallback said so
+        groups: dict[str | None, list[int]] = {}
+        choices: dict[str | None, Any] = {}
+        for index, choice in enumerate(lora):
+            engine = self._engine_for(choice)
+            key = None if engine is None else ("" if choice is None else choice.name)
+            groups.setdefault(key, []).append(index)
+            choices[key] = engine
+        results: list[GenerationResult | None] = [None] * len(requests)
+        for key, indexes in groups.items():
+            part = [requests[i] for i in indexes]
+            if key is None:
+                done = self.fallback().generate(part, lora=[lora[i] for i in indexes])
+            elif choices[key] is self:
+                done = super().generate(part)  # type: ignore[misc]
+            else:
+                done = choices[key].generate(part)
+            for index, result in zip(indexes, done):
+                results[index] = result
+        return [result for result in results if result is not None]
+
+    def stream(self, request: GenerationRequest, *, lora: LoRAChoice | None = None) -> TextStream:
+        """One reply as it is generated: with a shared adapter on its merged engine where this
+        engine merges them, with another adapter on the float32 model."""
+        engine = self._engine_for(lora) if self.merges_adapters or lora is None else None
+        if engine is None:
+            return self.fallback().stream(request, lora=lora)
+        if engine is self:
+            return super().stream(request)  # type: ignore[misc,no-any-return]
+        return engine.stream(request)  # type: ignore[no-any-return]
 
     def with_adapters(self, store: AdapterStore, task: str, *, personas: Mapping[str, str] | None = None,
                       prompt: str | None = None, levels: Sequence[str] | None = None) -> AdaptedBackend:
-        """Per-user adapters, applied on the float32 transformers model (see :meth:`fallback`)."""
-        return self.fallback().with_adapters(store, task, personas=personas, prompt=prompt, levels=levels)
+        """Per-user adapters: shared ones merged into this engine where it merges them, the
+        others on the float32 transformers model (see :meth:`fallback`)."""
+        if not self.merges_adapters:
+            return self.fallback().with_adapters(store, task, personas=personas, prompt=prompt, levels=levels)
+        from tailor.adapters.runtime import AdaptedBackend, AdapterResolver
+
+        options: dict[str, Any] = {"prompt": prompt} if prompt is not None else {}
+        if levels is not None:
+            options["levels"] = tuple(levels)
+        return AdaptedBackend(self, AdapterResolver(store, task, personas=personas, identity=self.identity, **options))

@@ -28,14 +28,18 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from tailor.backends.contract import DecodedRow, available_threads, check_backend_arguments, log_softmax
 from tailor.backends.fallback import TransformersFallback
 from tailor.backends.hf import DEFAULT_MODEL_FILE, DEFAULT_MODEL_NAME, default_model_dir, tailor_home
 from tailor.backends.local import LocalEngine
+from tailor.backends.merged import MergedEngines, merged_openvino_dir
 from tailor.backends.model_files import staged_directory
 from tailor.registry import require
+
+if TYPE_CHECKING:
+    from tailor.adapters.runtime import LoRAChoice
 
 logger = logging.getLogger(__name__)
 
@@ -364,7 +368,10 @@ class DefaultOpenVINOBackend(TransformersFallback, OpenVINOBackend):
     elsewhere), and ``choice`` says which and why; ``int8`` or ``fp32`` forces one.
     ``cache_dir`` is where the safetensors copy lives (as for the float32 backend),
     ``openvino_dir`` where its OpenVINO export goes (default: beside it under ``$TAILOR_HOME``).
-    Adapter methods run on the float32 transformers model (:meth:`fallback`).
+    A global or persona adapter runs on this engine too, merged into the weights of a model
+    of its own (exported once, :mod:`tailor.backends.merged`; ``merge_adapters=False``
+    turns that off); a user's own adapter, and soft prompts, run on the float32
+    transformers model (:meth:`fallback`).
     """
 
     name = "default"
@@ -372,7 +379,7 @@ class DefaultOpenVINOBackend(TransformersFallback, OpenVINOBackend):
     def __init__(self, precision: Precision | None = None, *, cache_dir: str | None = None, openvino_dir: str | None = None,
                  batch_size: int = 8, max_input_tokens: int = 2048,
                  candidate_score: Literal["mean", "sum"] = "mean", threads: int | None = None,
-                 adapter_capacity: int = 8) -> None:
+                 adapter_capacity: int = 8, merge_adapters: bool = True) -> None:
         from tailor.backends.choice import default_choice
 
         self.choice = default_choice(precision)
@@ -385,6 +392,24 @@ class DefaultOpenVINOBackend(TransformersFallback, OpenVINOBackend):
         self.model_id = f"{DEFAULT_MODEL_NAME} ({DEFAULT_MODEL_FILE}, {precision} weights through OpenVINO)"
         self.keep_fallback(source, cache_dir=cache_dir, batch_size=batch_size, max_input_tokens=max_input_tokens,
                            candidate_score=candidate_score, threads=threads, adapter_capacity=adapter_capacity)
+        self.merges_adapters = merge_adapters
+        if merge_adapters:
+            self.adapter_engine = f"openvino-{precision}-merged/transformers-fp32"
+        self._merged: MergedEngines | None = None
+
+    def merged_engine(self, choice: LoRAChoice) -> OpenVINOBackend:
+        """This model with ``choice``'s adapter merged in, on OpenVINO at this precision
+        (exported on first use, kept compiled for the latest two adapters)."""
+        if self._merged is None:
+            self._merged = MergedEngines(self._merge)
+        engine: OpenVINOBackend = self._merged.get(choice)
+        return engine
+
+    def _merge(self, choice: LoRAChoice) -> OpenVINOBackend:
+        path = merged_openvino_dir(self._source, choice, self.precision)
+        config = self.config
+        return OpenVINOBackend(str(path), batch_size=config.batch_size, max_input_tokens=config.max_input_tokens,
+                               candidate_score=config.candidate_score, threads=config.threads)
 
 
 def _main(argv: Sequence[str]) -> int:

@@ -25,7 +25,6 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import date
-from itertools import islice
 from typing import Literal, get_args
 
 import numpy as np
@@ -121,9 +120,8 @@ def _said(episode: Episode, method: EpisodeMethod) -> str:
     return f"{episode.speaker}: {text}" if method.speaker and episode.speaker else text
 
 
-def episode_document(episodes: Sequence[Episode], position: int, method: EpisodeMethod) -> str:
-    """The text indexed for the episode at ``position``: the turn, its neighbours in the same
-    session (``context``), its date."""
+def episode_parts(episodes: Sequence[Episode], position: int, method: EpisodeMethod) -> list[str]:
+    """The pieces of :func:`episode_document`, in order (the document is them joined by spaces)."""
     episode = episodes[position]
     # The turn itself weighs as much as all its neighbours together (it is repeated once
     # per neighbour slot): with less, a long neighbour outranks the turn it surrounds
@@ -136,12 +134,26 @@ def episode_document(episodes: Sequence[Episode], position: int, method: Episode
                 parts.append(_said(episodes[other], method))
     if method.date and episode.date:
         parts.append(f"({human_date(episode.date)})")
-    return " ".join(parts)
+    return parts
+
+
+def episode_document(episodes: Sequence[Episode], position: int, method: EpisodeMethod) -> str:
+    """The text indexed for the episode at ``position``: the turn, its neighbours in the same
+    session (``context``), its date."""
+    return " ".join(episode_parts(episodes, position, method))
 
 
 def episode_documents(episodes: Sequence[Episode], method: EpisodeMethod) -> list[str]:
     """The text indexed for each episode, in order."""
     return [episode_document(episodes, position, method) for position in range(len(episodes))]
+
+
+_EpisodeFields = tuple[str, str, str, "str | None", "str | None", "str | None"]
+
+
+def _fields(episode: Episode) -> _EpisodeFields:
+    """An episode as a plain tuple, in :class:`Episode`'s field order."""
+    return (episode.id, episode.speaker, episode.text, episode.session, episode.date, episode.caption)
 
 
 class EpisodeIndex:
@@ -165,36 +177,40 @@ class EpisodeIndex:
             raise ValueError(f"memory method {method} ranks by meaning and needs an embedder")
         self.method, self.embedder = method, embedder
         self.live = LiveIndex(embedder.dim if embedder is not None and method.needs_embedder else None)
-        self._window: deque[Episode] = deque()
-        self._by_id: dict[str, Episode] = {}
-        self._documents: dict[str, str] = {}
+        # Episodes are held as plain tuples (:func:`_fields`) and the terms as tuples of
+        # strings: Python's garbage collector skips those, so a server holding thousands of
+        # messages per user does not pause longer the more it holds.
+        self._window: deque[_EpisodeFields] = deque()
+        self._by_id: dict[str, _EpisodeFields] = {}
+        self._documents: dict[str, tuple[str, ...]] = {}  # id -> the pieces of its document
+        self._piece_terms: dict[str, tuple[str, ...]] = {}  # a piece of a document -> its BM25 terms
 
     def __len__(self) -> int:
         return len(self._window)
 
     @property
     def episodes(self) -> list[Episode]:
-        return list(self._window)
+        return [Episode(*fields) for fields in self._window]
 
     @property
     def last(self) -> Episode | None:
-        return self._window[-1] if self._window else None
+        return Episode(*self._window[-1]) if self._window else None
 
     def episode(self, episode_id: str) -> Episode:
-        return self._by_id[episode_id]
+        return Episode(*self._by_id[episode_id])
 
     def update(self, episodes: Sequence[Episode]) -> None:
         """Make the index hold ``episodes`` (oldest first): appended to the window when they
         continue it, else built anew."""
         new = list(episodes)
         if self._window and new and new[0].id in self._by_id:
-            kept = list(self._window)
-            first = kept.index(self._by_id[new[0].id])
-            if [e.id for e in kept[first:]] == [e.id for e in new[:len(kept) - first]]:
+            kept = [fields[0] for fields in self._window]
+            first = kept.index(new[0].id)
+            if kept[first:] == [e.id for e in new[:len(kept) - first]]:
                 self.append(new[len(kept) - first:], limit=len(new))
                 return
-        for episode in self._window:
-            self._forget(episode.id)
+        for fields in self._window:
+            self._forget(fields[0])
         self._window.clear()
         self.append(new, limit=len(new))
 
@@ -203,12 +219,13 @@ class EpisodeIndex:
         at most ``limit`` remain."""
         added = 0
         for episode in episodes:
-            self._window.append(episode)
-            self._by_id[episode.id] = episode
+            fields = _fields(episode)
+            self._window.append(fields)
+            self._by_id[episode.id] = fields
             added += 1
         dropped = 0
         while len(self._window) > limit:
-            self._forget(self._window.popleft().id)
+            self._forget(self._window.popleft()[0])
             dropped += 1
         if not added and not dropped:
             return
@@ -224,22 +241,33 @@ class EpisodeIndex:
     def _refresh(self, positions: Sequence[int]) -> None:
         if not positions:
             return
-        context = self.method.context
-        low, high = max(positions[0] - context, 0), min(positions[-1] + context + 1, len(self._window))
-        near = list(islice(self._window, low, high))  # the changed ones and their neighbours
-        documents = {near[p - low].id: episode_document(near, p - low, self.method) for p in positions}
-        changed = {key: document for key, document in documents.items() if self._documents.get(key) != document}
+        context, window = self.method.context, self._window
+        documents: dict[str, tuple[str, ...]] = {}
+        for position in positions:  # each changed one with its neighbours only
+            low, high = max(position - context, 0), min(position + context + 1, len(window))
+            near = [Episode(*window[i]) for i in range(low, high)]
+            documents[near[position - low].id] = tuple(episode_parts(near, position - low, self.method))
+        changed = {key: parts for key, parts in documents.items() if self._documents.get(key) != parts}
         if not changed:
             return
         from tailor.retrieval.bm25 import tokenize
 
+        # A document's terms are its pieces' terms in order (the words never cross a space),
+        # and each piece is in several documents: tokenized once, while it is in the window.
+        pieces = self._piece_terms
+        missing = list(dict.fromkeys(piece for parts in changed.values() for piece in parts if piece not in pieces))
+        pieces.update(zip(missing, map(tuple, tokenize(missing))))
         keys = list(changed)
-        texts = [changed[key] for key in keys]
-        vectors = (self.embedder.embed(texts) if self.live.dim and self.embedder is not None
-                   else [None] * len(keys))
-        for key, tokens, vector in zip(keys, tokenize(texts), vectors):
-            self._documents[key] = changed[key]
+        vectors = (self.embedder.embed([" ".join(changed[key]) for key in keys])
+                   if self.live.dim and self.embedder is not None else [None] * len(keys))
+        for key, vector in zip(keys, vectors):
+            parts = changed[key]
+            self._documents[key] = parts
+            tokens = [term for piece in parts for term in pieces[piece]]
             self.live.put(key, tokens, None if vector is None else np.asarray(vector, dtype=np.float32))
+        if len(pieces) > 4 * len(self._window) + 64:  # keep the pieces of the documents held
+            held = {piece for parts in self._documents.values() for piece in parts}
+            self._piece_terms = {piece: terms for piece, terms in pieces.items() if piece in held}
 
     def _forget(self, key: str) -> None:
         self.live.remove(key)
@@ -282,4 +310,4 @@ class EpisodeSearch:
 
 
 __all__ = ["DEFAULT_EPISODE_METHOD", "Episode", "EpisodeIndex", "EpisodeMethod", "EpisodeRetrieval", "EpisodeSearch",
-           "episode_document", "episode_documents", "human_date"]
+           "episode_document", "episode_documents", "episode_parts", "human_date"]

@@ -230,11 +230,12 @@ class MemoryStore:
             # ranking of the newest first.
             live = facts.live
             if not live.dim or self.embedder is None:
-                return [facts.memories[memory_id] for memory_id, _ in live.top(tokenize([query])[0], k, ties="later")]
+                return [Memory(*facts.memories[memory_id])
+                        for memory_id, _ in live.top(tokenize([query])[0], k, ties="later")]
             lexical, _ = live.ranked(tokenize([query])[0], ties="later")
             rows, similarities = live.similarities(self.embedder.embed([query])[0])
             top = fused_top(lexical, rows, similarities, k, dense_first=False, later_first=True)
-            return [facts.memories[live.key(int(row))] for row in top]
+            return [Memory(*facts.memories[live.key(int(row))]) for row in top]
 
     def _fact_index(self, user_id: str, cached: _Indexed) -> _Facts:
         """The user's memories as searched, up to date with the store."""
@@ -242,14 +243,13 @@ class MemoryStore:
         facts = cached.facts
         if facts is not None and facts.state == state:
             return facts
-        if facts is not None:
-            new = self.store.searchable_memories_after(user_id, facts.latest, MAX_SEARCHED)
-            if facts.active + len(new) == state[0]:  # only additions: add them
-                self._add_facts(facts, list(reversed(new)))
-                facts.state, facts.active = state, state[0]
-                return facts
+        if facts is not None and facts.state[1] == state[1]:  # only additions: add them
+            self._add_facts(facts, list(reversed(self.store.searchable_memories_after(user_id, facts.latest,
+                                                                                      MAX_SEARCHED))))
+            facts.state = state
+            return facts
         # A memory was superseded or deleted (or this is the first search): read them all.
-        facts = cached.facts = _Facts(state=state, active=state[0],
+        facts = cached.facts = _Facts(state=state,
                                       live=LiveIndex(self.embedder_dim() if self.embedder is not None else None))
         self._add_facts(facts, list(reversed(self.store.searchable_memories_after(user_id, 0, MAX_SEARCHED))))
         return facts
@@ -281,7 +281,7 @@ class MemoryStore:
         memories = [Memory(*row[:10]) for row in rows]
         vectors = self._vectors(self.embedder, rows, memories) if self.embedder is not None else None
         for position, (row, memory) in enumerate(zip(rows, memories)):
-            facts.memories[memory.id] = memory
+            facts.memories[memory.id] = tuple(row[:10])
             facts.order.append(memory.id)
             facts.live.put(memory.id, row[10].split(), vectors[position] if vectors is not None else None)
             facts.latest = max(facts.latest, int(row[13]))
@@ -311,11 +311,12 @@ def _episode(row: Sequence[str]) -> Episode:
 class _Facts:
     """A user's newest active memories as searched: in the order written, BM25 and vectors."""
 
-    state: tuple[int, int, int]
-    active: int
+    state: tuple[int, int]  # the store's memory_state when last read
     live: LiveIndex
     order: deque[str] = field(default_factory=deque)
-    memories: dict[str, Memory] = field(default_factory=dict)
+    memories: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    """Each memory's fields (:class:`Memory`'s, in order): plain tuples, which Python's
+    garbage collector skips, where a server holds thousands per user."""
     latest: int = 0
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 from tailor.logs import configure_logging
 from tailor.registry import require
 from tailor.server.app import create_app
@@ -16,6 +18,11 @@ def serve(config: ServeConfig, *, log_level: str = "info") -> None:
     uvicorn = require("uvicorn", "serve")
     configure_logging(config.log_format, log_level)
     app = create_app(config)
+    # What is loaded by now (modules, the model, the store) lives as long as the process:
+    # frozen out of the garbage collector's full passes, which then cost what requests
+    # hold (the users' in-memory indexes keep plain tuples and arrays, which it skips).
+    gc.collect()
+    gc.freeze()
     # log_config=None: uvicorn keeps the handlers set above (and its access log, which
     # would show raw paths and so user ids, stays off).
     # The h11 protocol with a time limit on request heads (server/protocol.py); the body's is the app's.

@@ -143,15 +143,28 @@ class ConversationData(AdapterData[ConnectionT]):
         ids: list[str | None] = []
         with self.transaction() as connection:
             self._hold_user(connection, user_id)
+            superseded = 0
             for memory in memories:
-                ids.append(self._add_memory(connection, user_id, memory, source_message_id, created_at))
+                memory_id, replaced = self._add_memory(connection, user_id, memory, source_message_id, created_at)
+                ids.append(memory_id)
+                superseded += replaced
+            if any(memory_id is not None for memory_id in ids):
+                self._memories_changed(connection, user_id, removed=superseded > 0)
             if source_message_id is not None:
                 connection.execute(self._sql("UPDATE conversation_messages SET extraction = 'done' "
                                              "WHERE user_id = ? AND message_id = ?"), (user_id, source_message_id))
         return ids
 
+    def _memories_changed(self, connection: ConnectionT, user_id: str, *, removed: bool) -> None:
+        """Count a change to the user's memories (:meth:`memory_state`), and a removal if one
+        went (superseded or deleted)."""
+        connection.execute(self._sql(
+            "UPDATE users SET memory_version = memory_version + 1, memory_removals = memory_removals + ? "
+            "WHERE user_id = ?"), (1 if removed else 0, user_id))
+
     def _add_memory(self, connection: ConnectionT, user_id: str, memory: NewMemory, source: str | None,
-                    now: str) -> str | None:
+                    now: str) -> tuple[str | None, int]:
+        """The new memory's id (``None`` when already held) and how many it superseded."""
         if memory.key is None:
             same = connection.execute(self._sql(
                 "SELECT memory_id, normalized FROM memories WHERE user_id = ? AND key IS NULL "
@@ -161,7 +174,7 @@ class ConversationData(AdapterData[ConnectionT]):
                 "SELECT memory_id, normalized FROM memories WHERE user_id = ? AND key = ? AND superseded_by IS NULL"),
                 (user_id, memory.key)).fetchall()
         if any(row[1] == memory.normalized for row in same):
-            return None  # already held
+            return None, 0  # already held
         memory_id = f"mem_{uuid.uuid4().hex}"
         connection.execute(self._sql(
             "INSERT INTO memories (memory_id, user_id, key, operator, value, text, normalized, terms, confidence, "
@@ -176,7 +189,8 @@ class ConversationData(AdapterData[ConnectionT]):
                                              "WHERE user_id = ? AND memory_id = ?"), (memory_id, now, user_id, old_id))
                 self._memory_event(connection, old_id, user_id, "SUPERSEDED", memory_id, source, now)
                 self._memory_event(connection, memory_id, user_id, "SUPERSEDES", old_id, source, now)
-        return memory_id
+            return memory_id, len(same)
+        return memory_id, 0
 
     def _memory_event(self, connection: ConnectionT, memory_id: str, user_id: str, event: str, related: str | None,
                       source: str | None, now: str) -> None:
@@ -202,14 +216,17 @@ class ConversationData(AdapterData[ConnectionT]):
                 (user_id, max(int(limit), 0))).fetchall()
         return [(*row[:12], None if row[12] is None else bytes(row[12])) for row in rows]
 
-    def memory_state(self, user_id: str) -> tuple[int, int, int]:
-        """``(active memories, all memories, the newest one's place in the order)`` of the
-        user: one of them changes whenever a memory is added, superseded or deleted."""
+    def memory_state(self, user_id: str) -> tuple[int, int]:
+        """``(changes, removals)`` of the user's memories: the first grows whenever a memory
+        is added, superseded or deleted, the second when one is superseded or deleted (so a
+        reader that saw only the first grow knows that memories were only added). The second
+        starts at a random number for each new user, so a user deleted and made again under
+        the same id shows other removals than before, as if theirs had all been removed. One
+        row read, however many memories the user has; ``(0, 0)`` for an unknown user."""
         with self._reading() as connection:
             row = connection.execute(self._sql(
-                f"SELECT COUNT(*), COUNT(superseded_by), COALESCE(MAX({self._row_order}), 0) FROM memories WHERE user_id = ?"
-                ), (user_id,)).fetchone()
-        return int(row[0]) - int(row[1]), int(row[0]), int(row[2])
+                "SELECT memory_version, memory_removals FROM users WHERE user_id = ?"), (user_id,)).fetchone()
+        return (0, 0) if row is None else (int(row[0]), int(row[1]))
 
     def searchable_memories_after(self, user_id: str, after: int, limit: int) -> list[tuple[Any, ...]]:
         """:meth:`searchable_memories` written after place ``after`` in the order (newest
@@ -251,4 +268,5 @@ class ConversationData(AdapterData[ConnectionT]):
                     (user_id, *part))
                 connection.execute(self._sql(f"DELETE FROM memories WHERE user_id = ? AND memory_id IN ({marks})"),
                                    (user_id, *part))
+            self._memories_changed(connection, user_id, removed=True)
         return chain

@@ -100,6 +100,12 @@ dialect's statements side by side: the triggers (PostgreSQL's are PL/pgSQL funct
 name their table through ``TG_TABLE_SCHEMA``, so they hold whatever ``search_path`` the
 writing session has), the two conversation indexes (PostgreSQL's hold ``seq``; an SQLite
 index carries the ``rowid`` already), and SQLite's rebuild of old adapter tables.
+
+Version 6 adds two counters to ``users``, kept by the memory writes of
+:mod:`tailor.store.conversations`: ``memory_version`` (grows with every change to the
+user's memories) and ``memory_removals`` (grows when one is superseded or deleted; it
+starts at a random number for each new user), so that a server checks one row per search
+to know whether its in-memory index of the user's memories is current.
 """
 
 from __future__ import annotations
@@ -451,6 +457,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         created_at {text_key} NOT NULL
     )""",
         "CREATE INDEX IF NOT EXISTS feedback_by_user ON feedback (user_id, created_at)",
+    )),
+    # Counters of a user's memory changes: a server checks one row per search, not every memory.
+    Migration(6, (
+        "ALTER TABLE users ADD COLUMN memory_version {bigint} NOT NULL DEFAULT 0",
+        "ALTER TABLE users ADD COLUMN memory_removals {bigint} NOT NULL DEFAULT 0",
     )),
 )
 

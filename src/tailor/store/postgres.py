@@ -80,8 +80,10 @@ _TABLES_MISSING_CASCADE = """
     ORDER BY c.relname COLLATE "C"
 """
 
+# A new user's memory_removals starts at a random number (see ConversationData.memory_state).
 _INSERT_USERS = (
-    "INSERT INTO users (user_id, created_at) SELECT user_id, %s FROM unnest(%s::text[]) AS batch (user_id) "
+    "INSERT INTO users (user_id, created_at, memory_removals) "
+    "SELECT user_id, %s, floor(random() * 4611686018427387904)::bigint FROM unnest(%s::text[]) AS batch (user_id) "
     "ON CONFLICT (user_id) DO NOTHING"
 )
 # Every write locks its users' rows first, in one order, so concurrent writers to one user

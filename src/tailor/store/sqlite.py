@@ -44,8 +44,12 @@ __all__ = ["SCHEMA_VERSION", "SQLiteProfileStore", "open_sqlite_url"]
 # Long enough to ride out another process's large batch; short enough that a stuck
 # writer surfaces as an error instead of a hang.
 _BUSY_TIMEOUT_SECONDS = 30.0
+# Read connections kept open between reads: as many as reads at once in a busy server.
+_IDLE_READERS = 64
 
-_INSERT_USER = "INSERT INTO users (user_id, created_at) VALUES (?, ?) ON CONFLICT (user_id) DO NOTHING"
+# A new user's memory_removals starts at a random number (see ConversationData.memory_state).
+_INSERT_USER = ("INSERT INTO users (user_id, created_at, memory_removals) VALUES (?, ?, abs(random() / 2)) "
+                "ON CONFLICT (user_id) DO NOTHING")
 _UPSERT_ATTRIBUTE = (
     "INSERT INTO attributes (user_id, key, value) VALUES (?, ?, ?) "
     "ON CONFLICT (user_id, key) DO UPDATE SET value = excluded.value"
@@ -64,9 +68,11 @@ class SQLiteProfileStore(ServingData[sqlite3.Connection]):
 
     The file runs in WAL mode with ``synchronous=NORMAL``: readers never block the writer,
     and a commit survives a process crash (an OS crash may lose the last commits, never
-    corrupt the file). One connection is shared by all threads under a lock; other
-    processes open their own store on the same path and wait up to ``busy_timeout``
-    seconds (30) for the write lock, after which the write raises
+    corrupt the file). Writes go through one connection, one transaction at a time under a
+    lock; reads take a connection of their own from a pool (:meth:`_reading`), so they
+    neither wait for a write nor for each other, and run in parallel (SQLite releases the
+    GIL while it works). Other processes open their own store on the same path and wait up
+    to ``busy_timeout`` seconds (30) for the write lock, after which the write raises
     :class:`~tailor.store.contract.StoreUnavailableError` (the server answers 503).
 
     This class holds the connection, transactions, migrations and the batch write; the
@@ -84,6 +90,11 @@ class SQLiteProfileStore(ServingData[sqlite3.Connection]):
                 raise FileNotFoundError(f"SQLiteProfileStore: directory {str(parent)!r} does not exist")
         self._lock = threading.RLock()
         self._busy_timeout = busy_timeout
+        self._local = threading.local()  # this thread's write depth and read connection
+        self._readers: list[sqlite3.Connection] = []  # idle read connections
+        self._readers_lock = threading.Lock()
+        # mode=rw: a file deleted under a running process is an error, not a new empty database.
+        self._reader_uri = "" if self._path == ":memory:" else f"{Path(self._path).resolve().as_uri()}?mode=rw"
         # isolation_level=None: the module never opens transactions behind our back;
         # this class issues BEGIN/COMMIT itself, so a batch is exactly one transaction.
         connection = sqlite3.connect(
@@ -148,7 +159,7 @@ class SQLiteProfileStore(ServingData[sqlite3.Connection]):
         including store methods called inside the block, joins the outer transaction
         through a savepoint, so an inner failure undoes only the inner part.
         """
-        with self._lock:
+        with self._lock, self._writing():
             connection = self._open_connection()
             if connection.in_transaction:
                 connection.execute("SAVEPOINT tailor_nested")
@@ -182,17 +193,83 @@ class SQLiteProfileStore(ServingData[sqlite3.Connection]):
 
     @contextmanager
     def _reading(self) -> Iterator[sqlite3.Connection]:
-        """One read snapshot, so a profile's attributes and records come from the same commit."""
-        with self._lock:
-            connection = self._open_connection()
-            if connection.in_transaction:
-                yield connection
-                return
+        """One read snapshot, so a profile's attributes and records come from the same commit.
+
+        Inside a write transaction of this thread, the transaction's connection (its own
+        writes are seen); inside another read, that read's snapshot; else a pooled read
+        connection, without the write lock (an in-memory database, which other connections
+        cannot see, has the one connection only)."""
+        writing: int = getattr(self._local, "writing", 0)
+        if self._path == ":memory:" or writing > 0:
+            with self._lock:
+                connection = self._open_connection()
+                if connection.in_transaction:
+                    yield connection
+                    return
+                connection.execute("BEGIN")
+                try:
+                    yield connection
+                finally:
+                    connection.execute("ROLLBACK")
+            return
+        held = getattr(self._local, "reader", None)
+        if held is not None:
+            yield held
+            return
+        connection = self._take_reader()
+        self._local.reader = connection
+        healthy = False
+        try:
             connection.execute("BEGIN")
             try:
                 yield connection
             finally:
                 connection.execute("ROLLBACK")
+                healthy = True
+        finally:
+            self._local.reader = None
+            self._give_back(connection, healthy)
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Mark this thread as inside a write transaction (its reads use the writer's connection)."""
+        self._local.writing = getattr(self._local, "writing", 0) + 1
+        try:
+            yield
+        finally:
+            self._local.writing -= 1
+
+    def _take_reader(self) -> sqlite3.Connection:
+        """An idle read connection, or a new one."""
+        self._open_connection()  # raises once the store is closed
+        with self._readers_lock:
+            if self._readers:
+                return self._readers.pop()
+        try:
+            connection = sqlite3.connect(self._reader_uri, uri=True, timeout=self._busy_timeout, isolation_level=None,
+                                         check_same_thread=False)
+        except sqlite3.OperationalError as error:
+            raise StoreUnavailableError(f"SQLite: cannot open {self._path!r} to read: {error}") from error
+        connection.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
+        connection.execute("PRAGMA query_only = ON")
+        return connection
+
+    def _give_back(self, connection: sqlite3.Connection, healthy: bool) -> None:
+        """Keep a read connection for the next read (up to :data:`_IDLE_READERS`), else close it."""
+        with self._readers_lock:
+            if healthy and self._connection is not None and len(self._readers) < _IDLE_READERS:
+                self._readers.append(connection)
+                return
+        connection.close()
+
+    def close(self) -> None:
+        """Close the connections; further calls raise RuntimeError. Closing twice is harmless."""
+        with self._lock:
+            super().close()
+            with self._readers_lock:
+                readers, self._readers = self._readers, []
+            for connection in readers:
+                connection.close()
 
     def _migrate(self) -> None:
         connection = self._open_connection()
