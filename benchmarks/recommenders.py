@@ -204,9 +204,23 @@ def _words(title: str) -> set[str]:
     return set(re.findall(r"[a-z0-9']+", title.lower()))
 
 
-def _spearman(a: Sequence[float], b: Sequence[float]) -> float:
+def _spearman(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray) -> float:
     ranks = [np.argsort(np.argsort(np.asarray(values, dtype=float))) for values in (a, b)]
     return float(np.corrcoef(ranks[0], ranks[1])[0, 1])
+
+
+def _read_run(run: Path, method: str) -> tuple[dict[str, Any], dict[str, Any], dict[str, int], list[dict[str, Any]]]:
+    """A run's config, its examples by id, each item's popularity (history records naming
+    it, over the run's examples) and ``method``'s prediction rows."""
+    config = json.loads((run / "results.json").read_text())["config"]
+    examples = {e.id: e for e in get_task(config["task"]).load(config["data"], config["split"])}
+    popularity: dict[str, int] = {}
+    for example in examples.values():
+        for record in example.profile.records:
+            popularity[record.fields["item"]] = popularity.get(record.fields["item"], 0) + 1
+    path = run / "predictions" / f"{method.replace('+', '-')}.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return config, examples, popularity, rows
 
 
 def moves(run: Path, method: str, count: int, weight: float | None) -> None:
@@ -216,17 +230,9 @@ def moves(run: Path, method: str, count: int, weight: float | None) -> None:
     nothing): NDCG@10 both ways, how often the movie rose or fell, its mean place by the
     model against chance, what the model's scores follow, and the users with the largest
     falls and rises with what their prompt showed."""
-    results = json.loads((run / "results.json").read_text())
-    config = results["config"]
-    task = get_task(config["task"])
-    examples = {e.id: e for e in task.load(config["data"], config["split"])}
+    config, examples, popularity, rows = _read_run(run, method)
     titles = {c.fields["item"]: c.fields["title"] for e in examples.values() for c in e.candidates}
-    popularity: dict[str, int] = {}
-    for example in examples.values():
-        for record in example.profile.records:
-            popularity[record.fields["item"]] = popularity.get(record.fields["item"], 0) + 1
     path = run / "predictions" / f"{method.replace('+', '-')}.jsonl"
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     if not rows or "stages" not in rows[0]:
         raise SystemExit(f"{path} holds no stage scores: run a reranker (als+bm25) with this version")
     falls, rises, kept = [], [], 0
@@ -376,16 +382,7 @@ def held_out(run: Path, method: str) -> None:
     """Where a method that ranks every candidate by the model (no first stage, e.g. ``bm25``)
     puts the held-out movie, from a run's predictions: its mean place against chance and
     against popularity's order, its mean standardized score, and what the scores follow."""
-    results = json.loads((run / "results.json").read_text())
-    config = results["config"]
-    task = get_task(config["task"])
-    examples = {e.id: e for e in task.load(config["data"], config["split"])}
-    popularity: dict[str, int] = {}
-    for example in examples.values():
-        for record in example.profile.records:
-            popularity[record.fields["item"]] = popularity.get(record.fields["item"], 0) + 1
-    path = run / "predictions" / f"{method.replace('+', '-')}.jsonl"
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    config, examples, popularity, rows = _read_run(run, method)
     places: dict[str, list[float]] = {"model": [], "popularity": [], "chance": []}
     standardized: list[float] = []
     correlations: dict[str, list[float]] = {"popularity": [], "title length": []}
