@@ -40,7 +40,10 @@ def compare(fast_folder: Path, reference_folder: Path, method: str) -> None:
     rates = {name: len(ids) / float(entry["seconds"]) for name, entry in entries.items()}
     paired = paired_comparison(method_scores(reference, method, examples), method_scores(fast, method, examples),
                                n_resamples=1000, seed=0)[metric]
-    print(f"{fast.task}, {method}, n = {len(ids)}; machine: {fast.results.get('machine', {}).get('cpu', '?')}\n")
+    cpu = fast.results.get("machine", {}).get("cpu", {})
+    described = ", ".join(str(part) for part in (cpu.get("model"), cpu.get("architecture"),
+                                                 f"{cpu.get('cores')} cores", *cpu.get("instruction_sets", ())) if part)
+    print(f"{fast.task}, {method}, n = {len(ids)}; CPU: {described}\n")
     print(f"| engine (run) | examples/s | {metric} [95% CI] | speed-up | Δ {metric} vs reference [95% CI] |")
     print("|---|---|---|---|---|")
     for name, run in (("fast", fast), ("reference", reference)):

@@ -14,27 +14,23 @@
 # Reruns resume: adapters already trained for the same data are kept, predictions reused.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/task-data.sh
 runs=${1:-runs/results-adapters}
 tailor=.venv/bin/tailor
 threads=${THREADS:-1}
 tasks=${TASKS:-news-headlines tweets debates${COMMITS_LOG:+ commits}}
 for name in $tasks; do
   data="$runs/data/$name"
-  if [ ! -f "$data/dev_questions.json" ]; then
-    if [ "$name" = commits ]; then
-      $tailor data build commits --log "${COMMITS_LOG:?COMMITS_LOG is needed for the commits task}" --out "$data"
-    else
-      $tailor data build "$name" --out "$data"
-    fi
-  fi
+  task_data "$name" "$data"
   adapters="$runs/$name-adapters"
   start=$(date +%s)
   for prompt in bm25 none; do
     $tailor train-adapter --task "$name" --data "$data" --split train --scope global --method "$prompt" \
       --threads "$threads" --out "$adapters"
   done
-  # `default:fp32`: `none` and `bm25` on float32 weights, as the adapter methods (the float32
-  # transformers model with the adapter) run.
+  # `default:fp32`: every method on float32 weights (the global adapter merged into the
+  # OpenVINO float32 model; docs/results-adapters.md's tables ran the adapter methods on
+  # `--backend default-fp32`, the transformers model with PEFT).
   $tailor eval --task "$name" --data "$data" --backend default:fp32 --method none,bm25,lora+bm25,lora \
     --adapters "$adapters" --limit 200 --out "$runs/$name"
   echo "$name $(( $(date +%s) - start )) s" >> "$runs/times.txt"
