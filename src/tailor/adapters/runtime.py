@@ -30,7 +30,8 @@ from tailor.types import GenerationRequest, GenerationResult, Granularity, TextS
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["LEVELS", "AdaptedBackend", "AdapterResolver", "Level", "LoRAChoice", "LoRARuntime", "Resolution"]
+__all__ = ["LEVELS", "AdaptedBackend", "AdapterResolver", "Level", "LoRAChoice", "LoRARuntime", "Resolution",
+           "adapted_view"]
 
 BASE = "__base__"
 """PEFT's name for "no adapter" in a mixed batch."""
@@ -373,3 +374,15 @@ class AdaptedBackend:
         self.last_resolutions = [resolution]
         stream: TextStream = self.backend.stream(request, lora=resolution.choice)
         return stream
+
+
+def adapted_view(backend: Any, store: AdapterStore, task: str, *, personas: Mapping[str, str] | None = None,
+                 prompt: str | None = None, levels: Sequence[str] | None = None) -> AdaptedBackend:
+    """``backend`` running each request with its user's adapter from ``store`` for ``task``
+    (the :class:`AdapterResolver` of these arguments, checked against ``backend.identity``;
+    ``prompt`` and ``levels`` take the resolver's defaults when not given)."""
+    options: dict[str, Any] = {"prompt": prompt} if prompt is not None else {}
+    if levels is not None:
+        options["levels"] = tuple(levels)
+    return AdaptedBackend(backend, AdapterResolver(store, task, personas=personas, identity=backend.identity,
+                                                   **options))

@@ -81,22 +81,18 @@ class TransformersFallback:
         if not self.merges_adapters or (prefixes is not None and any(p is not None for p in prefixes)):
             return self.fallback().generate(requests, lora=lora, prefixes=prefixes)
         assert lora is not None  # needs_fallback said so
-        groups: dict[str | None, list[int]] = {}
-        choices: dict[str | None, Any] = {}
+        groups: dict[Any, list[int]] = {}  # engine (None: the float32 model) -> its requests
         for index, choice in enumerate(lora):
-            engine = self._engine_for(choice)
-            key = None if engine is None else ("" if choice is None else choice.name)
-            groups.setdefault(key, []).append(index)
-            choices[key] = engine
+            groups.setdefault(self._engine_for(choice), []).append(index)
         results: list[GenerationResult | None] = [None] * len(requests)
-        for key, indexes in groups.items():
+        for engine, indexes in groups.items():
             part = [requests[i] for i in indexes]
-            if key is None:
+            if engine is None:
                 done = self.fallback().generate(part, lora=[lora[i] for i in indexes])
-            elif choices[key] is self:
+            elif engine is self:
                 done = super().generate(part)  # type: ignore[misc]
             else:
-                done = choices[key].generate(part)
+                done = engine.generate(part)
             for index, result in zip(indexes, done):
                 results[index] = result
         return [result for result in results if result is not None]
@@ -104,7 +100,7 @@ class TransformersFallback:
     def stream(self, request: GenerationRequest, *, lora: LoRAChoice | None = None) -> TextStream:
         """One reply as it is generated: with a shared adapter on its merged engine where this
         engine merges them, with another adapter on the float32 model."""
-        engine = self._engine_for(lora) if self.merges_adapters or lora is None else None
+        engine = self._engine_for(lora)
         if engine is None:
             return self.fallback().stream(request, lora=lora)
         if engine is self:
@@ -117,9 +113,6 @@ class TransformersFallback:
         others on the float32 transformers model (see :meth:`fallback`)."""
         if not self.merges_adapters:
             return self.fallback().with_adapters(store, task, personas=personas, prompt=prompt, levels=levels)
-        from tailor.adapters.runtime import AdaptedBackend, AdapterResolver
+        from tailor.adapters.runtime import adapted_view
 
-        options: dict[str, Any] = {"prompt": prompt} if prompt is not None else {}
-        if levels is not None:
-            options["levels"] = tuple(levels)
-        return AdaptedBackend(self, AdapterResolver(store, task, personas=personas, identity=self.identity, **options))
+        return adapted_view(self, store, task, personas=personas, prompt=prompt, levels=levels)

@@ -225,12 +225,9 @@ class TransformersBackend:
         ``prompt`` and ``levels`` are its arguments, when given); the base model is shared,
         never reloaded. This backend itself stays plain.
         """
-        from tailor.adapters.runtime import AdaptedBackend, AdapterResolver
+        from tailor.adapters.runtime import adapted_view
 
-        options: dict[str, Any] = {"prompt": prompt} if prompt is not None else {}
-        if levels is not None:
-            options["levels"] = tuple(levels)
-        return AdaptedBackend(self, AdapterResolver(store, task, personas=personas, identity=self.identity, **options))
+        return adapted_view(self, store, task, personas=personas, prompt=prompt, levels=levels)
 
     @contextmanager
     def _applied(self, names: Sequence[str | None]) -> Iterator[tuple[Any, dict[str, Any]]]:

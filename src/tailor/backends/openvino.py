@@ -395,13 +395,11 @@ class DefaultOpenVINOBackend(TransformersFallback, OpenVINOBackend):
         self.merges_adapters = merge_adapters
         if merge_adapters:
             self.adapter_engine = f"openvino-{precision}-merged/transformers-fp32"
-        self._merged: MergedEngines | None = None
+        self._merged = MergedEngines(self._merge)
 
     def merged_engine(self, choice: LoRAChoice) -> OpenVINOBackend:
         """This model with ``choice``'s adapter merged in, on OpenVINO at this precision
         (exported on first use, kept compiled for the latest two adapters)."""
-        if self._merged is None:
-            self._merged = MergedEngines(self._merge)
         engine: OpenVINOBackend = self._merged.get(choice)
         return engine
 
