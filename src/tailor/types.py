@@ -7,7 +7,7 @@ caller's back, and plain so that they serialize to JSON without ceremony.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
@@ -24,6 +24,7 @@ __all__ = [
     "TextStream",
     "advance_steps",
     "answer_steps",
+    "check_positive_ints",
 ]
 
 Granularity = Literal["user", "persona", "global"]
@@ -247,3 +248,14 @@ class Persona:
             raise ValueError(f"Persona {self.persona_id!r}: size must be a non-negative integer, got {self.size!r}")
         if not isinstance(self.metadata, Mapping):
             raise TypeError(f"Persona {self.persona_id!r}: metadata must be a mapping")
+
+
+def check_positive_ints(config: object, names: Iterable[str], *, where: str = "") -> None:
+    """Raise :class:`ValueError` unless each attribute of ``config`` named in ``names`` is an
+    integer of at least 1 (a bool is refused). ``where`` (a class name) prefixes the field's
+    name in the message: ``"LoRATrainConfig.rank must be a positive integer, got 0"``."""
+    prefix = f"{where}." if where else ""
+    for name in names:
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{prefix}{name} must be a positive integer, got {value!r}")

@@ -135,3 +135,25 @@ def test_the_serving_answer_is_the_objects() -> None:
     assert "--adapter-task" in (parse_method("lora+bm25").serve_refusal or "")
     assert "a chat has none" in (parse_method("bm25+prior").serve_refusal or "")
     assert "a chat has none" in (parse_method("knn").serve_refusal or "")
+
+
+@pytest.mark.parametrize(("text", "model", "layout", "name"), [
+    ("dense:/runs/Retriever", "/runs/Retriever", None, "dense:/runs/Retriever"),
+    ("hybrid:./r:lamp", "./r", "lamp", "hybrid:./r"),
+    ("summary+recency+dense:~/R2:dialogue", "~/R2", "dialogue", "summary+recency+dense:~/R2"),
+])
+def test_a_retrieval_names_a_trained_model_folder(text: str, model: str, layout: str | None, name: str) -> None:
+    spec = parse_method(text)
+    assert spec.retrieval.model == model  # its case kept, though the method's names are not
+    assert spec.layout == layout and spec.name == name
+    assert parse_method(str(spec)) == spec
+
+
+@pytest.mark.parametrize(("text", "error"), [
+    ("bm25:/runs/r", "ranks without an embedder, so it takes no model folder"),
+    ("dense:sideways", "unknown layout"),
+    ("dense:", "names no model folder"),
+])
+def test_a_model_folder_where_none_is_taken_is_refused(text: str, error: str) -> None:
+    with pytest.raises(ValueError, match=error):
+        parse_method(text)

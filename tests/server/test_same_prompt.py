@@ -10,7 +10,10 @@ is sent; they must be identical, apart from the chat additions that
 
 from __future__ import annotations
 
+import json
+import shutil
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,7 +21,9 @@ from fastapi.testclient import TestClient
 
 from tailor.backends.echo import EchoBackend
 from tailor.chat.personalizer import CHAT_ADDITIONS, EPISODES_HEADER
+from tailor.embeddings import TRAINED_METADATA
 from tailor.embeddings.hashing import HashingEmbedder
+from tailor.embeddings.minilm import minilm_path
 from tailor.evaluation.runner import EvalConfig, run_method
 from tailor.methods import METHODS as REGISTRY
 from tailor.methods import MethodSpec, build_personalizer, parse_method
@@ -223,3 +228,14 @@ def test_auto_serves_the_option_eval_chose(make_client: Callable[..., TestClient
 def test_auto_without_a_selector_is_not_served(make_client: Callable[..., TestClient]) -> None:
     with pytest.raises(ValueError, match="--selector"):
         make_client(method="auto", backend=EchoBackend(scripted), embedder="hashing")
+
+
+def test_a_trained_retriever_is_served_as_eval_ranks_with_it(make_client: Callable[..., TestClient],
+                                                             tmp_path: Path) -> None:
+    """``dense:PATH`` (a folder tailor train-retriever writes; here the packaged weights under
+    another name) ranks with its own embedder on both paths, not the server's."""
+    pytest.importorskip("sentence_transformers")
+    folder = tmp_path / "retriever"
+    shutil.copytree(minilm_path(), folder)
+    (folder / TRAINED_METADATA).write_text(json.dumps({"name": "trained-for-test"}), encoding="utf-8")
+    check_served_prompts_are_evals_prompts(f"dense:{folder}", make_client)

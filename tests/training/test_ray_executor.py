@@ -1,4 +1,5 @@
-"""``tailor train-adapter --executor ray``: one Ray task per adapter, on a tiny model.
+"""``tailor train-adapter --executor ray`` and ``tailor train-preference --executor ray``: one
+Ray task per adapter, on a tiny model.
 
 One local Ray (2 CPUs, no dashboard) serves the whole module, as in
 tests/backends/test_ray_backend.py. Failures are injected by a hook that runs in the worker
@@ -20,10 +21,11 @@ import pytest
 from tests.adapters.conftest import write_lamp4
 
 from tailor.adapters.lora import from_bytes
-from tailor.adapters.store import AdapterKey, open_adapter_store
+from tailor.adapters.store import AdapterKey, AdapterStore, open_adapter_store
 from tailor.adapters.train import LoRATrainConfig
 from tailor.cli.main import main
 from tailor.registry import MissingExtraError
+from tailor.store import SQLiteProfileStore
 from tailor.training.executors import ExecutorSpec, RayExecutor, parse_executor
 from tailor.training.jobs import TrainAdapterConfig, TrainingFailedError, train_adapters
 
@@ -98,6 +100,13 @@ def test_executor_specs_parse_and_bad_ones_say_what_is_allowed() -> None:
         TrainAdapterConfig(task="LaMP-4", data="d", out="o", scope="global", kind="user-embedding", executor="ray")
     with pytest.raises(ValueError, match="retries"):
         TrainAdapterConfig(task="LaMP-4", data="d", out="o", retries=-1)
+    from tailor.training.preference import TrainPreferenceConfig
+
+    assert TrainPreferenceConfig(store="s.db", executor="ray:auto").executor == ExecutorSpec("ray", "auto")
+    with pytest.raises(ValueError, match="local, ray or ray:ADDRESS"):
+        TrainPreferenceConfig(store="s.db", executor="dask")
+    with pytest.raises(ValueError, match="retries"):
+        TrainPreferenceConfig(store="s.db", retries=-1)
 
 
 def test_without_ray_the_error_names_the_extra(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
@@ -229,3 +238,86 @@ def test_personas_train_one_task_each(ray_cluster: Any, tmp_path: Path, tiny_mod
         assert all(float((t - other.tensors[n]).abs().max()) < 1e-5 for n, t in mine.tensors.items())
         assert open_adapter_store(tmp_path / "ray").contributors(key) == open_adapter_store(
             tmp_path / "local").contributors(key)
+
+
+# -- preference adapters (tailor train-preference) on a local Ray ------------------------------------
+
+
+def preference_pairs(path: Path) -> Path:
+    """Three pairs for each user, different for each, so that their adapters differ."""
+    from tailor.alignment.pairs import PreferencePair, write_pairs
+
+    write_pairs([PreferencePair(user, ({"role": "user", "content": f"{user}'s question {i}?"},), f"Short, {user}.",
+                                f"A long and winding answer number {i} for {user} that goes on and on.")
+                 for user in USERS for i in range(3)], path)
+    return path
+
+
+def preference_config(store: Path, pairs: Path, model: Path) -> Any:
+    from tailor.adapters.preference import PreferenceTrainConfig
+    from tailor.training.preference import TrainPreferenceConfig
+
+    return TrainPreferenceConfig(store=str(store), pairs=str(pairs), min_pairs=3, model=str(model),
+                                 train=PreferenceTrainConfig(epochs=1, batch_size=2, rank=4, top_layers=2))
+
+
+def test_ray_trains_the_same_preference_adapters_as_local(ray_cluster: Any, tmp_path: Path, tiny_model_dir: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("trl")
+    from tailor.adapters.soups import preference_key
+
+    pairs = preference_pairs(tmp_path / "pairs.jsonl")
+    common = ["train-preference", "--pairs", str(pairs), "--model", str(tiny_model_dir), "--epochs", "1",
+              "--batch-size", "2", "--rank", "4", "--min-pairs", "3", "--json"]
+    assert main([*common, "--store", str(tmp_path / "local.db")]) == 0
+    local_rows = json.loads(capsys.readouterr().out)["adapters"]
+    assert main([*common, "--store", str(tmp_path / "ray.db"), "--executor", "ray"]) == 0
+    ray_rows = json.loads(capsys.readouterr().out)["adapters"]
+    assert [(r["key"], r["status"]) for r in ray_rows] == [(r["key"], r["status"]) for r in local_rows]
+    assert [r["status"] for r in ray_rows] == ["trained"] * len(USERS)
+    with SQLiteProfileStore(tmp_path / "local.db") as mine, SQLiteProfileStore(tmp_path / "ray.db") as theirs:
+        for user in USERS:
+            ours = AdapterStore(mine).load(preference_key("user", user))
+            other = AdapterStore(theirs).load(preference_key("user", user))
+            assert ours is not None and other is not None
+            assert other.config == ours.config
+            assert other.metadata["data_digest"] == ours.metadata["data_digest"]
+            assert other.metadata["examples"] == ours.metadata["examples"] == 3
+            assert other.metadata["seconds"] > 0 and other.size > 0
+            assert other.metadata["worker"]["threads"] == 1  # three adapters share 2 CPUs: one each
+            a, b = from_bytes(ours.weights, ours.config["lora"]), from_bytes(other.weights, other.config["lora"])
+            assert a.tensors.keys() == b.tensors.keys()
+            for name, tensor in a.tensors.items():
+                assert float((tensor - b.tensors[name]).abs().max()) < 1e-5, (user, name)
+    # The same command again: every adapter is up to date, and nothing is submitted.
+    assert main([*common, "--store", str(tmp_path / "ray.db"), "--executor", "ray"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["imported"] == 0 and {r["status"] for r in again["adapters"]} == {"up to date"}
+
+
+def test_a_preference_adapter_that_keeps_failing_is_reported_and_the_others_are_stored(
+        ray_cluster: Any, tmp_path: Path, tiny_model_dir: Path) -> None:
+    pytest.importorskip("trl")
+    from tailor.adapters.soups import preference_key
+    from tailor.training.preference import train_preference
+
+    pairs = preference_pairs(tmp_path / "pairs.jsonl")
+    config = preference_config(tmp_path / "store.db", pairs, tiny_model_dir)
+    faults = Faults(str(tmp_path / "marks"), always=("bob",))
+    Path(faults.folder).mkdir()
+    report = train_preference(config, executor=RayExecutor(retries=1, before_task=faults))
+    bob = "user/bob/chat/lora/preference"
+    assert statuses(report.rows) == {"user/alice/chat/lora/preference": "trained", bob: "failed",
+                                     "user/carol/chat/lora/preference": "trained"}
+    [failed] = report.failed
+    assert failed.key == bob and "injected failure for bob" in (failed.error or "")
+    assert len(faults.attempts("bob")) == 2  # the first attempt and one retry
+    with SQLiteProfileStore(tmp_path / "store.db") as store:
+        assert AdapterStore(store).info(preference_key("user", "bob")) is None
+        assert AdapterStore(store).info(preference_key("user", "carol")) is not None
+    # A rerun (as after a driver killed midway) trains only what is missing: bob.
+    marks = Faults(str(tmp_path / "rerun"))
+    Path(marks.folder).mkdir()
+    again = train_preference(config, executor=RayExecutor(before_task=marks))
+    assert statuses(again.rows)[bob] == "trained" and not again.failed
+    assert sorted(path.name for path in Path(marks.folder).iterdir()) == ["bob.1"]

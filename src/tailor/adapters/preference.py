@@ -30,6 +30,7 @@ from typing import Any, Literal
 from tailor.adapters.identity import load_frozen_base
 from tailor.adapters.lora import LoRAShape, LoRAWeights, to_bytes
 from tailor.registry import require
+from tailor.types import check_positive_ints
 
 logger = logging.getLogger(__name__)
 
@@ -82,10 +83,7 @@ class PreferenceTrainConfig:
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
-        for name in ("rank", "epochs", "batch_size", "max_length"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"PreferenceTrainConfig.{name} must be a positive integer, got {value!r}")
+        check_positive_ints(self, ("rank", "epochs", "batch_size", "max_length"), where="PreferenceTrainConfig")
         if self.top_layers < 0:
             raise ValueError(f"PreferenceTrainConfig.top_layers must be 0 (all) or more, got {self.top_layers}")
         for name in ("learning_rate", "alpha", "beta", "simpo_beta"):
@@ -157,22 +155,22 @@ class PreferenceTrainer:
     def _fresh_lora(self, shape: LoRAShape, seed: int) -> Any:
         """The PEFT model with a freshly initialized trainable LoRA of ``shape``."""
         peft = require("peft", "peft")
+        if self._peft is None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)
+                self._peft = peft.get_peft_model(self.model, shape.peft_config(inference=False),
+                                                 adapter_name=_ADAPTER)
+        elif shape != self._shape:
+            self._peft.delete_adapter(_ADAPTER)
+            self._peft.add_adapter(_ADAPTER, shape.peft_config(inference=False))
+            self._peft.set_adapter(_ADAPTER)
+        # Initialized from the seed alone, whatever this trainer built before: a fresh trainer
+        # (a Ray worker's first adapter) starts where a reused one does, so both train the same adapter.
         self.torch.manual_seed(seed)
-        if self._peft is None or shape != self._shape:
-            if self._peft is not None:
-                self._peft.delete_adapter(_ADAPTER)
-                self._peft.add_adapter(_ADAPTER, shape.peft_config(inference=False))
-                self._peft.set_adapter(_ADAPTER)
-            else:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", FutureWarning)
-                    self._peft = peft.get_peft_model(self.model, shape.peft_config(inference=False),
-                                                     adapter_name=_ADAPTER)
-        else:
-            lora_layer = require("peft.tuners.lora", "peft").LoraLayer
-            for module in self._peft.modules():
-                if isinstance(module, lora_layer) and _ADAPTER in module.lora_A:
-                    module.reset_lora_parameters(_ADAPTER, True)
+        lora_layer = require("peft.tuners.lora", "peft").LoraLayer
+        for module in self._peft.modules():
+            if isinstance(module, lora_layer) and _ADAPTER in module.lora_A:
+                module.reset_lora_parameters(_ADAPTER, True)
         self._shape = shape
         for name, parameter in self._peft.named_parameters():
             parameter.requires_grad_(f".{_ADAPTER}." in name)

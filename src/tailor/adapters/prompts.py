@@ -21,7 +21,7 @@ from typing import Any
 
 from tailor.adapters.store import NO_PROMPT
 from tailor.prompting.builder import LAYOUTS, PromptBudget
-from tailor.types import HistoryRecord, TaskExample
+from tailor.types import HistoryRecord, TaskExample, check_positive_ints
 
 __all__ = ["TrainingPrompt", "by_time", "items_before_questions", "prompt_id"]
 
@@ -52,8 +52,7 @@ class TrainingPrompt:
             object.__setattr__(self, "k", 1)
         elif self.layout not in LAYOUTS:
             raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {self.layout!r}")
-        if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1:
-            raise ValueError(f"k must be a positive integer, got {self.k!r}")
+        check_positive_ints(self, ("k",))
         PromptBudget(self.input_tokens, self.context_tokens)  # checks the budgets
 
     @property

@@ -32,7 +32,7 @@ from tailor.adapters.data import TrainingPair, encode_pairs, training_pairs
 from tailor.adapters.identity import load_frozen_base
 from tailor.registry import require
 from tailor.tasks.spec import TaskSpec
-from tailor.types import HistoryRecord, Profile
+from tailor.types import HistoryRecord, Profile, check_positive_ints
 
 __all__ = ["LLMTokenEmbedder", "SoftPromptConfig", "SoftPromptModel", "SoftPromptTrainer", "user_vector"]
 
@@ -55,10 +55,8 @@ class SoftPromptConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("virtual_tokens", "hidden", "steps", "batch_size", "max_input_tokens", "max_output_tokens"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"SoftPromptConfig.{name} must be a positive integer, got {value!r}")
+        check_positive_ints(self, ("virtual_tokens", "hidden", "steps", "batch_size", "max_input_tokens",
+                                   "max_output_tokens"), where="SoftPromptConfig")
         if not self.temperature > 0 or not self.learning_rate > 0:
             raise ValueError("SoftPromptConfig.temperature and learning_rate must be positive")
 

@@ -43,6 +43,7 @@ from tailor.adapters.identity import load_frozen_base
 from tailor.adapters.lora import LoRAShape, LoRAWeights, from_bytes, to_bytes
 from tailor.registry import require
 from tailor.tasks.spec import TaskSpec
+from tailor.types import check_positive_ints
 
 logger = logging.getLogger(__name__)
 
@@ -70,10 +71,8 @@ class LoRATrainConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("rank", "epochs", "batch_size", "max_input_tokens", "max_output_tokens"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"LoRATrainConfig.{name} must be a positive integer, got {value!r}")
+        check_positive_ints(self, ("rank", "epochs", "batch_size", "max_input_tokens", "max_output_tokens"),
+                            where="LoRATrainConfig")
         if self.top_layers < 0:
             raise ValueError(f"LoRATrainConfig.top_layers must be 0 (all layers) or more, got {self.top_layers}")
         if self.max_items is not None and self.max_items < 1:

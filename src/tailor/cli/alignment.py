@@ -79,6 +79,15 @@ def add_alignment_verbs(verbs: Any) -> None:
     train.add_argument("--beta", type=float, default=None)
     train.add_argument("--rank", type=choices.positive, default=None)
     train.add_argument("--model", default=None, help="a model directory (default: the default model)")
+    train.add_argument("--threads", type=choices.positive, default=None,
+                       help="torch threads (default: torch's choice); with --executor ray, the CPUs and threads of "
+                       "each task (default: the cluster's CPUs divided among the tasks)")
+    train.add_argument("--executor", default="local", metavar="local|ray[:ADDRESS]",
+                       help="where the adapters train: here (local, default), or one Ray task per adapter on a local "
+                       "Ray, $RAY_ADDRESS or the cluster at ADDRESS, each stored as it finishes (--scope soup "
+                       "trains nothing and always runs here)")
+    train.add_argument("--retries", type=int, default=2,
+                       help="--executor ray: attempts after the first for an adapter whose task failed (default 2)")
     train.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
     evaluate = verbs.add_parser("eval-preference", help="win rates of preference methods against the base model "
@@ -189,17 +198,24 @@ def run_train_preference(args: argparse.Namespace) -> int:
     config = TrainPreferenceConfig(store=args.store, loss=args.loss, scope=args.scope, pairs=args.pairs,
                                    pairs_format=args.pairs_format, users=_users(args.users), since=args.since,
                                    min_pairs=args.min_pairs, max_examples=args.max_pairs, personas_file=args.personas,
-                                   simulated_users=args.simulated_users, model=args.model, train=train)
+                                   simulated_users=args.simulated_users, model=args.model, threads=args.threads,
+                                   train=train, executor=args.executor, retries=args.retries)
     _quiet()
     report = train_preference(config, progress=None if args.json else lambda line: print(line, file=sys.stderr))
+    failed = report.failed
     if args.json:
         _print_json(report.to_json())
-    else:
-        for row in report.rows:
-            loss = f" loss {row.first_loss} -> {row.last_loss}" if row.first_loss is not None else ""
-            extra = f" {row.seconds} s, {row.bytes:,} bytes" if row.status == "trained" else ""
-            print(f"{row.key}\t{row.status}\t{row.examples} examples{loss}{extra}")
-        print(f"imported {report.imported} pairs; next run: --since {report.began_at}", file=sys.stderr)
+        return 1 if failed else 0
+    for row in report.rows:
+        loss = f" loss {row.first_loss} -> {row.last_loss}" if row.first_loss is not None else ""
+        extra = f" {row.seconds} s, {row.bytes:,} bytes" if row.status == "trained" else ""
+        why = f": {row.error}" if row.error else ""
+        print(f"{row.key}\t{row.status}\t{row.examples} examples{loss}{extra}{why}")
+    print(f"imported {report.imported} pairs; next run: --since {report.began_at}", file=sys.stderr)
+    if failed:
+        print(f"failed after {args.retries} retries ({len(failed)}; rerun to retry only these): "
+              + ", ".join(row.key for row in failed), file=sys.stderr)
+        return 1
     return 0
 
 

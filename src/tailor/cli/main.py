@@ -22,7 +22,13 @@ from tailor.cli.alignment import add_alignment_verbs, run_eval_preference, run_s
 from tailor.cli.demo import add_demo_verb, run_demo
 from tailor.cli.facts import add_eval_facts_verb, run_eval_facts
 from tailor.cli.memory import add_eval_memory_verb, run_eval_memory
-from tailor.cli.selection import add_selection_verbs, run_train_selector, run_usefulness
+from tailor.cli.selection import (
+    add_selection_verbs,
+    run_eval_retriever,
+    run_train_retriever,
+    run_train_selector,
+    run_usefulness,
+)
 from tailor.cli.serve import add_serve_verbs, run_keys, run_personas, run_serve
 from tailor.machine import describe as describe_cpu
 
@@ -56,7 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--split", default="dev")
     ev.add_argument("--method", default="none,bm25", type=choices.method_list, metavar="METHOD[,METHOD...]",
                     help="comma-separated methods, each parts joined with '+' and an optional :lamp or :dialogue "
-                    f"layout (default none,bm25; `tailor methods` describes each). {choices.method_help()}")
+                    "layout (default none,bm25; `tailor methods` describes each; dense:PATH, hybrid:PATH: ranked "
+                    f"with a retriever tailor train-retriever wrote). {choices.method_help()}")
     ev.add_argument("--backend", default="default", help=choices.backend_help())
     ev.add_argument("--k", type=choices.positive, default=None,
                     help="profile items retrieved per input (default: the task's measured default, 1 for LaMP tasks)")
@@ -152,7 +159,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                    "train-adapter": _train_adapter, "adapters": run_adapters, "eval-memory": run_eval_memory,
                    "eval-facts": run_eval_facts, "methods": _methods, "simulate": run_simulate,
                    "train-preference": run_train_preference, "eval-preference": run_eval_preference,
-                   "usefulness": run_usefulness, "train-selector": run_train_selector}[args.verb]
+                   "usefulness": run_usefulness, "train-selector": run_train_selector,
+                   "train-retriever": run_train_retriever, "eval-retriever": run_eval_retriever}[args.verb]
         return handler(args)
     except UsageError as error:
         print(f"tailor {args.verb}: {error}", file=sys.stderr)

@@ -1,5 +1,7 @@
-"""``tailor usefulness`` and ``tailor train-selector``: what the model says each item is worth,
-and the ``auto`` method's selector, both from a data set's train split."""
+"""``tailor usefulness``, ``tailor train-retriever``, ``tailor eval-retriever`` and ``tailor
+train-selector``: what the model says each item is worth, a retriever trained on it, how well
+retrievers order items by it, and the ``auto`` method's selector, trained on a data set's
+train split."""
 
 from __future__ import annotations
 
@@ -12,7 +14,8 @@ from tailor.cli import choices
 
 
 def add_selection_verbs(verbs: Any) -> None:
-    """Add ``usefulness`` and ``train-selector`` to the ``tailor`` command's verbs."""
+    """Add ``usefulness``, ``train-retriever``, ``eval-retriever`` and ``train-selector`` to the
+    ``tailor`` command's verbs."""
     from tailor.tasks import TASKS
 
     tasks = ", ".join(TASKS.names())
@@ -29,6 +32,33 @@ def add_selection_verbs(verbs: Any) -> None:
     useful.add_argument("--backend", default="default", help=choices.backend_help())
     useful.add_argument("--batch-size", type=choices.positive, default=8)
     useful.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
+    retriever = verbs.add_parser("train-retriever", help="train a dense retriever (all-MiniLM-L6-v2) so that its "
+                                 "order of a user's items follows their usefulness to the model (ROPG-KD); load it "
+                                 "as dense:PATH")
+    retriever.add_argument("--task", required=True, help=f"the task: {tasks}")
+    retriever.add_argument("--data", required=True, help="folder holding train_questions.json and train_outputs.json")
+    retriever.add_argument("--useful", required=True, metavar="FILE",
+                           help="tailor usefulness's file for the data's train split (the only split read)")
+    retriever.add_argument("--out", required=True, metavar="DIR", help="the model folder to write (whole or not at "
+                           "all); tailor-retriever.json in it says what it was trained on")
+    retriever.add_argument("--epochs", type=choices.positive, default=3, help="passes over the questions (default 3)")
+    retriever.add_argument("--batch-size", type=choices.positive, default=16, help="questions per step (default 16)")
+    retriever.add_argument("--seed", type=int, default=0)
+    retriever.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
+    check = verbs.add_parser("eval-retriever", help="how well retrieval methods order each question's candidate "
+                             "items by their usefulness to the model (NDCG, paired intervals against the first)")
+    check.add_argument("--task", required=True, help=f"the task: {tasks}")
+    check.add_argument("--data", required=True, help="the folder the usefulness file was measured on")
+    check.add_argument("--useful", required=True, metavar="FILE", help="tailor usefulness's file (e.g. of the dev "
+                       "split); its split is the one read")
+    check.add_argument("--method", default="bm25,dense", metavar="METHOD,METHOD",
+                       help="retrieval methods, the first the baseline (default bm25,dense; dense:PATH for a "
+                       "trained retriever)")
+    check.add_argument("--embedder", default="minilm", help=f"for dense methods without a folder: "
+                       f"{choices.embedder_help()}")
+    check.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
     train = verbs.add_parser("train-selector", help="train the auto method's selector (which of none and the "
                              "retrieval methods to use per input) on the data's train split")
@@ -64,6 +94,39 @@ def run_usefulness(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_train_retriever(args: argparse.Namespace) -> int:
+    from tailor.training.retriever import RetrieverTrainingConfig, train_retriever
+
+    metadata = train_retriever(RetrieverTrainingConfig(task=args.task, data=args.data, useful=args.useful,
+                                                       out=args.out, epochs=args.epochs, batch_size=args.batch_size,
+                                                       seed=args.seed))
+    if args.json:
+        sys.stdout.write(json.dumps({key: value for key, value in metadata.items() if key != "question_ids"}) + "\n")
+        return 0
+    print(f"retriever trained on {metadata['questions']} train questions ({metadata['candidates']} items each; "
+          f"{metadata['dropped']} left out) in {metadata['train_seconds']:.1f} s -> {args.out}")
+    print(f"teacher temperature {metadata['teacher_temperature']:.4f} (the median spread of usefulness), final "
+          f"loss {metadata['train_loss']:.4f}; use it as --method dense:{args.out}")
+    return 0
+
+
+def run_eval_retriever(args: argparse.Namespace) -> int:
+    from tailor.embeddings import load_embedder
+    from tailor.evaluation.usefulness import rank_by_usefulness
+
+    methods = [name.strip() for name in args.method.split(",") if name.strip()]
+    embedder = load_embedder(args.embedder) if args.embedder != "minilm" else None
+    check = rank_by_usefulness(args.task, args.data, args.useful, methods, embedder=embedder)
+    if args.json:
+        sys.stdout.write(json.dumps({"questions": check.questions, "without_useful": check.without_useful,
+                                     "ndcg": check.ndcg, "versus_first": check.versus_first}) + "\n")
+        return 0
+    print(f"{check.questions} questions with a useful item ({check.without_useful} without one left out); gain: "
+          "usefulness above 0; each method's paired difference against the first [95% interval]")
+    print(check.table())
+    return 0
+
+
 def run_train_selector(args: argparse.Namespace) -> int:
     from tailor.evaluation.selection import SelectorConfig, train_selector
     from tailor.personalizers.selector import DEFAULT_OPTIONS
@@ -90,4 +153,5 @@ def run_train_selector(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["add_selection_verbs", "run_train_selector", "run_usefulness"]
+__all__ = ["add_selection_verbs", "run_eval_retriever", "run_train_retriever", "run_train_selector",
+           "run_usefulness"]

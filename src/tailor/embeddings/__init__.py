@@ -28,6 +28,10 @@ EMBEDDERS = Registry(
 
 DEFAULT_EMBEDDER = "minilm"
 
+TRAINED_METADATA = "tailor-retriever.json"
+"""The file beside a trained retriever's weights (``tailor train-retriever``): the name its
+vectors are stored under, and what it was trained on."""
+
 _loaded: dict[str, Embedder] = {}
 _loading = threading.Lock()
 
@@ -45,6 +49,25 @@ def load_embedder(name: str = DEFAULT_EMBEDDER, **options: Any) -> Embedder:
         return _loaded[name]
 
 
+def load_embedder_folder(path: str) -> Embedder:
+    """The embedder in the folder ``path`` (a retriever ``tailor train-retriever`` wrote), built
+    on first use and reused after; its vectors are stored under the name its metadata gives."""
+    import json
+    from pathlib import Path
+
+    folder = Path(path).expanduser()
+    metadata = folder / TRAINED_METADATA
+    if not metadata.is_file():
+        raise ValueError(f"{path} is not a retriever trained by tailor train-retriever (no {TRAINED_METADATA} "
+                         "in it)")
+    key = f"folder:{folder.resolve()}"
+    with _loading:
+        if key not in _loaded:
+            name = str(json.loads(metadata.read_text(encoding="utf-8"))["name"])
+            _loaded[key] = EMBEDDERS.load("minilm")(model_path=folder, name=name)
+        return _loaded[key]
+
+
 def __getattr__(name: str) -> Any:
     # Imported on first use: listing embedders loads no numpy.
     if name in ("Embedder", "normalize_rows"):
@@ -58,5 +81,5 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'tailor.embeddings' has no attribute {name!r}")
 
 
-__all__ = ["DEFAULT_EMBEDDER", "EMBEDDERS", "EmbedReport", "Embedder", "embed_profiles", "load_embedder",
-           "normalize_rows"]
+__all__ = ["DEFAULT_EMBEDDER", "EMBEDDERS", "TRAINED_METADATA", "EmbedReport", "Embedder", "embed_profiles", "load_embedder",
+           "load_embedder_folder", "normalize_rows"]

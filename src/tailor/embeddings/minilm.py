@@ -35,28 +35,36 @@ def minilm_path() -> Path:
     return folder
 
 
+def offline() -> None:
+    """Keep the libraries from reaching a hub (a version check, a missing file) on a machine
+    without network: a folder path never needs one."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
 class MiniLMEmbedder:
     """Sentence embeddings from all-MiniLM-L6-v2, mean-pooled and L2-normalized.
 
     Texts longer than the model's 256 word pieces are truncated by the model.
     ``device=None`` lets torch pick (a GPU when there is one); ``batch_size`` bounds the
-    texts encoded at once.
+    texts encoded at once. ``model_path`` loads another folder of the same architecture (a
+    retriever trained by ``tailor train-retriever``); ``name`` is then the name its vectors
+    are stored under, which must differ from the packaged model's.
     """
 
     name = "all-MiniLM-L6-v2"
     dim = 384
 
     def __init__(self, *, device: str | None = None, batch_size: int = 64,
-                 model_path: str | os.PathLike[str] | None = None) -> None:
+                 model_path: str | os.PathLike[str] | None = None, name: str | None = None) -> None:
         if batch_size < 1:
             raise ValueError(f"MiniLMEmbedder: batch_size must be at least 1, got {batch_size}")
         self.batch_size = batch_size
         folder = Path(model_path) if model_path is not None else minilm_path()
-        # Offline by construction: a folder path never reaches a hub, and these keep the
-        # libraries from trying (a version check, a missing file) on a machine without network.
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        if name is not None:
+            self.name = name
+        offline()
         require("torch", "dense")
         sentence_transformers = require("sentence_transformers", "dense")
         self._model: Any = sentence_transformers.SentenceTransformer(str(folder), device=device)

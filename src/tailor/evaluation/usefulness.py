@@ -249,4 +249,103 @@ def read_usefulness(path: str | Path) -> dict[str, dict[str, float]]:
     return table
 
 
-__all__ = ["UsefulnessConfig", "UsefulnessReport", "item_usefulness", "read_usefulness"]
+NDCG_CUTOFFS = (1, 5, 10)
+
+
+@dataclass
+class RankingCheck:
+    """How well each method orders the candidate items of a usefulness file, the items'
+    positive usefulness as graded relevance (:func:`rank_by_usefulness`)."""
+
+    methods: list[str]
+    questions: int
+    """Questions with at least one useful item (the others have no ideal order)."""
+    without_useful: int
+    ndcg: dict[str, dict[str, float]]
+    """Method -> ``ndcg@1``, ``ndcg@5``, ``ndcg@10`` (over 8 candidates, the whole order)."""
+    versus_first: dict[str, dict[str, dict[str, float]]]
+    """Method -> metric -> the paired difference against the first method (``delta``, ``low``, ``high``)."""
+
+    def table(self) -> str:
+        """A markdown table: each method's NDCG, and its paired difference against the first's."""
+        header = "| method | " + " | ".join(f"ndcg@{k}" for k in NDCG_CUTOFFS) + " |"
+        lines = [header, "|---" * (len(NDCG_CUTOFFS) + 1) + "|"]
+        for method in self.methods:
+            cells = []
+            for k in NDCG_CUTOFFS:
+                value = self.ndcg[method][f"ndcg@{k}"]
+                versus = self.versus_first.get(method, {}).get(f"ndcg@{k}")
+                cells.append(f"{value:.4f}" if versus is None else
+                             f"{value:.4f}, {versus['delta']:+.4f} [{versus['low']:+.4f}, {versus['high']:+.4f}]")
+            lines.append(f"| {method} | " + " | ".join(cells) + " |")
+        return "\n".join(lines)
+
+
+def rank_by_usefulness(task_name: str, data: str | Path, useful: str | Path, methods: Sequence[str], *,
+                       embedder: Any = None, seed: int = 0) -> RankingCheck:
+    """Each retrieval method's order of every question's candidate items in ``useful`` (a
+    ``tailor usefulness`` file of ``data``, on the split it was measured on), scored by NDCG
+    with each item's usefulness above 0 as its gain; paired 95% bootstrap intervals against
+    the first method. This is how a retriever trained on the train split is checked on dev."""
+    import numpy as np
+
+    from tailor.methods import parse_method
+    from tailor.metrics.bootstrap import paired_comparison
+    from tailor.metrics.scores import PerExampleScores
+    from tailor.training.retriever import read_usefulness_rows
+    from tailor.types import Profile
+
+    task = get_task(task_name)
+    settings, rows = read_usefulness_rows(useful)
+    split = str(settings.get("split") or "dev")
+    examples = {example.id: example for example in task.load(data, split)}
+    specs = [parse_method(method) for method in methods]
+    if not specs:
+        raise ValueError("no method to check")
+    retrievers = []
+    for spec in specs:
+        retriever = spec.retrieval.build_retriever(BuildContext(task, len, embedder=embedder, seed=seed))
+        if retriever is None:
+            raise ValueError(f"method {spec} retrieves nothing, so it orders no items")
+        retrievers.append(retriever)
+    values: dict[str, dict[str, list[float]]] = {str(spec): {f"ndcg@{k}": [] for k in NDCG_CUTOFFS} for spec in specs}
+    without = 0
+    for question, items in rows.items():
+        example = examples.get(question)
+        if example is None:
+            raise ValueError(f"{useful}: question {question!r} is not in {data}'s {split} split")
+        gains = {item["item"]: max(item["usefulness"], 0.0) for item in items}
+        ideal = sorted(gains.values(), reverse=True)
+        if ideal[0] <= 0:
+            without += 1
+            continue
+        records = {record.id: record for record in example.profile.records}
+        candidates = Profile(example.user_id, tuple(records[item["item"]] for item in items if item["item"] in records))
+        for spec, retriever in zip(specs, retrievers):
+            order = [hit.record.id for hit in retriever.retrieve(task.query(example.input), candidates, len(items))]
+            for k in NDCG_CUTOFFS:
+                values[str(spec)][f"ndcg@{k}"].append(_ndcg([gains[item] for item in order], ideal, k))
+    if not values[str(specs[0])]["ndcg@1"]:
+        raise ValueError(f"{useful}: no question has an item with usefulness above 0")
+    scores = {method: PerExampleScores(kind="ranking", columns={name: np.array(column) for name, column in
+                                                                 metrics.items()})
+              for method, metrics in values.items()}
+    names = list(scores)
+    return RankingCheck(
+        methods=names, questions=len(values[names[0]]["ndcg@1"]), without_useful=without,
+        ndcg={method: scores[method].aggregate() for method in names},
+        versus_first={method: {name: {key: comparison[key] for key in ("delta", "low", "high")}
+                               for name, comparison in paired_comparison(scores[names[0]], scores[method]).items()}
+                      for method in names[1:]})
+
+
+def _ndcg(gains: Sequence[float], ideal: Sequence[float], k: int) -> float:
+    def dcg(values: Sequence[float]) -> float:
+        return sum(value / math.log2(place + 2) for place, value in enumerate(values[:k]))
+
+    best = dcg(ideal)
+    return dcg(gains) / best if best > 0 else 0.0
+
+
+__all__ = ["NDCG_CUTOFFS", "RankingCheck", "UsefulnessConfig", "UsefulnessReport", "item_usefulness",
+           "rank_by_usefulness", "read_usefulness"]

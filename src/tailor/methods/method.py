@@ -153,6 +153,21 @@ class RetrievalMethod(Method):
     role: ClassVar[Role] = "retrieval"
     retriever: str | None = None
     parameters: tuple[Parameter, ...] = ("k", "layout")
+    model: str | None = None
+    """A trained retriever's folder (``dense:PATH``, ``tailor train-retriever``): its embedder
+    instead of the context's; ``None``: the context's."""
+
+    @property
+    def takes_model(self) -> bool:
+        """Whether it ranks with an embedder, so that ``NAME:PATH`` may name a trained one."""
+        return "embedder" in self.all_needs()
+
+    def with_model(self, path: str) -> RetrievalMethod:
+        """This retrieval ranking with the trained embedder in ``path`` (named ``NAME:PATH``)."""
+        if not self.takes_model:
+            raise ValueError(f"retrieval {self.name!r} ranks without an embedder, so it takes no model folder "
+                             f"({self.name}:{path})")
+        return replace(self, name=f"{self.name}:{path}", model=path)
 
     @property
     def takes_layout(self) -> bool:
@@ -176,11 +191,19 @@ class RetrievalMethod(Method):
         from tailor.retrieval.stored import ProfileReadingRetriever
 
         factory = RETRIEVERS.load(self.retriever)
-        taken = inspect.signature(factory).parameters
+        taken = set(inspect.signature(factory).parameters)
         offered: dict[str, Any] = {"store": context.store, "document": context.task.document, "seed": context.seed,
                                    "indexes": context.indexes}
         if "embedder" in taken:
-            offered["embedder"] = context.get_embedder()
+            if self.model is not None:
+                from tailor.embeddings import load_embedder_folder
+
+                # A trained embedder's vectors are not the store's indexes: rank from the profile.
+                offered["embedder"] = load_embedder_folder(self.model)
+                offered.pop("indexes")
+                taken.discard("indexes")
+            else:
+                offered["embedder"] = context.get_embedder()
         retriever: Retriever = call_with_offered(factory, offered)
         if context.indexes is not None and "indexes" not in taken:
             # No stored ranking: the served profile holds only the user's id, so read it.

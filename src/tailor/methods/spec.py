@@ -7,6 +7,8 @@ A method is parts joined with ``+``, optionally followed by ``:`` and a prompt l
 
     [NOTE+...]RETRIEVAL[:LAYOUT]     notes about the user (summary, persona), then retrieved items
     MODIFIER+RETRIEVAL / RETRIEVAL+MODIFIER   lora+bm25 (the user's adapter), bm25+prior (the user's label prior)
+    RETRIEVAL:PATH[:LAYOUT]          a dense retrieval ranking with a trained retriever's folder
+                                     (dense:PATH, hybrid:PATH; tailor train-retriever)
     WHOLE[:LAYOUT]                   a method used alone (refine, knn, user-embedding, a package's)
     RECOMMENDER                      a ranking task's classic recommender alone (popular, item-knn, als, bpr)
     RECOMMENDER+REST                 its top 20 reranked by the model on REST's prompt (als+bm25,
@@ -196,7 +198,8 @@ class MethodSpec:
 
         if not isinstance(text, str) or not text.strip():
             raise ValueError(f"a method is needed; valid parts: {', '.join(METHODS.names())}")
-        body, _, layout = text.strip().lower().partition(":")
+        model, plain = _take_model(text.strip())
+        body, _, layout = plain.lower().partition(":")
         if layout and layout not in LAYOUTS:
             raise ValueError(f"unknown layout {layout!r} in method {text!r}; valid layouts: {', '.join(LAYOUTS)}")
         names = _join_compound_names([name.strip() for name in body.split("+")], set(METHODS.names()))
@@ -208,6 +211,8 @@ class MethodSpec:
             raise ValueError(f"unknown {what}; valid parts: {', '.join(METHODS.names())}, joined with '+' "
                              "(e.g. summary+bm25)")
         parts = [METHODS.method(name) for name in names]
+        if model is not None:
+            parts = [_with_model(part, model, text) if isinstance(part, RetrievalMethod) else part for part in parts]
         spec = cls(_canonical(tuple(parts)), layout or None)  # type: ignore[arg-type]
         spec._check(parts, text)
         return spec
@@ -246,6 +251,49 @@ def _canonical(parts: tuple[Method, ...]) -> tuple[Method, ...]:
     return tuple(part for index, part in enumerate(ordered)
                  if not (isinstance(part, RetrievalMethod) and part.retriever is None
                          and any(not isinstance(before, RecommenderMethod) for before in ordered[:index])))
+
+
+def _take_model(text: str) -> tuple[str | None, str]:
+    """The trained model folder a method names (``dense:PATH``, ``recency+dense:PATH:lamp``),
+    its case kept, and the method without it; ``(None, text)`` when it names none."""
+    from tailor.methods import METHODS
+    from tailor.prompting.builder import LAYOUTS
+
+    segments = text.split("+")
+    for index, segment in enumerate(segments):
+        head, colon, tail = segment.partition(":")
+        if not colon or tail.strip().lower() in LAYOUTS or not _names_folder(tail.strip()):
+            continue
+        name = head.strip().lower()
+        if name not in METHODS:
+            continue
+        part = METHODS.method(name)
+        if not isinstance(part, RetrievalMethod) or part.retriever is None:
+            continue
+        path, layout = tail.strip(), ""
+        last, _, suffix = path.rpartition(":")
+        if last and suffix.strip().lower() in LAYOUTS and index == len(segments) - 1:
+            path, layout = last.strip(), ":" + suffix.strip()
+        if not path:
+            raise ValueError(f"method {text!r} names no model folder after {head.strip()}:")
+        segments[index] = head + layout
+        return path, "+".join(segments)
+    return None, text
+
+
+def _names_folder(text: str) -> bool:
+    """Whether ``text`` after ``NAME:`` is a folder rather than a misspelt layout: a path
+    (``/``, ``.``, ``~`` in it) or an existing directory."""
+    from pathlib import Path
+
+    return not text or any(mark in text for mark in "/\\.~") or Path(text).is_dir()
+
+
+def _with_model(part: RetrievalMethod, model: str, text: str) -> RetrievalMethod:
+    try:
+        return part.with_model(model)
+    except ValueError as error:
+        raise ValueError(f"method {text!r}: {error}") from None
 
 
 def _join_compound_names(names: list[str], known: set[str]) -> list[str]:

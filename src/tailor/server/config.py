@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from tailor.logs import LOG_FORMATS, LogFormat
 from tailor.methods import MethodSpec, parse_rank_method, parse_serve_method
+from tailor.types import check_positive_ints
 
 
 @dataclass(frozen=True)
@@ -25,9 +26,7 @@ class Limits:
     max_attribute_chars: int = 4096
 
     def __post_init__(self) -> None:
-        for name, value in vars(self).items():
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"Limits.{name} must be a positive integer, got {value!r}")
+        check_positive_ints(self, vars(self), where="Limits")
 
 
 @dataclass(frozen=True)
@@ -118,10 +117,7 @@ class ServeConfig:
         if "embedder" in self.serve_method.retrieval.all_needs() and not self.embedder:
             raise ValueError(f"serving method {str(self.method)!r} searches record vectors and needs an embedder "
                              "(hashing or minilm)")
-        for name in ("max_batch", "max_queue", "worker_threads"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"ServeConfig.{name} must be a positive integer, got {value!r}")
+        check_positive_ints(self, ("max_batch", "max_queue", "worker_threads"), where="ServeConfig")
         if self.log_format not in LOG_FORMATS:
             raise ValueError(f"ServeConfig.log_format must be one of {', '.join(LOG_FORMATS)}, "
                              f"got {self.log_format!r}")

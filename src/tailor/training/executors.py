@@ -1,17 +1,24 @@
-"""Where ``tailor train-adapter`` trains its LoRA adapters: here, or one Ray task per adapter.
+"""Where ``tailor train-adapter`` and ``tailor train-preference`` train their adapters: here,
+or one Ray task per adapter.
 
 ``--executor local`` (the default) trains every adapter in this process, one after the
 other, on one model. ``--executor ray[:ADDRESS]`` makes each adapter (a user's, a
 persona's, the global one) one Ray task, on a local Ray or the cluster at ``ADDRESS`` (or
-``$RAY_ADDRESS``). The driver (this process) still builds every training pair, decides
+``$RAY_ADDRESS``). The driver (this process) still builds every training example, decides
 which adapters are up to date, and writes each adapter to the store as its task returns,
 so a driver that dies loses no finished adapter and a rerun skips them.
+
+A task is a :class:`TrainingTask`: the adapter's key, the model directory, and how to
+load a trainer and train one adapter with it (:class:`AdapterTask`: a LoRA adapter on
+history pairs; :class:`tailor.training.preference.PreferenceTask`: a DPO, SimPO or KTO
+adapter on feedback). The executor never looks inside one.
 
 Resources: each task reserves ``cpus_per_task`` CPUs (``--threads``; by default the
 cluster's CPUs divided among the tasks, at least 1 and at most a node's) and trains with
 that many torch threads, so Ray never places more threads on a node than it has cores.
 A worker process loads the model once, on its first task, and reuses it for every later
-task it runs (:func:`train_in_worker`; Ray keeps its worker processes between tasks). A
+task of the same kind it runs (:func:`train_in_worker`: one trainer per trainer kind and
+model directory; Ray keeps its worker processes between tasks). A
 fresh trainer and a reused one start an adapter from the same seed-made initialization,
 so the weights equal the local executor's up to float rounding.
 
@@ -28,7 +35,7 @@ import os
 import socket
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, Protocol, TypeVar
 
 from tailor.adapters.data import TrainingPair
 from tailor.adapters.store import AdapterKey
@@ -40,8 +47,8 @@ from tailor.registry import require
 if TYPE_CHECKING:
     from tailor.adapters.train import LoRATrainer
 
-__all__ = ["AdapterTask", "ExecutorSpec", "RayExecutor", "StackedOn", "TaskOutcome", "parse_executor",
-           "train_in_worker"]
+__all__ = ["AdapterTask", "ExecutorSpec", "RayExecutor", "StackedOn", "TaskOutcome", "TrainingTask",
+           "parse_executor", "train_in_worker"]
 
 ExecutorKind = Literal["local", "ray"]
 EXECUTOR_KINDS: tuple[ExecutorKind, ...] = ("local", "ray")
@@ -79,9 +86,35 @@ class StackedOn:
     digest: str
 
 
+ResultT = TypeVar("ResultT")
+ResultT_co = TypeVar("ResultT_co", covariant=True)
+
+
+class TrainingTask(Protocol[ResultT_co]):
+    """One adapter to train in a worker: what it needs, and nothing of the driver's store.
+
+    ``trainer_kind`` and ``model_dir`` name the trainer it trains with: a worker process
+    builds one with :meth:`load_trainer` on its first task of that kind and model, and
+    reuses it for every later one. :meth:`train` trains the adapter (on top of ``below``,
+    where the run stacks its adapters on one) and returns what the driver stores.
+    """
+
+    trainer_kind: ClassVar[str]
+
+    @property
+    def key(self) -> AdapterKey: ...
+
+    @property
+    def model_dir(self) -> str: ...
+
+    def load_trainer(self) -> Any: ...
+
+    def train(self, trainer: Any, below: StackedOn | None) -> ResultT_co: ...
+
+
 @dataclass(frozen=True)
 class AdapterTask:
-    """One adapter to train: what a worker needs, and nothing of the driver's store."""
+    """One LoRA adapter to train on history pairs (``tailor train-adapter``)."""
 
     key: AdapterKey
     task: str
@@ -89,14 +122,28 @@ class AdapterTask:
     pairs: tuple[TrainingPair, ...]
     config: LoRATrainConfig
     model_dir: str
+    trainer_kind: ClassVar[str] = "lora"
+
+    def load_trainer(self) -> LoRATrainer:
+        from tailor.adapters.train import LoRATrainer
+
+        return LoRATrainer(self.model_dir)
+
+    def train(self, trainer: LoRATrainer, below: StackedOn | None) -> TrainResult:
+        from tailor.adapters.lora import from_bytes
+        from tailor.tasks import get_task
+
+        stacked = from_bytes(below.weights, below.config["lora"]) if below is not None else None
+        return trainer.train(get_task(self.task), self.pairs, self.config, on_top_of=stacked,
+                             on_top_of_digest=below.digest if below is not None else None)
 
 
 @dataclass(frozen=True)
-class TaskOutcome:
+class TaskOutcome(Generic[ResultT]):
     """A finished task: its result, or why it failed after its retries; and where it ran."""
 
-    task: AdapterTask
-    result: TrainResult | None
+    task: TrainingTask[ResultT]
+    result: ResultT | None
     error: str | None = None
     worker: dict[str, Any] | None = None
     """``{"host", "pid", "threads", "model_loads"}``: ``model_loads`` counts the models that
@@ -105,42 +152,40 @@ class TaskOutcome:
 
 # -- in the worker process ---------------------------------------------------------------------
 
-# One trainer per model directory per worker process, kept between tasks: the model is
-# loaded by a worker's first task and reused by every later one.
-_TRAINERS: dict[str, LoRATrainer] = {}
+# One trainer per (trainer kind, model directory) per worker process, kept between tasks:
+# the model is loaded by a worker's first task of that kind and reused by every later one.
+_TRAINERS: dict[tuple[str, str], Any] = {}
 _LOADS = 0
 
 
-def _trainer(model_dir: str) -> LoRATrainer:
+def _trainer(task: TrainingTask[Any]) -> Any:
     global _LOADS
-    if model_dir not in _TRAINERS:
-        from tailor.adapters.train import LoRATrainer
-
+    slot = (task.trainer_kind, task.model_dir)
+    if slot not in _TRAINERS:
         transformers = require("transformers", "hf")
         transformers.utils.logging.disable_progress_bar()  # no weight-loading bar from each worker
         transformers.utils.logging.set_verbosity_error()
-        _TRAINERS[model_dir] = LoRATrainer(model_dir)
+        # No progress bars from the training libraries either (TRL's, datasets'): the worker's
+        # output is forwarded to the driver, whose stdout may be --json.
+        os.environ.setdefault("TQDM_DISABLE", "1")
+        os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+        _TRAINERS[slot] = task.load_trainer()
         _LOADS += 1
-    return _TRAINERS[model_dir]
+    return _TRAINERS[slot]
 
 
-def train_in_worker(task: AdapterTask, below: StackedOn | None,
-                    before_task: Callable[[AdapterKey], None] | None = None) -> tuple[TrainResult, dict[str, Any]]:
+def train_in_worker(task: TrainingTask[ResultT], below: StackedOn | None,
+                    before_task: Callable[[AdapterKey], None] | None = None) -> tuple[ResultT, dict[str, Any]]:
     """Train one adapter in a Ray worker, with as many torch threads as Ray gave it CPUs."""
     import ray
-
-    from tailor.adapters.lora import from_bytes
-    from tailor.tasks import get_task
 
     cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
     threads = max(1, math.floor(cpus))
     if before_task is not None:
         before_task(task.key)
-    trainer = _trainer(task.model_dir)
-    trainer.torch.set_num_threads(threads)
-    stacked = from_bytes(below.weights, below.config["lora"]) if below is not None else None
-    result = trainer.train(get_task(task.task), task.pairs, task.config, on_top_of=stacked,
-                           on_top_of_digest=below.digest if below is not None else None)
+    trainer = _trainer(task)
+    require("torch", "hf").set_num_threads(threads)
+    result = task.train(trainer, below)
     return result, {"host": socket.gethostname(), "pid": os.getpid(), "threads": threads, "model_loads": _LOADS}
 
 
@@ -148,7 +193,7 @@ def train_in_worker(task: AdapterTask, below: StackedOn | None,
 
 
 class RayExecutor:
-    """Runs :class:`AdapterTask`s as Ray tasks and yields each outcome as it finishes.
+    """Runs :class:`TrainingTask`s as Ray tasks and yields each outcome as it finishes.
 
     ``address``: the cluster to join (``None``: ``$RAY_ADDRESS``, else a local Ray of this
     machine's CPUs; a process that already called ``ray.init`` keeps its Ray). ``retries``:
@@ -177,7 +222,8 @@ class RayExecutor:
     def __str__(self) -> str:
         return f"ray:{self.address}" if self.address else "ray"
 
-    def run(self, tasks: Sequence[AdapterTask], below: StackedOn | None = None) -> Iterator[TaskOutcome]:
+    def run(self, tasks: Sequence[TrainingTask[ResultT]],
+            below: StackedOn | None = None) -> Iterator[TaskOutcome[ResultT]]:
         """Each task's outcome, in the order they finish (every task, failed ones included)."""
         if not tasks:
             return
@@ -189,7 +235,7 @@ class RayExecutor:
         # A bounded window of submitted tasks: the driver need not hand a million to Ray at once.
         window = max(4, 2 * self._slots(cpus))
         waiting = list(reversed(tasks))
-        pending: dict[Any, AdapterTask] = {}
+        pending: dict[Any, TrainingTask[ResultT]] = {}
         while waiting or pending:
             while waiting and len(pending) < window:
                 task = waiting.pop()

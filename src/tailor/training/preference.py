@@ -25,6 +25,13 @@ users who gave it, their personas, the global adapter. An adapter whose config a
 unchanged is skipped, so a run can always be repeated. Each adapter keeps its loss, its data
 (``examples``, a digest), its training seconds and size in its metadata: the cost per user
 ``tailor eval-preference`` reports.
+
+``executor`` says where the adapters of ``user``, ``persona``, ``global`` and ``pole`` train:
+``local`` (this process) or ``ray[:ADDRESS]``, one Ray task per adapter
+(:class:`PreferenceTask` on :mod:`tailor.training.executors`), each stored by this process as
+its task returns, with the same metadata, so a rerun after a killed run trains only what is
+missing; an adapter that still fails after ``retries`` is reported by key and the others go
+on. ``soup`` trains nothing and always runs here.
 """
 
 from __future__ import annotations
@@ -37,11 +44,12 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from tailor.adapters.preference import (
     Loss,
     PreferenceExample,
+    PreferenceResult,
     PreferenceTrainConfig,
     completion_log_likelihoods,
 )
@@ -57,10 +65,14 @@ from tailor.adapters.store import AdapterKey, AdapterStore
 from tailor.alignment.pairs import PreferencePair
 from tailor.store import SQLProfileStore, open_serving_store
 from tailor.store.feedback import FeedbackRow
+from tailor.training.executors import ExecutorSpec, RayExecutor, StackedOn, parse_executor
+
+if TYPE_CHECKING:
+    from tailor.adapters.preference import PreferenceTrainer
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["PreferenceWorker", "TrainPreferenceConfig", "TrainPreferenceReport", "feedback_examples",
+__all__ = ["PreferenceTask", "PreferenceWorker", "TrainPreferenceConfig", "TrainPreferenceReport", "feedback_examples",
            "import_pairs", "read_pairs_file", "train_preference", "utc_time"]
 
 PreferenceScope = Literal["user", "persona", "global", "pole", "soup"]
@@ -101,11 +113,20 @@ class TrainPreferenceConfig:
     simulated_users: str | None = None
     model: str | None = None
     threads: int | None = None
+    """Torch threads (``None``: torch's choice); with ``ray``, the CPUs and threads of each task
+    (``None``: the cluster's CPUs divided among the tasks)."""
     train: PreferenceTrainConfig = field(default_factory=PreferenceTrainConfig)
+    executor: str | ExecutorSpec = "local"
+    """Where the adapters train: ``local``, ``ray`` or ``ray:ADDRESS`` (one Ray task per adapter)."""
+    retries: int = 2
+    """``ray``: attempts after the first for an adapter whose task raised or whose worker died."""
 
     def __post_init__(self) -> None:
         if self.scope not in SCOPES:
             raise ValueError(f"scope must be one of {', '.join(SCOPES)}, got {self.scope!r}")
+        object.__setattr__(self, "executor", parse_executor(self.executor))
+        if isinstance(self.retries, bool) or not isinstance(self.retries, int) or self.retries < 0:
+            raise ValueError(f"retries must be a whole number of at least 0, got {self.retries!r}")
         if self.pairs_format not in ("auto", "jsonl", "prism"):
             raise ValueError(f"pairs_format must be auto, jsonl or prism, got {self.pairs_format!r}")
         if self.min_pairs < 1:
@@ -124,13 +145,15 @@ class TrainedPreference:
     """One adapter (or soup) of the run: trained, skipped and why."""
 
     key: str
-    status: Literal["trained", "up to date", "too little feedback", "weights set"]
+    status: Literal["trained", "up to date", "too little feedback", "weights set", "failed"]
     examples: int = 0
     seconds: float = 0.0
     first_loss: float | None = None
     last_loss: float | None = None
     bytes: int = 0
     weights: dict[str, float] | None = None
+    error: str | None = None
+    """Why a ``failed`` adapter failed (the ``ray`` executor, after its retries)."""
 
 
 @dataclass
@@ -144,6 +167,11 @@ class TrainPreferenceReport:
     def to_json(self) -> dict[str, Any]:
         return {"store": self.store, "began_at": self.began_at, "imported": self.imported,
                 "adapters": [{k: v for k, v in row.__dict__.items() if v is not None} for row in self.rows]}
+
+    @property
+    def failed(self) -> list[TrainedPreference]:
+        """The adapters that could not be trained (the ``ray`` executor reports them at the end)."""
+        return [row for row in self.rows if row.status == "failed"]
 
 
 def read_pairs_file(path: str, pairs_format: PairsFormat = "auto") -> tuple[list[PreferencePair], dict[str, dict[str, str]]]:
@@ -198,9 +226,42 @@ def _digest(examples: Sequence[PreferenceExample], config: PreferenceTrainConfig
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
 
 
+@dataclass(frozen=True)
+class PreferenceTask:
+    """One preference adapter to train in a Ray worker (a :class:`~tailor.training.executors.TrainingTask`)."""
+
+    key: AdapterKey
+    examples: tuple[PreferenceExample, ...]
+    config: PreferenceTrainConfig
+    model_dir: str
+    trainer_kind: ClassVar[str] = "preference"
+
+    def load_trainer(self) -> PreferenceTrainer:
+        from tailor.adapters.preference import PreferenceTrainer
+
+        return PreferenceTrainer(self.model_dir)
+
+    def train(self, trainer: PreferenceTrainer, below: StackedOn | None) -> PreferenceResult:
+        if below is not None:
+            raise ValueError("preference adapters train on the base model, not on top of another adapter")
+        return trainer.train(self.examples, self.config)
+
+
+@dataclass(frozen=True)
+class _Planned:
+    """An adapter to train: its examples and what will be stored beside its weights."""
+
+    key: AdapterKey
+    examples: tuple[PreferenceExample, ...]
+    digest: str
+    contributors: Sequence[str]
+    row: int
+    """Its place among the report's rows."""
+
+
 class _Job:
     def __init__(self, config: TrainPreferenceConfig, store: SQLProfileStore,
-                 progress: Callable[[str], None] | None) -> None:
+                 progress: Callable[[str], None] | None, executor: RayExecutor | None = None) -> None:
         from tailor.adapters.identity import base_model_identity
         from tailor.backends.model_files import default_model_dir
 
@@ -212,6 +273,12 @@ class _Job:
         self.progress = progress
         self.rows: list[TrainedPreference] = []
         self._trainer: Any = None
+        spec = parse_executor(config.executor)
+        # Soups train nothing: they never need the executor.
+        if executor is None and spec.kind == "ray" and config.scope != "soup":
+            executor = RayExecutor(spec.address, retries=config.retries, cpus_per_task=config.threads)
+        self.executor = executor
+        self._queued: list[_Planned] = []
 
     def trainer(self) -> Any:
         if self._trainer is None:
@@ -234,6 +301,8 @@ class _Job:
         return turns
 
     def train(self, key: AdapterKey, examples: Sequence[PreferenceExample], contributors: Sequence[str] = ()) -> None:
+        """Train (or skip) one adapter: at once with the local executor; with Ray, queued
+        until :meth:`finish` runs the queue."""
         usable = self.usable(examples)
         if len(usable) < self.config.min_pairs:
             self.rows.append(TrainedPreference(str(key), "too little feedback", len(usable)))
@@ -245,19 +314,50 @@ class _Job:
                 and info.base_model.get("fingerprint") == self.identity["fingerprint"]):
             self.rows.append(TrainedPreference(str(key), "up to date", len(usable), bytes=info.size))
             return
+        self.rows.append(TrainedPreference(str(key), "failed", len(usable), error="not trained yet"))
+        planned = _Planned(key, tuple(usable), digest, tuple(contributors), len(self.rows) - 1)
+        if self.executor is not None:
+            self._queued.append(planned)
+            return
         if self.progress is not None:
             self.progress(f"{key}: {train_config.loss} on {len(usable)} examples")
-        result = self.trainer().train(usable, train_config)
-        metadata = {"data_digest": digest, "loss": train_config.loss, "examples": result.examples,
+        self._store(planned, self.trainer().train(usable, train_config))
+
+    def finish(self) -> None:
+        """Train the queued adapters on the executor, storing each as its task returns."""
+        queued, self._queued = self._queued, []
+        if not queued or self.executor is None:
+            return
+        tasks = [PreferenceTask(p.key, p.examples, self.config.train, str(self.model_dir)) for p in queued]
+        by_key = {p.key: p for p in queued}
+        if self.progress is not None:
+            self.progress(f"{len(tasks)} adapters ({self.config.train.loss}) on {self.executor}")
+        for outcome in self.executor.run(tasks):
+            planned = by_key[outcome.task.key]
+            if outcome.result is None:
+                self.rows[planned.row] = TrainedPreference(str(planned.key), "failed", len(planned.examples),
+                                                           error=outcome.error)
+            else:
+                self._store(planned, outcome.result, worker=outcome.worker)
+            if self.progress is not None:
+                row = self.rows[planned.row]
+                self.progress(f"{row.key}: {row.status}" + (f" ({row.error})" if row.error else ""))
+
+    def _store(self, planned: _Planned, result: PreferenceResult, *, worker: dict[str, Any] | None = None) -> None:
+        """Save a trained adapter with its metadata, and report it in its row."""
+        train_config, key = self.config.train, planned.key
+        metadata = {"data_digest": planned.digest, "loss": train_config.loss, "examples": result.examples,
                     "steps": result.steps, "seconds": round(result.seconds, 2),
                     "first_loss": round(result.first_loss, 4), "last_loss": round(result.last_loss, 4),
-                    "reward_accuracy": result.reward_accuracy, "trained_at": utc_time()}
+                    "reward_accuracy": result.reward_accuracy, "trained_at": utc_time(),
+                    **({"worker": worker} if worker is not None else {})}
         stored = {"lora": result.shape.to_dict(), "train": train_config.to_dict(), "task": key.task,
                   "prompt": key.prompt}
         saved = self.adapters.save(key, result.weights, config=stored, base_model=self.identity,
-                                   metadata=metadata, contributors=contributors)
-        self.rows.append(TrainedPreference(str(key), "trained", result.examples, round(result.seconds, 2),
-                                           round(result.first_loss, 4), round(result.last_loss, 4), saved.size))
+                                   metadata=metadata, contributors=planned.contributors)
+        self.rows[planned.row] = TrainedPreference(str(key), "trained", result.examples, round(result.seconds, 2),
+                                                   round(result.first_loss, 4), round(result.last_loss, 4),
+                                                   saved.size)
 
     def users(self) -> list[str]:
         if self.config.users:
@@ -270,6 +370,7 @@ class _Job:
     def run_users(self) -> None:
         for user_id in self.users():
             self.train(preference_key("user", user_id), self.examples_of(user_id))
+        self.finish()
 
     def run_personas(self) -> None:
         groups: dict[str, list[str]] = {}
@@ -294,12 +395,14 @@ class _Job:
             if changed is not None and not changed & set(members):
                 continue
             self.train(preference_key("persona", persona), self.pooled(members), contributors=members)
+        self.finish()
 
     def run_global(self) -> None:
         if self.config.since and not self.store.users_with_feedback(since=self.config.since):
             return
         contributors = self.store.users_with_feedback()
         self.train(preference_key("global", "all"), self.pooled(contributors), contributors=contributors)
+        self.finish()
 
     def run_poles(self, pairs: Sequence[PreferencePair]) -> None:
         by_pole: dict[str, list[PreferenceExample]] = {}
@@ -311,6 +414,7 @@ class _Job:
                 PreferenceExample(tuple(dict(m) for m in pair.messages), pair.chosen, pair.rejected))
         for name, examples in sorted(by_pole.items()):
             self.train(pole_key(name), examples)
+        self.finish()
 
     def run_soups(self) -> None:
         if self.config.simulated_users:
@@ -352,12 +456,18 @@ class _Job:
 
 
 def train_preference(config: TrainPreferenceConfig, *, store: SQLProfileStore | None = None,
-                     progress: Callable[[str], None] | None = None) -> TrainPreferenceReport:
-    """Import ``config.pairs`` (if any), then train (or set) what ``config.scope`` asks for."""
+                     progress: Callable[[str], None] | None = None,
+                     executor: RayExecutor | None = None) -> TrainPreferenceReport:
+    """Import ``config.pairs`` (if any), then train (or set) what ``config.scope`` asks for.
+
+    ``executor``: a :class:`~tailor.training.executors.RayExecutor` to train on (its options
+    beyond ``config``'s: a hook run before each task); ``None``: the one ``config.executor`` names.
+    """
     owned = store is None
     opened = store if store is not None else open_serving_store(config.store)
+    job: _Job | None = None
     try:
-        job = _Job(config, opened, progress)
+        job = _Job(config, opened, progress, executor)
         imported = 0
         pairs: list[PreferencePair] = []
         if config.pairs:
@@ -378,6 +488,8 @@ def train_preference(config: TrainPreferenceConfig, *, store: SQLProfileStore | 
             job.run_soups()
         return TrainPreferenceReport(config.store, began, imported, job.rows)
     finally:
+        if job is not None and job.executor is not None and executor is None:  # a caller's is theirs to close
+            job.executor.close()
         if owned:
             opened.close()
 
