@@ -42,7 +42,7 @@ from tailor.types import GenerationRequest, GenerationResult
 if TYPE_CHECKING:
     from typing import Self
 
-__all__ = ["RayBackend", "RayConfig", "Replica", "ReplicaInfo", "ray_error_reason", "split_evenly"]
+__all__ = ["RayBackend", "RayConfig", "Replica", "ReplicaInfo", "ray_error_reason", "split_evenly", "with_thread_count"]
 
 # Inner backends whose tokenizer the driver can load alone, without the model.
 _TOKENIZER_BACKENDS = ("default", "default-fp32", "transformers")
@@ -264,15 +264,7 @@ class RayBackend:
 
     def _with_threads(self, factory: Any, cpus: float) -> dict[str, Any]:
         """The options for each replica: each backend's thread count defaults to its CPU share."""
-        options = dict(self.options)
-        try:
-            accepted = inspect.signature(factory).parameters
-        except (TypeError, ValueError):  # a factory without a signature: pass the options as given
-            return options
-        for key in _THREAD_OPTIONS:
-            if key in accepted and options.get(key) is None:
-                options[key] = max(1, math.floor(cpus))
-        return options
+        return with_thread_count(factory, self.options, max(1, math.floor(cpus)))
 
     def _await_replicas(self, timeout: float) -> list[dict[str, Any]]:
         """Each replica's description once all have built their backend; the first failure raises."""
@@ -316,6 +308,21 @@ class RayBackend:
                 from error
 
         return functools.partial(tokenizer_count, tokenizer)
+
+
+def with_thread_count(factory: Any, options: Mapping[str, Any], threads: int) -> dict[str, Any]:
+    """``options`` for the backend ``factory`` makes, its thread count (``threads`` for
+    ``default``/``transformers``, ``n_threads`` for ``llamacpp``) set to ``threads`` where the
+    factory takes one and ``options`` leave it unset."""
+    options = dict(options)
+    try:
+        accepted = inspect.signature(factory).parameters
+    except (TypeError, ValueError):  # a factory without a signature: pass the options as given
+        return options
+    for key in _THREAD_OPTIONS:
+        if key in accepted and options.get(key) is None:
+            options[key] = threads
+    return options
 
 
 def ray_error_reason(error: BaseException) -> str:

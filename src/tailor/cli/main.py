@@ -89,6 +89,15 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--raw-answers", action="store_true",
                     help="generation tasks: score the first generated line as it is, without removing preambles, "
                     "labels, quotes, markdown or explanations (to measure what answer extraction adds)")
+    ev.add_argument("--executor", default="local", metavar="local|ray[:ADDRESS]",
+                    help="where the examples are answered: here (local, default), or in shards of users, one Ray "
+                    "task each, on a local Ray, $RAY_ADDRESS or the cluster at ADDRESS, each shard saved as it "
+                    "finishes (same predictions as local)")
+    ev.add_argument("--threads", type=choices.positive, default=None,
+                    help="the backend's threads (default: its own); with --executor ray, the CPUs and threads of "
+                    "each shard's task (default: the cluster's CPUs divided among the shards)")
+    ev.add_argument("--retries", type=int, default=2,
+                    help="--executor ray: attempts after the first for a shard whose task failed (default 2)")
     ev.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
     score = verbs.add_parser("score", help="score a predictions file against golds (official LaMP rules)")
@@ -194,15 +203,21 @@ def _quiet_libraries() -> None:
 def _eval(args: argparse.Namespace) -> int:
     from tailor.evaluation.report import format_table
     from tailor.evaluation.runner import EvalConfig, evaluate
+    from tailor.evaluation.shards import ShardsFailedError
 
     config = EvalConfig(task=args.task, data=args.data, split=args.split, methods=tuple(args.method),
                         backend=args.backend,
                         k=args.k, limit=args.limit, out=args.out, batch_size=args.batch_size, seed=args.seed,
                         scoring=args.scoring, input_tokens=args.input_tokens, context_tokens=args.context_tokens,
                         embedder=args.embedder, adapters=args.adapters, users=_user_list(args.users),
-                        answers="raw" if args.raw_answers else "extract", selector=args.selector)
+                        answers="raw" if args.raw_answers else "extract", selector=args.selector,
+                        executor=args.executor, threads=args.threads, retries=args.retries)
     _quiet_libraries()
-    report = evaluate(config)
+    try:
+        report = evaluate(config)
+    except ShardsFailedError as error:
+        print(f"tailor eval: error: {error}", file=sys.stderr)
+        return 1
     if args.json:
         _print_json(report.to_json())
     else:

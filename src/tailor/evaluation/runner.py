@@ -17,7 +17,8 @@ from typing import Any, Literal
 
 from tailor import __version__
 from tailor.about import git_commit
-from tailor.backends import Backend, load_backend
+from tailor.backends import Backend, load_backend, resolve_spec
+from tailor.backends.ray import with_thread_count
 from tailor.embeddings import EMBEDDERS, Embedder, embed_profiles, load_embedder
 from tailor.evaluation.checkpoint import Checkpoint, prepare_ahead, safe_name
 from tailor.evaluation.ranking import cold_subset, rank_method, subset_result
@@ -32,7 +33,8 @@ from tailor.prompting.builder import PromptBudget
 from tailor.store import InMemoryProfileStore, ProfileStore, SQLiteProfileStore, ingest_examples
 from tailor.tasks import TaskSpec, get_task
 from tailor.tasks.spec import ANSWER_MODES, AnswerMode
-from tailor.types import GenerationRequest, Profile, TaskExample
+from tailor.training.executors import ExecutorSpec, RayExecutor, parse_executor
+from tailor.types import GenerationRequest, Profile, TaskExample, check_positive_ints
 
 Scoring = Literal["generate", "likelihood", "calibrated"]
 """How classification and rating tasks are answered: free text, the label of highest
@@ -85,6 +87,14 @@ class EvalConfig:
     selector: str | None = None
     """The ``auto`` method's selector (``tailor train-selector``); ``None``: one is trained on
     the data's train split on first use (:func:`tailor.evaluation.selection.attach_selectors`)."""
+    executor: str | ExecutorSpec = "local"
+    """Where the examples are answered: ``local`` (this process), or ``ray`` / ``ray:ADDRESS``:
+    each method's examples in shards of users, one Ray task each (:mod:`tailor.evaluation.shards`)."""
+    threads: int | None = None
+    """The backend's threads (``None``: its own default); with ``ray``, the CPUs and threads of
+    each shard's task (``None``: the cluster's CPUs divided among the shards, at least 1)."""
+    retries: int = 2
+    """``ray``: attempts after the first for a shard whose task raised or whose worker died."""
 
     def __post_init__(self) -> None:
         if self.k is not None and self.k < 1:
@@ -98,6 +108,11 @@ class EvalConfig:
         if self.answers not in ANSWER_MODES:
             raise ValueError(f"answers must be one of {', '.join(ANSWER_MODES)}, got {self.answers!r}")
         object.__setattr__(self, "methods", tuple(parse_methods(self.methods)))
+        object.__setattr__(self, "executor", parse_executor(self.executor))
+        if self.threads is not None:
+            check_positive_ints(self, ("threads",))
+        if isinstance(self.retries, bool) or not isinstance(self.retries, int) or self.retries < 0:
+            raise ValueError(f"retries must be a whole number of at least 0, got {self.retries!r}")
         if self.embedder not in EMBEDDERS:
             raise ValueError(f"unknown embedder {self.embedder!r}; valid embedders: {', '.join(EMBEDDERS.names())}")
 
@@ -108,7 +123,8 @@ class EvalConfig:
 
     def to_json(self) -> dict[str, Any]:
         """The config as results.json records it (each method by its name)."""
-        return {f.name: getattr(self, f.name) for f in fields(self)} | {"methods": [str(m) for m in self.methods]}
+        return {f.name: getattr(self, f.name) for f in fields(self)} | {"methods": [str(m) for m in self.methods],
+                                                                          "executor": str(self.executor)}
 
     def fingerprint(self) -> dict[str, Any]:
         """The settings that must match for saved predictions to be reused."""
@@ -213,16 +229,77 @@ def _default_progress(total: int, description: str) -> Any:
 
 
 def evaluate(config: EvalConfig, *, backend: Backend | None = None, store: ProfileStore | None = None,
-             progress: ProgressFactory | None = _default_progress) -> EvalReport:
+             progress: ProgressFactory | None = _default_progress, executor: RayExecutor | None = None) -> EvalReport:
     """Run every method of ``config`` over the same examples and score them.
 
     ``backend`` and ``store`` may be passed in (tests pass an echo backend); otherwise
     they are built from the config. With ``config.out`` set, predictions are saved as they
-    are made and a rerun with the same settings resumes from them.
+    are made and a rerun with the same settings resumes from them. ``executor``: a
+    :class:`~tailor.training.executors.RayExecutor` to answer the examples on, in shards of
+    users (its options beyond ``config``'s: a hook run before each shard); ``None``: the one
+    ``config.executor`` names (``local``: this process).
     """
+    spec = parse_executor(config.executor)
+    if executor is None and spec.kind == "local":
+        return _evaluate(config, backend=backend, store=store, progress=progress, executor=None)
+    from tailor.evaluation.shards import ray_refusal
+
+    refusal = ray_refusal(config, config.method_specs, backend=backend, store=store)
+    if refusal is not None:
+        raise ValueError(refusal)
+    if executor is not None:  # a caller's is theirs to close
+        return _evaluate(config, backend=None, store=None, progress=progress, executor=executor)
+    owned = RayExecutor(spec.address, retries=config.retries, cpus_per_task=config.threads)
+    try:
+        return _evaluate(config, backend=None, store=None, progress=progress, executor=owned)
+    finally:
+        owned.close()
+
+
+def task_of(config: EvalConfig) -> TaskSpec:
+    """The task ``config`` evaluates, taking answers as ``config.answers`` says."""
     task = get_task(config.task)
-    if task.answers != config.answers:
-        task = replace(task, answers=config.answers)
+    return replace(task, answers=config.answers) if task.answers != config.answers else task
+
+
+def load_eval_backend(spec: str, batch_size: int, threads: int | None = None) -> Backend:
+    """The backend ``spec`` names, answering in batches of ``batch_size``, on ``threads``
+    threads where it takes a thread count (``None``: its own default)."""
+    options: dict[str, Any] = {"batch_size": batch_size}
+    if threads is not None:
+        options = with_thread_count(resolve_spec(spec)[2], options, threads)
+    return load_backend(spec, **options)
+
+
+def bound_backend(personalizer: Any, backend: Backend, calibrator: ContextualCalibrator | None,
+                  task: TaskSpec) -> tuple[Backend, ContextualCalibrator | None]:
+    """The backend ``personalizer`` answers through (an adapter method's: a view of ``backend``
+    that applies the user's adapter) and the calibrator of its label scores (the run's, or
+    for such a view one of its own, per user)."""
+    bind = getattr(personalizer, "bind", None)
+    method_backend = bind(backend) if callable(bind) else backend
+    if method_backend is backend or calibrator is None:
+        return method_backend, calibrator
+    return method_backend, ContextualCalibrator(method_backend, task, per_user=True)
+
+
+def answer_examples(task: TaskSpec, examples: Sequence[TaskExample], personalizer: Any, backend: Backend,
+                    store: ProfileStore, config: EvalConfig, *, checkpoint: Checkpoint | None = None,
+                    progress: ProgressFactory | None = None, calibrator: ContextualCalibrator | None = None,
+                    prior: LabelDistribution | None = None,
+                    evidence: EvidenceFit | None = None) -> dict[str, dict[str, Any]]:
+    """One method's row per example id: ranked (:func:`~tailor.evaluation.ranking.rank_method`)
+    on a ranking task, else answered (:func:`run_method`). A sharded run's workers call this too."""
+    if task.kind == "ranking":
+        return rank_method(task, examples, personalizer, store, batch_size=config.batch_size,
+                           checkpoint=checkpoint, progress=progress)
+    return run_method(task, examples, personalizer, backend, store, config, checkpoint=checkpoint,
+                      progress=progress, calibrator=calibrator, prior=prior, evidence=evidence)
+
+
+def _evaluate(config: EvalConfig, *, backend: Backend | None, store: ProfileStore | None,
+              progress: ProgressFactory | None, executor: RayExecutor | None) -> EvalReport:
+    task = task_of(config)
     # The task's measured default k, resolved before anything records the config.
     config = replace(config, k=task.items_per_input(config.k))
     if config.scoring is None:
@@ -245,10 +322,11 @@ def evaluate(config: EvalConfig, *, backend: Backend | None = None, store: Profi
         store = SQLiteProfileStore(out / "profiles.sqlite") if out is not None else InMemoryProfileStore()
     ingest_examples(store, population)
     methods = config.method_specs
+    # A run of classic recommenders alone never asks the model: no model is loaded for it.
+    backend_spec = "echo" if all(m.model_free for m in methods) else config.backend
     if backend is None:
-        # A run of classic recommenders alone never asks the model: no model is loaded for it.
-        backend = load_backend("echo" if all(m.model_free for m in methods) else config.backend,
-                               batch_size=config.batch_size)
+        # With Ray, --threads are each shard's: this process keeps its backend's own default.
+        backend = load_eval_backend(backend_spec, config.batch_size, config.threads if executor is None else None)
     choice = getattr(backend, "choice", None)
     if choice is not None:
         from tailor.backends.choice import announce
@@ -259,8 +337,10 @@ def evaluate(config: EvalConfig, *, backend: Backend | None = None, store: Profi
     if any(method.needs("embedder") for method in methods):
         embedder = load_embedder(config.embedder)
         # Once per record, at ingestion: every dense method then reads the stored vectors.
-        embed_profiles(store, embedder, dict.fromkeys(e.user_id for e in examples), document=task.document,
-                       progress=progress is not None)
+        # (With Ray, each shard's worker embeds its own users' records instead.)
+        if executor is None:
+            embed_profiles(store, embedder, dict.fromkeys(e.user_id for e in examples), document=task.document,
+                           progress=progress is not None)
     if any(method.whole is not None for method in methods):
         from tailor.evaluation.selection import attach_selectors  # it runs this module's loop
 
@@ -292,13 +372,15 @@ def evaluate(config: EvalConfig, *, backend: Backend | None = None, store: Profi
     prior = label_distribution(task, store_labels(task, store)) if any(calibrating) else None
     fit_on = _fitting_examples(config, task) if any(calibrating) else []
     fit_store: ProfileStore | None = None
+    sharded = None
+    if executor is not None:
+        from tailor.evaluation.shards import ShardedRun
+
+        sharded = ShardedRun(executor, config, population, backend=backend_spec, train=train)
     for method, personalizer, calibrated in zip(methods, personalizers, calibrating):
         # Adapter methods generate through a view of the backend that applies the user's adapter.
-        bind = getattr(personalizer, "bind", None)
-        method_backend = bind(backend) if callable(bind) else backend
+        method_backend, method_calibrator = bound_backend(personalizer, backend, calibrator, task)
         checkpoint = Checkpoint(out / "predictions" / f"{safe_name(str(method))}.jsonl") if out else None
-        method_calibrator = calibrator if method_backend is backend else (
-            ContextualCalibrator(method_backend, task, per_user=True) if calibrator is not None else None)
         evidence = None
         if calibrated and method_calibrator is not None:
             evidence = EvidenceFit()
@@ -312,12 +394,12 @@ def evaluate(config: EvalConfig, *, backend: Backend | None = None, store: Profi
                                       config, progress=progress)
                 if out is not None:
                     _write_json(out / FITS_FILE, _saved_fits(out) | {str(method): evidence.to_json()})
-        if task.kind == "ranking":
-            rows = rank_method(task, examples, personalizer, store, batch_size=config.batch_size,
-                               checkpoint=checkpoint, progress=progress)
+        if sharded is not None:
+            rows = sharded.answer(method, examples, personalizer.name, checkpoint=checkpoint, progress=progress,
+                                  prior=prior, evidence=evidence)
         else:
-            rows = run_method(task, examples, personalizer, method_backend, store, config, checkpoint=checkpoint,
-                              progress=progress, calibrator=method_calibrator, prior=prior, evidence=evidence)
+            rows = answer_examples(task, examples, personalizer, method_backend, store, config, checkpoint=checkpoint,
+                                   progress=progress, calibrator=method_calibrator, prior=prior, evidence=evidence)
         predictions = [rows[e.id]["output"] for e in examples]
         result = MethodResult(method=str(method), n=len(examples), metrics={}, ci95={},
                               seconds=sum(float(rows[e.id].get("seconds", 0.0)) for e in examples),

@@ -1,24 +1,27 @@
-"""Where ``tailor train-adapter`` and ``tailor train-preference`` train their adapters: here,
-or one Ray task per adapter.
+"""Where work that splits into independent tasks runs: here, or one Ray task per piece.
 
-``--executor local`` (the default) trains every adapter in this process, one after the
-other, on one model. ``--executor ray[:ADDRESS]`` makes each adapter (a user's, a
-persona's, the global one) one Ray task, on a local Ray or the cluster at ``ADDRESS`` (or
-``$RAY_ADDRESS``). The driver (this process) still builds every training example, decides
-which adapters are up to date, and writes each adapter to the store as its task returns,
-so a driver that dies loses no finished adapter and a rerun skips them.
+``tailor train-adapter`` and ``tailor train-preference`` make each adapter (a user's, a
+persona's, the global one) one task; ``tailor eval`` makes each shard of users' examples one
+(:mod:`tailor.evaluation.shards`). ``--executor local`` (the default) does the work in this
+process; ``--executor ray[:ADDRESS]`` runs each task on a local Ray or the cluster at
+``ADDRESS`` (or ``$RAY_ADDRESS``). The driver (this process) still plans every task and
+keeps each result as its task returns (an adapter in the store, a shard's predictions in
+the run's checkpoint), so a driver that dies loses no finished task and a rerun skips them.
 
-A task is a :class:`TrainingTask`: the adapter's key, the model directory, and how to
-load a trainer and train one adapter with it (:class:`AdapterTask`: a LoRA adapter on
-history pairs; :class:`tailor.training.preference.PreferenceTask`: a DPO, SimPO or KTO
-adapter on feedback). The executor never looks inside one.
+A task is a :class:`WorkerTask`: its key, the :attr:`~WorkerTask.slot` of what it runs on
+(a trainer for a model, an evaluation's backend), how to load that and how to run the task
+with it. The executor never looks inside one. :class:`TrainerTask` is the side of the
+contract common to the tasks that train one adapter (:class:`AdapterTask`: a LoRA adapter
+on history pairs; :class:`tailor.training.preference.PreferenceTask`: a DPO, SimPO or KTO
+adapter on feedback).
 
 Resources: each task reserves ``cpus_per_task`` CPUs (``--threads``; by default the
-cluster's CPUs divided among the tasks, at least 1 and at most a node's) and trains with
-that many torch threads, so Ray never places more threads on a node than it has cores.
-A worker process loads the model once, on its first task, and reuses it for every later
-task of the same kind it runs (:func:`train_in_worker`: one trainer per trainer kind and
-model directory; Ray keeps its worker processes between tasks). A
+cluster's CPUs divided among the tasks, at least 1 and at most a node's) and runs with
+that many threads, so Ray never places more threads on a node than it has cores.
+A worker process loads what a task runs on once, on its first task of that slot, and
+reuses it for every later task of the same slot it runs (:func:`run_in_worker`: one loaded
+thing per slot kind, e.g. one trainer per trainer kind and model directory; Ray keeps its
+worker processes between tasks). A
 fresh trainer and a reused one start an adapter from the same seed-made initialization,
 so the weights equal the local executor's up to float rounding.
 
@@ -47,8 +50,8 @@ from tailor.registry import require
 if TYPE_CHECKING:
     from tailor.adapters.train import LoRATrainer
 
-__all__ = ["AdapterTask", "ExecutorSpec", "RayExecutor", "StackedOn", "TaskOutcome", "TrainingTask",
-           "parse_executor", "train_in_worker"]
+__all__ = ["AdapterTask", "ExecutorSpec", "RayExecutor", "StackedOn", "TaskOutcome", "TrainerTask", "TrainingTask",
+           "WorkerTask", "parse_executor", "run_in_worker", "worker_threads"]
 
 ExecutorKind = Literal["local", "ray"]
 EXECUTOR_KINDS: tuple[ExecutorKind, ...] = ("local", "ray")
@@ -90,14 +93,70 @@ ResultT = TypeVar("ResultT")
 ResultT_co = TypeVar("ResultT_co", covariant=True)
 
 
-class TrainingTask(Protocol[ResultT_co]):
-    """One adapter to train in a worker: what it needs, and nothing of the driver's store.
+class WorkerTask(Protocol[ResultT_co]):
+    """One task for a Ray worker: what it needs, and nothing of the driver's stores.
 
-    ``trainer_kind`` and ``model_dir`` name the trainer it trains with: a worker process
-    builds one with :meth:`load_trainer` on its first task of that kind and model, and
-    reuses it for every later one. :meth:`train` trains the adapter (on top of ``below``,
-    where the run stacks its adapters on one) and returns what the driver stores.
+    :attr:`slot` names what the task runs on, as ``(kind, identity)`` (a trainer kind and a
+    model directory; an evaluation's settings): a worker process builds it with :meth:`load`
+    on its first task of that slot and reuses it for every later one. :meth:`run` does the
+    task with it and the run's ``shared`` object (put in Ray's object store once for all the
+    run's tasks; ``None`` when there is none) and returns what the driver keeps. :attr:`key`
+    names the task (``before_task`` hooks get it).
     """
+
+    @property
+    def key(self) -> Any: ...
+
+    @property
+    def slot(self) -> tuple[str, str]: ...
+
+    def load(self) -> Any: ...
+
+    def run(self, loaded: Any, shared: Any) -> ResultT_co: ...
+
+
+class TrainerTask(Generic[ResultT]):
+    """The :class:`WorkerTask` side of a task that trains one adapter (a :class:`TrainingTask`).
+
+    Its slot is its ``trainer_kind`` and ``model_dir``: a worker loads the trainer once
+    (:meth:`load_trainer`, with the training libraries' progress bars off) and trains each
+    adapter with it (:meth:`train`, on top of the run's :class:`StackedOn` when there is one)
+    with as many torch threads as Ray gave the task CPUs.
+    """
+
+    trainer_kind: ClassVar[str]
+    model_dir: str
+
+    @property
+    def slot(self) -> tuple[str, str]:
+        return (self.trainer_kind, self.model_dir)
+
+    def load(self) -> Any:
+        transformers = require("transformers", "hf")
+        transformers.utils.logging.disable_progress_bar()  # no weight-loading bar from each worker
+        transformers.utils.logging.set_verbosity_error()
+        # No progress bars from the training libraries either (TRL's, datasets'): the worker's
+        # output is forwarded to the driver, whose stdout may be --json.
+        os.environ.setdefault("TQDM_DISABLE", "1")
+        os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+        return self.load_trainer()
+
+    def run(self, loaded: Any, shared: StackedOn | None) -> ResultT:
+        require("torch", "hf").set_num_threads(worker_threads())
+        return self.train(loaded, shared)
+
+    def load_trainer(self) -> Any:
+        raise NotImplementedError
+
+    def train(self, trainer: Any, below: StackedOn | None) -> ResultT:
+        raise NotImplementedError
+
+
+class TrainingTask(WorkerTask[ResultT_co], Protocol[ResultT_co]):
+    """One adapter to train in a worker (a :class:`TrainerTask`): its key, the trainer it
+    trains with (``trainer_kind``, ``model_dir``, :meth:`load_trainer`), and :meth:`train`,
+    which trains the adapter (on top of ``below``, where the run stacks its adapters on one)
+    and returns what the driver stores."""
 
     trainer_kind: ClassVar[str]
 
@@ -113,7 +172,7 @@ class TrainingTask(Protocol[ResultT_co]):
 
 
 @dataclass(frozen=True)
-class AdapterTask:
+class AdapterTask(TrainerTask[TrainResult]):
     """One LoRA adapter to train on history pairs (``tailor train-adapter``)."""
 
     key: AdapterKey
@@ -142,50 +201,49 @@ class AdapterTask:
 class TaskOutcome(Generic[ResultT]):
     """A finished task: its result, or why it failed after its retries; and where it ran."""
 
-    task: TrainingTask[ResultT]
+    task: WorkerTask[ResultT]
     result: ResultT | None
     error: str | None = None
     worker: dict[str, Any] | None = None
-    """``{"host", "pid", "threads", "model_loads"}``: ``model_loads`` counts the models that
-    worker process has loaded so far (1 when it reused its model for every task)."""
+    """``{"host", "pid", "threads", "model_loads"}``: ``model_loads`` counts what that worker
+    process has loaded so far (1 when it reused its model for every task)."""
 
 
 # -- in the worker process ---------------------------------------------------------------------
 
-# One trainer per (trainer kind, model directory) per worker process, kept between tasks:
-# the model is loaded by a worker's first task of that kind and reused by every later one.
-_TRAINERS: dict[tuple[str, str], Any] = {}
+# What each worker process has loaded, by slot, kept between tasks: loaded by a worker's first
+# task of a slot and reused by every later one. One slot per kind: a task of another identity
+# (another model, another evaluation's settings) replaces what that kind held.
+_LOADED: dict[tuple[str, str], Any] = {}
 _LOADS = 0
 
 
-def _trainer(task: TrainingTask[Any]) -> Any:
+def _loaded(task: WorkerTask[Any]) -> Any:
     global _LOADS
-    slot = (task.trainer_kind, task.model_dir)
-    if slot not in _TRAINERS:
-        transformers = require("transformers", "hf")
-        transformers.utils.logging.disable_progress_bar()  # no weight-loading bar from each worker
-        transformers.utils.logging.set_verbosity_error()
-        # No progress bars from the training libraries either (TRL's, datasets'): the worker's
-        # output is forwarded to the driver, whose stdout may be --json.
-        os.environ.setdefault("TQDM_DISABLE", "1")
-        os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
-        _TRAINERS[slot] = task.load_trainer()
+    slot = task.slot
+    if slot not in _LOADED:
+        for stale in [held for held in _LOADED if held[0] == slot[0]]:
+            del _LOADED[stale]
+        _LOADED[slot] = task.load()
         _LOADS += 1
-    return _TRAINERS[slot]
+    return _LOADED[slot]
 
 
-def train_in_worker(task: TrainingTask[ResultT], below: StackedOn | None,
-                    before_task: Callable[[AdapterKey], None] | None = None) -> tuple[ResultT, dict[str, Any]]:
-    """Train one adapter in a Ray worker, with as many torch threads as Ray gave it CPUs."""
+def worker_threads() -> int:
+    """The whole CPUs Ray gave the running task (at least 1): the threads it may run."""
     import ray
 
     cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
-    threads = max(1, math.floor(cpus))
+    return max(1, math.floor(cpus))
+
+
+def run_in_worker(task: WorkerTask[ResultT], shared: Any,
+                  before_task: Callable[[Any], None] | None = None) -> tuple[ResultT, dict[str, Any]]:
+    """Run one task in a Ray worker, on what the worker loaded for its slot."""
+    threads = worker_threads()
     if before_task is not None:
         before_task(task.key)
-    trainer = _trainer(task)
-    require("torch", "hf").set_num_threads(threads)
-    result = task.train(trainer, below)
+    result = task.run(_loaded(task), shared)
     return result, {"host": socket.gethostname(), "pid": os.getpid(), "threads": threads, "model_loads": _LOADS}
 
 
@@ -193,19 +251,19 @@ def train_in_worker(task: TrainingTask[ResultT], below: StackedOn | None,
 
 
 class RayExecutor:
-    """Runs :class:`TrainingTask`s as Ray tasks and yields each outcome as it finishes.
+    """Runs :class:`WorkerTask`s as Ray tasks and yields each outcome as it finishes.
 
     ``address``: the cluster to join (``None``: ``$RAY_ADDRESS``, else a local Ray of this
     machine's CPUs; a process that already called ``ray.init`` keeps its Ray). ``retries``:
     attempts after the first, for a task that raises or whose worker dies.
-    ``cpus_per_task``: the CPUs (and torch threads) of each task; ``None``: the cluster's
-    CPUs divided among the tasks of a run. ``before_task`` runs in the worker with the
-    adapter's key before it trains (tests inject failures with it). :meth:`close` shuts
-    Ray down if this executor started it.
+    ``cpus_per_task``: the CPUs (and threads) of each task; ``None``: the cluster's CPUs
+    divided among the tasks of a run. ``before_task`` runs in the worker with the task's
+    key before the task (tests inject failures with it). :meth:`close` shuts Ray down if
+    this executor started it.
     """
 
     def __init__(self, address: str | None = None, *, retries: int = 2, cpus_per_task: int | None = None,
-                 before_task: Callable[[AdapterKey], None] | None = None) -> None:
+                 before_task: Callable[[Any], None] | None = None) -> None:
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
             raise ValueError(f"retries must be a whole number of at least 0, got {retries!r}")
         if cpus_per_task is not None and (isinstance(cpus_per_task, bool) or not isinstance(cpus_per_task, int)
@@ -222,33 +280,47 @@ class RayExecutor:
     def __str__(self) -> str:
         return f"ray:{self.address}" if self.address else "ray"
 
-    def run(self, tasks: Sequence[TrainingTask[ResultT]],
-            below: StackedOn | None = None) -> Iterator[TaskOutcome[ResultT]]:
-        """Each task's outcome, in the order they finish (every task, failed ones included)."""
+    def run(self, tasks: Sequence[WorkerTask[ResultT]], shared: Any = None) -> Iterator[TaskOutcome[ResultT]]:
+        """Each task's outcome, in the order they finish (every task, failed ones included).
+
+        ``shared``: what every task of the run gets besides itself (the adapter they stack
+        on), put in Ray's object store once. Tasks still running when the caller stops
+        reading (an error, an interrupt) are cancelled."""
         if not tasks:
             return
         self._connect()
         ray = self.ray
         cpus = self._cpus_per_task(len(tasks))
-        remote = ray.remote(train_in_worker).options(num_cpus=cpus, max_retries=self.retries, retry_exceptions=True)
-        below_ref = ray.put(below) if below is not None else None
+        remote = ray.remote(run_in_worker).options(num_cpus=cpus, max_retries=self.retries, retry_exceptions=True)
+        shared_ref = ray.put(shared) if shared is not None else None
         # A bounded window of submitted tasks: the driver need not hand a million to Ray at once.
         window = max(4, 2 * self._slots(cpus))
         waiting = list(reversed(tasks))
-        pending: dict[Any, TrainingTask[ResultT]] = {}
-        while waiting or pending:
-            while waiting and len(pending) < window:
-                task = waiting.pop()
-                pending[remote.remote(task, below_ref, self.before_task)] = task
-            ready, _ = ray.wait(list(pending), num_returns=1)
-            for ref in ready:
-                task = pending.pop(ref)
-                try:
-                    result, worker = ray.get(ref)
-                except ray.exceptions.RayError as error:
-                    yield TaskOutcome(task, None, error=ray_error_reason(error))
-                else:
-                    yield TaskOutcome(task, result, worker=worker)
+        pending: dict[Any, WorkerTask[ResultT]] = {}
+        try:
+            while waiting or pending:
+                while waiting and len(pending) < window:
+                    task = waiting.pop()
+                    pending[remote.remote(task, shared_ref, self.before_task)] = task
+                ready, _ = ray.wait(list(pending), num_returns=1)
+                for ref in ready:
+                    task = pending.pop(ref)
+                    try:
+                        result, worker = ray.get(ref)
+                    except ray.exceptions.RayError as error:
+                        yield TaskOutcome(task, None, error=ray_error_reason(error))
+                    else:
+                        yield TaskOutcome(task, result, worker=worker)
+        finally:
+            if pending and ray.is_initialized():
+                for ref in pending:
+                    ray.cancel(ref)
+
+    def concurrency(self) -> int:
+        """How many tasks the cluster runs at once, each of ``cpus_per_task`` CPUs (1 when
+        unset); connects to Ray first."""
+        self._connect()
+        return self._slots(self.cpus_per_task or 1)
 
     def close(self) -> None:
         """Shut Ray down if this executor started it. Safe to call twice."""
@@ -280,7 +352,7 @@ class RayExecutor:
         """Each task's CPUs: as asked, or the cluster's CPUs shared among the tasks (1 to a node's)."""
         largest = math.floor(max(self._node_cpus(), default=0.0))
         if largest < 1:
-            raise ValueError("the Ray cluster has no node with a whole CPU to train on")
+            raise ValueError("the Ray cluster has no node with a whole CPU to run a task on")
         if self.cpus_per_task is not None:
             if self.cpus_per_task > largest:
                 raise ValueError(f"{self.cpus_per_task} CPUs per task (--threads) is more than the largest Ray "

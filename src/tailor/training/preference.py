@@ -65,7 +65,7 @@ from tailor.adapters.store import AdapterKey, AdapterStore
 from tailor.alignment.pairs import PreferencePair
 from tailor.store import SQLProfileStore, open_serving_store
 from tailor.store.feedback import FeedbackRow
-from tailor.training.executors import ExecutorSpec, RayExecutor, StackedOn, parse_executor
+from tailor.training.executors import ExecutorSpec, RayExecutor, StackedOn, TrainerTask, parse_executor
 
 if TYPE_CHECKING:
     from tailor.adapters.preference import PreferenceTrainer
@@ -227,7 +227,7 @@ def _digest(examples: Sequence[PreferenceExample], config: PreferenceTrainConfig
 
 
 @dataclass(frozen=True)
-class PreferenceTask:
+class PreferenceTask(TrainerTask[PreferenceResult]):
     """One preference adapter to train in a Ray worker (a :class:`~tailor.training.executors.TrainingTask`)."""
 
     key: AdapterKey
