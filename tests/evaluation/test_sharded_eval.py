@@ -10,7 +10,6 @@ attempt may run in another process.
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 
 import pytest
 from tests.evaluation.test_label_methods import write_rating_task
+from tests.ray_fixtures import local_ray
 
 from tailor.backends.echo import EchoBackend
 from tailor.cli.main import main
@@ -54,15 +54,8 @@ def write_headlines(folder: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def ray_cluster() -> Iterator[Any]:
-    ray = pytest.importorskip("ray")
-    if ray.is_initialized():  # pragma: no cover (another module left one running)
-        ray.shutdown()
-    # The hooks below are defined here, in a module the workers cannot import: send them by value.
-    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="warning")
-    yield ray
-    ray.shutdown()
-    ray.cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+    # The hooks below are defined here, in a module the workers cannot import: sent by value.
+    yield from local_ray(__name__)
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from tests.adapters.conftest import write_lamp4
+from tests.ray_fixtures import local_ray
 
 from tailor.adapters.lora import from_bytes
 from tailor.adapters.store import AdapterKey, AdapterStore, open_adapter_store
@@ -38,15 +39,8 @@ USERS = ("alice", "bob", "carol")
 
 @pytest.fixture(scope="module")
 def ray_cluster() -> Iterator[Any]:
-    ray = pytest.importorskip("ray")
-    if ray.is_initialized():  # pragma: no cover (another module left one running)
-        ray.shutdown()
-    # The hooks below are defined here, in a module the workers cannot import: send them by value.
-    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="warning")
-    yield ray
-    ray.shutdown()
-    ray.cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+    # The hooks below are defined here, in a module the workers cannot import: sent by value.
+    yield from local_ray(__name__)
 
 
 @dataclass(frozen=True)

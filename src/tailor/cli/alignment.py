@@ -79,15 +79,10 @@ def add_alignment_verbs(verbs: Any) -> None:
     train.add_argument("--beta", type=float, default=None)
     train.add_argument("--rank", type=choices.positive, default=None)
     train.add_argument("--model", default=None, help="a model directory (default: the default model)")
-    train.add_argument("--threads", type=choices.positive, default=None,
-                       help="torch threads (default: torch's choice); with --executor ray, the CPUs and threads of "
-                       "each task (default: the cluster's CPUs divided among the tasks)")
-    train.add_argument("--executor", default="local", metavar="local|ray[:ADDRESS]",
-                       help="where the adapters train: here (local, default), or one Ray task per adapter on a local "
-                       "Ray, $RAY_ADDRESS or the cluster at ADDRESS, each stored as it finishes (--scope soup "
-                       "trains nothing and always runs here)")
-    train.add_argument("--retries", type=int, default=2,
-                       help="--executor ray: attempts after the first for an adapter whose task failed (default 2)")
+    choices.add_executor_options(
+        train, where="where the adapters train: here (local, default), or one Ray task per adapter on a local Ray, "
+        "$RAY_ADDRESS or the cluster at ADDRESS, each stored as it finishes (--scope soup trains nothing and always "
+        "runs here)", unit="an adapter", threads="torch threads (default: torch's choice)")
     train.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
     evaluate = verbs.add_parser("eval-preference", help="win rates of preference methods against the base model "

@@ -77,6 +77,18 @@ def positive(text: str) -> int:
     return value
 
 
+def add_executor_options(parser: argparse.ArgumentParser, *, where: str, unit: str, threads: str) -> None:
+    """``--executor``, ``--threads`` and ``--retries``, alike on every verb whose per-user work
+    Ray can spread: ``where`` says what runs where (its help), ``unit`` what one Ray task
+    is (``an adapter``, ``a shard``), ``threads`` what ``--threads`` sets when run here."""
+    parser.add_argument("--executor", default="local", metavar="local|ray[:ADDRESS]", help=where)
+    parser.add_argument("--threads", type=positive, default=None,
+                        help=f"{threads}; with --executor ray, the CPUs and threads of each task (default: the "
+                        "cluster's CPUs divided among the tasks)")
+    parser.add_argument("--retries", type=count, default=2,
+                        help=f"--executor ray: attempts after the first for {unit} whose task failed (default 2)")
+
+
 def count(text: str) -> int:
     """An argument of at least 0."""
     value = int(text)
@@ -120,5 +132,5 @@ def serve_method(text: str) -> MethodSpec:
     return _parsed(parse_serve_method, text)  # type: ignore[return-value]
 
 
-__all__ = ["backend_help", "count", "embedder_help", "method", "method_descriptions", "method_help", "method_list",
-           "methods_needing", "names_of_role", "positive", "rank_method", "serve_method", "store_help"]
+__all__ = ["add_executor_options", "backend_help", "count", "embedder_help", "method", "method_descriptions",
+           "method_help", "method_list", "methods_needing", "names_of_role", "positive", "rank_method", "serve_method", "store_help"]

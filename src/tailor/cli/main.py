@@ -89,15 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--raw-answers", action="store_true",
                     help="generation tasks: score the first generated line as it is, without removing preambles, "
                     "labels, quotes, markdown or explanations (to measure what answer extraction adds)")
-    ev.add_argument("--executor", default="local", metavar="local|ray[:ADDRESS]",
-                    help="where the examples are answered: here (local, default), or in shards of users, one Ray "
-                    "task each, on a local Ray, $RAY_ADDRESS or the cluster at ADDRESS, each shard saved as it "
-                    "finishes (same predictions as local)")
-    ev.add_argument("--threads", type=choices.positive, default=None,
-                    help="the backend's threads (default: its own); with --executor ray, the CPUs and threads of "
-                    "each shard's task (default: the cluster's CPUs divided among the shards)")
-    ev.add_argument("--retries", type=int, default=2,
-                    help="--executor ray: attempts after the first for a shard whose task failed (default 2)")
+    choices.add_executor_options(
+        ev, where="where the examples are answered: here (local, default), or in shards of users, one Ray task each, "
+        "on a local Ray, $RAY_ADDRESS or the cluster at ADDRESS, each shard saved as it finishes (same predictions as "
+        "local)", unit="a shard", threads="the backend's threads (default: its own)")
     ev.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
     score = verbs.add_parser("score", help="score a predictions file against golds (official LaMP rules)")
@@ -300,14 +295,10 @@ def _add_train_adapter(verbs: Any) -> None:
     train.add_argument("--no-stack", action="store_true",
                        help="train user/persona adapters on the bare model, not on top of the global adapter")
     train.add_argument("--model", default=None, help="a model directory (default: the default model)")
-    train.add_argument("--threads", type=choices.positive, default=None,
-                       help="torch threads (default: torch's choice); with --executor ray, the CPUs and threads of "
-                       "each task (default: the cluster's CPUs divided among the tasks)")
-    train.add_argument("--executor", default="local", metavar="local|ray[:ADDRESS]",
-                       help="where the LoRA adapters train: here (local, default), or one Ray task per adapter on a "
-                       "local Ray, $RAY_ADDRESS or the cluster at ADDRESS, each stored as it finishes")
-    train.add_argument("--retries", type=int, default=2,
-                       help="--executor ray: attempts after the first for an adapter whose task failed (default 2)")
+    choices.add_executor_options(
+        train, where="where the LoRA adapters train: here (local, default), or one Ray task per adapter on a local "
+        "Ray, $RAY_ADDRESS or the cluster at ADDRESS, each stored as it finishes", unit="an adapter",
+        threads="torch threads (default: torch's choice)")
     train.add_argument("--rank", type=choices.positive, default=8)
     train.add_argument("--epochs", type=choices.positive, default=2, help="epochs of user/persona adapters (default 2)")
     train.add_argument("--top-layers", type=int, default=6, help="LoRA on the last N decoder layers (0: all)")
