@@ -64,8 +64,7 @@ def task_row(run: Run, runs_dir: Path) -> dict[str, Any]:
         row["trained_value"] = means[method]
         row["trained_vs_dense"] = paired_comparison(scores["dense"], scores[method])[metric]
         row["trained_vs_bm25"] = paired_comparison(scores["bm25"], scores[method])[metric]
-        row["trained_seconds_per_example"] = run.results["results"][methods.index(method)].get(
-            "seconds_per_example")
+        row["trained_seconds_per_example"] = run.results["results"][methods.index(method)]["seconds"] / len(examples)
         metadata = Path(method.partition(":")[2]) / "tailor-retriever.json"
         if metadata.is_file():
             row["retriever_seconds"] = json.loads(metadata.read_text(encoding="utf-8")).get("train_seconds")
