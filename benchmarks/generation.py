@@ -26,6 +26,18 @@ int8 weights), ``openvino-fp32`` (OpenVINO, float32 weights, ``--backend default
 llama-cpp-python is installed. CPU seconds per example (user + system time of the child
 while it generates) are reported beside wall-clock rates: they move less when other work
 shares the machine.
+
+Per-user adapters: ``transformers-fp32+lora``, ``default+lora`` and ``openvino-fp32+lora``
+run every prompt with its user's own LoRA adapter (PEFT on the float32 model; applied at
+run time on OpenVINO, users with different adapters in one batch, see
+:mod:`tailor.backends.openvino_lora`), and are compared with ``transformers-fp32+lora``.
+The adapters are the user adapters of ``--adapters STORE`` (``tailor train-adapter``'s
+output, any task, each stacked on its global adapter as served), given to the prompts'
+users in turn; without it, one random adapter per user of the layout ``tailor
+train-adapter`` makes (rank 8 on the query, key, value and output projections of the top
+6 layers, stacked on a global one of the same layout: rank 16), with entries of the size
+trained ones have. The first use of an adapter layout on OpenVINO exports a model for it
+(once, kept under ``$TAILOR_HOME``); the warm-up takes that.
 """
 
 from __future__ import annotations
@@ -47,8 +59,17 @@ from tailor.machine import describe as describe_cpu
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
-BACKENDS = ("transformers-fp32", "default", "openvino-fp32", "onnx-fp32", "onnx-int4", "llamacpp")
+BACKENDS = ("transformers-fp32", "default", "openvino-fp32", "onnx-fp32", "onnx-int4", "llamacpp",
+            "transformers-fp32+lora", "default+lora", "openvino-fp32+lora")
 REFERENCE = "transformers-fp32"
+LORA = "+lora"
+RANDOM_SCALE = 0.06
+"""Random adapters' A and B entries: normal with this deviation (updates about the size of trained ones)."""
+
+
+def reference_of(name: str) -> str:
+    """What a backend's outputs and speed are compared with: the float32 transformers path, with adapters for ``+lora``."""
+    return REFERENCE + LORA if name.endswith(LORA) else REFERENCE
 
 
 def build_requests(data: Path, n: int, k: int) -> list[Any]:
@@ -75,13 +96,57 @@ def build_requests(data: Path, n: int, k: int) -> list[Any]:
     for example in examples:
         prompt = personalizer.personalize(task, example.input, store.get_profile(example.user_id))
         requests.append(GenerationRequest(messages=prompt.messages, max_new_tokens=task.generation_tokens,
-                                          stop=task.generation_stop))
+                                          stop=task.generation_stop, user_id=example.user_id))
     return requests
 
 
-def load(name: str) -> Any:
+class PerUserAdapters:
+    """``backend`` answering each request with its user's adapter (``lora=`` of its ``generate``)."""
+
+    def __init__(self, backend: Any, adapters: dict[str, Any]) -> None:
+        self.backend, self.adapters = backend, adapters
+        self.model_id = getattr(backend, "model_id", backend.name)
+        route, label = getattr(backend, "route", None), getattr(backend, "engine_label", None)
+        ran = {label(route(choice)) for choice in adapters.values()} if route and label else {backend.engine}
+        self.engine = "/".join(sorted(ran)) + LORA
+        self.prompt_ids = backend.prompt_ids
+
+    def generate(self, requests: list[Any]) -> list[Any]:
+        return list(self.backend.generate(requests, lora=[self.adapters.get(r.user_id) for r in requests]))
+
+
+def user_adapters(users: list[str], store: str | None) -> dict[str, Any]:
+    """Each user's LoRA: the stored user adapters (stacked as served), given in turn, or random ones."""
+    from tailor.adapters.lora import LoRAShape, compose
+    from tailor.adapters.runtime import AdapterResolver, LoRAChoice
+    from tailor.backends.hf import default_model_dir
+    from tailor.testing.adapters import random_adapter
+
+    if store is not None:
+        from tailor.adapters.store import open_adapter_store
+
+        adapters = open_adapter_store(store)
+        stored = adapters.list(scope="user", kind="lora")
+        if not stored:
+            raise SystemExit(f"{store} holds no user adapters")
+        resolvers = {info.key: AdapterResolver(adapters, info.key.task, prompt=info.key.prompt) for info in stored}
+        choices = [resolvers[info.key].resolve(info.key.owner).choice for info in stored]
+        return {user: choices[i % len(choices)] for i, user in enumerate(sorted(set(users)))}
+    model = default_model_dir()
+    shape = LoRAShape(8, 16.0, ("q_proj", "k_proj", "v_proj", "o_proj"), tuple(range(24, 30)))
+
+    def made(seed: int) -> Any:
+        # A global and a user adapter, their updates about the size of trained ones.
+        return compose([random_adapter(model, seed=2 * seed + k, shape=shape, scale=RANDOM_SCALE) for k in (0, 1)])
+
+    return {user: LoRAChoice(f"random-{i}", (lambda i=i: made(i))) for i, user in enumerate(sorted(set(users)))}
+
+
+def load(name: str, users: list[str] | None = None, adapters: str | None = None) -> Any:
     from tailor.backends import load_backend
 
+    if name.endswith(LORA):
+        return PerUserAdapters(load(name[:-len(LORA)]), user_adapters(users or [], adapters))
     if name == "transformers-fp32":
         return load_backend("default-fp32")
     if name == "openvino-fp32":
@@ -95,15 +160,15 @@ def load(name: str) -> Any:
     return load_backend(name)
 
 
-def measure(name: str, data: Path, n: int, k: int) -> dict[str, Any]:
+def measure(name: str, data: Path, n: int, k: int, adapters: str | None = None) -> dict[str, Any]:
     """One backend's figures (run inside the child process)."""
     from tailor.types import GenerationRequest
 
     requests = build_requests(data, n, k)
     began = time.perf_counter()
-    backend = load(name)
+    backend = load(name, [r.user_id for r in requests], adapters)
     load_seconds = time.perf_counter() - began
-    backend.generate(requests[:2])  # warm-up: first-call allocations and thread pools
+    backend.generate(requests[:2])  # warm-up: first-call allocations and thread pools (and a LoRA layout's export)
     began, cpu = time.perf_counter(), cpu_seconds()
     outputs = backend.generate(requests)
     seconds, cpu = time.perf_counter() - began, cpu_seconds() - cpu
@@ -112,13 +177,13 @@ def measure(name: str, data: Path, n: int, k: int) -> dict[str, Any]:
     sample = requests[:8]
     began = time.perf_counter()
     for request in sample:
-        backend.generate([GenerationRequest(messages=request.messages, max_new_tokens=1)])
+        backend.generate([GenerationRequest(messages=request.messages, max_new_tokens=1, user_id=request.user_id)])
     prefill_seconds = time.perf_counter() - began
     prefill_tokens = sum(prompt_tokens[:8])
     # Decode: one stream, many tokens, short prompt; the one-token run's time taken off.
     story = GenerationRequest(messages=({"role": "user", "content": "Tell me a long story about a lighthouse."},),
-                              max_new_tokens=128)
-    first = GenerationRequest(messages=story.messages, max_new_tokens=1)
+                              max_new_tokens=128, user_id=requests[0].user_id)
+    first = GenerationRequest(messages=story.messages, max_new_tokens=1, user_id=story.user_id)
     backend.generate([first])
     began = time.perf_counter()
     backend.generate([first])
@@ -150,6 +215,7 @@ def cpu_seconds() -> float:
 def available(name: str) -> bool:
     import importlib.util
 
+    name = name.removesuffix(LORA)
     if name == "llamacpp":
         return importlib.util.find_spec("llama_cpp") is not None
     if name in ("default", "openvino-fp32"):
@@ -171,18 +237,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=64, help="prompts (default 64)")
     parser.add_argument("--k", type=int, default=3, help="retrieved items per prompt (default 3)")
     parser.add_argument("--data", default=None, help="news-headlines data folder (built into a temp dir if absent)")
+    parser.add_argument("--adapters", default=None,
+                        help="an adapter store whose user adapters the +lora backends use (default: random ones)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        print(json.dumps(measure(args.child, Path(args.data), args.n, args.k)))
+        print(json.dumps(measure(args.child, Path(args.data), args.n, args.k, args.adapters)))
         return 0
     names = [b.strip() for b in args.backends.split(",") if b.strip()]
     unknown = [b for b in names if b not in BACKENDS]
     if unknown:
         parser.error(f"unknown backend(s) {unknown}; valid: {', '.join(BACKENDS)}")
-    if REFERENCE not in names:
-        names.insert(0, REFERENCE)  # agreement is measured against it
+    for reference in sorted({reference_of(name) for name in names}, reverse=True):
+        if reference not in names:
+            names.insert(0, reference)  # agreement is measured against it
     with tempfile.TemporaryDirectory() as scratch:
         data = Path(args.data) if args.data else Path(scratch) / "news-headlines"
         results: dict[str, dict[str, Any]] = {}
@@ -191,33 +260,36 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"skipping {name}: not installed", file=sys.stderr)
                 continue
             print(f"running {name} ...", file=sys.stderr)
+            adapters = ["--adapters", args.adapters] if args.adapters else []
             done = subprocess.run([sys.executable, __file__, "--child", name, "--data", str(data), "--n",
-                                   str(args.n), "--k", str(args.k)], capture_output=True, text=True, check=False)
+                                   str(args.n), "--k", str(args.k), *adapters], capture_output=True, text=True,
+                                  check=False)
             if done.returncode != 0:
                 print(f"{name} failed:\n{done.stderr[-3000:]}", file=sys.stderr)
                 continue
             results[name] = json.loads(done.stdout.strip().splitlines()[-1])
-    reference = results.get(REFERENCE, {}).get("outputs")
-    for result in results.values():
-        outputs = result.pop("outputs")
+    outputs = {name: result.pop("outputs") for name, result in results.items()}
+    for name, result in results.items():
+        reference = outputs.get(reference_of(name))
         if reference:
-            pairs = list(zip(outputs, reference))
+            pairs = list(zip(outputs[name], reference))
             result["agreement_exact"] = sum(a == b for a, b in pairs) / len(pairs)
             result["agreement_rouge1"] = sum(rouge1(a, b) for a, b in pairs) / len(pairs)
-    base = results.get(REFERENCE, {}).get("examples_per_s")
-    for result in results.values():
+        base = results.get(reference_of(name), {}).get("examples_per_s")
         result["speedup"] = result["examples_per_s"] / base if base else None
     if args.json:
         print(json.dumps({"n": args.n, "k": args.k, "machine": machine(), "backends": results}, indent=2))
         return 0
-    print(f"news-headlines dev, first {args.n} questions, bm25 k={args.k}, LaMP layout; {machine()}\n")
+    print(f"news-headlines dev, first {args.n} questions, bm25 k={args.k}, LaMP layout; {machine()}")
+    print("(× fp32 and agreement: against transformers-fp32, or transformers-fp32+lora for the +lora rows)\n")
     print("| backend | engine | examples/s | × fp32 | CPU s / example | prompt tokens | prefill tok/s | decode tok/s "
           "| peak RSS MB | exact = fp32 | ROUGE-1 vs fp32 |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for name, r in results.items():
-        print(f"| {name} | {r['engine']} | {r['examples_per_s']:.2f} | {r['speedup']:.2f} | {r['cpu_s_per_example']:.2f} | "
-              f"{r['mean_prompt_tokens']:.0f} | {r['prefill_tokens_per_s'] or 0:.0f} | {r['decode_tokens_per_s']:.1f} | "
-              f"{r['peak_rss_mb']:.0f} | {r.get('agreement_exact', 0):.2f} | {r.get('agreement_rouge1', 0):.3f} |")
+        print(f"| {name} | {r['engine']} | {r['examples_per_s']:.2f} | {r['speedup'] or 0:.2f} | "
+              f"{r['cpu_s_per_example']:.2f} | {r['mean_prompt_tokens']:.0f} | {r['prefill_tokens_per_s'] or 0:.0f} | "
+              f"{r['decode_tokens_per_s']:.1f} | {r['peak_rss_mb']:.0f} | {r.get('agreement_exact', 0):.2f} | "
+              f"{r.get('agreement_rouge1', 0):.3f} |")
     return 0
 
 

@@ -39,14 +39,15 @@ With ``--processes N`` (a PostgreSQL ``--store``; SQLite works too, its writes t
 N server processes serve one store, and each client sends every request to one of them
 (client i to process i mod N); the burst goes to the first.
 
-Long-lived users (issue: a chat must not get slower as a user's conversation grows):
+Long-lived users (a chat must not get slower as a user's conversation grows):
 
     python benchmarks/serve.py --history 0,100,1000,10000 [--history-users 16] [--long-exchanges 1000]
 
 writes users with that many earlier exchanges (and a fact every fourth exchange) into a
 fresh store, then gives personalization p50/p99 for one request after another of each, and
 requests/s of ``--concurrency`` clients on ``--history-users`` users with
-``--long-exchanges`` earlier exchanges against as many fresh users.
+``--long-exchanges`` earlier exchanges against as many fresh users (``--seconds`` each, in
+halves ordered fresh, long, long, fresh, so that other work on the machine weighs on both).
 
 Clients are coroutines of this process (httpx), so they share the machine with the server.
 """
@@ -66,6 +67,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -188,7 +190,8 @@ async def load_round(bases: list[str], clients: int, seconds: float, users: int,
         elapsed = time.monotonic() - began
     p50, p99 = percentiles(latencies) if latencies else (float("nan"), float("nan"))
     return {"clients": clients, "ok": counts["ok"], "rejected": counts["rejected"], "errors": counts["errors"],
-            "seconds": elapsed, "per_second": counts["ok"] / elapsed, "p50": p50, "p99": p99}
+            "seconds": elapsed, "per_second": counts["ok"] / elapsed, "p50": p50, "p99": p99,
+            "latencies": latencies}
 
 
 async def burst(base: str, streams: int, chats: int, users: int, timeout: float) -> dict[str, object]:
@@ -305,6 +308,15 @@ def run_load(args: argparse.Namespace) -> None:
               f"{json.dumps(bursts)}")
 
 
+def pooled(results: list[dict[str, Any]]) -> dict[str, float]:
+    """Rounds of :func:`load_round` as one: requests per second over their seconds together,
+    and the percentiles of all their latencies."""
+    latencies = [value for result in results for value in result["latencies"]]
+    p50, p99 = percentiles(latencies) if latencies else (float("nan"), float("nan"))
+    ok, seconds = sum(r["ok"] for r in results), sum(r["seconds"] for r in results)
+    return {"ok": ok, "seconds": seconds, "per_second": ok / seconds, "p50": p50, "p99": p99}
+
+
 def run_history(args: argparse.Namespace) -> None:
     """Long-lived users (``--history``): personalization p50/p99 for one user by the number of
     exchanges they had before, then requests/s with ``--concurrency`` clients on users with
@@ -361,15 +373,17 @@ def run_history(args: argparse.Namespace) -> None:
                     reply = ask(client, f"hist{count}", queries[i % len(queries)])
                     times[count].append(float(reply.headers["x-tailor-personalize-ms"]))
             rows = [(count, *percentiles(times[count])) for count in counts]
-        throughput = {}
-        for group in ("fresh", "long"):
-            names = [f"{group}{n}" for n in range(long_users)]
-            with httpx.Client(base_url=base, timeout=30) as client:
-                for name in names:
-                    ask(client, name, queries[0])
-            result = asyncio.run(load_round([base], args.concurrency, args.seconds, long_users, queries, 60.0,
-                                            prefix=group))
-            throughput[group] = result
+        with httpx.Client(base_url=base, timeout=30) as client:
+            for group in ("fresh", "long"):
+                for n in range(long_users):
+                    ask(client, f"{group}{n}", queries[0])
+        # Each group's --seconds in two halves, in the order fresh, long, long, fresh: a change
+        # in what else the machine runs during the measurement falls on both groups alike.
+        rounds: dict[str, list[dict[str, Any]]] = {"fresh": [], "long": []}
+        for group in ("fresh", "long", "long", "fresh"):
+            rounds[group].append(asyncio.run(load_round([base], args.concurrency, args.seconds / 2, long_users,
+                                                        queries, 60.0, prefix=group)))
+        throughput = {group: pooled(results) for group, results in rounds.items()}
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(30)

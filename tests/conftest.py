@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 # The throwaway PostgreSQL server (one per session) and a schema per test, for every folder.
-from tests.postgres_fixtures import postgres_server_url, postgres_url  # noqa: F401
+from tests.postgres_fixtures import other_postgres_url, postgres_server_url, postgres_url  # noqa: F401
 
 
 @pytest.fixture(scope="session")

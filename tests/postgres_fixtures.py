@@ -140,15 +140,25 @@ def url_with_schema(url: str, schema: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(query, quote_via=quote, safe="/")))
 
 
-@pytest.fixture
-def postgres_url(postgres_server_url: str) -> Iterator[str]:
-    """A URL whose stores live in a schema of their own, dropped after the test."""
+def _schema_of_its_own(server_url: str) -> Iterator[str]:
     import psycopg
     from psycopg import sql
 
     schema = f"tailor_test_{uuid.uuid4().hex[:16]}"
-    with psycopg.connect(postgres_server_url, autocommit=True) as admin:
+    with psycopg.connect(server_url, autocommit=True) as admin:
         admin.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-    yield url_with_schema(postgres_server_url, schema)
-    with psycopg.connect(postgres_server_url, autocommit=True) as admin:
+    yield url_with_schema(server_url, schema)
+    with psycopg.connect(server_url, autocommit=True) as admin:
         admin.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+
+
+@pytest.fixture
+def postgres_url(postgres_server_url: str) -> Iterator[str]:
+    """A URL whose stores live in a schema of their own, dropped after the test."""
+    yield from _schema_of_its_own(postgres_server_url)
+
+
+@pytest.fixture
+def other_postgres_url(postgres_server_url: str) -> Iterator[str]:
+    """A second such URL, beside :func:`postgres_url`'s (two stores to compare)."""
+    yield from _schema_of_its_own(postgres_server_url)

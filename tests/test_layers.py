@@ -26,8 +26,9 @@ LAYERS: dict[str, int] = {
     "methods": 6,
     # 7: a served user's chat: the method's personalizer plus the chat additions, users kept in step
     "chat": 7,
-    # 8: entry points: evaluation, training jobs, the server, the command line, shipped fakes
-    "evaluation": 8, "training": 8, "server": 8, "cli": 8, "testing": 8,
+    # 8: entry points: evaluation, training jobs, batch work over a store's users, the server, the
+    # command line, shipped fakes
+    "evaluation": 8, "training": 8, "batch": 8, "server": 8, "cli": 8, "testing": 8,
 }
 
 def _part(path: Path) -> str:

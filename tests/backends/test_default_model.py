@@ -109,17 +109,19 @@ def test_the_default_int8_weights_keep_label_choices() -> None:
     assert texts[0] == reference.generate(REQUESTS[:1])[0].text and all(texts)
 
 
-def test_an_adapter_view_merges_shared_adapters_on_openvino_and_names_both_engines(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_an_adapter_view_runs_adapters_on_openvino_and_names_the_engines(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """Global and persona adapters run on OpenVINO, merged into a model of their own; a
-    user's own adapter on the float32 transformers model: the view names both. Without
-    merging, every adapter request goes to the transformers model."""
+    user's own adapter on OpenVINO too, applied at run time; what does not fit, on the float32
+    transformers model: the view names all three. With neither, every adapter request goes
+    to the transformers model."""
     from tailor.adapters.store import open_adapter_store
     from tailor.backends.openvino import DefaultOpenVINOBackend
 
     fast = loaded("default")
     adapted = fast.with_adapters(open_adapter_store(tmp_path, create=True), "LaMP-4")
-    assert adapted.backend is fast and adapted.engine == f"openvino-{fast.precision}-merged/transformers-fp32+lora"
-    plain = DefaultOpenVINOBackend(fast.precision, merge_adapters=False)
+    assert adapted.backend is fast and adapted.engine == (
+        f"openvino-{fast.precision}-merged/openvino-{fast.precision}-lora/transformers-fp32+lora")
+    plain = DefaultOpenVINOBackend(fast.precision, merge_adapters=False, lora_at_run_time=False)
     unmerged = plain.with_adapters(open_adapter_store(tmp_path / "other", create=True), "LaMP-4")
     assert unmerged.engine == "transformers-fp32+lora" and unmerged.backend is plain.fallback()
 
@@ -132,4 +134,33 @@ def test_an_adapter_view_of_the_default_names_the_engine_that_runs_it(tmp_path) 
 
     fast = loaded("default")
     view = AdaptedBackend(fast, AdapterResolver(open_adapter_store(tmp_path, create=True), "LaMP-4"))
-    assert fast.engine == "openvino" and view.engine == f"openvino-{fast.precision}-merged/transformers-fp32+lora"
+    assert fast.engine == "openvino" and view.engine == (
+        f"openvino-{fast.precision}-merged/openvino-{fast.precision}-lora/transformers-fp32+lora")
+
+
+@pytest.mark.slow
+def test_a_users_own_adapter_runs_on_openvino_as_on_the_float32_model() -> None:
+    """A user's adapter of train-adapter's layout (stacked on a global one: rank 16) is applied
+    at run time on OpenVINO: in float32, the transformers texts with the adapter exactly,
+    alone and beside another user and a request without adapter. An adapter of another
+    model goes to the transformers model. (The first run exports the model with LoRA
+    inputs, about a minute; later runs find it under $TAILOR_HOME.)"""
+    from tailor.adapters.lora import LoRAShape, LoRAWeights, compose
+    from tailor.adapters.runtime import LoRAChoice
+    from tailor.backends.hf import default_model_dir
+    from tailor.testing.adapters import random_adapter
+
+    exact, reference = loaded("default:fp32"), loaded("default-fp32")
+    shape = LoRAShape(8, 16.0, ("q_proj", "k_proj", "v_proj", "o_proj"), tuple(range(24, 30)))
+    stacks = [compose([random_adapter(default_model_dir(), seed=2 * user + k, shape=shape, scale=0.06) for k in (0, 1)])
+              for user in range(2)]
+    ana, ben = (LoRAChoice(f"user-{i}", (lambda weights=weights: weights)) for i, weights in enumerate(stacks))
+    assert exact.route(ana) == "lora" and exact.engine_label("lora") == "openvino-fp32-lora"
+    expected = [reference.generate([request], lora=[user])[0].text for request, user in zip(REQUESTS, (ana, ben, None))]
+    assert [r.text for r in exact.generate(REQUESTS, lora=[ana, ben, None])] == expected
+    assert expected[0] != reference.generate(REQUESTS[:1])[0].text  # the adapter matters
+    torch = pytest.importorskip("torch")
+    narrow = LoRAWeights(LoRAShape(4, 8.0, ("q_proj",), (0,)), {  # made for a model 64 wide
+        "model.layers.0.self_attn.q_proj.lora_A.weight": torch.zeros(4, 64),
+        "model.layers.0.self_attn.q_proj.lora_B.weight": torch.zeros(64, 4)})
+    assert exact.route(LoRAChoice("another-model", lambda: narrow)) == "fallback"

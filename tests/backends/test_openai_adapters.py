@@ -98,6 +98,29 @@ def test_each_request_carries_its_users_adapter_name(tmp_path: Path, engine: Eng
     assert sent_models(server)["plain"] == BASE
 
 
+def test_sglang_naming_sends_base_colon_adapter(tmp_path: Path, engine: Engine,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    store = AdapterStore(SQLiteProfileStore(fill(tmp_path / "store.db")))
+    expected = {user: name if name == BASE else f"{BASE}:{name}" for user, name in names(store).items()}
+    server, _ = engine(expected.values())
+    monkeypatch.setenv("TAILOR_OPENAI_LORA_MODEL", "base:name")
+    backend = OpenAIBackend(server.url, model=BASE, backoff=0.001)
+    try:
+        assert backend.config.lora_model == "base:name"
+        view = backend.with_adapters(store, TASK)
+        view.generate([ask(user) for user in ("alice", "bob", "carol")])
+        list(view.stream(ask("alice", "streamed")))
+        backend.generate([ask("alice", "plain")])
+    finally:
+        backend.close()
+    assert sent_models(server) == {"a headline for alice": expected["alice"], "a headline for bob": expected["bob"],
+                                   "a headline for carol": expected["carol"], "streamed": expected["alice"],
+                                   "plain": BASE}
+    assert expected["alice"].startswith(f"{BASE}:tailor-")
+    with pytest.raises(ValueError, match="TAILOR_OPENAI_LORA_MODEL.*SGLang"):
+        OpenAIBackend(server.url, model=BASE, lora_model="sglang")
+
+
 def test_without_a_global_adapter_a_user_with_none_gets_the_base_model(tmp_path: Path, engine: Engine) -> None:
     store = AdapterStore(SQLiteProfileStore(fill(tmp_path / "store.db", with_global=False)))
     server, backend = engine(names(store).values())

@@ -345,17 +345,33 @@ class AdaptedBackend:
     :meth:`tailor.backends.hf.TransformersBackend.with_adapters`).
 
     ``last_resolutions`` holds, for the latest batch, what each request resolved to.
+    ``engine`` names the engines that ran its adapter requests (a fast engine routes them:
+    :meth:`tailor.backends.fallback.TransformersFallback.route`), and, before any has, those that may.
     """
 
     def __init__(self, backend: Any, resolver: AdapterResolver) -> None:
         self.backend = backend
         self.resolver = resolver
         self.name = f"{backend.name}+adapters"
-        # A fast engine that hands adapter requests to another model names that one.
-        engine = getattr(backend, "adapter_engine", None) or getattr(backend, "engine", backend.name)
-        self.engine = f"{engine}+lora"
+        # A fast engine that hands adapter requests to other models names those.
+        self._engines = str(getattr(backend, "adapter_engine", None) or getattr(backend, "engine", backend.name))
+        self._ran: set[str] = set()
         self.model_id = getattr(backend, "model_id", backend.name)
         self.last_resolutions: list[Resolution] = []
+
+    @property
+    def engine(self) -> str:
+        """``ENGINE[/ENGINE...]+lora``: in the order the backend lists them."""
+        if not self._ran:
+            return f"{self._engines}+lora"
+        order = self._engines.split("/")
+        ran = sorted(self._ran, key=lambda engine: (order.index(engine) if engine in order else len(order), engine))
+        return "/".join(ran) + "+lora"
+
+    def _record(self, resolutions: Sequence[Resolution]) -> None:
+        route, label = getattr(self.backend, "route", None), getattr(self.backend, "engine_label", None)
+        if route is not None and label is not None:
+            self._ran.update(label(route(r.choice)) for r in resolutions if r.choice is not None)
 
     def count_tokens(self, text: str) -> int:
         return int(self.backend.count_tokens(text))
@@ -364,6 +380,7 @@ class AdaptedBackend:
         resolutions = [self.resolver.resolve(r.user_id) for r in requests]
         self.last_resolutions = resolutions
         results: list[GenerationResult] = self.backend.generate(requests, lora=[r.choice for r in resolutions])
+        self._record(resolutions)
         return results
 
     def stream(self, request: GenerationRequest) -> TextStream:
@@ -372,6 +389,7 @@ class AdaptedBackend:
         (:meth:`~tailor.backends.hf.TransformersBackend.stream`)."""
         resolution = self.resolver.resolve(request.user_id)
         self.last_resolutions = [resolution]
+        self._record([resolution])
         stream: TextStream = self.backend.stream(request, lora=resolution.choice)
         return stream
 

@@ -266,12 +266,20 @@ class AdapterStoreHook:
 
 
 def open_adapter_store(location: str | os.PathLike[str], *, create: bool = False) -> AdapterStore:
-    """The adapter store in a folder (its ``profiles.sqlite``) or a SQLite file."""
-    path = Path(location)
+    """The adapter store at ``location``: a folder (its ``profiles.sqlite``), a SQLite file, or
+    a database URL (``postgresql://...``, ``sqlite:///path``), opened as ``tailor serve
+    --store`` opens it (its tables created on first open), so that a server on that
+    database serves the adapters kept there. ``create`` makes a missing folder or file."""
+    target = os.fspath(location)
+    if "://" in target:
+        from tailor.store import open_serving_store
+
+        return AdapterStore(open_serving_store(target))
+    path = Path(target)
     if path.is_dir() or (create and not path.suffix):
         path.mkdir(parents=True, exist_ok=True)
         path = path / STORE_FILE
     if not create and not path.is_file():
         raise FileNotFoundError(f"no adapter store at {location}: expected a folder made by tailor train-adapter "
-                                f"(holding {STORE_FILE}) or a SQLite file")
+                                f"(holding {STORE_FILE}), a SQLite file or a database URL (postgresql://...)")
     return AdapterStore(SQLiteProfileStore(path))

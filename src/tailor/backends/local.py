@@ -2,8 +2,9 @@
 
 Each engine says how to advance a batch by one token (:meth:`LocalEngine._decode`) and
 how likely each token of each candidate is after a prompt
-(:meth:`LocalEngine._candidate_logprobs`); batching, streaming, stop strings, label
-scores and refusing adapters are written once, here.
+(:meth:`LocalEngine._candidate_logprobs`), and, where it applies LoRA adapters at run
+time, how to give each row its adapter (:meth:`LocalEngine._select_adapters`); batching,
+streaming, stop strings, label scores and refusing adapters are written once, here.
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ class LocalEngine:
     tokenizer: Any
     _ends: set[int]
     _lock: threading.Lock
+    applies_lora = False
+    """Whether :meth:`generate` and :meth:`stream` take ``lora`` (per-row LoRA adapters,
+    given to the engine by :meth:`_select_adapters` before each batch)."""
 
     def count_tokens(self, text: str) -> int:
         return tokenizer_count(self.tokenizer, text)
@@ -58,27 +62,40 @@ class LocalEngine:
         ``prompt`` and the candidate's tokens before it."""
         raise NotImplementedError
 
+    def _select_adapters(self, choices: Sequence[Any | None]) -> None:
+        """Run the next batch (one row per entry; for candidates, one row) with these LoRA
+        adapters (``None``: none). Engines that apply adapters (:attr:`applies_lora`) implement it."""
+
     # -- generation ---------------------------------------------------------------------------
 
     def generate(self, requests: Sequence[GenerationRequest], *, lora: Sequence[Any] | None = None,
                  prefixes: Sequence[Any] | None = None) -> list[GenerationResult]:
         """Answer ``requests``: free text for those without candidates, scores for those with them.
 
-        ``lora`` and ``prefixes`` (per-user adapters, soft prompts) are not applied by this
-        engine: any adapter given is an error, naming what to use instead.
+        ``lora[i]`` is request ``i``'s LoRA adapter (``None``: none), on an engine that
+        :attr:`applies_lora`; rows with different adapters share a batch. Soft prompts
+        (``prefixes``), and adapters on any other engine, are an error naming what to use instead.
         """
-        given = [name for name, value in (("lora", lora), ("prefixes", prefixes))
+        given = [name for name, value in (("lora", None if self.applies_lora else lora), ("prefixes", prefixes))
                  if value is not None and any(v is not None for v in value)]
         if given:
             raise ValueError(f"the {self.engine} backend does not apply {' or '.join(given)}; "
                              "use with_adapters() or the transformers backend")
+        if lora is not None and len(lora) != len(requests):
+            raise ValueError(f"lora must hold one entry per request ({len(requests)}), got {len(lora)}")
+
+        def adapters(indexes: Sequence[int]) -> list[Any]:
+            return [lora[i] if lora is not None else None for i in indexes]
+
         results: list[GenerationResult | None] = [None] * len(requests)
         with self._lock:
             for i, request in enumerate(requests):
                 if request.candidates is not None:
+                    self._select_adapters(adapters([i]))
                     results[i] = self._score_candidates(request)
             encoded = {i: self.prompt_ids(r) for i, r in enumerate(requests) if r.candidates is None}
             for batch in batches_by_length(encoded, self.config.batch_size):
+                self._select_adapters(adapters(batch))
                 rows = [DecodedRow(requests[i], self.tokenizer, self._ends) for i in batch]
                 for _ in self._decode([encoded[i] for i in batch], rows):
                     pass
@@ -86,15 +103,19 @@ class LocalEngine:
                     results[i] = row.result()
         return [r for r in results if r is not None]
 
-    def stream(self, request: GenerationRequest) -> TextStream:
-        """Answer one request token by token: the same text as ``generate([request])``.
+    def stream(self, request: GenerationRequest, *, lora: Any | None = None) -> TextStream:
+        """Answer one request token by token: the same text as ``generate([request], lora=[lora])``.
 
         Holds the backend's lock while it runs; closing the generator early stops the
         generation before its next token.
         """
         if request.candidates is not None:
             raise ValueError("a request with candidates is scored, not streamed; use generate()")
+        if lora is not None and not self.applies_lora:
+            raise ValueError(f"the {self.engine} backend does not apply lora; use with_adapters() or the "
+                             "transformers backend")
         with self._lock:
+            self._select_adapters([lora])
             row = DecodedRow(request, self.tokenizer, self._ends)
             cut = StopFilter(request.stop, strip=True)
             sent = 0

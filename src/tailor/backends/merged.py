@@ -6,10 +6,11 @@ engine runs it as a model of its own: the float32 weights plus the adapter's upd
 model (int8 weights where the CPU has int8 dot-product instructions) and kept under
 ``$TAILOR_HOME/models/merged/``, named by the adapter's content digest, so it is made once
 (about a minute) and reused by every later run. A user's own adapter is not merged (one
-export per user would cost more than it saves): it runs on the float32 transformers model.
+export per user would cost more than it saves): it is applied at run time by one model
+for every adapter of its layout (:mod:`tailor.backends.openvino_lora`).
 
-:class:`MergedEngines` keeps the compiled merged models a backend has used, the most
-recently used few in memory.
+:class:`CompiledEngines` keeps the compiled models a backend has made (merged, or with
+LoRA inputs), the most recently used few in memory.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["MergedEngines", "merge_into", "merged_openvino_dir"]
+__all__ = ["CompiledEngines", "merge_into", "merged_openvino_dir"]
 
 _LOCK = threading.Lock()
 
@@ -93,22 +94,23 @@ def merged_openvino_dir(source: Path, choice: LoRAChoice, precision: str) -> Pat
     return target
 
 
-class MergedEngines:
-    """Compiled merged models by adapter name, the ``capacity`` most recently used kept."""
+class CompiledEngines:
+    """Compiled models by name (an adapter's, a LoRA layout's), the ``capacity`` most recently used kept."""
 
-    def __init__(self, make: Callable[[LoRAChoice], Any], capacity: int = 2) -> None:
+    def __init__(self, capacity: int = 2) -> None:
         if capacity < 1:
-            raise ValueError(f"MergedEngines capacity must be at least 1, got {capacity}")
-        self.make, self.capacity = make, capacity
+            raise ValueError(f"CompiledEngines capacity must be at least 1, got {capacity}")
+        self.capacity = capacity
         self._engines: OrderedDict[str, Any] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, choice: LoRAChoice) -> Any:
+    def get(self, name: str, make: Callable[[], Any]) -> Any:
+        """The engine called ``name``, made by ``make()`` when it is not kept."""
         with self._lock:
-            engine = self._engines.get(choice.name)
+            engine = self._engines.get(name)
             if engine is None:
-                engine = self._engines[choice.name] = self.make(choice)
-            self._engines.move_to_end(choice.name)
+                engine = self._engines[name] = make()
+            self._engines.move_to_end(name)
             while len(self._engines) > self.capacity:
                 self._engines.popitem(last=False)
             return engine

@@ -27,8 +27,10 @@ is not reachable through the chat API.
 Per-user adapters on a multi-LoRA engine (vLLM or SGLang with ``--enable-lora``):
 :meth:`OpenAIBackend.with_adapters` sends each request with its user's adapter as the
 ``model``, named as ``tailor adapters export`` named its folder
-(:func:`tailor.adapters.export.adapter_name`); a request whose user has no adapter goes to
-the base model.
+(:func:`tailor.adapters.export.adapter_name`): ``NAME`` as vLLM takes it, or
+``BASE:NAME`` as SGLang takes it (``lora_model="base:name"``, or
+``$TAILOR_OPENAI_LORA_MODEL=base:name``); a request whose user has no adapter goes to the
+base model.
 """
 
 from __future__ import annotations
@@ -67,8 +69,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["OpenAIBackend", "OpenAIBackendError", "OpenAIConfig", "first_token_scores", "match_candidate"]
+__all__ = ["LORA_MODELS", "OpenAIBackend", "OpenAIBackendError", "OpenAIConfig", "first_token_scores", "match_candidate"]
 
+LORA_MODELS = ("name", "base:name")
+"""How a request names its adapter as the ``model``: vLLM's ``NAME``, SGLang's ``BASE:NAME``."""
 MAX_STOP_STRINGS = 4  # the OpenAI API (and servers copying it) reject more than four
 TOP_LOGPROBS = 20  # the most the OpenAI API allows
 MAX_RETRY_AFTER = 120.0  # seconds; a longer Retry-After is cut to this
@@ -94,6 +98,7 @@ class OpenAIConfig:
     max_retries: int = 4
     timeout: float = 60.0
     backoff: float = 0.5
+    lora_model: str = "name"
 
 
 class OpenAIBackend:
@@ -112,7 +117,8 @@ class OpenAIBackend:
     name = "openai"
 
     def __init__(self, base_url: str, *, model: str | None = None, api_key: str | None = None,
-                 concurrency: int = 4, max_retries: int = 4, timeout: float = 60.0, backoff: float = 0.5) -> None:
+                 concurrency: int = 4, max_retries: int = 4, timeout: float = 60.0, backoff: float = 0.5,
+                 lora_model: str | None = None) -> None:
         if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
             raise ValueError(f"base_url must be an http:// or https:// URL such as http://127.0.0.1:8000/v1, "
                              f"got {base_url!r}")
@@ -124,11 +130,15 @@ class OpenAIBackend:
             raise ValueError(f"timeout must be positive, got {timeout}")
         if backoff < 0:
             raise ValueError(f"backoff must be 0 or more, got {backoff}")
+        lora_model = lora_model or os.environ.get("TAILOR_OPENAI_LORA_MODEL") or "name"
+        if lora_model not in LORA_MODELS:
+            raise ValueError(f"lora_model (or $TAILOR_OPENAI_LORA_MODEL) must be one of {', '.join(LORA_MODELS)} "
+                             f"(name: vLLM's NAME; base:name: SGLang's BASE:NAME), got {lora_model!r}")
         httpx = require("httpx", "openai")
         self._httpx = httpx
         self.base_url = base_url.rstrip("/")
         self.config = OpenAIConfig(self.base_url, model or os.environ.get("TAILOR_OPENAI_MODEL") or None,
-                                   concurrency, max_retries, timeout, backoff)
+                                   concurrency, max_retries, timeout, backoff, lora_model)
         key = api_key or os.environ.get("TAILOR_OPENAI_API_KEY") or os.environ.get("OPENAI_API_KEY")
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         self._client = httpx.Client(
@@ -180,9 +190,10 @@ class OpenAIBackend:
         The adapter is the one the user would get from a local model (their own for ``task``,
         else their persona's, else the global one: :class:`~tailor.adapters.runtime.AdapterResolver`,
         whose arguments ``personas``, ``prompt`` and ``levels`` are), sent as the ``model``
-        under the name ``tailor adapters export`` gave its folder; the server must have loaded
-        that folder (vLLM: ``--enable-lora --lora-modules NAME=PATH``, or its filesystem
-        resolver). Unlike a local model's, the base model the adapters were trained on is not
+        under the name ``tailor adapters export`` gave its folder (``NAME``, or ``BASE:NAME``
+        with ``lora_model="base:name"``); the server must have loaded that folder (vLLM:
+        ``--enable-lora --lora-modules NAME=PATH``, or its filesystem resolver; SGLang:
+        ``--enable-lora --lora-paths NAME=PATH``). Unlike a local model's, the base model the adapters were trained on is not
         checked: the server's is not known here. This backend itself stays plain.
         """
         from tailor.adapters.runtime import AdaptedBackend, AdapterResolver
@@ -201,7 +212,8 @@ class OpenAIBackend:
             return [base] * count
         from tailor.adapters.export import adapter_name
 
-        return [adapter_name(choice) if choice is not None else base for choice in lora]
+        prefix = f"{base}:" if self.config.lora_model == "base:name" else ""
+        return [prefix + adapter_name(choice) if choice is not None else base for choice in lora]
 
     def generate(self, requests: Sequence[GenerationRequest], *,
                  lora: Sequence[LoRAChoice | None] | None = None) -> list[GenerationResult]:

@@ -12,15 +12,20 @@ The loop around the engine is tailor's own: prompts go through the transformers 
 and chat template of the source model (the same token ids as every other path), batches
 are formed from prompts of similar length and padded on the left, each row stops at its
 own end token, stop string or token limit, and only the logits of the positions that are
-read are computed. Requests with per-user LoRA adapters or soft prompts run on the float32
-transformers model (:class:`tailor.backends.fallback.TransformersFallback`).
+read are computed. Requests with LoRA adapters run on OpenVINO too: a shared adapter
+merged into a model of its own (:mod:`tailor.backends.merged`), a user's own adapter
+applied at run time by a model exported with LoRA inputs (:mod:`tailor.backends.openvino_lora`);
+soft prompts, and adapters neither can take, run on the float32 transformers model
+(:class:`tailor.backends.fallback.TransformersFallback`).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -31,10 +36,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from tailor.backends.contract import DecodedRow, available_threads, check_backend_arguments, log_softmax
-from tailor.backends.fallback import TransformersFallback
+from tailor.backends.fallback import Route, TransformersFallback
 from tailor.backends.hf import DEFAULT_MODEL_FILE, DEFAULT_MODEL_NAME, default_model_dir, tailor_home
 from tailor.backends.local import LocalEngine
-from tailor.backends.merged import MergedEngines, merged_openvino_dir
+from tailor.backends.merged import CompiledEngines, merged_openvino_dir
 from tailor.backends.model_files import staged_directory
 from tailor.registry import require
 
@@ -46,6 +51,8 @@ logger = logging.getLogger(__name__)
 Precision = Literal["int8", "fp32"]
 PRECISIONS: tuple[str, ...] = ("int8", "fp32")
 MODEL_FILE = "openvino_model.xml"
+LORA_INPUT_PREFIX = "lora."
+"""Names of the LoRA inputs of an export (``lora.MODULE.A``, ``lora.MODULE.B``) and of their products."""
 _SOURCE_FILE = "SOURCE.json"
 _CONVERT_LOCK = threading.Lock()
 # Files of the source directory that the exported model keeps beside it (tokenizer, template, config).
@@ -64,11 +71,13 @@ def default_openvino_dir(precision: Precision = "int8", cache_dir: str | os.Path
     return target
 
 
-def convert_to_openvino(source: Path, target: Path, *, precision: Precision = "int8") -> None:
+def convert_to_openvino(source: Path, target: Path, *, precision: Precision = "int8",
+                        lora_modules: Sequence[str] = ()) -> None:
     """Export a local Hugging Face causal language model directory for OpenVINO, atomically.
 
-    The export runs in a child process, so the memory of the traced PyTorch model is
-    returned when it ends.
+    ``lora_modules`` (linear layers' paths) take a low-rank update per batch row as inputs
+    (see :func:`export_model`). The export runs in a child process, so the memory of the
+    traced PyTorch model is returned when it ends.
     The result is renamed into place only when complete; a killed export leaves nothing
     that is taken for a model.
     """
@@ -78,22 +87,29 @@ def convert_to_openvino(source: Path, target: Path, *, precision: Precision = "i
     logger.warning("exporting %s to an OpenVINO %s model under %s (once, about half a minute)",
                    source.name, precision, target)
     environment = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    adapted = ["--lora", ",".join(lora_modules)] if lora_modules else []
     with staged_directory(target) as staging:
-        done = subprocess.run([sys.executable, "-m", "tailor.backends.openvino", "--into", str(source), str(staging),
-                               precision], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=environment,
-                              check=False)
+        done = subprocess.run([sys.executable, "-m", "tailor.backends.openvino", "--into", *adapted, str(source),
+                               str(staging), precision], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              env=environment, check=False)
         if done.returncode != 0 or not (staging / MODEL_FILE).exists():
             raise RuntimeError(f"exporting {source} for OpenVINO failed (exit {done.returncode}): "
                                f"{done.stdout[-3000:]}")
 
 
-def export_model(source: Path, target: Path, precision: Precision) -> None:
+def export_model(source: Path, target: Path, precision: Precision, lora_modules: Sequence[str] = ()) -> None:
     """Trace the model in ``source`` into an OpenVINO model with a stateful key/value cache, in ``target``.
 
     The traced step takes ``input_ids``, ``attention_mask`` (the whole sequence so far,
     0 for left padding), ``position_ids`` and ``logits_to_keep`` (a vector whose length is
     how many last positions get logits), and returns ``logits``. Padding positions may see
     themselves, so no attention row is empty (an empty one would fill the cache with NaN).
+
+    Each linear layer named in ``lora_modules`` adds ``x @ A @ B`` to its output, with
+    ``A`` (``lora.MODULE.A``, ``[batch, in, rank]``) and ``B`` (``lora.MODULE.B``,
+    ``[batch, rank, out]``) as inputs: every batch row carries its own LoRA update, of any
+    rank (:mod:`tailor.backends.openvino_lora`). Only the base weights are compressed; the
+    update runs in float32.
     """
     torch = require("torch", "hf")
     transformers = require("transformers", "hf")
@@ -109,13 +125,38 @@ def export_model(source: Path, target: Path, precision: Precision) -> None:
     heads = config.num_key_value_heads
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
 
+    class Adapted(torch.nn.Module):  # type: ignore[misc,name-defined]
+        """A linear layer plus the low-rank update its step received: ``x @ A @ B``, per batch row."""
+
+        def __init__(self, linear: Any) -> None:
+            super().__init__()
+            self.linear = linear
+            self.update: tuple[Any, Any] = ()  # type: ignore[assignment]
+
+        def forward(self, x: Any) -> Any:
+            down, up = self.update
+            return self.linear(x) + torch.matmul(torch.matmul(x, down), up)
+
+    linears = {name for name, module in model.named_modules() if isinstance(module, torch.nn.Linear)}
+    unknown = [name for name in lora_modules if name not in linears]
+    if unknown:
+        raise ValueError(f"{source.name} has no linear layers {unknown[:3]}; LoRA inputs go to linear layers only")
+    adapted = []
+    for name in lora_modules:
+        parent, _, child = name.rpartition(".")
+        adapted.append(Adapted(model.get_submodule(name)))
+        setattr(model.get_submodule(parent), child, adapted[-1])
+
     class Step(torch.nn.Module):  # type: ignore[misc,name-defined]
         def __init__(self) -> None:
             super().__init__()
             self.model = model
 
         def forward(self, input_ids: Any, attention_mask: Any, position_ids: Any, logits_to_keep: Any,
-                    *past: Any) -> tuple[Any, ...]:
+                    *inputs: Any) -> tuple[Any, ...]:
+            past, updates = inputs[:2 * layers], inputs[2 * layers:]
+            for index, module in enumerate(adapted):
+                module.update = (updates[2 * index], updates[2 * index + 1])
             cache = transformers.DynamicCache(config=config)
             for index, layer in enumerate(cache.layers):
                 layer.device = past[0].device
@@ -145,16 +186,22 @@ def export_model(source: Path, target: Path, precision: Precision) -> None:
         for part in ("key", "value"):
             names.append(f"past.{index}.{part}")
             shapes.append((ov.PartialShape([-1, heads, -1, head_dim]), ov.Type.f32))
-    print(f"tracing {source.name} ({layers} layers)", flush=True)
+    past = names[4:]
+    for name, module in zip(lora_modules, adapted):
+        inside, outside = module.linear.in_features, module.linear.out_features
+        example += [torch.zeros(batch, inside, 2), torch.zeros(batch, 2, outside)]
+        names += [f"{LORA_INPUT_PREFIX}{name}.A", f"{LORA_INPUT_PREFIX}{name}.B"]
+        shapes += [(ov.PartialShape([-1, inside, -1]), ov.Type.f32), (ov.PartialShape([-1, -1, outside]), ov.Type.f32)]
+    print(f"tracing {source.name} ({layers} layers, {len(adapted)} with LoRA inputs)", flush=True)
     with torch.no_grad():
         graph = ov.convert_model(Step(), example_input=tuple(example), input=shapes)
     for parameter, name in zip(graph.get_parameters(), names):
         parameter.set_friendly_name(name)
         parameter.output(0).get_tensor().set_names({name})
-    outputs = ["logits"] + [f"present.{name[len('past.'):]}" for name in names[4:]]
+    outputs = ["logits"] + [f"present.{name[len('past.'):]}" for name in past]
     for output, name in zip(graph.outputs, outputs):
         output.get_tensor().set_names({name})
-    apply_make_stateful_transformation(graph, {name: f"present.{name[len('past.'):]}" for name in names[4:]})
+    apply_make_stateful_transformation(graph, {name: f"present.{name[len('past.'):]}" for name in past})
     # A reset cache starts as zeros of shape [batch, heads, 0, head_dim], the batch read from input_ids.
     input_ids = graph.get_parameters()[0]
     batch_size = ops.gather(ops.shape_of(input_ids), ops.constant(np.array([0], dtype=np.int64)),
@@ -180,13 +227,39 @@ def export_model(source: Path, target: Path, precision: Precision) -> None:
         nncf = require("nncf", "hf")
         print("compressing weights to int8", flush=True)
         graph = nncf.compress_weights(graph, mode=nncf.CompressWeightsMode.INT8_ASYM)
+    products = 0
+    for parameter in graph.get_parameters():
+        name = parameter.get_friendly_name()
+        if name.startswith(LORA_INPUT_PREFIX) and name.endswith(".A"):
+            (down,) = [reader.get_node() for reader in parameter.output(0).get_target_inputs()]
+            (up,) = [reader.get_node() for reader in down.output(0).get_target_inputs()]
+            down.set_friendly_name(name[:-2] + ".down")
+            up.set_friendly_name(name[:-2] + ".up")
+            products += 2
     ov.save_model(graph, target / MODEL_FILE, compress_to_fp16=False)
+    if products:
+        _keep_float32(target / MODEL_FILE, products)
     for name in _KEPT_FILES:
         if (source / name).exists():
             shutil.copy(source / name, target / name)
     (target / _SOURCE_FILE).write_text(json.dumps(
-        {"source": str(source), "precision": precision, "openvino": ov.__version__}, indent=2) + "\n",
+        {"source": str(source), "precision": precision, "openvino": ov.__version__, "lora_modules": list(lora_modules)},
+        indent=2) + "\n",
         encoding="utf-8")
+
+
+def _keep_float32(model_file: Path, expected: int) -> None:
+    """Mark the LoRA products (MatMul layers named ``lora.*``) to run in float32.
+
+    The CPU plugin runs activations in bfloat16 where the CPU has it unless told otherwise;
+    a node keeps float32 when it carries the ``precise`` runtime attribute, which the
+    Python API cannot create, so it is written into the saved model description."""
+    text = model_file.read_text(encoding="utf-8")
+    text, marked = re.subn(r'(<layer id="\d+" name="lora\.[^"]*" type="MatMul" version="\w+">\s*<data [^>]*/>)',
+                           r'\1<rt_info><attribute name="precise" version="0" /></rt_info>', text)
+    if marked != expected:
+        raise RuntimeError(f"expected {expected} LoRA products in {model_file}, found {marked}")
+    model_file.write_text(text, encoding="utf-8")
 
 
 @dataclass(frozen=True)
@@ -238,6 +311,10 @@ class OpenVINOBackend(LocalEngine):
         self.options = {**self.engine_options(path), **(options or {})}
         self._compiled = core.compile_model(Path(path) / MODEL_FILE, "CPU", {
             "INFERENCE_NUM_THREADS": self.threads, "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY", **self.options})
+        if not self.applies_lora and any(port.get_any_name().startswith(LORA_INPUT_PREFIX)
+                                         for port in self._compiled.inputs):
+            raise ValueError(f"{path!r} takes LoRA adapters as inputs: run it with "
+                             "tailor.backends.openvino_lora.OpenVINOLoRABackend")
         self._request = self._compiled.create_infer_request()
         self._ends = _end_tokens(Path(path), self.tokenizer)
         self._pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else min(self._ends)
@@ -368,10 +445,16 @@ class DefaultOpenVINOBackend(TransformersFallback, OpenVINOBackend):
     elsewhere), and ``choice`` says which and why; ``int8`` or ``fp32`` forces one.
     ``cache_dir`` is where the safetensors copy lives (as for the float32 backend),
     ``openvino_dir`` where its OpenVINO export goes (default: beside it under ``$TAILOR_HOME``).
-    A global or persona adapter runs on this engine too, merged into the weights of a model
-    of its own (exported once, :mod:`tailor.backends.merged`; ``merge_adapters=False``
-    turns that off); a user's own adapter, and soft prompts, run on the float32
-    transformers model (:meth:`fallback`).
+
+    Adapters run on this engine too. A global or persona adapter runs merged into the
+    weights of a model of its own (exported once per adapter, :mod:`tailor.backends.merged`;
+    ``merge_adapters=False`` turns that off). Any other LoRA (a user's own adapter, a soup)
+    is applied at run time by a model that takes each row's adapter matrices as inputs,
+    one for every adapter of the same layout, so users with different adapters share a
+    batch (exported once per layout, :mod:`tailor.backends.openvino_lora`;
+    ``lora_at_run_time=False`` turns that off). Soft prompts, and adapters on layers the
+    model has not (an adapter of another model), go to the float32 transformers model
+    (:meth:`fallback`). ``adapter_capacity`` adapters stay loaded (on each path).
     """
 
     name = "default"
@@ -379,8 +462,9 @@ class DefaultOpenVINOBackend(TransformersFallback, OpenVINOBackend):
     def __init__(self, precision: Precision | None = None, *, cache_dir: str | None = None, openvino_dir: str | None = None,
                  batch_size: int = 8, max_input_tokens: int = 2048,
                  candidate_score: Literal["mean", "sum"] = "mean", threads: int | None = None,
-                 adapter_capacity: int = 8, merge_adapters: bool = True) -> None:
+                 adapter_capacity: int = 8, merge_adapters: bool = True, lora_at_run_time: bool = True) -> None:
         from tailor.backends.choice import default_choice
+        from tailor.backends.openvino_lora import LoadedAdapters
 
         self.choice = default_choice(precision)
         precision = self.choice.precision  # type: ignore[assignment]
@@ -393,34 +477,76 @@ class DefaultOpenVINOBackend(TransformersFallback, OpenVINOBackend):
         self.keep_fallback(source, cache_dir=cache_dir, batch_size=batch_size, max_input_tokens=max_input_tokens,
                            candidate_score=candidate_score, threads=threads, adapter_capacity=adapter_capacity)
         self.merges_adapters = merge_adapters
-        if merge_adapters:
-            self.adapter_engine = f"openvino-{precision}-merged/transformers-fp32"
-        self._merged = MergedEngines(self._merge)
+        self.runs_lora = lora_at_run_time
+        routes: list[Route] = ["merged"] if merge_adapters else []
+        routes += ["lora"] if lora_at_run_time else []
+        self.adapter_engine = "/".join(self.engine_label(route) for route in [*routes, "fallback"])
+        self._merged = CompiledEngines()
+        self._lora = CompiledEngines()
+        self._loaded = LoadedAdapters(adapter_capacity)
+
+    def engine_label(self, route: Route) -> str:
+        """``openvino-int8-merged``, ``openvino-int8-lora`` (at this precision), ``transformers-fp32``, ``openvino``."""
+        return f"openvino-{self.precision}-{route}" if route in ("merged", "lora") else super().engine_label(route)
 
     def merged_engine(self, choice: LoRAChoice) -> OpenVINOBackend:
         """This model with ``choice``'s adapter merged in, on OpenVINO at this precision
         (exported on first use, kept compiled for the latest two adapters)."""
-        engine: OpenVINOBackend = self._merged.get(choice)
+        engine: OpenVINOBackend = self._merged.get(choice.name, lambda: self._engine(merged_openvino_dir(
+            self._source, choice, self.precision)))
         return engine
 
-    def _merge(self, choice: LoRAChoice) -> OpenVINOBackend:
-        path = merged_openvino_dir(self._source, choice, self.precision)
+    def lora_fits(self, choice: LoRAChoice) -> bool:
+        """Whether every layer ``choice`` adapts is a linear layer of this model, of the adapter's sizes."""
+        return not self._loaded.get(choice).misfits(self._linear_layers)
+
+    def lora_engine(self, choice: LoRAChoice) -> OpenVINOBackend:
+        """This model with LoRA inputs on the layers ``choice`` adapts, at this precision: one
+        engine for every adapter of that layout (exported on first use, the latest two kept compiled)."""
+        from tailor.backends.openvino_lora import layout_name, lora_openvino_dir
+
+        modules = self._loaded.get(choice).modules
+        engine: OpenVINOBackend = self._lora.get(layout_name(self._source, modules), lambda: self._engine(
+            lora_openvino_dir(self._source, modules, self.precision), lora=True))
+        return engine
+
+    @functools.cached_property
+    def _linear_layers(self) -> dict[str, tuple[int, int]]:
+        from tailor.backends.openvino_lora import linear_layers
+
+        return linear_layers(self._source)
+
+    def _engine(self, path: Path, *, lora: bool = False) -> OpenVINOBackend:
+        """An engine on the export in ``path`` with this backend's settings (taking LoRA inputs where ``lora``)."""
         config = self.config
-        return OpenVINOBackend(str(path), batch_size=config.batch_size, max_input_tokens=config.max_input_tokens,
-                               candidate_score=config.candidate_score, threads=config.threads)
+        options: dict[str, Any] = {"batch_size": config.batch_size, "max_input_tokens": config.max_input_tokens,
+                                   "candidate_score": config.candidate_score, "threads": config.threads}
+        if not lora:
+            return OpenVINOBackend(str(path), **options)
+        from tailor.backends.openvino_lora import OpenVINOLoRABackend
+
+        engine = OpenVINOLoRABackend(str(path), adapters=self._loaded, **options)
+        engine.engine = self.engine_label("lora")
+        return engine
 
 
 def _main(argv: Sequence[str]) -> int:
-    """``python -m tailor.backends.openvino SOURCE_DIR TARGET_DIR [int8|fp32]``: export a model directory.
+    """``python -m tailor.backends.openvino [--lora MODULE,...] SOURCE_DIR TARGET_DIR [int8|fp32]``: export a
+    model directory (with LoRA inputs on the linear layers named, :func:`export_model`).
 
     (``--into`` is the child process of :func:`convert_to_openvino`, writing into its staging directory.)
     """
     into = bool(argv) and argv[0] == "--into"
     arguments = list(argv[1:] if into else argv)
+    lora_modules: list[str] = []
+    if len(arguments) > 1 and arguments[0] == "--lora":
+        lora_modules = [name for name in arguments[1].split(",") if name]
+        arguments = arguments[2:]
     if len(arguments) == 2:
         arguments.append("int8")
     if len(arguments) != 3 or arguments[2] not in PRECISIONS:
-        print(f"usage: python -m tailor.backends.openvino SOURCE_DIR TARGET_DIR [{'|'.join(PRECISIONS)}]",
+        print(f"usage: python -m tailor.backends.openvino [--lora MODULE,...] SOURCE_DIR TARGET_DIR "
+              f"[{'|'.join(PRECISIONS)}]",
               file=sys.stderr)
         return 2
     source, target, precision = Path(arguments[0]), Path(arguments[1]), arguments[2]
@@ -428,10 +554,10 @@ def _main(argv: Sequence[str]) -> int:
         print(f"{source} is not a Hugging Face model directory (no config.json)", file=sys.stderr)
         return 2
     if into:
-        export_model(source, target, precision)  # type: ignore[arg-type]
+        export_model(source, target, precision, lora_modules)  # type: ignore[arg-type]
     else:
         logging.basicConfig(level=logging.WARNING, format="%(message)s")
-        convert_to_openvino(source, target, precision=precision)  # type: ignore[arg-type]
+        convert_to_openvino(source, target, precision=precision, lora_modules=lora_modules)  # type: ignore[arg-type]
         print(f"exported {source} to {target} ({precision}); use it with --backend openvino:{target}")
     return 0
 

@@ -1,9 +1,12 @@
 """Summaries of served users' profiles, written off the request path.
 
-A request that finds the user's summary missing or older than their records queues the
-user for :class:`SummaryWorker`, and is answered with whatever summary exists now (the
-previous one, or none); the worker writes the new one through the backend at background
-priority, as :mod:`tailor.prompting.summary` writes them for ``tailor eval``.
+A request that finds the user's summary missing or older than their records
+(:func:`summary_due`) queues the user for :class:`SummaryWorker`, and is answered with
+whatever summary exists now (the previous one, or none); the worker writes the new one
+through the backend at background priority, with :func:`served_summarizer` (as
+:mod:`tailor.prompting.summary` writes them for ``tailor eval``). ``tailor summaries
+build`` writes the same summaries ahead of the requests, with the same two functions
+(:mod:`tailor.batch.summaries`).
 """
 
 from __future__ import annotations
@@ -33,6 +36,19 @@ def newest_summary(store: ProfileStore, user_id: str) -> tuple[str | None, bool]
     return (text.strip() if isinstance(text, str) and text.strip() else None), current
 
 
+def summary_due(store: ProfileStore, user_id: str) -> tuple[str | None, bool]:
+    """The user's newest stored summary (:func:`newest_summary`) and whether a new one is
+    due: theirs is missing or stale, and they have records to summarize."""
+    summary, current = newest_summary(store, user_id)
+    return summary, not current and store.count_records(user_id) > 0
+
+
+def served_summarizer(store: ProfileStore, backend: Backend) -> ProfileSummarizer:
+    """The summarizer the server writes a user's summary with: the chat task's, one user
+    at a time, into ``store``."""
+    return ProfileSummarizer(backend, CHAT_TASK, store, batch_size=1)
+
+
 class QueuedBackend:
     """A backend view whose calls go through the server's gate, one request at a time in
     the calling thread (``generate``: at background priority for summaries, as a reply
@@ -59,14 +75,14 @@ class SummaryWorker:
     """
 
     def __init__(self, store: SQLProfileStore, backend: Backend, generate: GenerateOne) -> None:
-        self.summarizer = ProfileSummarizer(QueuedBackend(backend, generate), CHAT_TASK, store, batch_size=1)
+        self.summarizer = served_summarizer(store, QueuedBackend(backend, generate))
         self._worker: KeyedWorker[None] = KeyedWorker(self._summarize, name="tailor-summaries", coalesce=True)
 
     def summary(self, user_id: str) -> str:
         """The user's newest stored summary (empty when none); a missing or stale one is
         queued to be written, and this request goes on with what exists."""
-        summary, current = newest_summary(self.summarizer.store, user_id)
-        if not current and self.summarizer.store.count_records(user_id):
+        summary, due = summary_due(self.summarizer.store, user_id)
+        if due:
             self.submit(user_id)
         return summary or ""
 
@@ -88,4 +104,4 @@ class SummaryWorker:
             pass  # deleted meanwhile
 
 
-__all__ = ["QueuedBackend", "SummaryWorker", "newest_summary"]
+__all__ = ["QueuedBackend", "SummaryWorker", "newest_summary", "served_summarizer", "summary_due"]

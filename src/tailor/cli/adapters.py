@@ -38,20 +38,12 @@ def add_adapters_verb(verbs: Any) -> None:
 
 
 def _open(location: str) -> Any:
-    from tailor.adapters.store import AdapterStore, open_adapter_store
-    from tailor.store import SQLProfileStore, open_store
+    from tailor.adapters.store import open_adapter_store
 
-    path = Path(location)
-    if "://" not in location:
-        if not path.exists():
-            raise FileNotFoundError(f"no store at {location}: give a folder made by tailor train-adapter, a SQLite "
-                                    "file or a URL")
-        return open_adapter_store(path)
-    profiles = open_store(location)
-    if not isinstance(profiles, SQLProfileStore):
-        profiles.close()
-        raise ValueError(f"{location} is not a SQL store; adapters are kept in SQLite or PostgreSQL stores")  # noqa: TRY004
-    return AdapterStore(profiles)
+    if "://" not in location and not Path(location).exists():
+        raise FileNotFoundError(f"no store at {location}: give a folder made by tailor train-adapter, a SQLite "
+                                "file or a URL")
+    return open_adapter_store(location)
 
 
 def run_adapters(args: argparse.Namespace) -> int:

@@ -29,7 +29,7 @@ from tailor.cli.selection import (
     run_train_selector,
     run_usefulness,
 )
-from tailor.cli.serve import add_serve_verbs, run_keys, run_personas, run_serve
+from tailor.cli.serve import add_serve_verbs, run_keys, run_personas, run_serve, run_summaries
 from tailor.machine import describe as describe_cpu
 
 
@@ -159,7 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("bm25s").setLevel(logging.WARNING)
     try:
         handler = {"demo": run_demo, "eval": _eval, "score": _score, "data": _data, "report": _report,
-                   "serve": run_serve, "keys": run_keys, "personas": run_personas,
+                   "serve": run_serve, "keys": run_keys, "personas": run_personas, "summaries": run_summaries,
                    "train-adapter": _train_adapter, "adapters": run_adapters, "eval-memory": run_eval_memory,
                    "eval-facts": run_eval_facts, "methods": _methods, "simulate": run_simulate,
                    "train-preference": run_train_preference, "eval-preference": run_eval_preference,
@@ -270,7 +270,8 @@ def _add_train_adapter(verbs: Any) -> None:
     train.add_argument("--task", required=True)
     train.add_argument("--data", required=True, help="folder holding {split}_questions.json")
     train.add_argument("--split", default="train", help="whose histories to train on (default train)")
-    train.add_argument("--out", required=True, help="adapter store folder (created; rerun to resume)")
+    train.add_argument("--out", required=True, help="the adapter store: a folder (created) or a database URL "
+                       "(postgresql://..., which tailor serve --store then serves); rerun to resume")
     train.add_argument("--users", default=None, metavar="ID,ID",
                        help="user/persona adapters (or the user-embedding projector's training users) for only "
                        "these users (default: all in the split); the global adapter always uses every user")

@@ -1,11 +1,10 @@
-"""``tailor serve``, ``tailor keys`` and ``tailor personas``: the server, the API keys that
-guard it, and the personas it falls back on."""
+"""``tailor serve``, ``tailor keys``, ``tailor personas`` and ``tailor summaries``: the server,
+the API keys that guard it, the personas it falls back on and the summaries it writes."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from typing import Any
 
@@ -88,7 +87,29 @@ def add_serve_verbs(verbs: Any) -> None:
     build.add_argument("--k", type=choices.count, default=None, help="number of personas (default: chosen by silhouette)")
     build.add_argument("--backend", default="default", help="model that describes each persona")
     build.add_argument("--embedder", default="hashing", help="hashing or minilm: serve with the same one")
+    choices.add_executor_options(
+        build, where="where each persona's description is written: here (local, default), or one Ray task per "
+        "persona on a local Ray, $RAY_ADDRESS or the cluster at ADDRESS (the clustering runs here)",
+        unit="a persona", threads="the backend's threads (default: its own)")
     build.add_argument("--json", action="store_true")
+
+    summaries = verbs.add_parser("summaries", help="write the profile summaries the server would write, ahead of "
+                                 "its requests")
+    summary_verbs = summaries.add_subparsers(dest="summaries_verb", metavar="ACTION")
+    write = summary_verbs.add_parser("build", help="summarize every user of a serving store whose summary is "
+                                     "missing or stale, as tailor serve does (a rerun skips current ones)")
+    write.add_argument("--store", required=True, help="the serving store: a SQLite file or a URL (on a "
+                       f"postgresql:// database Ray's workers store each summary themselves). {choices.store_help()}")
+    write.add_argument("--tenant", default=None, help="only this tenant's users (default: every user)")
+    write.add_argument("--users", default=None, metavar="ID,ID", help="only these users (ids as the API names them, "
+                       "within --tenant)")
+    write.add_argument("--backend", default="default", help="the model that writes the summaries: the server's "
+                       f"--backend (default: default). {choices.backend_help()}")
+    choices.add_executor_options(
+        write, where="where the summaries are written: here (local, default), or one Ray task per user on a local "
+        "Ray, $RAY_ADDRESS or the cluster at ADDRESS, each stored as it finishes", unit="a user",
+        threads="the backend's threads (default: its own)")
+    write.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
     keys = verbs.add_parser("keys", help="create, list and revoke the server's API keys")
     key_verbs = keys.add_subparsers(dest="keys_verb", metavar="ACTION")
@@ -107,11 +128,6 @@ def add_serve_verbs(verbs: Any) -> None:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    # One OpenBLAS thread for numpy, set before it loads: a request's vector products (memory
-    # and record search) are small, and under load several threads only wait for each other
-    # (a 2,000 x 256 product: 8 ms with two threads on a busy 2-core machine, 0.2 ms with
-    # one). The model's engines (torch, OpenVINO) keep their own threads.
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     from tailor.methods.auto import with_selector
     from tailor.server.config import ServeConfig
     from tailor.server.run import serve
@@ -137,11 +153,13 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def run_personas(args: argparse.Namespace) -> int:
-    from tailor.backends import load_backend
+    from tailor.batch.models import local_backend, ray_backend_refusal
+    from tailor.batch.personas import PersonasFailedError, RayDescriber
     from tailor.embeddings import load_embedder
     from tailor.personas.tenants import build_personas_for_tenant
     from tailor.store import open_serving_store
     from tailor.store.tenants import TENANT_SEPARATOR, check_tenant
+    from tailor.training.executors import RayExecutor, parse_executor
 
     if args.personas_verb is None:
         print("tailor personas: choose an action: build", file=sys.stderr)
@@ -149,11 +167,26 @@ def run_personas(args: argparse.Namespace) -> int:
     tenant = check_tenant(args.tenant) if args.tenant is not None else None
     if args.k is not None and args.k < 1:
         raise ValueError(f"--k must be at least 1, got {args.k}")
+    executor = parse_executor(args.executor)
+    refusal = ray_backend_refusal(args.backend) if executor.kind == "ray" else None
+    if refusal:
+        raise ValueError(refusal)
     embedder = load_embedder(args.embedder)
-    backend = load_backend(args.backend)
-    with open_serving_store(args.store) as store:
-        personas = build_personas_for_tenant(store, embedder, backend, tenant=tenant, k=args.k)
-        sizes = {p.persona_id: p.size for p in personas}
+    ray = RayExecutor(executor.address, retries=args.retries, cpus_per_task=args.threads) \
+        if executor.kind == "ray" else None
+    # With Ray the model runs in the workers only: this process clusters and stores.
+    describer = RayDescriber(ray, args.backend, progress=_progress) if ray is not None else None
+    backend = local_backend(args.backend, args.threads) if ray is None else None
+    try:
+        with open_serving_store(args.store) as store:
+            personas = build_personas_for_tenant(store, embedder, backend, tenant=tenant, k=args.k, describer=describer)
+            sizes = {p.persona_id: p.size for p in personas}
+    except PersonasFailedError as error:
+        print(f"tailor personas: error: {error}", file=sys.stderr)
+        return 1
+    finally:
+        if ray is not None:
+            ray.close()
     rows = [{"persona_id": p.persona_id.rpartition(TENANT_SEPARATOR)[2], "size": sizes[p.persona_id],
              "description": p.description} for p in personas]
     if args.json:
@@ -164,6 +197,44 @@ def run_personas(args: argparse.Namespace) -> int:
         print(f"{len(rows)} personas for {'tenant ' + repr(tenant) if tenant else 'users outside any tenant'}; "
               f"serve with --method persona+... --embedder {args.embedder}", file=sys.stderr)
     return 0
+
+
+def run_summaries(args: argparse.Namespace) -> int:
+    from tailor.batch.summaries import BuildSummariesConfig, build_summaries
+
+    if args.summaries_verb is None:
+        print("tailor summaries: choose an action: build", file=sys.stderr)
+        return 2
+    users = None
+    if args.users is not None:
+        users = tuple(dict.fromkeys(u.strip() for u in args.users.split(",") if u.strip()))
+        if not users:
+            raise ValueError("--users needs at least one user id (ID,ID,...)")
+    config = BuildSummariesConfig(store=args.store, tenant=args.tenant, users=users, backend=args.backend,
+                                  executor=args.executor, threads=args.threads, retries=args.retries)
+    report = build_summaries(config, progress=_progress)
+    failed = report.failed
+    if args.json:
+        print(json.dumps(report.to_json(), ensure_ascii=False))
+    else:
+        for row in report.rows:
+            name = f"{row.tenant}/{row.user_id}" if row.tenant else row.user_id
+            detail = row.error if row.status == "failed" else (row.summary or "")
+            print(f"{name}\t{row.status}\t{detail}")
+        counts = {status: sum(row.status == status for row in report.rows) for status in ("written", "up to date")}
+        print(f"{counts['written']} summaries written, {counts['up to date']} up to date", file=sys.stderr)
+    if failed:
+        print(f"tailor summaries: {len(failed)} user(s) failed after {args.retries} retries (rerun to retry only "
+              "these): " + ", ".join(f"{row.tenant}/{row.user_id}" if row.tenant else row.user_id for row in failed),
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def _progress(total: int, description: str) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=description, leave=False, dynamic_ncols=True)
 
 
 def run_keys(args: argparse.Namespace) -> int:
@@ -200,4 +271,4 @@ def run_keys(args: argparse.Namespace) -> int:
         return 0
 
 
-__all__ = ["add_serve_verbs", "run_keys", "run_personas", "run_serve"]
+__all__ = ["add_serve_verbs", "run_keys", "run_personas", "run_serve", "run_summaries"]

@@ -10,7 +10,7 @@ outside any looked for among their own tenant's only.
 from __future__ import annotations
 
 from tailor.embeddings.embedder import Embedder
-from tailor.personas.builder import describe_personas_across_users
+from tailor.personas.builder import GroupDescriber, describe_personas_across_users
 from tailor.personas.chooser import PersonaChooser
 from tailor.store import SQLProfileStore
 from tailor.store.tenants import TENANT_SEPARATOR, tenant_of
@@ -29,16 +29,18 @@ def tenant_persona_chooser(store: SQLProfileStore, embedder: Embedder | None) ->
     return PersonaChooser(store, embedder, scope=same_tenant)
 
 
-def build_personas_for_tenant(store: SQLProfileStore, embedder: Embedder, backend: Backend, *,
+def build_personas_for_tenant(store: SQLProfileStore, embedder: Embedder, backend: Backend | None, *,
                               tenant: str | None, k: int | None = None, k_max: int = 8,
-                              seed: int = 0) -> list[Persona]:
+                              seed: int = 0, describer: GroupDescriber | None = None) -> list[Persona]:
     """Cluster one tenant's users (``None``: the users outside any tenant) into personas
-    described by ``backend``, and store them in place of that tenant's earlier personas;
-    other tenants' personas and memberships are kept as they were."""
+    described by ``backend`` (or by ``describer``: each persona one Ray task, for
+    ``tailor personas build --executor ray``), and store them in place of that tenant's
+    earlier personas; other tenants' personas and memberships are kept as they were."""
     users = [u for u in store.list_users() if tenant_of(u) == tenant]
     prefix = f"{tenant}{TENANT_SEPARATOR}" if tenant is not None else ""
     personas, memberships = describe_personas_across_users(
-        store, embedder, backend, CHAT_TASK, user_ids=users, k=k, k_max=k_max, seed=seed, id_prefix=prefix)
+        store, embedder, backend, CHAT_TASK, user_ids=users, k=k, k_max=k_max, seed=seed, id_prefix=prefix,
+        describer=describer)
     with store.transaction():  # the model's work is done; the swap is atomic
         kept = [p for p in store.list_personas() if tenant_of(p.persona_id) != tenant]
         live = store.list_users()

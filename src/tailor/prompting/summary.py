@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from tailor.prompting.builder import TokenCounter, fit_record
 from tailor.retrieval.simple import recency_order
@@ -46,8 +48,31 @@ def clean_description(text: str) -> str:
     return " ".join(paragraph.split())
 
 
+@dataclass(frozen=True)
+class WrittenSummary:
+    """A summary as it is stored: the user's, under the summarizer's ``key``, with the
+    profile version it was written from (it is current while the profile stays at it)."""
+
+    user_id: str
+    key: str
+    value: dict[str, Any]
+    """``{"summary", "model", "prompt", "prompt_hash", "task"}``."""
+    profile_version: int
+
+    @property
+    def text(self) -> str:
+        return str(self.value["summary"])
+
+    def store_in(self, store: ProfileStore) -> None:
+        store.put_artifact(self.user_id, SUMMARY_KIND, self.key, self.value, self.profile_version)
+
+
 class ProfileSummarizer:
-    """Writes and caches one summary per user for a task, with one backend."""
+    """Writes and caches one summary per user for a task, with one backend.
+
+    :meth:`summaries` reads, writes and stores; its pieces serve a caller that reads and
+    stores elsewhere than the model runs: :meth:`request` (what the model is asked for a
+    profile) and :meth:`write` (the summary of one profile, not stored)."""
 
     def __init__(self, backend: Backend, task: TaskSpec, store: ProfileStore, *, items: int = 8,
                  item_tokens: int = 48, max_new_tokens: int = 64, batch_size: int = 8) -> None:
@@ -89,22 +114,30 @@ class ProfileSummarizer:
             todo.append((user_id, profile, version))
         for start in range(0, len(todo), self.batch_size):
             batch = todo[start:start + self.batch_size]
-            requests = [
-                GenerationRequest(
-                    messages=describe_items_messages(self.task, latest_records(p, self.items), SUMMARY_INSTRUCTION,
-                                                     count_tokens=self.backend.count_tokens,
-                                                     item_tokens=self.item_tokens),
-                    max_new_tokens=self.max_new_tokens, stop=("\n\n",),
-                )
-                for _, p, _ in batch
-            ]
+            requests = [self.request(profile) for _, profile, _ in batch]
             for (user_id, _, version), generated in zip(batch, self.backend.generate(requests)):
-                summary = clean_description(generated.text)
-                self.store.put_artifact(user_id, SUMMARY_KIND, self.key,
-                                        {"summary": summary, "model": self.model, "prompt": SUMMARY_INSTRUCTION,
-                                         "prompt_hash": self.prompt_hash, "task": self.task.name}, version)
-                result[user_id] = summary
+                written = self._written(user_id, generated.text, version)
+                written.store_in(self.store)
+                result[user_id] = written.text
             update = getattr(progress, "update", None)
             if update is not None:
                 update(len(batch))
         return result
+
+    def request(self, profile: Profile) -> GenerationRequest:
+        """What the model is asked for ``profile``'s summary: its latest items and the instruction."""
+        return GenerationRequest(
+            messages=describe_items_messages(self.task, latest_records(profile, self.items), SUMMARY_INSTRUCTION,
+                                             count_tokens=self.backend.count_tokens, item_tokens=self.item_tokens),
+            max_new_tokens=self.max_new_tokens, stop=("\n\n",))
+
+    def write(self, profile: Profile, profile_version: int) -> WrittenSummary:
+        """The summary of ``profile`` (read at ``profile_version``), written by the model now
+        and not stored: :meth:`WrittenSummary.store_in` keeps it."""
+        [generated] = self.backend.generate([self.request(profile)])
+        return self._written(profile.user_id, generated.text, profile_version)
+
+    def _written(self, user_id: str, text: str, profile_version: int) -> WrittenSummary:
+        return WrittenSummary(user_id, self.key, {"summary": clean_description(text), "model": self.model,
+                                                  "prompt": SUMMARY_INSTRUCTION, "prompt_hash": self.prompt_hash,
+                                                  "task": self.task.name}, profile_version)

@@ -2,11 +2,19 @@
 
 ``tailor train-adapter`` and ``tailor train-preference`` make each adapter (a user's, a
 persona's, the global one) one task; ``tailor eval`` makes each shard of users' examples one
-(:mod:`tailor.evaluation.shards`). ``--executor local`` (the default) does the work in this
-process; ``--executor ray[:ADDRESS]`` runs each task on a local Ray or the cluster at
-``ADDRESS`` (or ``$RAY_ADDRESS``). The driver (this process) still plans every task and
-keeps each result as its task returns (an adapter in the store, a shard's predictions in
-the run's checkpoint), so a driver that dies loses no finished task and a rerun skips them.
+(:mod:`tailor.evaluation.shards`); ``tailor summaries build`` each user's summary and ``tailor
+personas build`` each persona's description (:mod:`tailor.batch`). ``--executor local`` (the
+default) does the work in this process; ``--executor ray[:ADDRESS]`` runs each task on a
+local Ray or the cluster at ``ADDRESS`` (or ``$RAY_ADDRESS``). The driver (this process)
+still plans every task, and each result is kept as its task finishes (an adapter or a
+summary in the store, a shard's predictions in the run's checkpoint), so a driver that dies
+loses no finished task and a rerun skips them.
+
+Who keeps a result: the driver, as each task returns; or, for a task that carries the URL
+of a database every node reaches (``postgresql://``: :func:`shared_store_url`), the worker
+itself, in that store, before it returns (a trained adapter, a summary); the driver then
+only reports it. A worker process opens each such store once (:func:`worker_store`) and
+keeps it open for its later tasks.
 
 A task is a :class:`WorkerTask`: its key, the :attr:`~WorkerTask.slot` of what it runs on
 (a trainer for a model, an evaluation's backend), how to load that and how to run the task
@@ -37,11 +45,11 @@ import math
 import os
 import socket
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, Protocol, TypeVar
 
 from tailor.adapters.data import TrainingPair
-from tailor.adapters.store import AdapterKey
+from tailor.adapters.store import AdapterInfo, AdapterKey, AdapterStore
 from tailor.adapters.train import LoRATrainConfig, TrainResult
 from tailor.backends.contract import available_threads
 from tailor.backends.ray import ray_error_reason
@@ -49,9 +57,11 @@ from tailor.registry import require
 
 if TYPE_CHECKING:
     from tailor.adapters.train import LoRATrainer
+    from tailor.store import SQLProfileStore
 
-__all__ = ["AdapterTask", "ExecutorSpec", "RayExecutor", "StackedOn", "TaskOutcome", "TrainerTask", "TrainingTask",
-           "WorkerTask", "parse_executor", "run_in_worker", "worker_threads"]
+__all__ = ["AdapterRecord", "AdapterTask", "ExecutorSpec", "RayExecutor", "StackedOn", "TaskOutcome", "TrainerTask",
+           "TrainingTask", "WorkerTask", "parse_executor", "run_in_worker", "shared_store_url", "worker_facts",
+           "worker_store", "worker_threads"]
 
 ExecutorKind = Literal["local", "ray"]
 EXECUTOR_KINDS: tuple[ExecutorKind, ...] = ("local", "ray")
@@ -115,6 +125,29 @@ class WorkerTask(Protocol[ResultT_co]):
     def run(self, loaded: Any, shared: Any) -> ResultT_co: ...
 
 
+def shared_store_url(location: str, store: Any) -> str | None:
+    """``location`` when it is a URL of a database that Ray workers on every node can open
+    and write to themselves (PostgreSQL: any store but SQLite); ``None`` for a SQLite file
+    or folder, which lies on the driver's disk, so the driver keeps the results."""
+    from tailor.store import SQLiteProfileStore
+
+    if "://" not in location or isinstance(store, SQLiteProfileStore):
+        return None
+    return location
+
+
+@dataclass(frozen=True)
+class AdapterRecord:
+    """What is kept beside an adapter's weights that the driver knows before it is trained:
+    its stored config, the base model's identity, its metadata so far (the data digest, the
+    prompt...) and its contributors (a pooled adapter's users)."""
+
+    config: dict[str, Any]
+    base_model: dict[str, str]
+    metadata: dict[str, Any]
+    contributors: tuple[str, ...] = ()
+
+
 class TrainerTask(Generic[ResultT]):
     """The :class:`WorkerTask` side of a task that trains one adapter (a :class:`TrainingTask`).
 
@@ -141,14 +174,27 @@ class TrainerTask(Generic[ResultT]):
         os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
         return self.load_trainer()
 
+    store: str | None = None
+    """A database URL the worker stores the adapter in itself (``None``: the driver stores it)."""
+
     def run(self, loaded: Any, shared: StackedOn | None) -> ResultT:
         require("torch", "hf").set_num_threads(worker_threads())
-        return self.train(loaded, shared)
+        result = self.train(loaded, shared)
+        if self.store is None:
+            return result
+        self.save(AdapterStore(worker_store(self.store)), result, worker_facts())
+        # The weights are in the store now: only what the driver reports goes back.
+        return replace(result, weights=b"")  # type: ignore[type-var]
 
     def load_trainer(self) -> Any:
         raise NotImplementedError
 
     def train(self, trainer: Any, below: StackedOn | None) -> ResultT:
+        raise NotImplementedError
+
+    def save(self, adapters: AdapterStore, result: ResultT, worker: dict[str, Any] | None = None) -> AdapterInfo:
+        """Store the trained adapter with its config and metadata (``worker``: where it
+        trained, for a Ray task): the driver does, or with a :attr:`store` the worker."""
         raise NotImplementedError
 
 
@@ -181,6 +227,9 @@ class AdapterTask(TrainerTask[TrainResult]):
     pairs: tuple[TrainingPair, ...]
     config: LoRATrainConfig
     model_dir: str
+    record: AdapterRecord
+    store: str | None = None
+    """A database URL the worker stores the adapter in itself (``None``: the driver stores it)."""
     trainer_kind: ClassVar[str] = "lora"
 
     def load_trainer(self) -> LoRATrainer:
@@ -195,6 +244,18 @@ class AdapterTask(TrainerTask[TrainResult]):
         stacked = from_bytes(below.weights, below.config["lora"]) if below is not None else None
         return trainer.train(get_task(self.task), self.pairs, self.config, on_top_of=stacked,
                              on_top_of_digest=below.digest if below is not None else None)
+
+    def save(self, adapters: AdapterStore, result: TrainResult, worker: dict[str, Any] | None = None) -> AdapterInfo:
+        metadata = {**self.record.metadata, "items": result.items, "steps": result.steps,
+                    "seconds": round(result.seconds, 2), "first_epoch_loss": round(result.first_epoch_loss, 4),
+                    "last_epoch_loss": round(result.last_epoch_loss, 4),
+                    **({"first_steps_loss": round(result.first_steps_loss, 4),
+                        "last_steps_loss": round(result.last_steps_loss, 4)}
+                       if result.first_steps_loss is not None and result.last_steps_loss is not None else {}),
+                    "timings": {k: round(v, 2) for k, v in result.timings.items()},
+                    **({"worker": worker} if worker is not None else {})}
+        return adapters.save(self.key, result.weights, config=self.record.config, base_model=self.record.base_model,
+                             metadata=metadata, contributors=self.record.contributors)
 
 
 @dataclass(frozen=True)
@@ -237,14 +298,32 @@ def worker_threads() -> int:
     return max(1, math.floor(cpus))
 
 
+# The stores this worker process keeps results in, by URL, opened once.
+_STORES: dict[str, SQLProfileStore] = {}
+
+
+def worker_store(url: str) -> SQLProfileStore:
+    """The store at ``url`` (a database URL), opened once per worker process and kept open
+    for its later tasks: where a task keeps its result itself."""
+    if url not in _STORES:
+        from tailor.store import open_serving_store
+
+        _STORES[url] = open_serving_store(url)
+    return _STORES[url]
+
+
+def worker_facts() -> dict[str, Any]:
+    """Where the running task runs: ``{"host", "pid", "threads", "model_loads"}``."""
+    return {"host": socket.gethostname(), "pid": os.getpid(), "threads": worker_threads(), "model_loads": _LOADS}
+
+
 def run_in_worker(task: WorkerTask[ResultT], shared: Any,
                   before_task: Callable[[Any], None] | None = None) -> tuple[ResultT, dict[str, Any]]:
     """Run one task in a Ray worker, on what the worker loaded for its slot."""
-    threads = worker_threads()
     if before_task is not None:
         before_task(task.key)
     result = task.run(_loaded(task), shared)
-    return result, {"host": socket.gethostname(), "pid": os.getpid(), "threads": threads, "model_loads": _LOADS}
+    return result, worker_facts()
 
 
 # -- in the driver -------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """``tailor train-adapter``: train and store adapters for the users of a LaMP-format split.
 
-The split's profiles are ingested into the adapter store's profile store (``OUT/profiles.sqlite``),
-so user adapters cascade from their users. Then, by scope:
+The split's profiles are ingested into the adapter store's profile store (``OUT/profiles.sqlite``,
+or the database of a ``postgresql://`` URL ``OUT``), so user adapters cascade from their users.
+Then, by scope:
 
 - ``global``: one adapter on the history pairs of every user of the split, pooled (OPPU's
   task-level adapter, and the survey's global preference). ``users`` does not narrow it, so
@@ -29,7 +30,8 @@ Every run is resumable: an adapter whose stored config, base model and training 
 (a digest of its pairs and of the adapter below it) match is skipped.
 
 ``executor`` says where the LoRA adapters train: ``local`` (this process) or ``ray[:ADDRESS]``,
-one Ray task per adapter, each stored as it finishes (:mod:`tailor.training.executors`).
+one Ray task per adapter, each stored as it finishes (:mod:`tailor.training.executors`): by
+its worker when ``OUT`` is a database URL, else by this process as the task returns.
 """
 
 from __future__ import annotations
@@ -53,7 +55,15 @@ from tailor.prompting.builder import PromptBudget
 from tailor.registry import require
 from tailor.store import ingest_examples
 from tailor.tasks import TaskSpec, get_task
-from tailor.training.executors import AdapterTask, ExecutorSpec, RayExecutor, StackedOn, parse_executor
+from tailor.training.executors import (
+    AdapterRecord,
+    AdapterTask,
+    ExecutorSpec,
+    RayExecutor,
+    StackedOn,
+    parse_executor,
+    shared_store_url,
+)
 from tailor.training.pairs import method_pairs, training_prompt
 from tailor.types import HistoryRecord, Persona, Profile, TaskExample
 
@@ -157,18 +167,18 @@ class TrainingFailedError(RuntimeError):
 
 @dataclass
 class _Planned:
-    """An adapter to train: its pairs and what will be stored beside its weights."""
+    """An adapter to train (its task: pairs, settings and what will be stored beside its
+    weights) and the adapter it stacks on."""
 
-    key: AdapterKey
-    pairs: list[TrainingPair]
-    train_config: LoRATrainConfig
+    task: AdapterTask
     below: AdapterInfo | None
     below_weights: bytes | None
-    stored_config: dict[str, Any]
-    digest: str
-    contributors: Sequence[str]
     row: int
     """Its place among the report's rows."""
+
+    @property
+    def key(self) -> AdapterKey:
+        return self.task.key
 
 
 ProgressFactory = Callable[[int, str], Any]
@@ -219,6 +229,8 @@ class _Job:
         self.prompt = training_prompt(config.method, self.task, k=config.k,
                                       budget=PromptBudget(config.input_tokens, config.context_tokens))
         self.store: AdapterStore = open_adapter_store(config.out, create=True)
+        # With Ray and a database every node reaches, each worker stores its own adapter.
+        self.worker_store = shared_store_url(str(config.out), self.store.profiles)
         ingest_examples(self.store.profiles, examples)
         self.examples: dict[str, list[TaskExample]] = {}
         for example in examples:
@@ -308,8 +320,14 @@ class _Job:
             self.rows.append(TrainedRow(str(key), "up to date", len(pairs), bytes=info.size if info else 0))
             return
         self.rows.append(TrainedRow(str(key), "failed", len(pairs), error="not trained yet"))
-        planned = _Planned(key, pairs, train_config, below_info, below_info.weights if below_info else None,
-                           stored_config, digest, contributors, len(self.rows) - 1)
+        metadata = {"data_digest": digest, "split": self.config.split, "prompt": self.prompt.id,
+                    "golds": sum(1 for p in pairs if p.record_id in self._question_ids()),
+                    "data": str(Path(self.config.data).resolve()),
+                    "on_top_of": below_info.digest if below_info is not None else None}
+        task = AdapterTask(key, self.task.name, tuple(pairs), train_config, str(self.model_dir),
+                           AdapterRecord(stored_config, dict(self.identity), metadata, tuple(contributors)),
+                           store=self.worker_store if self.executor is not None else None)
+        planned = _Planned(task, below_info, below_info.weights if below_info else None, len(self.rows) - 1)
         if self.executor is not None:
             self._queued.append(planned)
             return
@@ -339,15 +357,16 @@ class _Job:
         first = queued[0]
         below = StackedOn(first.below_weights, dict(first.below.config), first.below.digest) \
             if first.below is not None and first.below_weights is not None else None
-        tasks = [AdapterTask(p.key, self.task.name, tuple(p.pairs), p.train_config, str(self.model_dir))
-                 for p in queued]
+        tasks = [p.task for p in queued]
         by_key = {p.key: p for p in queued}
         bar = self.progress(len(tasks), f"adapters on {self.executor}") if self.progress else None
         for outcome in self.executor.run(tasks, below):
             planned = by_key[outcome.task.key]
             if outcome.result is None:
-                self.rows[planned.row] = TrainedRow(str(planned.key), "failed", len(planned.pairs),
+                self.rows[planned.row] = TrainedRow(str(planned.key), "failed", len(planned.task.pairs),
                                                     error=outcome.error)
+            elif planned.task.store is not None:  # the worker stored it
+                self._report_trained(planned, outcome.result, self.store.info(planned.key))
             else:
                 self._store_trained(planned, outcome.result, worker=outcome.worker)
             if bar is not None:
@@ -358,21 +377,11 @@ class _Job:
 
     def _store_trained(self, planned: _Planned, result: Any, *, worker: dict[str, Any] | None = None) -> None:
         """Save a trained adapter with its metadata, and report it in its row."""
-        below_info, pairs = planned.below, planned.pairs
-        metadata = {"data_digest": planned.digest, "items": result.items, "steps": result.steps,
-                    "seconds": round(result.seconds, 2), "first_epoch_loss": round(result.first_epoch_loss, 4),
-                    "last_epoch_loss": round(result.last_epoch_loss, 4),
-                    **({"first_steps_loss": round(result.first_steps_loss, 4),
-                        "last_steps_loss": round(result.last_steps_loss, 4)}
-                       if result.first_steps_loss is not None and result.last_steps_loss is not None else {}),
-                    "split": self.config.split,
-                    "prompt": self.prompt.id, "golds": sum(1 for p in pairs if p.record_id in self._question_ids()),
-                    "data": str(Path(self.config.data).resolve()),
-                    "on_top_of": below_info.digest if below_info is not None else None,
-                    "timings": {k: round(v, 2) for k, v in result.timings.items()},
-                    **({"worker": worker} if worker is not None else {})}
-        saved = self.store.save(planned.key, result.weights, config=planned.stored_config, base_model=self.identity,
-                                metadata=metadata, contributors=planned.contributors)
+        self._report_trained(planned, result, planned.task.save(self.store, result, worker))
+
+    def _report_trained(self, planned: _Planned, result: Any, saved: AdapterInfo | None) -> None:
+        if saved is None:  # pragma: no cover - a worker reported it stored
+            raise RuntimeError(f"adapter {planned.key} is not in {self.store.location} after its worker stored it")
         first = result.first_steps_loss if result.first_steps_loss is not None else result.first_epoch_loss
         last = result.last_steps_loss if result.last_steps_loss is not None else result.last_epoch_loss
         self.rows[planned.row] = TrainedRow(str(planned.key), "trained", result.items, round(result.seconds, 2),

@@ -28,9 +28,9 @@ unchanged is skipped, so a run can always be repeated. Each adapter keeps its lo
 
 ``executor`` says where the adapters of ``user``, ``persona``, ``global`` and ``pole`` train:
 ``local`` (this process) or ``ray[:ADDRESS]``, one Ray task per adapter
-(:class:`PreferenceTask` on :mod:`tailor.training.executors`), each stored by this process as
-its task returns, with the same metadata, so a rerun after a killed run trains only what is
-missing; an adapter that still fails after ``retries`` is reported by key and the others go
+(:class:`PreferenceTask` on :mod:`tailor.training.executors`), each stored as it finishes
+with the same metadata (by its worker when ``store`` is a database URL, else by this process
+as the task returns), so a rerun after a killed run trains only what is missing; an adapter that still fails after ``retries`` is reported by key and the others go
 on. ``soup`` trains nothing and always runs here.
 """
 
@@ -61,11 +61,19 @@ from tailor.adapters.soups import (
     set_soup_weights,
     stated_weights,
 )
-from tailor.adapters.store import AdapterKey, AdapterStore
+from tailor.adapters.store import AdapterInfo, AdapterKey, AdapterStore
 from tailor.alignment.pairs import PreferencePair
 from tailor.store import SQLProfileStore, open_serving_store
 from tailor.store.feedback import FeedbackRow
-from tailor.training.executors import ExecutorSpec, RayExecutor, StackedOn, TrainerTask, parse_executor
+from tailor.training.executors import (
+    AdapterRecord,
+    ExecutorSpec,
+    RayExecutor,
+    StackedOn,
+    TrainerTask,
+    parse_executor,
+    shared_store_url,
+)
 
 if TYPE_CHECKING:
     from tailor.adapters.preference import PreferenceTrainer
@@ -234,6 +242,10 @@ class PreferenceTask(TrainerTask[PreferenceResult]):
     examples: tuple[PreferenceExample, ...]
     config: PreferenceTrainConfig
     model_dir: str
+    record: AdapterRecord
+    """What is stored beside the weights (the config's ``lora`` shape comes with the result)."""
+    store: str | None = None
+    """A database URL the worker stores the adapter in itself (``None``: the driver stores it)."""
     trainer_kind: ClassVar[str] = "preference"
 
     def load_trainer(self) -> PreferenceTrainer:
@@ -246,17 +258,28 @@ class PreferenceTask(TrainerTask[PreferenceResult]):
             raise ValueError("preference adapters train on the base model, not on top of another adapter")
         return trainer.train(self.examples, self.config)
 
+    def save(self, adapters: AdapterStore, result: PreferenceResult,
+             worker: dict[str, Any] | None = None) -> AdapterInfo:
+        metadata = {**self.record.metadata, "examples": result.examples, "steps": result.steps,
+                    "seconds": round(result.seconds, 2), "first_loss": round(result.first_loss, 4),
+                    "last_loss": round(result.last_loss, 4), "reward_accuracy": result.reward_accuracy,
+                    "trained_at": utc_time(), **({"worker": worker} if worker is not None else {})}
+        return adapters.save(self.key, result.weights, config={"lora": result.shape.to_dict(), **self.record.config},
+                             base_model=self.record.base_model, metadata=metadata,
+                             contributors=self.record.contributors)
+
 
 @dataclass(frozen=True)
 class _Planned:
-    """An adapter to train: its examples and what will be stored beside its weights."""
+    """An adapter to train: its task (examples, settings, what will be stored beside its weights)."""
 
-    key: AdapterKey
-    examples: tuple[PreferenceExample, ...]
-    digest: str
-    contributors: Sequence[str]
+    task: PreferenceTask
     row: int
     """Its place among the report's rows."""
+
+    @property
+    def key(self) -> AdapterKey:
+        return self.task.key
 
 
 class _Job:
@@ -268,6 +291,8 @@ class _Job:
         self.config = config
         self.store = store
         self.adapters = AdapterStore(store)
+        # With Ray and a database every node reaches, each worker stores its own adapter.
+        self.worker_store = shared_store_url(config.store, store)
         self.model_dir = Path(config.model) if config.model else default_model_dir()
         self.identity = base_model_identity(self.model_dir)
         self.progress = progress
@@ -315,7 +340,12 @@ class _Job:
             self.rows.append(TrainedPreference(str(key), "up to date", len(usable), bytes=info.size))
             return
         self.rows.append(TrainedPreference(str(key), "failed", len(usable), error="not trained yet"))
-        planned = _Planned(key, tuple(usable), digest, tuple(contributors), len(self.rows) - 1)
+        record = AdapterRecord({"train": train_config.to_dict(), "task": key.task, "prompt": key.prompt},
+                               dict(self.identity), {"data_digest": digest, "loss": train_config.loss},
+                               tuple(contributors))
+        task = PreferenceTask(key, tuple(usable), train_config, str(self.model_dir), record,
+                              store=self.worker_store if self.executor is not None else None)
+        planned = _Planned(task, len(self.rows) - 1)
         if self.executor is not None:
             self._queued.append(planned)
             return
@@ -328,15 +358,17 @@ class _Job:
         queued, self._queued = self._queued, []
         if not queued or self.executor is None:
             return
-        tasks = [PreferenceTask(p.key, p.examples, self.config.train, str(self.model_dir)) for p in queued]
+        tasks = [p.task for p in queued]
         by_key = {p.key: p for p in queued}
         if self.progress is not None:
             self.progress(f"{len(tasks)} adapters ({self.config.train.loss}) on {self.executor}")
         for outcome in self.executor.run(tasks):
             planned = by_key[outcome.task.key]
             if outcome.result is None:
-                self.rows[planned.row] = TrainedPreference(str(planned.key), "failed", len(planned.examples),
+                self.rows[planned.row] = TrainedPreference(str(planned.key), "failed", len(planned.task.examples),
                                                            error=outcome.error)
+            elif planned.task.store is not None:  # the worker stored it
+                self._report(planned, outcome.result, self.adapters.info(planned.key))
             else:
                 self._store(planned, outcome.result, worker=outcome.worker)
             if self.progress is not None:
@@ -345,19 +377,14 @@ class _Job:
 
     def _store(self, planned: _Planned, result: PreferenceResult, *, worker: dict[str, Any] | None = None) -> None:
         """Save a trained adapter with its metadata, and report it in its row."""
-        train_config, key = self.config.train, planned.key
-        metadata = {"data_digest": planned.digest, "loss": train_config.loss, "examples": result.examples,
-                    "steps": result.steps, "seconds": round(result.seconds, 2),
-                    "first_loss": round(result.first_loss, 4), "last_loss": round(result.last_loss, 4),
-                    "reward_accuracy": result.reward_accuracy, "trained_at": utc_time(),
-                    **({"worker": worker} if worker is not None else {})}
-        stored = {"lora": result.shape.to_dict(), "train": train_config.to_dict(), "task": key.task,
-                  "prompt": key.prompt}
-        saved = self.adapters.save(key, result.weights, config=stored, base_model=self.identity,
-                                   metadata=metadata, contributors=planned.contributors)
-        self.rows[planned.row] = TrainedPreference(str(key), "trained", result.examples, round(result.seconds, 2),
-                                                   round(result.first_loss, 4), round(result.last_loss, 4),
-                                                   saved.size)
+        self._report(planned, result, planned.task.save(self.adapters, result, worker))
+
+    def _report(self, planned: _Planned, result: PreferenceResult, saved: AdapterInfo | None) -> None:
+        if saved is None:  # pragma: no cover - a worker reported it stored
+            raise RuntimeError(f"adapter {planned.key} is not in {self.config.store} after its worker stored it")
+        self.rows[planned.row] = TrainedPreference(str(planned.key), "trained", result.examples,
+                                                   round(result.seconds, 2), round(result.first_loss, 4),
+                                                   round(result.last_loss, 4), saved.size)
 
     def users(self) -> list[str]:
         if self.config.users:
