@@ -114,8 +114,6 @@ def test_bad_executor_settings_are_refused(tmp_path: Path, capsys: pytest.Captur
 def test_what_a_worker_cannot_have_is_refused_before_anything_runs(tmp_path: Path) -> None:
     data = write_headlines(tmp_path / "data")
     ray = EvalConfig(task="LaMP-4", data=str(data), backend="echo", executor="ray")
-    with pytest.raises(ValueError, match="reads across users"):
-        evaluate(EvalConfig(task="LaMP-4", data=str(data), methods=("persona+bm25",), executor="ray"))
     with pytest.raises(ValueError, match="each worker loads config.backend itself"):
         evaluate(ray, backend=EchoBackend())
     with pytest.raises(ValueError, match="profiles come from the data set"):
@@ -163,6 +161,28 @@ def test_ray_gives_the_local_predictions_and_metrics(ray_cluster: Any, tmp_path:
     assert all(titles[row["retrieved"][0]] in row["raw"] for row in rows.values())
     saved = json.loads((tmp_path / "ray" / "results.json").read_text())
     assert saved["config"]["executor"] == "ray"
+
+
+def test_methods_that_read_across_users_give_the_local_answers(ray_cluster: Any, tmp_path: Path) -> None:
+    # persona: users clustered and each group described from everyone's records; the rating
+    # models: fitted on every user's ratings. Each shard's worker builds the whole store.
+    data = write_headlines(tmp_path / "headlines")
+    settings = {"task": "LaMP-4", "data": str(data), "methods": ("persona+bm25",), "backend": "echo",
+                "embedder": "hashing", "n_resamples": 100}
+    local = evaluate(EvalConfig(**settings, out=str(tmp_path / "local")), progress=None)
+    ray = evaluate(EvalConfig(**settings, out=str(tmp_path / "ray"), executor="ray"), progress=None)
+    assert [r.metrics for r in ray.results] == [r.metrics for r in local.results]
+    ours, theirs = predictions(tmp_path / "local", "persona+bm25"), predictions(tmp_path / "ray", "persona+bm25")
+    assert len(theirs) == USERS * QUESTIONS and theirs == ours
+    assert len({row["raw"] for row in theirs.values()}) > 1
+    ratings = write_rating_task(tmp_path / "ratings")
+    methods = ("item-bias",)
+    local = evaluate(EvalConfig(task="LaMP-3", data=str(ratings), methods=methods, backend="echo",
+                                out=str(tmp_path / "local-ratings"), n_resamples=100), progress=None)
+    ray = evaluate(EvalConfig(task="LaMP-3", data=str(ratings), methods=methods, backend="echo",
+                              out=str(tmp_path / "ray-ratings"), n_resamples=100, executor="ray"), progress=None)
+    assert [r.metrics for r in ray.results] == [r.metrics for r in local.results]
+    assert predictions(tmp_path / "ray-ratings", "item-bias") == predictions(tmp_path / "local-ratings", "item-bias")
 
 
 def test_calibrated_label_methods_give_the_local_answers(ray_cluster: Any, tmp_path: Path) -> None:

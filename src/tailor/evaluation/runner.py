@@ -376,7 +376,8 @@ def _evaluate(config: EvalConfig, *, backend: Backend | None, store: ProfileStor
     if executor is not None:
         from tailor.evaluation.shards import ShardedRun
 
-        sharded = ShardedRun(executor, config, population, backend=backend_spec, train=train)
+        sharded = ShardedRun(executor, config, population, backend=backend_spec, train=train,
+                             embedded=list(dict.fromkeys(e.user_id for e in examples)) if embedder is not None else ())
     for method, personalizer, calibrated in zip(methods, personalizers, calibrating):
         # Adapter methods generate through a view of the backend that applies the user's adapter.
         method_backend, method_calibrator = bound_backend(personalizer, backend, calibrator, task)

@@ -15,9 +15,14 @@ profile store of the shard's users, the method's personalizer on it, and runs
 appends each shard's rows to the method's checkpoint as the shard returns, then scores
 the method exactly as a local run does.
 
-What a worker cannot have is refused before anything runs: a method that reads across
-users' profiles (its ``store`` need: personas, the rating models, the recommenders; a
-``summary`` writes only its own user's note and runs), a backend or store object handed to
+A method that reads across users' profiles (its ``store`` need: personas, the rating
+models, the recommenders; not ``summary``, which writes only its own user's note) gets the
+store the local run builds instead of the shard's: the run's whole population (sent to
+Ray's object store once), with the records of the users the local run embeds embedded,
+built once per worker and run and kept for its later shards; so it learns what it learns
+locally (clusters, fitted models) from everyone, and answers only its shard's examples.
+
+What a worker cannot have is refused before anything runs: a backend or store object handed to
 :func:`~tailor.evaluation.runner.evaluate` (a worker loads ``config.backend`` itself), and
 the ``ray:N:INNER`` backend (replicas of its own). Files a method reads (``--adapters``,
 ``--selector``, a trained retriever's folder) must be at the same path on every node.
@@ -80,11 +85,21 @@ def ray_refusal(config: EvalConfig, methods: Sequence[MethodSpec], *, backend: A
     if config.backend.split(":", 1)[0] == "ray":
         return (f"backend {config.backend} runs replicas on Ray itself; with --executor ray each shard's task "
                 "loads its own backend: name the inner backend alone")
-    across = [str(m) for m in methods if reads_across_users(m)]
-    if across:
-        return (f"method {', '.join(across)} reads across users' profiles, which a shard of users does not "
-                "hold: run it with --executor local")
     return None
+
+
+@dataclass(frozen=True)
+class ShardShared:
+    """What every shard of a method shares, put into Ray's object store once: the train
+    split (for a method that learns from it), and for a method that reads across users the
+    run's whole population and the users whose records the local run embeds."""
+
+    train: tuple[TaskExample, ...] | None = None
+    population: tuple[TaskExample, ...] | None = None
+    embedded: tuple[str, ...] = ()
+    answering: tuple[TaskExample, ...] = ()
+    """The examples the method answers in this run, all shards together: what the local
+    run prepares the method for (its personas, built for every user it answers)."""
 
 
 @dataclass(frozen=True)
@@ -131,8 +146,8 @@ class EvalShard:
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
         return EvalWorker(self.config, self.backend, worker_threads())
 
-    def run(self, loaded: EvalWorker, shared: Sequence[TaskExample] | None) -> list[dict[str, Any]]:
-        return loaded.answer(self, shared)
+    def run(self, loaded: EvalWorker, shared: ShardShared | None) -> list[dict[str, Any]]:
+        return loaded.answer(self, shared or ShardShared())
 
 
 class EvalWorker:
@@ -148,30 +163,60 @@ class EvalWorker:
         self.calibrator = ContextualCalibrator(self.backend, self.task) if self.task.uses_candidates else None
         self._embedder: Embedder | None = None
         self._adapters: Any = None
+        # For a method that reads across users: the population's store and the method's
+        # personalizer on it, by the population's example ids and the method.
+        self._whole: dict[tuple[tuple[str, ...], str], tuple[InMemoryProfileStore, Any]] = {}
 
-    def answer(self, shard: EvalShard, train: Sequence[TaskExample] | None) -> list[dict[str, Any]]:
+    def answer(self, shard: EvalShard, shared: ShardShared) -> list[dict[str, Any]]:
         """The shard's rows, in the order of its examples."""
         from tailor.evaluation.runner import answer_examples, bound_backend
 
         task, config, method = self.task, self.config, shard.method
-        store = InMemoryProfileStore()
-        ingest_examples(store, shard.profiles)
-        embedder = None
-        if method.needs("embedder"):
-            from tailor.embeddings import embed_profiles
-
-            embedder = self._loaded_embedder()
-            embed_profiles(store, embedder, shard.key.users, document=task.document, progress=False)
-        adapters = self._adapter_store() if config.adapters and method.needs("adapters") else None
-        context = BuildContext(task, self.backend.count_tokens, k=config.k,
-                               budget=PromptBudget(config.input_tokens, config.context_tokens), seed=config.seed,
-                               embedder=embedder, store=store, backend=self.backend, adapters=adapters,
-                               train=train)
-        personalizer = method.build(context)
+        if shared.population is not None:
+            store, personalizer = self._across_users(shard, shared)
+        else:
+            store = InMemoryProfileStore()
+            ingest_examples(store, shard.profiles)
+            personalizer = self._build(method, store, shard.key.users, shared)
         backend, calibrator = bound_backend(personalizer, self.backend, self.calibrator, task)
         rows = answer_examples(task, shard.examples, personalizer, backend, store, config, calibrator=calibrator,
                                prior=shard.prior, evidence=shard.evidence)
         return [rows[e.id] for e in shard.examples]
+
+    def _build(self, method: MethodSpec, store: InMemoryProfileStore, embedded: Sequence[str],
+               shared: ShardShared) -> Any:
+        """``method``'s personalizer on ``store``, the records of ``embedded`` embedded first when it needs them."""
+        from tailor.embeddings import embed_profiles
+
+        config = self.config
+        embedder = self._loaded_embedder() if method.needs("embedder") else None
+        if embedder is not None:
+            embed_profiles(store, embedder, embedded, document=self.task.document, progress=False)
+        adapters = self._adapter_store() if config.adapters and method.needs("adapters") else None
+        return method.build(BuildContext(self.task, self.backend.count_tokens, k=config.k,
+                                         budget=PromptBudget(config.input_tokens, config.context_tokens),
+                                         seed=config.seed, embedder=embedder, store=store, backend=self.backend,
+                                         adapters=adapters, train=shared.train))
+
+    def _across_users(self, shard: EvalShard, shared: ShardShared) -> tuple[InMemoryProfileStore, Any]:
+        """The store the local run builds (every user of the population, the records of
+        ``shared.embedded`` embedded) and the method's personalizer on it, built once per
+        worker, population and method, as the local run builds it once: building it again
+        on the same store would learn from what the first build stored (its personas)."""
+        from tailor.evaluation.checkpoint import prepare_ahead
+
+        assert shared.population is not None
+        # Each task gets its own copy of what is shared: compared by contents.
+        key = (tuple(example.id for example in shared.population + shared.answering), str(shard.method))
+        if key not in self._whole:
+            store = InMemoryProfileStore()
+            ingest_examples(store, shared.population)
+            personalizer = self._build(shard.method, store, shared.embedded, shared)
+            # Prepared for every user the run answers, as the local run prepares it; each
+            # shard's own preparing then finds its users done.
+            prepare_ahead(personalizer, self.task, shared.answering, None)
+            self._whole[key] = (store, personalizer)
+        return self._whole[key]
 
     def _loaded_embedder(self) -> Embedder:
         if self._embedder is None:
@@ -216,7 +261,7 @@ class ShardedRun:
     ``executor``, each shard's rows saved as it returns."""
 
     def __init__(self, executor: RayExecutor, config: EvalConfig, population: Sequence[TaskExample], *,
-                 backend: str, train: Sequence[TaskExample] | None) -> None:
+                 backend: str, train: Sequence[TaskExample] | None, embedded: Sequence[str] = ()) -> None:
         self.executor = executor
         # Files named by the settings are opened by workers, whose working folder is not ours.
         self.config = replace(config, adapters=str(Path(config.adapters).resolve()) if config.adapters else None,
@@ -226,6 +271,7 @@ class ShardedRun:
         fingerprint = config.fingerprint() | {"backend": backend, "batch_size": config.batch_size,
                                               "threads": config.threads}
         self.session = hashlib.sha256(json.dumps(fingerprint, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        self.population, self.embedded = tuple(population), tuple(embedded)
         self._population: dict[str, list[TaskExample]] = {}
         for example in population:
             self._population.setdefault(example.user_id, []).append(example)
@@ -252,7 +298,11 @@ class ShardedRun:
                 profiles = tuple(e for user in users for e in self._population[user])
                 shards.append(EvalShard(ShardKey(str(method), index, users), self.config, self.session, self.backend,
                                         method, tuple(group), profiles, prior, evidence))
-            for outcome in self.executor.run(shards, self.train if method.needs("train-split") else None):
+            across = reads_across_users(method)
+            shared = ShardShared(self.train if method.needs("train-split") else None,
+                                 self.population if across else None, self.embedded if across else (),
+                                 tuple(todo) if across else ())
+            for outcome in self.executor.run(shards, shared):
                 if outcome.result is None:
                     failed.append(f"{outcome.task.key}: {outcome.error}")
                     continue
