@@ -4,16 +4,15 @@ fast engine sends each request to the engine that runs its adapter."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import pytest
+from tests.backends.stand_ins import StandInEngine
 
 from tailor.adapters.runtime import LoRAChoice
 from tailor.backends.fallback import TransformersFallback
 from tailor.testing.adapters import random_adapter
-from tailor.types import GenerationRequest, GenerationResult
+from tailor.types import GenerationRequest
 
 REQUESTS = [GenerationRequest(messages=({"role": "user", "content": text},), max_new_tokens=8)
             for text in ("Write a headline about the harbour.", "Name a colour.", "Say hello to the museum.")]
@@ -75,24 +74,7 @@ def test_a_merged_openvino_export_answers_as_the_adapter_on_transformers(
     assert [r.text for r in OpenVINOBackend(str(folder), batch_size=4).generate(REQUESTS)] == expected
 
 
-class _Engine:
-    """A stand-in engine that answers with its own name."""
-
-    def __init__(self, label: str) -> None:
-        self.label = label
-        self.calls: list[int] = []
-
-    def generate(self, requests: Sequence[GenerationRequest], **options: Any) -> list[GenerationResult]:
-        self.calls.append(len(requests))
-        lora = options.get("lora")
-        return [GenerationResult(text=f"{self.label}:{getattr(lora[i], 'name', '-') if lora else '-'}:"
-                                      f"{r.messages[-1]['content']}") for i, r in enumerate(requests)]
-
-    def stream(self, request: GenerationRequest, **options: Any) -> Any:
-        yield f"{self.label}:{getattr(options.get('lora'), 'name', '-')}"
-
-
-class _Base(_Engine):
+class _Base(StandInEngine):
     def __init__(self) -> None:
         super().__init__("base")
 
@@ -101,11 +83,11 @@ class _Fast(TransformersFallback, _Base):
     def __init__(self, merges: bool) -> None:
         _Base.__init__(self)
         self.merges_adapters = merges
-        self.merged: dict[str, _Engine] = {}
-        self._fallback = _Engine("fp32")  # type: ignore[assignment]
+        self.merged: dict[str, StandInEngine] = {}
+        self._fallback = StandInEngine("fp32")  # type: ignore[assignment]
 
-    def merged_engine(self, choice: LoRAChoice) -> _Engine:
-        return self.merged.setdefault(choice.name, _Engine(f"merged-{choice.name}"))
+    def merged_engine(self, choice: LoRAChoice) -> StandInEngine:
+        return self.merged.setdefault(choice.name, StandInEngine(f"merged-{choice.name}"))
 
 
 def test_each_request_goes_to_the_engine_of_its_adapter_and_keeps_its_place() -> None:

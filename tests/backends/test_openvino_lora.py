@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.backends.stand_ins import StandInEngine
 from tests.backends.streams import drain
 
 from tailor.adapters.lora import LoRAShape, LoRAWeights, compose
@@ -139,24 +140,7 @@ TEST_SHAPE_MODULES = [f"model.layers.{layer}.self_attn.{name}" for layer in TEST
                       for name in TEST_SHAPE.target_modules]
 
 
-class _Engine:
-    """A stand-in engine that answers with its own name and the adapter of each row."""
-
-    def __init__(self, label: str) -> None:
-        self.label = label
-        self.calls: list[int] = []
-
-    def generate(self, requests: Sequence[GenerationRequest], **options: Any) -> list[GenerationResult]:
-        self.calls.append(len(requests))
-        lora = options.get("lora")
-        return [GenerationResult(text=f"{self.label}:{getattr(lora[i], 'name', '-') if lora else '-'}:"
-                                      f"{r.messages[-1]['content']}") for i, r in enumerate(requests)]
-
-    def stream(self, request: GenerationRequest, **options: Any) -> Any:
-        yield f"{self.label}:{getattr(options.get('lora'), 'name', '-')}"
-
-
-class _Base(_Engine):
+class _Base(StandInEngine):
     name = engine = "fast"
 
     def __init__(self) -> None:
@@ -171,17 +155,17 @@ class _Fast(TransformersFallback, _Base):
         _Base.__init__(self)
         self.merges_adapters = self.runs_lora = True
         self.adapter_engine = "fast-merged/fast-lora/transformers-fp32"
-        self.layouts: dict[str, _Engine] = {}
-        self._fallback = _Engine("fp32")  # type: ignore[assignment]
+        self.layouts: dict[str, StandInEngine] = {}
+        self._fallback = StandInEngine("fp32")  # type: ignore[assignment]
 
-    def merged_engine(self, choice: LoRAChoice) -> _Engine:
-        return _Engine(f"merged-{choice.name}")
+    def merged_engine(self, choice: LoRAChoice) -> StandInEngine:
+        return StandInEngine(f"merged-{choice.name}")
 
     def lora_fits(self, choice: LoRAChoice) -> bool:
         return choice.name.startswith("fit")
 
-    def lora_engine(self, choice: LoRAChoice) -> _Engine:
-        return self.layouts.setdefault(choice.name[3], _Engine(f"lora-{choice.name[3]}"))
+    def lora_engine(self, choice: LoRAChoice) -> StandInEngine:
+        return self.layouts.setdefault(choice.name[3], StandInEngine(f"lora-{choice.name[3]}"))
 
 
 def test_each_adapter_goes_to_the_engine_that_runs_it_and_users_of_a_layout_share_a_batch() -> None:
@@ -214,8 +198,8 @@ def test_an_adapter_view_names_the_engines_that_ran_its_requests(tiny_model_dir:
         def lora_fits(self, choice: LoRAChoice) -> bool:
             return True
 
-        def lora_engine(self, choice: LoRAChoice) -> _Engine:
-            return self.layouts.setdefault("A", _Engine("lora-A"))
+        def lora_engine(self, choice: LoRAChoice) -> StandInEngine:
+            return self.layouts.setdefault("A", StandInEngine("lora-A"))
 
     view = AdaptedBackend(Routed(), AdapterResolver(adapter_store, "LaMP-4"))
     assert view.engine == "fast-merged/fast-lora/transformers-fp32+lora"  # what may run, before anything has
