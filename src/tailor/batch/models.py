@@ -4,13 +4,11 @@ with as many threads as the task was given CPUs."""
 
 from __future__ import annotations
 
-import os
-
 from tailor.backends import load_backend, resolve_spec
 from tailor.backends.ray import with_thread_count
 from tailor.types import Backend
 
-__all__ = ["BACKEND_SLOT", "local_backend", "ray_backend_refusal", "worker_backend"]
+__all__ = ["BACKEND_SLOT", "local_backend", "worker_backend"]
 
 BACKEND_SLOT = "backend"
 """The slot kind of a task that runs on a backend: a worker keeps one backend at a time."""
@@ -25,19 +23,8 @@ def local_backend(spec: str, threads: int | None = None) -> Backend:
 
 def worker_backend(spec: str) -> Backend:
     """The backend ``spec`` names, in a Ray worker, with the task's CPUs as its threads."""
-    from tailor.training.executors import worker_threads
+    from tailor.training.executors import quiet_worker_output, worker_threads
 
-    # The worker's output is forwarded to the driver, whose stdout may be --json.
-    os.environ.setdefault("TQDM_DISABLE", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    quiet_worker_output()
     return local_backend(spec, worker_threads())
 
-
-def ray_backend_refusal(spec: str) -> str | None:
-    """Why ``spec`` cannot be each Ray task's backend (``ray:N:INNER`` runs replicas of its
-    own), or ``None``."""
-    if spec.split(":", 1)[0] == "ray":
-        return (f"backend {spec} runs replicas on Ray itself; with --executor ray each task loads its own backend: "
-                "name the inner backend alone")
-    return None

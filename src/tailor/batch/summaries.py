@@ -24,13 +24,20 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from tailor.batch.models import BACKEND_SLOT, local_backend, ray_backend_refusal, worker_backend
+from tailor.batch.models import BACKEND_SLOT, local_backend, worker_backend
 from tailor.chat.summaries import served_summarizer, summary_due
 from tailor.prompting.summary import WrittenSummary
 from tailor.store import InMemoryProfileStore, SQLProfileStore, open_serving_store
 from tailor.store.contract import UnknownUserError
 from tailor.store.tenants import TENANT_SEPARATOR, check_tenant, store_user_id, tenant_of
-from tailor.training.executors import ExecutorSpec, RayExecutor, parse_executor, shared_store_url, worker_store
+from tailor.training.executors import (
+    ExecutorSpec,
+    RayExecutor,
+    parse_executor,
+    ray_backend_refusal,
+    shared_store_url,
+    worker_store,
+)
 from tailor.types import Backend, Profile
 
 __all__ = ["BuildSummariesConfig", "SummariesReport", "SummaryRow", "SummaryTask", "build_summaries"]

@@ -153,13 +153,13 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def run_personas(args: argparse.Namespace) -> int:
-    from tailor.batch.models import local_backend, ray_backend_refusal
+    from tailor.batch.models import local_backend
     from tailor.batch.personas import PersonasFailedError, RayDescriber
     from tailor.embeddings import load_embedder
     from tailor.personas.tenants import build_personas_for_tenant
     from tailor.store import open_serving_store
     from tailor.store.tenants import TENANT_SEPARATOR, check_tenant
-    from tailor.training.executors import RayExecutor, parse_executor
+    from tailor.training.executors import RayExecutor, parse_executor, ray_backend_refusal
 
     if args.personas_verb is None:
         print("tailor personas: choose an action: build", file=sys.stderr)

@@ -33,7 +33,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -46,7 +45,7 @@ from tailor.personalizers.calibration import ContextualCalibrator, EvidenceFit
 from tailor.personalizers.labels import LabelDistribution
 from tailor.prompting.builder import PromptBudget
 from tailor.store import InMemoryProfileStore, ingest_examples
-from tailor.training.executors import RayExecutor, worker_threads
+from tailor.training.executors import RayExecutor, quiet_worker_output, ray_backend_refusal, worker_threads
 from tailor.types import TaskExample
 
 if TYPE_CHECKING:
@@ -82,10 +81,7 @@ def ray_refusal(config: EvalConfig, methods: Sequence[MethodSpec], *, backend: A
     if store is not None:
         return ("a profile store handed to evaluate() stays in this process; with executor ray each shard's "
                 "profiles come from the data set's examples: pass none")
-    if config.backend.split(":", 1)[0] == "ray":
-        return (f"backend {config.backend} runs replicas on Ray itself; with --executor ray each shard's task "
-                "loads its own backend: name the inner backend alone")
-    return None
+    return ray_backend_refusal(config.backend)
 
 
 @dataclass(frozen=True)
@@ -140,10 +136,7 @@ class EvalShard:
         return ("eval", self.session)
 
     def load(self) -> EvalWorker:
-        # The worker's output is forwarded to the driver, whose stdout may be --json.
-        os.environ.setdefault("TQDM_DISABLE", "1")
-        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        quiet_worker_output()
         return EvalWorker(self.config, self.backend, worker_threads())
 
     def run(self, loaded: EvalWorker, shared: ShardShared | None) -> list[dict[str, Any]]:

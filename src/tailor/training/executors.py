@@ -60,7 +60,8 @@ if TYPE_CHECKING:
     from tailor.store import SQLProfileStore
 
 __all__ = ["AdapterRecord", "AdapterTask", "ExecutorSpec", "RayExecutor", "StackedOn", "TaskOutcome", "TrainerTask",
-           "TrainingTask", "WorkerTask", "parse_executor", "run_in_worker", "shared_store_url", "worker_facts",
+           "TrainingTask", "WorkerTask", "parse_executor", "quiet_worker_output", "ray_backend_refusal",
+           "run_in_worker", "shared_store_url", "worker_facts",
            "worker_store", "worker_threads"]
 
 ExecutorKind = Literal["local", "ray"]
@@ -125,6 +126,24 @@ class WorkerTask(Protocol[ResultT_co]):
     def run(self, loaded: Any, shared: Any) -> ResultT_co: ...
 
 
+def quiet_worker_output() -> None:
+    """No progress bars, tokenizer warnings or library chatter from a Ray worker (set before
+    its libraries load): the worker's output is forwarded to the driver, whose stdout may
+    be ``--json``."""
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+
+def ray_backend_refusal(spec: str) -> str | None:
+    """Why ``spec`` cannot be each Ray task's backend (``ray:N:INNER`` runs replicas of its
+    own), or ``None``."""
+    if spec.split(":", 1)[0] == "ray":
+        return (f"backend {spec} runs replicas on Ray itself; with --executor ray each task loads its own backend: "
+                "name the inner backend alone")
+    return None
+
+
 def shared_store_url(location: str, store: Any) -> str | None:
     """``location`` when it is a URL of a database that Ray workers on every node can open
     and write to themselves (PostgreSQL: any store but SQLite); ``None`` for a SQLite file
@@ -168,9 +187,8 @@ class TrainerTask(Generic[ResultT]):
         transformers = require("transformers", "hf")
         transformers.utils.logging.disable_progress_bar()  # no weight-loading bar from each worker
         transformers.utils.logging.set_verbosity_error()
-        # No progress bars from the training libraries either (TRL's, datasets'): the worker's
-        # output is forwarded to the driver, whose stdout may be --json.
-        os.environ.setdefault("TQDM_DISABLE", "1")
+        # No progress bars from the training libraries either (TRL's, datasets').
+        quiet_worker_output()
         os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
         return self.load_trainer()
 
