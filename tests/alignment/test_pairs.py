@@ -14,6 +14,7 @@ from tailor.alignment.pairs import (
     PreferencePair,
     Prompt,
     Samples,
+    first_sentence,
     pole_pairs,
     rank_pairs,
     read_pairs,
@@ -48,6 +49,17 @@ def test_no_pair_when_the_replies_are_one_text_or_rewarded_alike() -> None:
         PreferencePair("u", PROMPT.messages, "Same.", "Same. ")
 
 
+def test_more_pairs_per_prompt_pair_the_next_best_with_the_next_worst() -> None:
+    replies = tuple(" ".join(["rain"] * words) + "." for words in (3, 12, 25, 50))
+    pairs = rank_pairs([Samples(PROMPT, replies)], [CONCISE], per_prompt=3)
+    # Four replies make two disjoint pairs at most: best over worst, second best over second worst.
+    assert [(p.chosen, p.rejected) for p in pairs] == [(replies[0], replies[3]), (replies[1], replies[2])]
+    assert pairs[0].margin > pairs[1].margin > 0
+    assert len(pole_pairs([Samples(PROMPT, replies)], per_prompt=2)) > len(pole_pairs([Samples(PROMPT, replies)]))
+    with pytest.raises(ValueError, match="at least 1"):
+        rank_pairs([Samples(PROMPT, replies)], [CONCISE], per_prompt=0)
+
+
 def test_pole_pairs_name_their_pole() -> None:
     pairs = pole_pairs([Samples(PROMPT, ("Rain.", "Rain falls from the clouds above us when the drops grow heavy."))])
     users = {pair.user for pair in pairs}
@@ -73,6 +85,32 @@ def test_a_seed_reproduces_the_samples_and_hints_vary_them() -> None:
     assert all(r.temperature == 0.7 and r.seed is not None for r in backend.requests)
     with pytest.raises(ValueError, match="at least 2"):
         sample_replies(backend, [PROMPT], n=1)
+
+
+def test_first_sentence_cuts_at_a_sentence_end_not_at_an_abbreviation() -> None:
+    assert first_sentence("The U.S. team won the final. Fans cheered all night.") == "The U.S. team won the final."
+    assert first_sentence('"It is over," he said. Then he left!') == '"It is over," he said.'
+    assert first_sentence("Wow! The markets rose again today. Good.") == "Wow! The markets rose again today."
+    assert first_sentence("Only one sentence here.") is None
+    assert first_sentence("No end mark at all, cut off in the") is None
+
+
+def test_shortened_replies_add_each_first_sentence_as_a_candidate() -> None:
+    def two_sentences(request: GenerationRequest) -> str:
+        return f"Rain falls when drops grow heavy {request.seed % 97}. It then runs into rivers and seas."
+
+    def one_sentence(request: GenerationRequest) -> str:
+        return f"Rain falls when drops grow heavy {request.seed % 97}."
+
+    plain = sample_replies(EchoBackend(two_sentences), [PROMPT], n=2, seed=3)
+    shortened = sample_replies(EchoBackend(two_sentences), [PROMPT], n=2, seed=3, shortened=True)
+    assert shortened[0].replies[:2] == plain[0].replies
+    assert [r.split(".")[0] + "." for r in plain[0].replies] == list(shortened[0].replies[2:])
+    # The short candidate is what a concise user prefers to the full reply.
+    pair = rank_pairs(shortened, [CONCISE])[0]
+    assert pair.chosen in shortened[0].replies[2:] and pair.rejected in shortened[0].replies[:2]
+    # A reply of one sentence adds nothing.
+    assert len(sample_replies(EchoBackend(one_sentence), [PROMPT], n=2, seed=3, shortened=True)[0].replies) == 2
 
 
 def test_the_jsonl_layout_round_trips_and_names_a_bad_line(tmp_path: Path) -> None:

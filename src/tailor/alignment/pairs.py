@@ -3,9 +3,11 @@
 :func:`sample_replies` asks a backend for several replies to each prompt (temperature
 sampling, seeded; optionally each under one of :data:`STYLE_HINTS`, a system message that
 pushes the reply towards one end of the dimensions, so that even a small model's samples
-differ along them). :func:`rank_pairs` turns one prompt's replies into one pair per
-simulated user: the reply the user's reward rates highest against the one it rates lowest,
-or no pair when they are the same text or their rewards differ by less than ``min_gap``.
+differ along them; optionally with each reply's first sentence as one more candidate).
+:func:`rank_pairs` turns one prompt's replies into pairs for each simulated user: the reply
+the user's reward rates highest against the one it rates lowest (and, asked for more, the
+second highest against the second lowest, ...), or no pair when they are the same text or
+their rewards differ by less than ``min_gap``.
 :func:`pole_pairs` does the same for each pole of each dimension alone: the training data of
 personalized soups' per-pole adapters.
 
@@ -20,12 +22,13 @@ import hashlib
 import json
 import os
 import random
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tailor.alignment.dimensions import DIMENSIONS
+from tailor.alignment.dimensions import DIMENSIONS, words
 from tailor.alignment.users import SimulatedUser
 from tailor.types import Backend, GenerationRequest
 
@@ -36,6 +39,7 @@ __all__ = [
     "Prompt",
     "Rated",
     "Samples",
+    "first_sentence",
     "news_prompts",
     "pole_pairs",
     "pole_user",
@@ -144,13 +148,31 @@ def _seed(*parts: object) -> int:
     return int.from_bytes(digest[:4], "little")
 
 
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*(?=\s+[\"'(]?[A-Z0-9])")
+
+
+def first_sentence(text: str, *, min_words: int = 3) -> str | None:
+    """The first sentence of ``text`` (up to the first ``.``, ``!`` or ``?`` followed by a
+    space and a capital or digit, at least ``min_words`` words in), or ``None`` when that is
+    the whole text."""
+    text = text.strip()
+    for match in _SENTENCE_END.finditer(text):
+        head = text[:match.end()].strip()
+        if len(words(head)) >= min_words:
+            return head if head != text else None
+    return None
+
+
 def sample_replies(backend: Backend, prompts: Sequence[Prompt], *, n: int = 4, temperature: float = 0.8,
-                   seed: int = 0, max_new_tokens: int = 64, hints: Sequence[str] = (),
+                   seed: int = 0, max_new_tokens: int = 64, hints: Sequence[str] = (), shortened: bool = False,
                    progress: Callable[[int], None] | None = None) -> list[Samples]:
     """``n`` replies to each prompt from ``backend``: sampled at ``temperature`` with a seed
     derived from ``seed``, the prompt and the sample's number, so a run is reproduced by its
     seed. With ``hints``, sample ``i`` is asked with the system message ``hints[i % len(hints)]``
-    (an empty hint: the prompt as it is); the pairs keep the prompt without it."""
+    (an empty hint: the prompt as it is); the pairs keep the prompt without it. With
+    ``shortened``, each reply's :func:`first_sentence` follows the ``n`` replies as one more
+    candidate (the reply the model would have given had it stopped there), so that even a
+    model that never stops early offers short replies to rank."""
     if n < 2:
         raise ValueError(f"n must be at least 2 (a pair needs two replies), got {n}")
     if temperature < 0:
@@ -168,7 +190,13 @@ def sample_replies(backend: Backend, prompts: Sequence[Prompt], *, n: int = 4, t
         texts.extend(result.text for result in backend.generate(requests[start:start + step]))
         if progress is not None:
             progress(min(start + step, len(requests)))
-    return [Samples(prompt, tuple(texts[i * n:(i + 1) * n])) for i, prompt in enumerate(prompts)]
+    samples = []
+    for i, prompt in enumerate(prompts):
+        replies = texts[i * n:(i + 1) * n]
+        if shortened:
+            replies += [short for short in map(first_sentence, replies) if short is not None]
+        samples.append(Samples(prompt, tuple(replies)))
+    return samples
 
 
 def _with_hint(messages: Messages, hint: str) -> Messages:
@@ -180,31 +208,38 @@ def _with_hint(messages: Messages, hint: str) -> Messages:
     return ({"role": "system", "content": hint}, *messages)
 
 
-def _best_and_worst(replies: Sequence[str], reward: Callable[[str], float],
-                    min_gap: float) -> tuple[str, str, float] | None:
+def _ranked(replies: Sequence[str], reward: Callable[[str], float], min_gap: float,
+            per_prompt: int) -> list[tuple[str, str, float]]:
+    """Up to ``per_prompt`` pairs from one prompt's replies: the best over the worst, the
+    second best over the second worst, and so on while the two differ by ``min_gap`` or more."""
     distinct = list(dict.fromkeys(r for r in replies if r.strip()))
-    if len(distinct) < 2:
-        return None
     scored = sorted(((reward(text), index, text) for index, text in enumerate(distinct)), key=lambda s: (-s[0], s[1]))
-    (best, _, chosen), (worst, _, rejected) = scored[0], scored[-1]
-    if best - worst < min_gap or chosen.strip() == rejected.strip():
-        return None
-    return chosen, rejected, best - worst
+    found = []
+    for rank in range(min(per_prompt, len(scored) // 2)):
+        (best, _, chosen), (worst, _, rejected) = scored[rank], scored[-1 - rank]
+        if best - worst < min_gap or chosen.strip() == rejected.strip():
+            break
+        found.append((chosen, rejected, best - worst))
+    return found
 
 
 def rank_pairs(samples: Iterable[Samples], users: Sequence[SimulatedUser], *,
-               min_gap: float = 0.05) -> list[PreferencePair]:
-    """One pair per user and prompt: the replies the user's reward rates highest and lowest
-    (see the module docstring); prompts and users in the order given."""
+               min_gap: float = 0.05, per_prompt: int = 1) -> list[PreferencePair]:
+    """``per_prompt`` pairs per user and prompt: the replies the user's reward rates highest
+    over those it rates lowest (see :func:`_ranked`); prompts and users in the order given."""
+    _check_per_prompt(per_prompt)
     pairs = []
     for sample in samples:
         for user in users:
-            found = _best_and_worst(sample.replies, user.reward, min_gap)
-            if found is not None:
-                chosen, rejected, margin = found
+            for chosen, rejected, margin in _ranked(sample.replies, user.reward, min_gap, per_prompt):
                 pairs.append(PreferencePair(user.user_id, sample.prompt.messages, chosen, rejected,
                                             sample.prompt.id, margin, "simulated"))
     return pairs
+
+
+def _check_per_prompt(per_prompt: int) -> None:
+    if per_prompt < 1:
+        raise ValueError(f"pairs per prompt must be at least 1, got {per_prompt}")
 
 
 def pole_user(dimension_name: str, pole: str) -> str:
@@ -212,9 +247,10 @@ def pole_user(dimension_name: str, pole: str) -> str:
     return f"pole:{dimension_name}={pole}"
 
 
-def pole_pairs(samples: Iterable[Samples], *, min_gap: float = 0.05) -> list[PreferencePair]:
-    """One pair per pole and prompt, ranked by that dimension's score alone at that pole
-    (:func:`pole_user` names the pole in the pair's ``user``)."""
+def pole_pairs(samples: Iterable[Samples], *, min_gap: float = 0.05, per_prompt: int = 1) -> list[PreferencePair]:
+    """``per_prompt`` pairs per pole and prompt, ranked by that dimension's score alone at
+    that pole (:func:`pole_user` names the pole in the pair's ``user``)."""
+    _check_per_prompt(per_prompt)
     pairs = []
     listed = list(samples)
     for dimension in DIMENSIONS:
@@ -223,9 +259,7 @@ def pole_pairs(samples: Iterable[Samples], *, min_gap: float = 0.05) -> list[Pre
                 return float(dimension.score(text, pole))
 
             for sample in listed:
-                found = _best_and_worst(sample.replies, reward, min_gap)
-                if found is not None:
-                    chosen, rejected, margin = found
+                for chosen, rejected, margin in _ranked(sample.replies, reward, min_gap, per_prompt):
                     pairs.append(PreferencePair(pole_user(dimension.name, pole), sample.prompt.messages, chosen,
                                                 rejected, sample.prompt.id, margin, "simulated"))
     return pairs

@@ -79,6 +79,16 @@ def load_backend(spec: str, **options: Any) -> Backend:
     return factory(**options)  # type: ignore[no-any-return]
 
 
+def load_backend_on(spec: str, threads: int | None = None, **options: Any) -> Backend:
+    """:func:`load_backend`, on ``threads`` threads where the backend takes a thread count
+    (``None``: its own default; a thread count in ``options`` is kept)."""
+    if threads is not None:
+        from tailor.backends.ray import with_thread_count
+
+        options = with_thread_count(resolve_spec(spec)[2], options, threads)
+    return load_backend(spec, **options)
+
+
 def resolve_spec(spec: str) -> tuple[str, str, Any]:
     """``spec`` split into its name and argument, with the factory its name stands for.
 
@@ -107,4 +117,4 @@ def parse_ray_argument(argument: str) -> tuple[int, str]:
     return int(count), inner
 
 
-__all__ = ["BACKENDS", "Backend", "apply_stop", "load_backend", "parse_ray_argument", "resolve_spec"]
+__all__ = ["BACKENDS", "Backend", "apply_stop", "load_backend", "load_backend_on", "parse_ray_argument", "resolve_spec"]

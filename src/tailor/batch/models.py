@@ -4,21 +4,13 @@ with as many threads as the task was given CPUs."""
 
 from __future__ import annotations
 
-from tailor.backends import load_backend, resolve_spec
-from tailor.backends.ray import with_thread_count
+from tailor.backends import load_backend_on
 from tailor.types import Backend
 
-__all__ = ["BACKEND_SLOT", "local_backend", "worker_backend"]
+__all__ = ["BACKEND_SLOT", "worker_backend"]
 
 BACKEND_SLOT = "backend"
 """The slot kind of a task that runs on a backend: a worker keeps one backend at a time."""
-
-
-def local_backend(spec: str, threads: int | None = None) -> Backend:
-    """The backend ``spec`` names, in this process, on ``threads`` threads where it takes a
-    thread count (``None``: its own default)."""
-    options = with_thread_count(resolve_spec(spec)[2], {}, threads) if threads is not None else {}
-    return load_backend(spec, **options)
 
 
 def worker_backend(spec: str) -> Backend:
@@ -26,5 +18,5 @@ def worker_backend(spec: str) -> Backend:
     from tailor.training.executors import quiet_worker_output, worker_threads
 
     quiet_worker_output()
-    return local_backend(spec, worker_threads())
+    return load_backend_on(spec, worker_threads())
 

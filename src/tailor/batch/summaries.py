@@ -24,7 +24,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from tailor.batch.models import BACKEND_SLOT, local_backend, worker_backend
+from tailor.backends import load_backend_on
+from tailor.batch.models import BACKEND_SLOT, worker_backend
 from tailor.chat.summaries import served_summarizer, summary_due
 from tailor.prompting.summary import WrittenSummary
 from tailor.store import InMemoryProfileStore, SQLProfileStore, open_serving_store
@@ -188,7 +189,7 @@ class _Run:
 
     def backend(self) -> Backend:
         if self._backend is None:
-            self._backend = local_backend(self.config.backend, self.config.threads)
+            self._backend = load_backend_on(self.config.backend, self.config.threads)
         return self._backend
 
     def run(self, executor: RayExecutor | None) -> list[SummaryRow]:

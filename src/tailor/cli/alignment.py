@@ -43,6 +43,12 @@ def add_alignment_verbs(verbs: Any) -> None:
     pairs.add_argument("--no-hints", action="store_true",
                        help="sample every reply from the prompt as it is (by default sample i is asked with style "
                        "hint i: one reply each leaning to an end of the dimensions)")
+    pairs.add_argument("--pairs-per-prompt", type=choices.positive, default=1,
+                       help="pairs per user (and pole) and prompt: the best reply over the worst, the second best "
+                       "over the second worst, ... (default 1)")
+    pairs.add_argument("--no-shortened", action="store_true",
+                       help="rank the sampled replies alone (by default each reply's first sentence is one more "
+                       "candidate: the reply had the model stopped there, so short replies are ranked too)")
     pairs.add_argument("--seed", type=int, default=0)
     pairs.add_argument("--backend", default="default-fp32",
                        help="the model that writes the replies (default default-fp32: transformers samples; "
@@ -73,10 +79,12 @@ def add_alignment_verbs(verbs: Any) -> None:
     train.add_argument("--personas", default=None, metavar="FILE", help="persona scope: {persona_id: [user_ids]}")
     train.add_argument("--simulated-users", default=None, metavar="DIR",
                        help="soup scope: weights from these users' stated poles (users.json)")
-    train.add_argument("--epochs", type=choices.positive, default=None)
-    train.add_argument("--learning-rate", type=float, default=None)
-    train.add_argument("--batch-size", type=choices.positive, default=None)
+    train.add_argument("--epochs", type=choices.positive, default=None, help="default 5")
+    train.add_argument("--learning-rate", type=float, default=None, help="default 3e-3")
+    train.add_argument("--batch-size", type=choices.positive, default=None, help="default 2")
     train.add_argument("--beta", type=float, default=None)
+    train.add_argument("--sft-weight", type=float, default=None,
+                       help="dpo: weight of a log-likelihood term on the chosen replies (RPO; default 1; 0: DPO alone)")
     train.add_argument("--rank", type=choices.positive, default=None)
     train.add_argument("--model", default=None, help="a model directory (default: the default model)")
     choices.add_executor_options(
@@ -164,15 +172,17 @@ def _simulate_pairs(args: argparse.Namespace) -> int:
     for split, prompts in splits.items():
         write_prompts(prompts, out / f"{split}_prompts.jsonl")
         samples = sample_replies(backend, prompts, n=args.samples, temperature=args.temperature, seed=args.seed,
-                                 max_new_tokens=args.max_tokens, hints=() if args.no_hints else STYLE_HINTS)
+                                 max_new_tokens=args.max_tokens, hints=() if args.no_hints else STYLE_HINTS,
+                                 shortened=not args.no_shortened)
         with (out / f"{split}_samples.jsonl").open("w", encoding="utf-8") as handle:
             for sample in samples:
                 handle.write(json.dumps({"prompt_id": sample.prompt.id, "replies": list(sample.replies)},
                                         ensure_ascii=False) + "\n")
-        pairs = rank_pairs(samples, users)
+        pairs = rank_pairs(samples, users, per_prompt=args.pairs_per_prompt)
         counts[f"{split}_pairs"] = write_pairs(pairs, out / f"{split}_pairs.jsonl")
         if split == "train":
-            counts["pole_pairs"] = write_pairs(pole_pairs(samples), out / "pole_pairs.jsonl")
+            counts["pole_pairs"] = write_pairs(pole_pairs(samples, per_prompt=args.pairs_per_prompt),
+                                              out / "pole_pairs.jsonl")
     seconds = round(time.perf_counter() - began, 1)
     if args.json:
         _print_json({"out": str(out), "users": len(users), **counts, "seconds": seconds})
@@ -187,8 +197,8 @@ def run_train_preference(args: argparse.Namespace) -> int:
     from tailor.adapters.preference import PreferenceTrainConfig
     from tailor.training.preference import TrainPreferenceConfig, train_preference
 
-    overrides = {name: getattr(args, name) for name in ("epochs", "learning_rate", "batch_size", "beta", "rank")
-                 if getattr(args, name) is not None}
+    names = ("epochs", "learning_rate", "batch_size", "beta", "sft_weight", "rank")
+    overrides = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
     train = replace(PreferenceTrainConfig(loss=args.loss), **overrides)
     config = TrainPreferenceConfig(store=args.store, loss=args.loss, scope=args.scope, pairs=args.pairs,
                                    pairs_format=args.pairs_format, users=_users(args.users), since=args.since,

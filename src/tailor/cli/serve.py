@@ -153,7 +153,7 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def run_personas(args: argparse.Namespace) -> int:
-    from tailor.batch.models import local_backend
+    from tailor.backends import load_backend_on
     from tailor.batch.personas import PersonasFailedError, RayDescriber
     from tailor.embeddings import load_embedder
     from tailor.personas.tenants import build_personas_for_tenant
@@ -176,7 +176,7 @@ def run_personas(args: argparse.Namespace) -> int:
         if executor.kind == "ray" else None
     # With Ray the model runs in the workers only: this process clusters and stores.
     describer = RayDescriber(ray, args.backend, progress=_progress) if ray is not None else None
-    backend = local_backend(args.backend, args.threads) if ray is None else None
+    backend = load_backend_on(args.backend, args.threads) if ray is None else None
     try:
         with open_serving_store(args.store) as store:
             personas = build_personas_for_tenant(store, embedder, backend, tenant=tenant, k=args.k, describer=describer)

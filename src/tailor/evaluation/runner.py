@@ -17,8 +17,7 @@ from typing import Any, Literal
 
 from tailor import __version__
 from tailor.about import git_commit
-from tailor.backends import Backend, load_backend, resolve_spec
-from tailor.backends.ray import with_thread_count
+from tailor.backends import Backend, load_backend_on
 from tailor.embeddings import EMBEDDERS, Embedder, embed_profiles, load_embedder
 from tailor.evaluation.checkpoint import Checkpoint, prepare_ahead, safe_name
 from tailor.evaluation.ranking import cold_subset, rank_method, subset_result
@@ -262,15 +261,6 @@ def task_of(config: EvalConfig) -> TaskSpec:
     return replace(task, answers=config.answers) if task.answers != config.answers else task
 
 
-def load_eval_backend(spec: str, batch_size: int, threads: int | None = None) -> Backend:
-    """The backend ``spec`` names, answering in batches of ``batch_size``, on ``threads``
-    threads where it takes a thread count (``None``: its own default)."""
-    options: dict[str, Any] = {"batch_size": batch_size}
-    if threads is not None:
-        options = with_thread_count(resolve_spec(spec)[2], options, threads)
-    return load_backend(spec, **options)
-
-
 def bound_backend(personalizer: Any, backend: Backend, calibrator: ContextualCalibrator | None,
                   task: TaskSpec) -> tuple[Backend, ContextualCalibrator | None]:
     """The backend ``personalizer`` answers through (an adapter method's: a view of ``backend``
@@ -326,7 +316,8 @@ def _evaluate(config: EvalConfig, *, backend: Backend | None, store: ProfileStor
     backend_spec = "echo" if all(m.model_free for m in methods) else config.backend
     if backend is None:
         # With Ray, --threads are each shard's: this process keeps its backend's own default.
-        backend = load_eval_backend(backend_spec, config.batch_size, config.threads if executor is None else None)
+        backend = load_backend_on(backend_spec, config.threads if executor is None else None,
+                                  batch_size=config.batch_size)
     choice = getattr(backend, "choice", None)
     if choice is not None:
         from tailor.backends.choice import announce

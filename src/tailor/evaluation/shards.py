@@ -148,11 +148,12 @@ class EvalWorker:
     (loaded with the task's CPUs as threads), the calibrator, the embedder, the adapters."""
 
     def __init__(self, config: EvalConfig, backend: str, threads: int) -> None:
-        from tailor.evaluation.runner import load_eval_backend, task_of
+        from tailor.backends import load_backend_on
+        from tailor.evaluation.runner import task_of
 
         self.config = config
         self.task = task_of(config)
-        self.backend = load_eval_backend(backend, config.batch_size, threads)
+        self.backend = load_backend_on(backend, threads, batch_size=config.batch_size)
         self.calibrator = ContextualCalibrator(self.backend, self.task) if self.task.uses_candidates else None
         self._embedder: Embedder | None = None
         self._adapters: Any = None
