@@ -124,6 +124,13 @@ def test_pole_adapters_and_stated_soup_weights(tmp_path: Path, tiny_model_dir: P
     assert row["key"] == "soup/ana" and row["status"] == "weights set" and row["examples"] == 3
     assert set(row["weights"]) <= {"pole:informativeness=concise", "pole:format=prose"}
     assert sum(row["weights"].values()) == pytest.approx(1.0) or row["weights"] == {}
+    # Users fitted together (their pairs scored in one pass per pole) get what each gets alone.
+    theirs = tmp_path / "theirs.jsonl"
+    write_pairs([PreferencePair("bob", p.messages, p.rejected, p.chosen) for p in pairs_for("bob", 2, start=5)], theirs)
+    alone = run(tmp_path, tiny_model_dir, "--scope", "soup", "--pairs", str(theirs), "--users", "bob")
+    together = run(tmp_path, tiny_model_dir, "--scope", "soup", "--users", "ana,bob")
+    by_user = {r["key"]: r["weights"] for r in together["adapters"]}
+    assert by_user == {"soup/ana": pytest.approx(row["weights"]), "soup/bob": pytest.approx(alone["adapters"][0]["weights"])}
 
 
 def test_the_config_is_checked() -> None:

@@ -462,21 +462,30 @@ class _Job:
         from tailor.adapters.lora import from_bytes
 
         trainer = self.trainer()
+        fitted: list[tuple[str, list[PreferenceExample]]] = []
         for user_id in self.users():
             pairs = [e for e in self.examples_of(user_id) if e.is_pair][: self.config.min_pairs]
-            if not pairs:
+            if pairs:
+                fitted.append((user_id, pairs))
+            else:
                 self.rows.append(TrainedPreference(f"soup/{user_id}", "too little feedback"))
-                continue
-            items = [(e.messages, text) for e in pairs for text in (e.chosen, e.rejected)]
-            base = completion_log_likelihoods(trainer, items, None)
+        # Every user's pairs scored at once, by the base model and by each pole adapter loaded once.
+        items = [(e.messages, text) for _, pairs in fitted for e in pairs for text in (e.chosen, e.rejected)]
+        base = completion_log_likelihoods(trainer, items, None) if items else []
+        scores: dict[str, list[float]] = {}
+        for info in poles if items else []:
+            stored = self.adapters.load(info.key)
+            assert stored is not None
+            scores[info.key.prompt] = completion_log_likelihoods(trainer, items,
+                                                                 from_bytes(stored.weights, stored.config["lora"]))
+        start = 0
+        for user_id, pairs in fitted:
             accuracies = {}
-            for info in poles:
-                stored = self.adapters.load(info.key)
-                assert stored is not None
-                scores = completion_log_likelihoods(trainer, items, from_bytes(stored.weights, stored.config["lora"]))
-                margins = [(scores[2 * i] - base[2 * i]) - (scores[2 * i + 1] - base[2 * i + 1])
-                           for i in range(len(pairs))]
-                accuracies[info.key.prompt] = sum(1.0 for m in margins if m > 0) / len(margins)
+            for pole, pole_scores in scores.items():
+                margins = [(pole_scores[j] - base[j]) - (pole_scores[j + 1] - base[j + 1])
+                           for j in range(start, start + 2 * len(pairs), 2)]
+                accuracies[pole] = sum(1.0 for m in margins if m > 0) / len(margins)
+            start += 2 * len(pairs)
             weights = fit_weights(accuracies)
             set_soup_weights(self.adapters, user_id, weights, source=f"fitted on {len(pairs)} pairs")
             self.rows.append(TrainedPreference(f"soup/{user_id}", "weights set", len(pairs), weights=weights))
