@@ -9,8 +9,8 @@ model (int8 weights where the CPU has int8 dot-product instructions) and kept un
 export per user would cost more than it saves): it is applied at run time by one model
 for every adapter of its layout (:mod:`tailor.backends.openvino_lora`).
 
-:class:`CompiledEngines` keeps the compiled models a backend has made (merged, or with
-LoRA inputs), the most recently used few in memory.
+:class:`KeptByName` keeps what a backend has made by name (compiled models, merged or with
+LoRA inputs; loaded adapters), the most recently used few in memory.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CompiledEngines", "merge_into", "merged_openvino_dir"]
+__all__ = ["KeptByName", "merge_into", "merged_openvino_dir"]
 
 _LOCK = threading.Lock()
 
@@ -64,48 +64,49 @@ def merge_into(model: Any, weights: LoRAWeights) -> int:
 def merged_openvino_dir(source: Path, choice: LoRAChoice, precision: str) -> Path:
     """The OpenVINO export of the model in ``source`` with ``choice``'s adapter merged in,
     made on first use (in a staging folder renamed into place when complete)."""
-    from tailor.backends.openvino import MODEL_FILE, convert_to_openvino
+    from tailor.backends.openvino import exported_once
 
     digest = hashlib.sha256(f"{source.resolve()}\n{choice.name}".encode()).hexdigest()[:20]
-    target = tailor_home() / "models" / "merged" / f"{digest}-{precision}"
-    if (target / MODEL_FILE).exists():
-        return target
-    with _LOCK:
-        if (target / MODEL_FILE).exists():
-            return target
-        torch = require("torch", "hf")
-        transformers = require("transformers", "hf")
-        logger.warning("merging adapter %s into the model for the fast engine (once, about a minute)", choice.name)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        work = Path(tempfile.mkdtemp(prefix=".merge-", dir=target.parent))
-        try:
-            model = transformers.AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32,
-                                                                      local_files_only=True)
-            merge_into(model, choice.load())
-            model.save_pretrained(work, safe_serialization=True)
-            del model
-            for file in source.iterdir():  # tokenizer, chat template, generation config
-                if file.is_file() and not (work / file.name).exists() and not file.name.endswith(
-                        (".safetensors", ".bin", ".gguf")):
-                    shutil.copy2(file, work / file.name)
-            convert_to_openvino(work, target, precision=precision)  # type: ignore[arg-type]
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
-    return target
+    return exported_once(tailor_home() / "models" / "merged" / f"{digest}-{precision}", _LOCK,
+                         lambda target: _merge_and_export(source, choice, precision, target))
 
 
-class CompiledEngines:
-    """Compiled models by name (an adapter's, a LoRA layout's), the ``capacity`` most recently used kept."""
+def _merge_and_export(source: Path, choice: LoRAChoice, precision: str, target: Path) -> None:
+    from tailor.backends.openvino import convert_to_openvino
 
-    def __init__(self, capacity: int = 2) -> None:
+    torch = require("torch", "hf")
+    transformers = require("transformers", "hf")
+    logger.warning("merging adapter %s into the model for the fast engine (once, about a minute)", choice.name)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".merge-", dir=target.parent))
+    try:
+        model = transformers.AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32,
+                                                                  local_files_only=True)
+        merge_into(model, choice.load())
+        model.save_pretrained(work, safe_serialization=True)
+        del model
+        for file in source.iterdir():  # tokenizer, chat template, generation config
+            if file.is_file() and not (work / file.name).exists() and not file.name.endswith(
+                    (".safetensors", ".bin", ".gguf")):
+                shutil.copy2(file, work / file.name)
+        convert_to_openvino(work, target, precision=precision)  # type: ignore[arg-type]
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+class KeptByName:
+    """Values by name (compiled models, loaded adapters), each made on first use, the
+    ``capacity`` most recently used kept."""
+
+    def __init__(self, capacity: int = 2, *, what: str = "KeptByName") -> None:
         if capacity < 1:
-            raise ValueError(f"CompiledEngines capacity must be at least 1, got {capacity}")
+            raise ValueError(f"{what} capacity must be at least 1, got {capacity}")
         self.capacity = capacity
         self._engines: OrderedDict[str, Any] = OrderedDict()
         self._lock = threading.Lock()
 
     def get(self, name: str, make: Callable[[], Any]) -> Any:
-        """The engine called ``name``, made by ``make()`` when it is not kept."""
+        """The value called ``name``, made by ``make()`` when it is not kept."""
         with self._lock:
             engine = self._engines.get(name)
             if engine is None:

@@ -30,7 +30,7 @@ import shutil
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -39,7 +39,7 @@ from tailor.backends.contract import DecodedRow, available_threads, check_backen
 from tailor.backends.fallback import Route, TransformersFallback
 from tailor.backends.hf import DEFAULT_MODEL_FILE, DEFAULT_MODEL_NAME, default_model_dir, tailor_home
 from tailor.backends.local import LocalEngine
-from tailor.backends.merged import CompiledEngines, merged_openvino_dir
+from tailor.backends.merged import KeptByName, merged_openvino_dir
 from tailor.backends.model_files import staged_directory
 from tailor.registry import require
 
@@ -63,11 +63,17 @@ _KEPT_FILES = ("config.json", "generation_config.json", "tokenizer.json", "token
 def default_openvino_dir(precision: Precision = "int8", cache_dir: str | os.PathLike[str] | None = None) -> Path:
     """The OpenVINO copy of the default model, exported on first use (about half a minute, once)."""
     target = Path(cache_dir) if cache_dir else tailor_home() / "models" / f"smollm2-135m-instruct-openvino-{precision}"
-    if (target / MODEL_FILE).exists():
-        return target
-    with _CONVERT_LOCK:
-        if not (target / MODEL_FILE).exists():
-            convert_to_openvino(default_model_dir(), target, precision=precision)
+    return exported_once(target, _CONVERT_LOCK,
+                         lambda into: convert_to_openvino(default_model_dir(), into, precision=precision))
+
+
+def exported_once(target: Path, lock: threading.Lock, export: Callable[[Path], None]) -> Path:
+    """``target``, an OpenVINO model folder: made by ``export(target)`` when it holds no model
+    yet, under ``lock`` (one export at a time; a second caller waits, then finds it made)."""
+    if not (target / MODEL_FILE).exists():
+        with lock:
+            if not (target / MODEL_FILE).exists():
+                export(target)
     return target
 
 
@@ -481,8 +487,8 @@ class DefaultOpenVINOBackend(TransformersFallback, OpenVINOBackend):
         routes: list[Route] = ["merged"] if merge_adapters else []
         routes += ["lora"] if lora_at_run_time else []
         self.adapter_engine = "/".join(self.engine_label(route) for route in [*routes, "fallback"])
-        self._merged = CompiledEngines()
-        self._lora = CompiledEngines()
+        self._merged = KeptByName()
+        self._lora = KeptByName()
         self._loaded = LoadedAdapters(adapter_capacity)
 
     def engine_label(self, route: Route) -> str:

@@ -26,14 +26,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from tailor.backends.merged import KeptByName
 from tailor.backends.model_files import tailor_home
-from tailor.backends.openvino import LORA_INPUT_PREFIX, MODEL_FILE, OpenVINOBackend, Precision, convert_to_openvino
+from tailor.backends.openvino import LORA_INPUT_PREFIX, OpenVINOBackend, Precision, convert_to_openvino, exported_once
 from tailor.registry import require
 
 if TYPE_CHECKING:
@@ -85,23 +85,15 @@ class LoadedAdapters:
     recently used kept (a batch may use more: they stay referenced until it ends)."""
 
     def __init__(self, capacity: int = 8) -> None:
-        if capacity < 1:
-            raise ValueError(f"LoadedAdapters capacity must be at least 1, got {capacity}")
-        self.capacity = capacity
-        self.loads = 0
-        self._kept: OrderedDict[str, AdapterInputs] = OrderedDict()
-        self._lock = threading.Lock()
+        self._kept = KeptByName(capacity, what="LoadedAdapters")
+
+    @property
+    def capacity(self) -> int:
+        return self._kept.capacity
 
     def get(self, choice: LoRAChoice) -> AdapterInputs:
-        with self._lock:
-            found = self._kept.get(choice.name)
-            if found is None:
-                found = self._kept[choice.name] = AdapterInputs.of(choice.load())
-                self.loads += 1
-            self._kept.move_to_end(choice.name)
-            while len(self._kept) > self.capacity:
-                self._kept.popitem(last=False)
-            return found
+        inputs: AdapterInputs = self._kept.get(choice.name, lambda: AdapterInputs.of(choice.load()))
+        return inputs
 
 
 def linear_layers(source: Path) -> dict[str, tuple[int, int]]:
@@ -124,15 +116,13 @@ def layout_name(source: Path, modules: Sequence[str]) -> str:
 def lora_openvino_dir(source: Path, modules: Sequence[str], precision: Precision) -> Path:
     """The OpenVINO export of the model in ``source`` with LoRA inputs on ``modules``, made on
     first use (in a staging folder renamed into place when complete)."""
-    target = tailor_home() / "models" / "lora" / f"{layout_name(source, modules)}-{precision}"
-    if (target / MODEL_FILE).exists():
-        return target
-    with _EXPORT_LOCK:
-        if not (target / MODEL_FILE).exists():
-            logger.warning("exporting the model with LoRA inputs on %d layers, for every adapter of that layout "
-                           "(once)", len(modules))
-            convert_to_openvino(source, target, precision=precision, lora_modules=sorted(modules))
-    return target
+    def export(target: Path) -> None:
+        logger.warning("exporting the model with LoRA inputs on %d layers, for every adapter of that layout (once)",
+                       len(modules))
+        convert_to_openvino(source, target, precision=precision, lora_modules=sorted(modules))
+
+    return exported_once(tailor_home() / "models" / "lora" / f"{layout_name(source, modules)}-{precision}",
+                         _EXPORT_LOCK, export)
 
 
 class OpenVINOLoRABackend(OpenVINOBackend):
