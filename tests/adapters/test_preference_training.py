@@ -16,6 +16,7 @@ from tailor.adapters.preference import (
     PreferenceTrainConfig,
     PreferenceTrainer,
     completion_log_likelihoods,
+    completion_log_likelihoods_under,
 )
 
 EXAMPLES = [PreferenceExample(({"role": "user", "content": f"question number {i}?"},),
@@ -51,6 +52,51 @@ def test_a_log_likelihood_term_pulls_the_adapter_towards_the_chosen_replies(trai
     after_plain = completion_log_likelihoods(trainer, items, from_bytes(plain.weights, plain.shape))[0]
     after_pulled = completion_log_likelihoods(trainer, items, from_bytes(pulled.weights, pulled.shape))[0]
     assert after_pulled > max(base, after_plain)
+
+
+def _whole_pass_score(trainer: PreferenceTrainer, messages: tuple[dict[str, str], ...], completion: str) -> float:
+    """One text's completion log-likelihood from one plain forward pass of the whole model."""
+    torch, tokenizer = trainer.torch, trainer.tokenizer
+    prompt = list(tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=True,
+                                                return_dict=True)["input_ids"])
+    target = list(tokenizer(completion, add_special_tokens=False)["input_ids"]) + [tokenizer.eos_token_id]
+    with torch.no_grad():
+        logits = trainer.model(input_ids=torch.tensor([prompt + target])).logits[0]
+    log_probs = torch.log_softmax(logits.float(), dim=-1)
+    return sum(float(log_probs[len(prompt) - 1 + j, t]) for j, t in enumerate(target))
+
+
+def test_scores_under_many_adapters_share_the_layers_below_them(trainer: PreferenceTrainer) -> None:
+    import peft
+
+    config = PreferenceTrainConfig(loss="dpo", epochs=2, batch_size=4, learning_rate=2e-2, top_layers=2)
+    trained = [trainer.train(EXAMPLES[:4], config),
+               trainer.train(EXAMPLES[4:], PreferenceTrainConfig(**{**config.to_dict(), "seed": 1}))]
+    adapters = [from_bytes(r.weights, r.shape) for r in trained]
+    items = [(e.messages, text) for e in EXAMPLES[:3] for text in (e.chosen, e.rejected)] + \
+            [((EXAMPLES[0].messages[0], {"role": "assistant", "content": "ok"}, {"role": "user", "content": "and?"}),
+              "A longer reply, with more words in it than the others have.")]
+    bottom_layer = trainer.model.get_decoder().layers[0]
+    calls: list[int] = []
+    hook = bottom_layer.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        scores = completion_log_likelihoods_under(trainer, items, [None, *adapters], batch_size=3)
+    finally:
+        hook.remove()
+    # Three batches: the bottom layer ran once for each, plus once for the whole pass that checks
+    # the first batch; not once per adapter and batch (that would be 9).
+    assert len(calls) == 3 + 1
+    for adapter, got in zip([None, *adapters], scores):
+        if adapter is not None:
+            lora = trainer._fresh_lora(adapter.shape, 0)
+            peft.set_peft_model_state_dict(lora, adapter.to_peft(), adapter_name="default")
+            expected = [_whole_pass_score(trainer, tuple(m), c) for m, c in items]
+        else:
+            with trainer._peft.disable_adapter():
+                expected = [_whole_pass_score(trainer, tuple(m), c) for m, c in items]
+        assert got == pytest.approx(expected, rel=1e-4, abs=1e-3)
+    assert scores[1] != pytest.approx(scores[0], abs=1e-3) and scores[2] != pytest.approx(scores[1], abs=1e-3)
+    assert completion_log_likelihoods(trainer, items[:2], adapters[0]) == pytest.approx(scores[1][:2], abs=1e-4)
 
 
 def test_pairs_are_required_except_for_kto(trainer: PreferenceTrainer) -> None:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -61,12 +62,31 @@ def test_stated_weights_are_the_poles_held_weighted_by_their_dimension() -> None
         "pole:style=friendly": 0.25, "pole:format=list": 0.75}
 
 
-def test_fitted_weights_keep_the_pole_that_explains_the_choices_better() -> None:
-    weights = fit_weights({"pole:style=friendly": 0.9, "pole:style=formal": 0.2, "pole:format=list": 0.5,
-                           "pole:format=prose": 0.4, "pole:expertise=plain": 0.7, "pole:expertise=expert": 0.6})
-    # style: friendly by 0.4 over chance; expertise: plain by 0.2; format: no better than chance
-    assert weights == pytest.approx({"pole:style=friendly": 0.4 / 0.6, "pole:expertise=plain": 0.2 / 0.6})
-    assert fit_weights({"pole:style=friendly": 0.5, "pole:style=formal": 0.3}) == {}
+def _log_likelihood(weights: dict[str, float], margins: dict[str, list[float]]) -> float:
+    pairs = len(next(iter(margins.values())))
+    return sum(-math.log1p(math.exp(-sum(weights.get(p, 0.0) * margins[p][j] for p in margins)))
+               for j in range(pairs))
+
+
+def test_fitted_weights_make_the_users_choices_most_likely() -> None:
+    # friendly explains every choice; formal contradicts them: all the weight goes to friendly.
+    weights = fit_weights({"pole:style=friendly": [2.0, 1.5, 3.0], "pole:style=formal": [-2.0, -1.0, -2.5]})
+    assert weights == pytest.approx({"pole:style=friendly": 1.0})
+    # Two poles that each explain some of the pairs share the weight, and no other point of
+    # the simplex makes the choices more likely.
+    margins = {"pole:style=friendly": [3.0, -1.0, 2.0, -0.5], "pole:format=list": [-1.0, 2.5, 0.5, 1.0],
+               "pole:expertise=plain": [0.2, -0.3, 0.1, -0.2]}
+    weights = fit_weights(margins)
+    assert sum(weights.values()) == pytest.approx(1.0)
+    assert weights["pole:style=friendly"] > 0.2 and weights["pole:format=list"] > 0.2
+    best = _log_likelihood(weights, margins)
+    for a in range(21):
+        for b in range(21 - a):
+            grid = dict(zip(margins, (a / 20, b / 20, (20 - a - b) / 20)))
+            assert _log_likelihood(grid, margins) <= best + 1e-6
+    # When every pole makes the user's choices less likely than the base model does: no soup.
+    assert fit_weights({"pole:style=friendly": [-1.0, -2.0], "pole:style=formal": [-0.5, -0.1]}) == {}
+    assert fit_weights({}) == {} and fit_weights({"pole:style=friendly": []}) == {}
 
 
 def test_a_user_with_weights_is_served_their_soup_and_falls_back_without_it(tmp_path: Path) -> None:

@@ -154,12 +154,12 @@ def test_a_full_queue_answers_429_with_retry_after_and_never_hangs(served: Any) 
         statuses = [status for _, status, _ in outcomes]
         assert set(statuses) <= {200, 429}
         assert statuses.count(429) > 0 and statuses.count(200) >= 4  # at least the running ones and the queue
-        assert {kind for kind, status, _ in outcomes if status == 200} == {"stream", "chat"}
         assert all(retry.isdigit() and 1 <= int(retry) <= 60 for _, status, retry in outcomes if status == 429)
         assert all(text == WORDS for _, status, text in outcomes if status == 200)
         assert models_seconds and max(models_seconds) < 2.0
-        # Once the load has gone, everything is served again.
-        assert chat(server.url, 0)[1] == 200 and chat(server.url, 1)[1] == 200
+        # Once the load has gone, everything is served again, streams and plain chats alike (which kinds
+        # got through under load is a matter of timing).
+        assert chat(server.url, 0)[:2] == ("stream", 200) and chat(server.url, 1)[:2] == ("chat", 200)
         assert httpx.get(f"{server.url}/v1/models", timeout=5).status_code == 200
 
 

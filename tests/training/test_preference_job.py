@@ -116,7 +116,7 @@ def test_pole_adapters_and_stated_soup_weights(tmp_path: Path, tiny_model_dir: P
     with SQLiteProfileStore(tmp_path / "store.db") as store:
         weights = soup_weights(AdapterStore(store), users[0].user_id)
     assert weights == pytest.approx({f"pole:{d}={p}": users[0].weights[d] for d, p in users[0].poles.items()})
-    # a real user's weights are fitted to their first pairs: each pole adapter's implicit reward ranks them
+    # a real user's weights are fitted to their pairs: the weighting of the pole adapters that makes them likeliest
     mine = tmp_path / "mine.jsonl"
     write_pairs(pairs_for("ana", 3), mine)
     fitted = run(tmp_path, tiny_model_dir, "--scope", "soup", "--pairs", str(mine), "--users", "ana")

@@ -17,6 +17,7 @@ layers, as tailor's other adapters, and the weights come out in tailor's adapter
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -35,7 +36,7 @@ from tailor.types import check_positive_ints
 logger = logging.getLogger(__name__)
 
 __all__ = ["LOSSES", "Loss", "PreferenceExample", "PreferenceResult", "PreferenceTrainConfig", "PreferenceTrainer",
-           "completion_log_likelihoods"]
+           "completion_log_likelihoods", "completion_log_likelihoods_under"]
 
 Loss = Literal["dpo", "simpo", "kto"]
 LOSSES: tuple[Loss, ...] = ("dpo", "simpo", "kto")
@@ -278,14 +279,30 @@ def completion_log_likelihoods(trainer: PreferenceTrainer, items: Sequence[tuple
     end-of-turn token) after its messages, under ``adapter`` on ``trainer``'s base model (or
     the base model alone: ``None``). The difference between the two is DPO's implicit reward
     (up to its ``beta``): a pair is ranked right when the chosen reply's is the larger."""
+    return completion_log_likelihoods_under(trainer, items, [adapter], batch_size=batch_size)[0]
+
+
+class _Stop(Exception):
+    """Raised by a hook to end a forward pass once the hidden states it needs are captured."""
+
+
+def completion_log_likelihoods_under(trainer: PreferenceTrainer,
+                                     items: Sequence[tuple[Sequence[dict[str, str]], str]],
+                                     adapters: Sequence[LoRAWeights | None], *,
+                                     batch_size: int = 8) -> list[list[float]]:
+    """:func:`completion_log_likelihoods` under each of ``adapters`` (``None``: the base model),
+    one list per adapter, computed together: the decoder layers below the lowest layer any
+    adapter changes give the same hidden states under all of them, so they run once per text
+    and only the layers above run once per adapter; the vocabulary projection runs only where
+    a completion token is scored. Batches hold texts of similar length (less padding).
+
+    The split is checked on the first batch against one full forward pass of the base model
+    (a model whose decoder does not take its hidden states back as input embeddings, e.g. one
+    that scales them, fails the check): where it does not match, every adapter runs the whole
+    model."""
     torch = trainer.torch
     peft = require("peft", "peft")
     tokenizer = trainer.tokenizer
-    if adapter is not None:
-        model = trainer._fresh_lora(adapter.shape, 0)
-        peft.set_peft_model_state_dict(model, adapter.to_peft(), adapter_name=_ADAPTER)
-        for parameter in model.parameters():
-            parameter.requires_grad_(False)
     encoded = []
     for messages, completion in items:
         prompt = list(tokenizer.apply_chat_template(_turns(messages), add_generation_prompt=True, tokenize=True,
@@ -294,24 +311,87 @@ def completion_log_likelihoods(trainer: PreferenceTrainer, items: Sequence[tuple
         if tokenizer.eos_token_id is not None:
             target.append(tokenizer.eos_token_id)
         encoded.append((prompt, target))
+    results: list[list[float]] = [[0.0] * len(encoded) for _ in adapters]
+    if not encoded:
+        return results
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    totals: list[float] = []
-    for start in range(0, len(encoded), batch_size):
-        chunk = encoded[start:start + batch_size]
-        rows = [p + t for p, t in chunk]
+    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]) + len(encoded[i][1]))
+    batches = []
+    for start in range(0, len(order), batch_size):
+        chunk = order[start:start + batch_size]
+        rows = [encoded[i][0] + encoded[i][1] for i in chunk]
         width = max(len(r) for r in rows)
         ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows])
         attention = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows])
-        with torch.no_grad():
-            if adapter is None and trainer._peft is not None:
-                with trainer._peft.disable_adapter():
-                    logits = trainer._peft(input_ids=ids, attention_mask=attention).logits
-            else:
-                runner = trainer._peft if adapter is not None else trainer.model
-                logits = runner(input_ids=ids, attention_mask=attention).logits
-        log_probs = torch.log_softmax(logits.float(), dim=-1)
-        for row, (prompt, target) in enumerate(chunk):
-            positions = torch.arange(len(prompt) - 1, len(prompt) + len(target) - 1)
-            picked = log_probs[row, positions, torch.tensor(target)]
-            totals.append(float(picked.sum()))
-    return totals
+        batches.append((chunk, ids, attention))
+    model = trainer.model
+    decoder, head = model.get_decoder(), model.get_output_embeddings()
+    layers: Any = getattr(decoder, "layers", None)
+    # The lowest layer an adapter changes: none for the base model, all for an adapter of every layer.
+    lowest = min([trainer.num_layers] + [min(a.shape.layers) if a.shape.layers else 0
+                                         for a in adapters if a is not None])
+    shared = layers is not None and 0 < lowest < len(layers)
+
+    def score(hidden: Any, chunk: Sequence[int], into: list[float]) -> None:
+        positions = [(row, p) for row, i in enumerate(chunk)
+                     for p in range(len(encoded[i][0]) - 1, len(encoded[i][0]) + len(encoded[i][1]) - 1)]
+        picked = hidden[torch.tensor([r for r, _ in positions]), torch.tensor([p for _, p in positions])]
+        log_probs = torch.log_softmax(head(picked).float(), dim=-1)
+        targets = torch.tensor([t for i in chunk for t in encoded[i][1]])
+        token_scores = log_probs[torch.arange(len(positions)), targets]
+        offset = 0
+        for i in chunk:
+            into[i] = float(token_scores[offset:offset + len(encoded[i][1])].sum())
+            offset += len(encoded[i][1])
+
+    def base_mode() -> Any:
+        return trainer._peft.disable_adapter() if trainer._peft is not None else contextlib.nullcontext()
+
+    def bottom(ids: Any, attention: Any) -> Any:
+        captured: list[Any] = []
+
+        def capture(module: Any, args: Any, kwargs: Any) -> None:
+            captured.append(args[0] if args else kwargs["hidden_states"])
+            raise _Stop
+
+        hook = layers[lowest].register_forward_pre_hook(capture, with_kwargs=True)
+        try:
+            decoder(input_ids=ids, attention_mask=attention, use_cache=False)
+        except _Stop:
+            pass
+        finally:
+            hook.remove()
+        return captured[0]
+
+    def top(hidden: Any, attention: Any) -> Any:
+        decoder.layers = torch.nn.ModuleList(layers[lowest:])
+        try:
+            return decoder(inputs_embeds=hidden, attention_mask=attention, use_cache=False).last_hidden_state
+        finally:
+            decoder.layers = layers
+
+    with torch.no_grad():
+        states: list[Any] = []
+        if shared:
+            with base_mode():
+                chunk, ids, attention = batches[0]
+                whole, split = [0.0] * len(encoded), [0.0] * len(encoded)
+                score(decoder(input_ids=ids, attention_mask=attention, use_cache=False).last_hidden_state, chunk, whole)
+                states = [bottom(ids, attention) for _, ids, attention in batches]
+                score(top(states[0], attention), chunk, split)
+            if any(abs(whole[i] - split[i]) > 1e-3 * max(1.0, abs(whole[i])) for i in chunk):
+                logger.info("scoring with whole forward passes: this model's layers above %d do not reproduce "
+                            "its full pass", lowest)
+                shared, states = False, []
+        for index, adapter in enumerate(adapters):
+            if adapter is not None:
+                lora = trainer._fresh_lora(adapter.shape, 0)
+                peft.set_peft_model_state_dict(lora, adapter.to_peft(), adapter_name=_ADAPTER)
+                for parameter in lora.parameters():
+                    parameter.requires_grad_(False)
+            with base_mode() if adapter is None else contextlib.nullcontext():
+                for number, (chunk, ids, attention) in enumerate(batches):
+                    hidden = (top(states[number], attention) if shared else
+                              decoder(input_ids=ids, attention_mask=attention, use_cache=False).last_hidden_state)
+                    score(hidden, chunk, results[index])
+    return results

@@ -12,7 +12,7 @@ the pole adapters' updates (:func:`tailor.adapters.lora.compose` with weights, P
 combination), ``sum_p w_p * s_p * B_p A_p``, built when the user is first served and cached
 by the serving runtime like any adapter; no per-user training. The weights are the user's
 (a profile artifact of kind ``soup``, deleted with the user): their stated poles with their
-dimension weights, or weights fitted to their first feedback pairs (:func:`fit_weights`). A
+dimension weights, or weights fitted to their feedback pairs (:func:`fit_weights`). A
 pole that has no adapter (its pairs were too few to train one) adds nothing to the merge.
 """
 
@@ -120,18 +120,47 @@ def merge_poles(parts: Sequence[tuple[Any, float]]) -> LoRAWeights:
     return compose(loaded, [weight for _, weight in parts])
 
 
-def fit_weights(accuracies: Mapping[str, float]) -> dict[str, float]:
-    """Soup weights fitted to a user's pairs: ``accuracies`` maps each pole to the share of
-    the user's pairs whose chosen reply the pole's adapter rates above the rejected one
-    (implicit reward: the adapter's log-likelihood minus the base model's). On each
-    dimension the pole that explains the user's choices better is kept, weighted by how
-    much better (``accuracy - 0.5``, nothing when it is no better than chance); weights are
-    then scaled to sum to 1."""
-    best: dict[str, tuple[str, float]] = {}
-    for name, accuracy in accuracies.items():
-        dimension = name.removeprefix(POLE_PREFIX).split("=", 1)[0]
-        if dimension not in best or accuracy > best[dimension][1]:
-            best[dimension] = (name, accuracy)
-    raw = {name: max(accuracy - 0.5, 0.0) for name, accuracy in best.values()}
-    total = sum(raw.values())
-    return {name: value / total for name, value in raw.items() if value > 0} if total > 0 else {}
+def fit_weights(margins: Mapping[str, Sequence[float]]) -> dict[str, float]:
+    """Soup weights fitted to a user's pairs, by the likelihood DPO itself assumes.
+
+    ``margins`` maps each pole to its implicit-reward margin on each of the user's pairs: its
+    DPO ``beta`` times the pole adapter's log-likelihood of the chosen reply minus the
+    rejected one, less the same under the base model. A soup's update is the weighted sum of
+    the poles' updates, so its margin is about the weighted sum of theirs; the weights (on the
+    simplex, as Personalized Soups averages its policies) are those under which the user's
+    choices are most likely by Bradley-Terry, ``sum_j log sigmoid(sum_p w_p m_pj)``, found by
+    exponentiated gradient ascent from equal weights with a step that grows while the
+    likelihood rises and halves when it would fall (the likelihood is concave). Poles left
+    under 0.001 are dropped. No weights (``{}``, the base model) when even the best soup
+    makes the user's pairs less likely than the base model does."""
+    import numpy as np
+
+    names = sorted(margins)
+    if not names:
+        return {}
+    matrix = np.array([list(margins[name]) for name in names], dtype=np.float64)
+    if matrix.shape[1] == 0:
+        return {}
+
+    def likelihood(w: Any) -> float:
+        return float(-np.logaddexp(0.0, -(w @ matrix)).sum())
+
+    weights = np.full(len(names), 1.0 / len(names))
+    best = likelihood(weights)
+    step = 1.0 / max(float(np.abs(matrix).sum(axis=1).max()), 1e-12)  # log-weights move by at most 1
+    for _ in range(1000):
+        gradient = (matrix / (1.0 + np.exp(np.clip(weights @ matrix, -50, 50)))).sum(axis=1)
+        trial = weights * np.exp(step * (gradient - gradient.max()))
+        trial /= trial.sum()
+        value = likelihood(trial)
+        if value > best:  # a longer step next time; else a shorter one from the same point
+            weights, best, step = trial, value, step * 1.5
+        else:
+            step /= 2
+            if step < 1e-12:
+                break
+    if likelihood(weights) <= likelihood(np.zeros(len(names))):
+        return {}
+    kept = {name: float(w) for name, w in zip(names, weights) if w >= 1e-3}
+    total = sum(kept.values())
+    return {name: w / total for name, w in kept.items()}

@@ -17,8 +17,9 @@ rejected)``: a pair, or an edit (the edit over the reply); a rating is one reply
   ``user`` field (``pole:style=friendly``, as ``tailor simulate pairs`` writes them), trained
   once; nothing is imported into the store's feedback.
 - ``soup``: each user's soup weights, no training: their stated poles from a ``users.json``
-  (``simulated_users``), or fitted to their feedback pairs by how well each pole adapter
-  ranks them (:func:`tailor.adapters.soups.fit_weights`).
+  (``simulated_users``), or fitted to their feedback pairs (the first ``max_examples``, or
+  all) by how likely each weighting of the pole adapters makes the user's choices
+  (:func:`tailor.adapters.soups.fit_weights`).
 
 ``since`` (ISO-8601) retrains only what feedback given at or after that time changes: the
 users who gave it, their personas, the global adapter. An adapter whose config and data are
@@ -51,7 +52,7 @@ from tailor.adapters.preference import (
     PreferenceExample,
     PreferenceResult,
     PreferenceTrainConfig,
-    completion_log_likelihoods,
+    completion_log_likelihoods_under,
 )
 from tailor.adapters.soups import (
     POLE_PREFIX,
@@ -464,29 +465,29 @@ class _Job:
         trainer = self.trainer()
         fitted: list[tuple[str, list[PreferenceExample]]] = []
         for user_id in self.users():
-            pairs = [e for e in self.examples_of(user_id) if e.is_pair][: self.config.min_pairs]
+            pairs = [e for e in self.examples_of(user_id) if e.is_pair][: self.config.max_examples]
             if pairs:
                 fitted.append((user_id, pairs))
             else:
                 self.rows.append(TrainedPreference(f"soup/{user_id}", "too little feedback"))
-        # Every user's pairs scored at once, by the base model and by each pole adapter loaded once.
+        # Every user's pairs scored at once, by the base model and every pole adapter (the layers
+        # below the adapters' run once per text).
         items = [(e.messages, text) for _, pairs in fitted for e in pairs for text in (e.chosen, e.rejected)]
-        base = completion_log_likelihoods(trainer, items, None) if items else []
-        scores: dict[str, list[float]] = {}
-        for info in poles if items else []:
+        loaded, betas = [], []
+        for info in poles:
             stored = self.adapters.load(info.key)
             assert stored is not None
-            scores[info.key.prompt] = completion_log_likelihoods(trainer, items,
-                                                                 from_bytes(stored.weights, stored.config["lora"]))
+            loaded.append(from_bytes(stored.weights, stored.config["lora"]))
+            betas.append(float(stored.config.get("train", {}).get("beta", self.config.train.beta)))
+        base, *by_pole = completion_log_likelihoods_under(trainer, items, [None, *loaded])
         start = 0
         for user_id, pairs in fitted:
-            accuracies = {}
-            for pole, pole_scores in scores.items():
-                margins = [(pole_scores[j] - base[j]) - (pole_scores[j + 1] - base[j + 1])
-                           for j in range(start, start + 2 * len(pairs), 2)]
-                accuracies[pole] = sum(1.0 for m in margins if m > 0) / len(margins)
+            # Each pole's implicit-reward margin on each of the user's pairs.
+            margins = {info.key.prompt: [beta * ((scores[j] - base[j]) - (scores[j + 1] - base[j + 1]))
+                                         for j in range(start, start + 2 * len(pairs), 2)]
+                       for info, beta, scores in zip(poles, betas, by_pole)}
             start += 2 * len(pairs)
-            weights = fit_weights(accuracies)
+            weights = fit_weights(margins)
             set_soup_weights(self.adapters, user_id, weights, source=f"fitted on {len(pairs)} pairs")
             self.rows.append(TrainedPreference(f"soup/{user_id}", "weights set", len(pairs), weights=weights))
 
