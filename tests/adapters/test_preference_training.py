@@ -81,11 +81,15 @@ def test_scores_under_many_adapters_share_the_layers_below_them(trainer: Prefere
     hook = bottom_layer.register_forward_hook(lambda *_: calls.append(1))
     try:
         scores = completion_log_likelihoods_under(trainer, items, [None, *adapters], batch_size=3)
+        # Three batches: the bottom layer ran once for each, plus once for the whole pass that
+        # checks the first batch; not once per adapter and batch (that would be 9).
+        assert len(calls) == 3 + 1
+        # Kept two batches at a time (each adapter loaded once per pair of batches): the same.
+        grouped = completion_log_likelihoods_under(trainer, items, [None, *adapters], batch_size=3, group_texts=6)
+        assert all(g == pytest.approx(s, abs=1e-4) for g, s in zip(grouped, scores, strict=True))
+        assert len(calls) == 2 * (3 + 1)
     finally:
         hook.remove()
-    # Three batches: the bottom layer ran once for each, plus once for the whole pass that checks
-    # the first batch; not once per adapter and batch (that would be 9).
-    assert len(calls) == 3 + 1
     for adapter, got in zip([None, *adapters], scores):
         if adapter is not None:
             lora = trainer._fresh_lora(adapter.shape, 0)

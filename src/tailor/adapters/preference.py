@@ -289,12 +289,14 @@ class _Stop(Exception):
 def completion_log_likelihoods_under(trainer: PreferenceTrainer,
                                      items: Sequence[tuple[Sequence[dict[str, str]], str]],
                                      adapters: Sequence[LoRAWeights | None], *,
-                                     batch_size: int = 8) -> list[list[float]]:
+                                     batch_size: int = 8, group_texts: int = 512) -> list[list[float]]:
     """:func:`completion_log_likelihoods` under each of ``adapters`` (``None``: the base model),
     one list per adapter, computed together: the decoder layers below the lowest layer any
     adapter changes give the same hidden states under all of them, so they run once per text
     and only the layers above run once per adapter; the vocabulary projection runs only where
-    a completion token is scored. Batches hold texts of similar length (less padding).
+    a completion token is scored. Batches hold texts of similar length (less padding); the
+    shared hidden states are kept for ``group_texts`` texts at a time, and each adapter is
+    loaded once per such group.
 
     The split is checked on the first batch against one full forward pass of the base model
     (a model whose decoder does not take its hidden states back as input embeddings, e.g. one
@@ -371,27 +373,40 @@ def completion_log_likelihoods_under(trainer: PreferenceTrainer,
             decoder.layers = layers
 
     with torch.no_grad():
-        states: list[Any] = []
+        kept: dict[int, Any] = {}  # a batch's hidden states below the adapters
         if shared:
             with base_mode():
                 chunk, ids, attention = batches[0]
                 whole, split = [0.0] * len(encoded), [0.0] * len(encoded)
                 score(decoder(input_ids=ids, attention_mask=attention, use_cache=False).last_hidden_state, chunk, whole)
-                states = [bottom(ids, attention) for _, ids, attention in batches]
-                score(top(states[0], attention), chunk, split)
+                kept[0] = bottom(ids, attention)
+                score(top(kept[0], attention), chunk, split)
             if any(abs(whole[i] - split[i]) > 1e-3 * max(1.0, abs(whole[i])) for i in chunk):
                 logger.info("scoring with whole forward passes: this model's layers above %d do not reproduce "
                             "its full pass", lowest)
-                shared, states = False, []
-        for index, adapter in enumerate(adapters):
-            if adapter is not None:
-                lora = trainer._fresh_lora(adapter.shape, 0)
-                peft.set_peft_model_state_dict(lora, adapter.to_peft(), adapter_name=_ADAPTER)
-                for parameter in lora.parameters():
-                    parameter.requires_grad_(False)
-            with base_mode() if adapter is None else contextlib.nullcontext():
-                for number, (chunk, ids, attention) in enumerate(batches):
-                    hidden = (top(states[number], attention) if shared else
-                              decoder(input_ids=ids, attention_mask=attention, use_cache=False).last_hidden_state)
-                    score(hidden, chunk, results[index])
+                shared, kept = False, {}
+        # A group of batches at a time: their hidden states kept (memory bounded by group_texts),
+        # each adapter loaded once per group.
+        per_group = max(1, group_texts // batch_size)
+        for first in range(0, len(batches), per_group):
+            group = range(first, min(first + per_group, len(batches)))
+            if shared:
+                with base_mode():
+                    for number in group:
+                        if number not in kept:
+                            kept[number] = bottom(batches[number][1], batches[number][2])
+            for index, adapter in enumerate(adapters):
+                if adapter is not None:
+                    lora = trainer._fresh_lora(adapter.shape, 0)
+                    peft.set_peft_model_state_dict(lora, adapter.to_peft(), adapter_name=_ADAPTER)
+                    for parameter in lora.parameters():
+                        parameter.requires_grad_(False)
+                with base_mode() if adapter is None else contextlib.nullcontext():
+                    for number in group:
+                        chunk, ids, attention = batches[number]
+                        hidden = (top(kept[number], attention) if shared else
+                                  decoder(input_ids=ids, attention_mask=attention, use_cache=False).last_hidden_state)
+                        score(hidden, chunk, results[index])
+            for number in group:
+                kept.pop(number, None)
     return results
