@@ -64,7 +64,7 @@ def add_alignment_verbs(verbs: Any) -> None:
     train.add_argument("--scope", choices=_SCOPES, default="user",
                        help="user (one adapter per user with enough feedback), persona, global, pole (one per "
                        "preference pole, from --pairs pole_pairs.jsonl), soup (each user's soup weights: "
-                       "--simulated-users, or fitted to their pairs)")
+                       "--simulated-users, or those under which their pairs are likeliest)")
     train.add_argument("--pairs", default=None, metavar="FILE",
                        help="import preference pairs first: JSONL {user, messages, chosen, rejected}, or a PRISM "
                        "folder (conversations.jsonl, survey.jsonl)")
@@ -75,7 +75,8 @@ def add_alignment_verbs(verbs: Any) -> None:
     train.add_argument("--min-pairs", type=choices.positive, default=8,
                        help="least feedback for an adapter of one's own (default 8)")
     train.add_argument("--max-pairs", type=choices.positive, default=None,
-                       help="at most N examples per adapter (a pooled one takes them in turn from each user)")
+                       help="at most N examples per adapter (a pooled one takes them in turn from each user); "
+                       "soup scope: fit each user's weights to their first N pairs (default: all)")
     train.add_argument("--personas", default=None, metavar="FILE", help="persona scope: {persona_id: [user_ids]}")
     train.add_argument("--simulated-users", default=None, metavar="DIR",
                        help="soup scope: weights from these users' stated poles (users.json)")
