@@ -132,6 +132,24 @@ def test_a_killed_run_resumes_from_saved_predictions(tmp_path: Path) -> None:
     assert sorted(json.loads(line)["id"] for line in lines) == [f"q{i}" for i in range(6)]
 
 
+def test_results_json_keeps_the_methods_of_earlier_runs_into_the_same_folder(tmp_path: Path) -> None:
+    data = write_headline_task(tmp_path / "data", users=4)
+    out = tmp_path / "run"
+
+    def run(*methods: str, limit: int | None = None) -> dict:
+        evaluate(EvalConfig(task="LaMP-4", data=str(data), methods=methods, backend="echo", out=str(out),
+                            n_resamples=50, limit=limit), backend=EchoBackend(copy_first_title), progress=None)
+        return json.loads((out / "results.json").read_text())
+
+    first = run("none", "recency")
+    saved = run("bm25", "recency")  # recency measured again: this run's result replaces the earlier one
+    assert [r["method"] for r in saved["results"]] == ["none", "bm25", "recency"]
+    assert saved["config"]["methods"] == ["none", "bm25", "recency"]
+    assert saved["results"][0] == first["results"][0]
+    # On other examples, the earlier results are not this run's: only this run's are kept.
+    assert [r["method"] for r in run("bm25", limit=2)["results"]] == ["bm25"]
+
+
 def test_an_out_folder_refuses_a_run_with_other_settings(tmp_path: Path) -> None:
     data = write_headline_task(tmp_path / "data")
     out = tmp_path / "run"

@@ -429,10 +429,35 @@ def _evaluate(config: EvalConfig, *, backend: Backend | None, store: ProfileStor
                         config=config.to_json(), model=getattr(backend, "model_id", getattr(backend, "name", "?")),
                         engine_choice=choice.to_json() if choice is not None else None)
     if out is not None:
-        _write_json(out / "results.json", report.to_json() | {
-            "config": report.config, "model": report.model, "tailor_version": __version__, "git_commit": git_commit(),
-        })
+        saved = report.to_json() | {"config": report.config, "model": report.model, "tailor_version": __version__,
+                                    "git_commit": git_commit()}
+        _write_json(out / "results.json", _with_earlier_methods(out / "results.json", saved))
     return report
+
+
+def _with_earlier_methods(path: Path, data: dict[str, Any]) -> dict[str, Any]:
+    """``data``, this run's results.json, with the results an earlier run into the same folder
+    measured for methods this run did not ask for, when that run had the same task, split,
+    examples, model and settings (so ``--method none`` then ``--method bm25`` leaves both)."""
+    try:
+        earlier = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return data
+    if not isinstance(earlier, dict) or not isinstance(earlier.get("results"), list):
+        return data
+
+    def settings(saved: dict[str, Any]) -> dict[str, Any]:
+        config = saved.get("config")
+        return {k: v for k, v in config.items() if k != "methods"} if isinstance(config, dict) else {}
+
+    if any(earlier.get(k) != data.get(k) for k in ("task", "split", "n", "model")) or settings(earlier) != settings(data):
+        return data
+    asked = {r["method"] for r in data["results"]}
+    kept = [r for r in earlier["results"] if isinstance(r, dict) and r.get("method") not in asked]
+    if not kept:
+        return data
+    methods = [str(r.get("method")) for r in kept] + list(data["config"].get("methods", []))
+    return data | {"results": kept + data["results"], "config": data["config"] | {"methods": methods}}
 
 
 def _only_users(examples: list[TaskExample], users: Sequence[str], config: EvalConfig) -> list[TaskExample]:
