@@ -471,7 +471,7 @@ class _Job:
             else:
                 self.rows.append(TrainedPreference(f"soup/{user_id}", "too little feedback"))
         # Every user's pairs scored at once, by the base model and every pole adapter (the layers
-        # below the adapters' run once per text).
+        # below the adapters run once per text).
         items = [(e.messages, text) for _, pairs in fitted for e in pairs for text in (e.chosen, e.rejected)]
         loaded, betas = [], []
         for info in poles:
