@@ -7,8 +7,12 @@
 # 12 held-out prompts per user by each user's own reward. Each step prints its seconds. Run from the repository root:
 #
 #   OUT=runs/alignment bash scripts/results-alignment.sh
+#
+# USERS=64 draws a larger population (every combination of poles four times): the pole
+# adapters' cost stays the same, the per-user adapters' grows with it.
 set -euo pipefail
 OUT=${OUT:-runs/alignment}
+USERS=${USERS:-16}
 tailor="nice -n 10 .venv/bin/tailor"
 mkdir -p "$OUT"
 step() {
@@ -18,7 +22,7 @@ step() {
   echo "step $name: $((SECONDS - began)) s" | tee -a "$OUT/seconds.txt" >&2  # not into a step's redirected output
 }
 : > "$OUT/seconds.txt"
-step users $tailor simulate users --n 16 --seed 0 --out "$OUT/data"
+step users $tailor simulate users --n "$USERS" --seed 0 --out "$OUT/data"
 step pairs $tailor simulate pairs --users "$OUT/data" --prompts 10 --eval-prompts 12 --samples 6 --max-tokens 64 \
   --seed 0 --json
 train="--epochs 5 --batch-size 2 --learning-rate 3e-3 --sft-weight 1 --min-pairs 4"
