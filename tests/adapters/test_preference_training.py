@@ -88,6 +88,9 @@ def test_scores_under_many_adapters_share_the_layers_below_them(trainer: Prefere
         grouped = completion_log_likelihoods_under(trainer, items, [None, *adapters], batch_size=3, group_texts=6)
         assert all(g == pytest.approx(s, abs=1e-4) for g, s in zip(grouped, scores, strict=True))
         assert len(calls) == 2 * (3 + 1)
+        # One model alone shares nothing: one whole pass per batch, no check pass.
+        completion_log_likelihoods(trainer, items, adapters[0], batch_size=3)
+        assert len(calls) == 2 * (3 + 1) + 3
     finally:
         hook.remove()
     for adapter, got in zip([None, *adapters], scores):

@@ -292,8 +292,8 @@ def completion_log_likelihoods_under(trainer: PreferenceTrainer,
                                      batch_size: int = 8, group_texts: int = 512) -> list[list[float]]:
     """:func:`completion_log_likelihoods` under each of ``adapters`` (``None``: the base model),
     one list per adapter, computed together: the decoder layers below the lowest layer any
-    adapter changes give the same hidden states under all of them, so they run once per text
-    and only the layers above run once per adapter; the vocabulary projection runs only where
+    adapter changes give the same hidden states under all of them, so (for more than one model)
+    they run once per text and only the layers above run once per adapter; the vocabulary projection runs only where
     a completion token is scored. Batches hold texts of similar length (less padding); the
     shared hidden states are kept for ``group_texts`` texts at a time, and each adapter is
     loaded once per such group.
@@ -332,7 +332,8 @@ def completion_log_likelihoods_under(trainer: PreferenceTrainer,
     # The lowest layer an adapter changes: none for the base model, all for an adapter of every layer.
     lowest = min([trainer.num_layers] + [min(a.shape.layers) if a.shape.layers else 0
                                          for a in adapters if a is not None])
-    shared = layers is not None and 0 < lowest < len(layers)
+    # Sharing pays only when more than one model scores the texts (it costs a check pass).
+    shared = len(adapters) > 1 and layers is not None and 0 < lowest < len(layers)
 
     def score(hidden: Any, chunk: Sequence[int], into: list[float]) -> None:
         positions = [(row, p) for row, i in enumerate(chunk)

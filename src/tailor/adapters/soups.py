@@ -159,7 +159,7 @@ def fit_weights(margins: Mapping[str, Sequence[float]]) -> dict[str, float]:
             step /= 2
             if step < 1e-12:
                 break
-    if likelihood(weights) <= likelihood(np.zeros(len(names))):
+    if best <= likelihood(np.zeros(len(names))):
         return {}
     kept = {name: float(w) for name, w in zip(names, weights) if w >= 1e-3}
     total = sum(kept.values())

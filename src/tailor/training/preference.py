@@ -462,7 +462,6 @@ class _Job:
             raise ValueError("no pole adapters in the store: train them first (--scope pole --pairs POLE_PAIRS)")
         from tailor.adapters.lora import from_bytes
 
-        trainer = self.trainer()
         fitted: list[tuple[str, list[PreferenceExample]]] = []
         for user_id in self.users():
             pairs = [e for e in self.examples_of(user_id) if e.is_pair][: self.config.max_examples]
@@ -470,6 +469,8 @@ class _Job:
                 fitted.append((user_id, pairs))
             else:
                 self.rows.append(TrainedPreference(f"soup/{user_id}", "too little feedback"))
+        if not fitted:
+            return
         # Every user's pairs scored at once, by the base model and every pole adapter (the layers
         # below the adapters run once per text).
         items = [(e.messages, text) for _, pairs in fitted for e in pairs for text in (e.chosen, e.rejected)]
@@ -479,7 +480,7 @@ class _Job:
             assert stored is not None
             loaded.append(from_bytes(stored.weights, stored.config["lora"]))
             betas.append(float(stored.config.get("train", {}).get("beta", self.config.train.beta)))
-        base, *by_pole = completion_log_likelihoods_under(trainer, items, [None, *loaded])
+        base, *by_pole = completion_log_likelihoods_under(self.trainer(), items, [None, *loaded])
         start = 0
         for user_id, pairs in fitted:
             # Each pole's implicit-reward margin on each of the user's pairs.
